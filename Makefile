@@ -1,0 +1,64 @@
+# The two commands a new user needs: `make run` and `make test`. Everything else is a step
+# they call. Nothing here needs anything installed by hand beyond Python 3.11 and Go.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help venv crds crds-check lint test test-unit test-integration cluster cluster-down \
+        cluster-status run bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@echo "==> creating the virtualenv in $(VENV) (pinned by requirements.lock)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip==25.3
+	@$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create the virtualenv with pinned dependencies
+
+crds: $(STAMP) ## Regenerate the CRD YAML from crds/models.py
+	$(PY) -m ambient.crds.generate
+
+crds-check: $(STAMP) ## Fail when the committed CRD YAML drifts from the models
+	$(PY) -m ambient.crds.generate --check
+
+lint: $(STAMP) ## ruff, mypy --strict and the import layering contract
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy -p ambient
+	$(VENV)/bin/mypy hack/cluster.py
+	$(VENV)/bin/lint-imports
+
+test-unit: $(STAMP) ## Unit tests only (no cluster)
+	$(VENV)/bin/pytest tests/unit
+
+test-integration: $(STAMP) ## Integration tests on the real local control plane
+	$(VENV)/bin/pytest tests/integration tests/e2e
+
+test: lint crds-check cluster ## Lint, then unit and integration tests on the local control plane
+	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e
+
+cluster: $(STAMP) ## Build (cached) and start the local control plane; prints the kubeconfig
+	$(PY) hack/cluster.py up
+
+cluster-down: $(STAMP) ## Stop the local control plane
+	$(PY) hack/cluster.py down
+
+cluster-status: $(STAMP) ## Is the local control plane up?
+	$(PY) hack/cluster.py status
+
+run: $(STAMP) ## Start everything, run the example Session to Completed, keep the operator running
+	$(PY) hack/run.py $(if $(USE_CURRENT_CONTEXT),--use-current-context,)
+
+bench: $(STAMP) ## Benchmarks: 1,000 Sessions against 1,000 direct Jobs
+	$(PY) tests/bench/bench_sessions.py
+
+clean: ## Remove the virtualenv and caches (the control plane cache stays in ~/.cache/ambient)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

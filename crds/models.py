@@ -1,0 +1,572 @@
+"""The API: pydantic models of Session and NamespacePolicy (group ambient.ai, v1alpha1).
+
+These models are the single source of truth. The CRD YAML next to this file is generated
+from them (``python -m ambient.crds.generate``), and a unit test fails when the committed
+YAML drifts. Attribute docstrings become the schema descriptions that ``kubectl explain``
+shows, so they are written for the person reading that output.
+
+Kubernetes-specific schema markers (CEL rules, list types, preserve-unknown-fields) are
+attached with ``json_schema_extra`` and carried into the CRD by the generator.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "ambient.ai"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+MAX_HISTORY_ENTRIES = 1000
+"""The spec's per-Session history cap; older entries are archived, never dropped."""
+MAX_GENERATED_ARTIFACTS = 100
+"""The spec's per-Session artifact cap."""
+
+MONEY_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+NAME_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9._:/@]*$"
+DURATION_PATTERN = r"^[1-9][0-9]{0,4}[hdwy]$"
+
+PRESERVE: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
+
+Money = Annotated[
+    str,
+    Field(
+        pattern=MONEY_PATTERN,
+        max_length=16,
+        examples=["100.00"],
+        description="An amount of money as a decimal string with at most two decimals.",
+    ),
+]
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=NAME_PATTERN)]
+"""A model or tool name, e.g. claude-3-sonnet or Bash."""
+
+
+def money(value: str) -> Decimal:
+    """Parse a Money string. Decimal, never float: budgets are compared to the cent."""
+    if not re.fullmatch(MONEY_PATTERN, value):
+        raise ValueError(f"{value!r} is not an amount of money like '100.00'")
+    return Decimal(value)
+
+
+class ApiModel(BaseModel):
+    """Base: camelCase on the wire, attribute docstrings as descriptions, no extras."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        extra="forbid",
+        serialize_by_alias=True,
+    )
+
+
+# --- Session.spec -------------------------------------------------------------------------
+
+
+class TriggerSource(StrEnum):
+    """Where a Session came from."""
+
+    GITHUB = "github"
+    JIRA = "jira"
+    SLACK = "slack"
+    ALERTMANAGER = "alertmanager"
+    MANUAL = "manual"
+    API = "api"
+
+
+class PayloadRef(ApiModel):
+    """Where a payload too large to keep inside the object was stored."""
+
+    location: str = Field(min_length=1, max_length=1024)
+    """URI of the stored payload, e.g. s3://bucket/team-alpha/payloads/<delivery>.json."""
+    size: int = Field(ge=0)
+    """Size of the stored payload in bytes."""
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """Lowercase hex SHA-256 of the stored payload, to verify what is read back."""
+
+
+class Trigger(ApiModel):
+    """What started the Session. Immutable once the Session exists."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "spec.trigger is immutable"}
+            ]
+        }
+    )
+
+    source: TriggerSource
+    """The system that sent the event: github, jira, slack, alertmanager, manual or api."""
+    event: str = Field(min_length=1, max_length=128)
+    """The event type with its action, e.g. pull_request.opened or jira:issue_created."""
+    payload: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE)
+    """The original event payload, kept as received (or empty when payloadRef is set)."""
+    payload_ref: PayloadRef | None = None
+    """Set instead of payload when the payload was too large to keep inside the object."""
+    delivery_id: str | None = Field(default=None, max_length=128)
+    """The sender's delivery id (X-GitHub-Delivery, Jira webhook id, Slack event_id)."""
+
+
+class Framework(ApiModel):
+    """Which runner does the work; resolved through the operator's runner registry."""
+
+    type: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
+    """Runner framework type, e.g. claude-code, script, langgraph. Must be in the registry."""
+    version: str = Field(default="latest", min_length=1, max_length=32)
+    """Framework version as listed in the runner registry, or 'latest'."""
+    config: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE)
+    """Framework-specific configuration, handed to the runner unchanged."""
+
+
+class ModelConstraints(ApiModel):
+    """Which models the Session may use and how much it may spend."""
+
+    allowed: list[Name] = Field(default_factory=list, max_length=64)
+    """Model names the Session may call; each must be allowed by the NamespacePolicy."""
+    budget: Money | None = None
+    """Most the Session may spend, in the NamespacePolicy's currency, e.g. '100.00'."""
+
+
+class ToolConstraints(ApiModel):
+    """Which tools the Session's agent may use."""
+
+    allowed: list[Name] = Field(default_factory=list, max_length=128)
+    """Tool names the agent may use; a subset of the NamespacePolicy's allowed tools."""
+
+
+class SessionPolicy(ApiModel):
+    """The constraints this Session runs under; checked against its NamespacePolicy."""
+
+    model_constraints: ModelConstraints = Field(default_factory=ModelConstraints)
+    """Models and budget."""
+    tool_constraints: ToolConstraints = Field(default_factory=ToolConstraints)
+    """Tools."""
+    approval_required: bool = False
+    """When true, no Job is created until the Session is approved (annotation ambient.ai/approved-by, set by an approver)."""  # noqa: E501
+
+
+class StorageType(StrEnum):
+    """Where artifacts are stored."""
+
+    S3 = "s3"
+    PVC = "pvc"
+    EXTERNAL = "external"
+
+
+class ArtifactStorage(ApiModel):
+    """Where the runner stores what it produces."""
+
+    type: StorageType = StorageType.S3
+    """s3 (bucket and prefix), pvc (a claim mounted into the runner) or external (references only)."""  # noqa: E501
+    location: str = Field(default="", max_length=1024)
+    """Bucket and prefix (s3), claim name (pvc) or a URI (external)."""
+
+
+class ArtifactReference(ApiModel):
+    """A framework-agnostic pointer to an input artifact."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name the runner knows the artifact by."""
+    location: str = Field(min_length=1, max_length=1024)
+    """URI of the artifact."""
+    type: str = Field(default="input", max_length=63)
+    """Kind of artifact, e.g. input, repository, document."""
+
+
+class SessionArtifacts(ApiModel):
+    """Input artifacts and where outputs go."""
+
+    references: list[ArtifactReference] = Field(default_factory=list, max_length=100)
+    """Framework-agnostic references to inputs."""
+    storage: ArtifactStorage = Field(default_factory=ArtifactStorage)
+    """Where generated artifacts are stored."""
+
+
+class SessionSpec(ApiModel):
+    """What the Session should do, and under which constraints."""
+
+    trigger: Trigger
+    """What started the Session. Immutable."""
+    framework: Framework
+    """Which runner does the work."""
+    policy: SessionPolicy = Field(default_factory=SessionPolicy)
+    """Constraints for this Session; must comply with the namespace's NamespacePolicy."""
+    artifacts: SessionArtifacts = Field(default_factory=SessionArtifacts)
+    """Input references and output storage."""
+    timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    """Most seconds the runner may run (the Job's activeDeadlineSeconds); the registry default when unset."""  # noqa: E501
+
+
+# --- Session.status -----------------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    """The spec's four phases. Finer states are status.reason plus conditions."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.FAILED})
+
+
+class ConditionStatus(StrEnum):
+    """Kubernetes condition status."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """A condition as the Kubernetes API conventions define it."""
+
+    type: str = Field(min_length=1, max_length=316)
+    """Condition type in CamelCase, e.g. PolicyValidated, WorkloadCreated, Succeeded."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: str = Field(default="", max_length=1024)
+    """One CamelCase word saying why the condition is in its status."""
+    message: str = Field(default="", max_length=32768)
+    """A human-readable explanation."""
+    last_transition_time: str
+    """When the status last changed (RFC 3339)."""
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The metadata.generation this condition was set for."""
+
+
+class HistoryEntry(ApiModel):
+    """One append-only history entry. Entries are never changed, reordered or removed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self == oldSelf",
+                    "message": "status.history is append-only: an existing entry cannot be changed",
+                }
+            ]
+        }
+    )
+
+    seq: int = Field(ge=0, le=1_000_000)
+    """Position of the entry (0, 1, 2, ...); with the CEL rules it makes the list append-only."""
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    """Stable id, so that writers can append idempotently (an entry with this id is added once)."""
+    timestamp: str = Field(max_length=40)
+    """When it happened (RFC 3339)."""
+    event: str = Field(min_length=1, max_length=128)
+    """What happened, in CamelCase, e.g. SessionCreated, WorkloadStarted, WorkloadFailed."""
+    data: dict[str, str] = Field(default_factory=dict, json_schema_extra={"maxProperties": 32})
+    """Details as string values (pod name, exit code, message, actor)."""
+
+
+class GeneratedArtifact(ApiModel):
+    """An artifact the runner produced."""
+
+    type: str = Field(min_length=1, max_length=63)
+    """Kind of artifact, e.g. log, output, patch, history-archive."""
+    location: str = Field(min_length=1, max_length=1024)
+    """URI, e.g. s3://bucket/team-alpha/<session>/outputs/result.json."""
+    size: int | None = Field(default=None, ge=0)
+    """Size in bytes."""
+    checksum: str | None = Field(default=None, max_length=80)
+    """Checksum as algorithm:hex, e.g. sha256:..."""
+    created_at: str
+    """When it was written (RFC 3339)."""
+
+
+class GeneratedArtifacts(ApiModel):
+    """Artifacts the Session produced."""
+
+    generated: list[GeneratedArtifact] = Field(
+        default_factory=list, max_length=MAX_GENERATED_ARTIFACTS
+    )
+    """At most 100 per Session."""
+
+
+class Workload(ApiModel):
+    """The Kubernetes objects doing the work."""
+
+    job_name: str | None = Field(default=None, max_length=63)
+    """Name of the runner Job."""
+    pod_name: str | None = Field(default=None, max_length=253)
+    """Name of the runner Job's current Pod."""
+
+
+class Usage(ApiModel):
+    """What the Session consumed, as reported by its runner."""
+
+    input_tokens: int = Field(default=0, ge=0)
+    """Model input tokens."""
+    output_tokens: int = Field(default=0, ge=0)
+    """Model output tokens."""
+    cost: Money = "0"
+    """Spend so far, in the NamespacePolicy's currency."""
+
+
+_HISTORY_SCHEMA_EXTRA: dict[str, Any] = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["seq"],
+    "x-kubernetes-validations": [
+        {
+            "rule": "self.size() == 0 || (self[0].seq == 0 && "
+            "self[self.size() - 1].seq == self.size() - 1 && "
+            "self.map(e, e.seq).isSorted())",
+            "message": "status.history entries must be in order with seq 0, 1, 2, ...",
+        },
+        {
+            "rule": "self.size() >= oldSelf.size()",
+            "message": "status.history is append-only: entries cannot be removed",
+        },
+    ],
+}
+
+
+class SessionStatus(ApiModel):
+    """What the operator observed. Written only by the operator and the Session's runner."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(oldSelf.history) || has(self.history)",
+                    "message": "status.history is append-only: it cannot be removed",
+                }
+            ]
+        }
+    )
+
+    phase: Phase = Phase.PENDING
+    """Pending, Running, Completed or Failed."""
+    reason: str | None = Field(default=None, max_length=128)
+    """Finer state in one CamelCase word, e.g. AwaitingApproval, Queued, UnknownFramework, Error."""
+    message: str | None = Field(default=None, max_length=32768)
+    """A human-readable explanation of the reason."""
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The metadata.generation the operator last acted on."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    """Conditions per the Kubernetes API conventions."""
+    history: list[HistoryEntry] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY_ENTRIES,
+        json_schema_extra=_HISTORY_SCHEMA_EXTRA,
+    )
+    """Append-only record of what happened (enforced by CEL rules and the admission webhook)."""
+    artifacts: GeneratedArtifacts = Field(default_factory=GeneratedArtifacts)
+    """What the Session produced."""
+    workload: Workload = Field(default_factory=Workload)
+    """The runner Job and Pod."""
+    usage: Usage = Field(default_factory=Usage)
+    """Tokens and spend reported by the runner."""
+    start_time: str | None = None
+    """When the runner started (RFC 3339)."""
+    completion_time: str | None = None
+    """When the Session reached Completed or Failed (RFC 3339)."""
+
+
+class ObjectMeta(BaseModel):
+    """The part of metadata the product reads; the API server owns the rest."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = Field(default="", alias="resourceVersion")
+    creation_timestamp: str | None = Field(default=None, alias="creationTimestamp")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Session(ApiModel):
+    """A durable unit of agentic work: its trigger, framework, constraints and history."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["ambient.ai/v1alpha1"] = "ambient.ai/v1alpha1"
+    kind: Literal["Session"] = "Session"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: SessionSpec
+    status: SessionStatus = Field(default_factory=SessionStatus)
+
+
+# --- NamespacePolicy ----------------------------------------------------------------------
+
+
+class Budget(ApiModel):
+    """The namespace's monthly spend limit."""
+
+    monthly: Money
+    """Most the namespace may spend per calendar month (UTC), e.g. '1000.00'."""
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    """ISO 4217 currency code."""
+
+
+class ModelPolicy(ApiModel):
+    """Which models Sessions in the namespace may use."""
+
+    allowed: list[Name] = Field(default_factory=list, max_length=64)
+    """Model names Sessions may ask for."""
+    budget: Budget | None = None
+    """Monthly spend limit; no limit when unset."""
+
+
+class ToolPolicy(ApiModel):
+    """Which tools agents in the namespace may use. Blocked wins over allowed."""
+
+    allowed: list[Name] = Field(default_factory=list, max_length=128)
+    """Tools Sessions may ask for."""
+    blocked: list[Name] = Field(default_factory=list, max_length=128)
+    """Tools no Session may use, even when listed as allowed."""
+
+
+class ApprovalPolicy(ApiModel):
+    """Whether Sessions need a person's approval before they run, and whose."""
+
+    required: bool = False
+    """When true, every Session in the namespace waits for approval; none can opt out."""
+    approvers: list[str] = Field(default_factory=list, max_length=64)
+    """Users or groups (as the API server authenticates them) who may approve."""
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=6)]
+
+
+class RetentionPolicy(ApiModel):
+    """How long things are kept. Durations like 90d, 30d, 7y (h, d, w, y)."""
+
+    sessions: Duration = "90d"
+    """Finished Sessions are deleted this long after completion."""
+    artifacts: Duration = "30d"
+    """Artifacts are deleted from the store this long after creation."""
+    audit_logs: Duration = "7y"
+    """Audit records are kept this long."""
+
+
+class NotificationEvent(StrEnum):
+    """Events a notification webhook can subscribe to."""
+
+    COMPLETED = "session.completed"
+    FAILED = "session.failed"
+    AWAITING_APPROVAL = "session.awaiting_approval"
+    QUEUED = "session.queued"
+
+
+class NotificationWebhook(ApiModel):
+    """An HTTPS endpoint that receives Session events."""
+
+    url: str = Field(pattern=r"^https://", max_length=2048)
+    """HTTPS URL; Slack incoming-webhook URLs get a Slack-formatted message."""
+    events: list[NotificationEvent] = Field(min_length=1, max_length=8)
+    """Which events to send."""
+
+
+class NotificationPolicy(ApiModel):
+    """Where Session events are sent."""
+
+    webhooks: list[NotificationWebhook] = Field(default_factory=list, max_length=16)
+    """Endpoints and the events each receives."""
+
+
+# A string or a list cannot be a structural schema, and CEL cannot type such a field, so
+# the API server only preserves it; the admission webhook checks the shape and the hashes.
+_KEY_HASHES_EXTRA: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+class SecretRef(ApiModel):
+    """A Secret in the same namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the Secret."""
+
+
+class ApiKeys(ApiModel):
+    """SHA-256 hashes (lowercase hex) of the ingress API keys, per source."""
+
+    github: str | list[str] | None = Field(default=None, json_schema_extra=_KEY_HASHES_EXTRA)
+    """Hash of the GitHub key, or a list of hashes during rotation."""
+    jira: str | list[str] | None = Field(default=None, json_schema_extra=_KEY_HASHES_EXTRA)
+    """Hash of the Jira key, or a list of hashes during rotation."""
+    slack: str | list[str] | None = Field(default=None, json_schema_extra=_KEY_HASHES_EXTRA)
+    """Hash of the Slack key, or a list of hashes during rotation."""
+
+
+class WebhookAuth(ApiModel):
+    """How the ingress recognises callers for this namespace."""
+
+    api_keys: ApiKeys = Field(default_factory=ApiKeys)
+    """Key hashes per source; the key alone decides the namespace."""
+    signing_secret_ref: SecretRef | None = None
+    """Secret with data keys github, jira, slack holding each source's signing secret."""
+
+
+class NamespacePolicySpec(ApiModel):
+    """Constraints and access controls for every Session in the namespace."""
+
+    models: ModelPolicy = Field(default_factory=ModelPolicy)
+    """Allowed models and the monthly budget."""
+    tools: ToolPolicy = Field(default_factory=ToolPolicy)
+    """Allowed and blocked tools."""
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    """Approval requirement and approvers."""
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    """How long Sessions, artifacts and audit logs are kept."""
+    notifications: NotificationPolicy = Field(default_factory=NotificationPolicy)
+    """Where Session events are sent."""
+    webhook_auth: WebhookAuth = Field(default_factory=WebhookAuth)
+    """Ingress API keys and signing secrets."""
+    max_concurrent_sessions: int = Field(default=50, ge=1, le=10_000)
+    """Most Sessions running at once in the namespace."""
+
+
+class NamespacePolicyStatus(ApiModel):
+    """Roll-up of the namespace's usage, kept by the operator."""
+
+    month: str | None = Field(default=None, pattern=r"^[0-9]{4}-[0-9]{2}$")
+    """The month (UTC, YYYY-MM) the spend figure is for."""
+    month_to_date_spend: Money = "0"
+    """Spend of the namespace's Sessions this month."""
+    running_sessions: int = Field(default=0, ge=0)
+    """Sessions running now."""
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The metadata.generation the operator last acted on."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    """Conditions per the Kubernetes API conventions."""
+
+
+class NamespacePolicy(ApiModel):
+    """The constraints a namespace's Sessions must meet; one per namespace."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["ambient.ai/v1alpha1"] = "ambient.ai/v1alpha1"
+    kind: Literal["NamespacePolicy"] = "NamespacePolicy"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: NamespacePolicySpec = Field(default_factory=NamespacePolicySpec)
+    status: NamespacePolicyStatus = Field(default_factory=NamespacePolicyStatus)

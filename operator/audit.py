@@ -1,0 +1,61 @@
+"""The structured audit log: the spec's AuditLog fields, as JSON lines via structlog."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+_configured = False
+
+
+def configure(level: int = logging.INFO) -> None:
+    """JSON lines on stdout, so any log shipper can keep them."""
+    global _configured  # noqa: PLW0603 - configure structlog once per process
+    if _configured:
+        return
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="logTime"),
+            structlog.processors.JSONRenderer(sort_keys=True),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    _configured = True
+
+
+def record(
+    *,
+    namespace: str,
+    session_id: str,
+    actor: str,
+    action: str,
+    resource: str,
+    outcome: str,
+    details: dict[str, Any],
+    trace_id: str,
+    timestamp: datetime | None = None,
+) -> dict[str, Any]:
+    """Build one audit record (pure), with exactly the spec's fields."""
+    return {
+        "timestamp": (timestamp or datetime.now(UTC)).isoformat(),
+        "namespace": namespace,
+        "sessionId": session_id,
+        "actor": actor,
+        "action": action,
+        "resource": resource,
+        "outcome": outcome,
+        "details": details,
+        "traceId": trace_id,
+    }
+
+
+def emit(entry: dict[str, Any]) -> None:
+    """Write one audit record to the structured log."""
+    structlog.get_logger("ambient.audit").info("audit", audit=entry)

@@ -1,0 +1,191 @@
+"""Pure builders: the manifests the operator creates for a Session."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ambient.crds.models import API_VERSION, Session
+from ambient.operator import naming
+from ambient.operator.settings import OperatorSettings
+from ambient.runners.registry import ResolvedRunner
+
+CONTEXT_DIR = "/var/run/ambient"
+CONTEXT_FILE = "session.json"
+CONTEXT_SCHEMA = "ambient.ai/runner-context/v1"
+
+
+def runner_context(session: Session, runner: ResolvedRunner, job_name: str) -> dict[str, Any]:
+    """Everything the runner needs to know, as the mounted context file holds it."""
+    spec = session.spec
+    return {
+        "schema": CONTEXT_SCHEMA,
+        "session": {
+            "name": session.metadata.name,
+            "namespace": session.metadata.namespace,
+            "uid": session.metadata.uid,
+            "jobName": job_name,
+        },
+        "trigger": spec.trigger.model_dump(mode="json", exclude_none=True),
+        "framework": {
+            "type": runner.framework,
+            "version": runner.version,
+            "config": spec.framework.config,
+        },
+        "policy": spec.policy.model_dump(mode="json", exclude_none=True),
+        "artifacts": spec.artifacts.model_dump(mode="json", exclude_none=True),
+        "timeoutSeconds": spec.timeout_seconds or runner.timeout_seconds,
+    }
+
+
+def owner_reference(session: Session) -> dict[str, Any]:
+    """Children are owned by the Session, so deleting it garbage-collects them."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Session",
+        "name": session.metadata.name,
+        "uid": session.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _labels(session: Session, runner: ResolvedRunner) -> dict[str, str]:
+    return {
+        naming.LABEL_SESSION: naming.session_label_value(session.metadata.name),
+        naming.LABEL_FRAMEWORK: runner.framework,
+        naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+    }
+
+
+def context_json(context: dict[str, Any]) -> str:
+    """Compact, key-sorted JSON: the same Session always gives the same bytes."""
+    return json.dumps(context, sort_keys=True, separators=(",", ":"))
+
+
+def context_configmap(
+    session: Session, runner: ResolvedRunner, job_name: str, context: str
+) -> dict[str, Any]:
+    """A ConfigMap for a context too large for a pod annotation."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": naming.context_configmap_name(job_name),
+            "namespace": session.metadata.namespace,
+            "labels": _labels(session, runner),
+            "ownerReferences": [owner_reference(session)],
+        },
+        "data": {CONTEXT_FILE: context},
+    }
+
+
+def runner_job(
+    session: Session,
+    runner: ResolvedRunner,
+    settings: OperatorSettings,
+    job_name: str,
+    context: str,
+) -> dict[str, Any]:
+    """The runner Job: restricted pod, context mounted read-only, owned by the Session.
+
+    A small context rides in a pod annotation and reaches the file through the downward
+    API, so the common case costs one write; a large one is read from the ConfigMap that
+    ``context_configmap`` builds.
+    """
+    inline = len(context.encode()) <= settings.max_inline_context_bytes
+    labels = _labels(session, runner)
+    pod_annotations = {
+        k: v
+        for k, v in session.metadata.annotations.items()
+        if k.startswith(naming.SIMULATION_PREFIX)
+    }
+    if inline:
+        pod_annotations[naming.ANNOTATION_CONTEXT] = context
+        context_volume: dict[str, Any] = {
+            "name": "context",
+            "downwardAPI": {
+                "items": [
+                    {
+                        "path": CONTEXT_FILE,
+                        "fieldRef": {
+                            "fieldPath": f"metadata.annotations['{naming.ANNOTATION_CONTEXT}']"
+                        },
+                    }
+                ]
+            },
+        }
+    else:
+        context_volume = {
+            "name": "context",
+            "configMap": {"name": naming.context_configmap_name(job_name)},
+        }
+    resources: dict[str, Any] = {}
+    if runner.resources.requests:
+        resources["requests"] = runner.resources.requests
+    if runner.resources.limits:
+        resources["limits"] = runner.resources.limits
+    env = [
+        {"name": "AMBIENT_CONTEXT_FILE", "value": f"{CONTEXT_DIR}/{CONTEXT_FILE}"},
+        {"name": "AMBIENT_SESSION_NAME", "value": session.metadata.name},
+        {"name": "AMBIENT_SESSION_NAMESPACE", "value": session.metadata.namespace},
+        {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the container's own tmpfs
+    ] + [{"name": k, "value": v} for k, v in sorted(runner.env.items())]
+    container: dict[str, Any] = {
+        "name": "runner",
+        "image": runner.image,
+        "command": runner.command,
+        "args": runner.args,
+        "env": env,
+        "resources": resources,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "context", "mountPath": CONTEXT_DIR, "readOnly": True},
+            {"name": "workspace", "mountPath": "/workspace"},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a tmpfs for the runner
+        ],
+        "workingDir": "/workspace",
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name,
+            "namespace": session.metadata.namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(session)],
+        },
+        "spec": {
+            "backoffLimit": settings.job_backoff_limit,
+            "activeDeadlineSeconds": session.spec.timeout_seconds or runner.timeout_seconds,
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+            "template": {
+                "metadata": {"labels": labels, "annotations": pod_annotations},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": settings.runner_user_id,
+                        "runAsGroup": settings.runner_user_id,
+                        "fsGroup": settings.runner_user_id,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        context_volume,
+                        {"name": "workspace", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
+                    ],
+                },
+            },
+        },
+    }

@@ -1,0 +1,290 @@
+"""kopf handlers: thin adapters between watch events, the planner and the API.
+
+Level-triggered: every event for a Session, its Job or its Pod runs the same reconcile,
+which reads the latest observed state from kopf's watch-fed indexes, asks the pure
+planner what to do, and does it. No handler progress is stored on the objects (kopf's
+event handlers keep none), so the only writes are the Job and the Session's status. A
+status write carries the resourceVersion it was computed from; on a conflict the Session
+is re-read and the plan made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import kopf
+import pydantic
+
+from ambient.crds.models import GROUP, VERSION, HistoryEntry, Session
+from ambient.operator import audit, naming
+from ambient.operator.kube import ConflictError, GoneError, Kube
+from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
+from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
+from ambient.operator.settings import OperatorSettings
+from ambient.runners import registry as runner_registry
+
+log = logging.getLogger("ambient.operator")
+
+SETTINGS = OperatorSettings()
+REGISTRY = runner_registry.load(SETTINGS.registry_file)
+_state: dict[str, Kube] = {}
+_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+
+SESSION_SELECTOR = {naming.LABEL_SESSION: kopf.PRESENT}
+MAX_ATTEMPTS = 8
+SLIM = "_payloadOmitted"
+
+
+def kube() -> Kube:
+    """The API client, made once at start-up."""
+    return _state["kube"]
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Tune kopf for many small objects, and make the API client."""
+    audit.configure()
+    settings.execution.max_workers = SETTINGS.workers
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    settings.batching.worker_limit = SETTINGS.workers * 4
+    _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
+    log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
+
+
+def _slim(body: kopf.Body) -> dict[str, Any]:
+    """A Session body without its trigger payload: enough to plan, small to keep."""
+    spec = dict(body.get("spec", {}))
+    trigger = dict(spec.get("trigger", {}))
+    slim = bool(trigger.get("payload"))
+    trigger["payload"] = {}
+    spec["trigger"] = trigger
+    return {
+        "metadata": dict(body.metadata),
+        "spec": spec,
+        "status": dict(body.get("status", {})),
+        SLIM: slim,
+    }
+
+
+def _key(namespace: str | None, session: str) -> tuple[str, str]:
+    return (namespace or "", naming.session_label_value(session))
+
+
+@kopf.index(GROUP, VERSION, "sessions")
+def session_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Sessions by key, so that Job and Pod events find their Session without a read."""
+    return {_key(namespace, name): _slim(body)}
+
+
+@kopf.index("batch", "v1", "jobs", labels=SESSION_SELECTOR)
+def job_index(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    """Runner Jobs by Session."""
+    return {(namespace, labels[naming.LABEL_SESSION]): job_view(dict(body))}
+
+
+@kopf.index("", "v1", "pods", labels=SESSION_SELECTOR)
+def pod_index(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    """Runner Pods by Session."""
+    return {(namespace, labels[naming.LABEL_SESSION]): pod_view(dict(body))}
+
+
+def _observe(
+    key: tuple[str, str], job_name: str, jobs: kopf.Index[Any, Any], pods: kopf.Index[Any, Any]
+) -> Observed:
+    job = next((j for j in jobs.get(key, []) if j.name == job_name), None)
+    pod = newest_pod(list(pods.get(key, [])), job_name)
+    return Observed(job=job, pod=pod)
+
+
+# Indexes arrive as keyword arguments named after their functions; they are read from
+# **indexes because kopf's handler protocol does not list them.
+
+
+@kopf.on.event(GROUP, VERSION, "sessions")
+async def on_session(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, **indexes: Any
+) -> None:
+    """Any change to a Session (including the initial listing after a restart)."""
+    if event.get("type") == "DELETED":
+        _locks.pop((namespace or "", name), None)
+        return
+    await reconcile(namespace or "", name, dict(body), indexes["job_index"], indexes["pod_index"])
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=SESSION_SELECTOR)
+async def on_job(namespace: str | None, labels: kopf.Labels, **indexes: Any) -> None:
+    """A runner Job changed: reconcile its Session."""
+    await _from_child(namespace, labels, indexes)
+
+
+@kopf.on.event("", "v1", "pods", labels=SESSION_SELECTOR)
+async def on_pod(namespace: str | None, labels: kopf.Labels, **indexes: Any) -> None:
+    """A runner Pod changed: reconcile its Session."""
+    await _from_child(namespace, labels, indexes)
+
+
+async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[str, Any]) -> None:
+    ns = namespace or ""
+    sessions = indexes["session_index"]
+    for body in sessions.get((ns, labels.get(naming.LABEL_SESSION, "")), []):
+        await reconcile(
+            ns, body["metadata"]["name"], body, indexes["job_index"], indexes["pod_index"]
+        )
+
+
+async def reconcile(
+    namespace: str,
+    name: str,
+    body: dict[str, Any],
+    jobs: kopf.Index[Any, Any],
+    pods: kopf.Index[Any, Any],
+) -> None:
+    """Plan and act for one Session, serialised per Session within this process."""
+    async with _locks[(namespace, name)]:
+        try:
+            await _reconcile(namespace, name, body, jobs, pods)
+        except GoneError:
+            return
+
+
+async def _reconcile(
+    namespace: str,
+    name: str,
+    body: dict[str, Any],
+    jobs: kopf.Index[Any, Any],
+    pods: kopf.Index[Any, Any],
+) -> None:
+    api = kube()
+    key = _key(namespace, name)
+    override_job: JobView | None = None
+    override_pod: PodView | None = None
+    for _attempt in range(MAX_ATTEMPTS):
+        try:
+            session = Session.model_validate(body)
+        except pydantic.ValidationError as exc:
+            log.error("Session %s/%s cannot be read: %s", namespace, name, exc)
+            return
+        job_name = naming.job_name(name, 1)
+        seen = _observe(key, job_name, jobs, pods)
+        observed = Observed(job=override_job or seen.job, pod=override_pod or seen.pod)
+        try:
+            runner: Any = runner_registry.resolve(
+                REGISTRY,
+                session.spec.framework.type,
+                session.spec.framework.version,
+                SETTINGS.image_registry,
+            )
+        except runner_registry.UnknownFrameworkError as exc:
+            runner = exc
+        now = datetime.now(UTC)
+        result = plan(session, observed, runner, SETTINGS, now)
+
+        # The watch may lag behind what this process just did, or behind the pod's end:
+        # confirm with a direct read before recording a loss or a failure without detail.
+        if observed.job is None and session.status.workload.job_name:
+            found = await asyncio.to_thread(api.get_job, namespace, job_name)
+            if found is not None:
+                override_job = job_view(found)
+                continue
+        if (
+            observed.job is not None
+            and observed.job.failed
+            and (observed.pod is None or observed.pod.termination is None)
+            and override_pod is None
+        ):
+            listed = await asyncio.to_thread(api.list_pods, namespace, job_name)
+            if listed:
+                override_pod = newest_pod([pod_view(p) for p in listed], job_name)
+                if override_pod is not None:
+                    continue
+
+        if result.create:
+            if body.get(SLIM):
+                body = await asyncio.to_thread(api.get_session, namespace, name)
+                continue
+            existing = await _create(api, result)
+            if existing is not None:
+                override_job = existing
+                continue
+        if result.status is None:
+            return
+        status = result.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        try:
+            await asyncio.to_thread(
+                api.replace_session_status,
+                namespace,
+                name,
+                session.metadata.resource_version,
+                status,
+            )
+        except ConflictError:
+            body = await asyncio.to_thread(api.get_session, namespace, name)
+            continue
+        _announce(session, result)
+        return
+    log.warning(
+        "Session %s/%s: gave up after %d conflicting attempts", namespace, name, MAX_ATTEMPTS
+    )
+
+
+async def _create(api: Kube, result: Plan) -> JobView | None:
+    """Create the planned objects; return the Job that already existed, if one did."""
+    for manifest in result.create:
+        created, existing = await asyncio.to_thread(api.create, manifest)
+        if not created and manifest["kind"] == "Job":
+            return job_view(existing)
+    return None
+
+
+def _announce(session: Session, result: Plan) -> None:
+    """Kubernetes Events and audit records for the history entries just written."""
+    ref = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Session",
+        "metadata": {
+            "name": session.metadata.name,
+            "namespace": session.metadata.namespace,
+            "uid": session.metadata.uid,
+        },
+    }
+    for entry in result.added:
+        _event(ref, entry)
+        audit.emit(
+            audit.record(
+                namespace=session.metadata.namespace,
+                session_id=session.metadata.uid,
+                actor=_actor(session, entry),
+                action=entry.event,
+                resource=f"sessions/{session.metadata.name}",
+                outcome="failure" if entry.event in WARNING_EVENTS else "success",
+                details=dict(entry.data),
+                trace_id=session.spec.trigger.delivery_id or session.metadata.uid,
+            )
+        )
+
+
+def _actor(session: Session, entry: HistoryEntry) -> str:
+    if entry.event == "Approved":
+        return approver(session) or SETTINGS.identity
+    return SETTINGS.identity
+
+
+def _event(ref: dict[str, Any], entry: HistoryEntry) -> None:
+    message = ", ".join(f"{k}={v}" for k, v in sorted(entry.data.items()))
+    kopf.event(
+        kopf.Body(cast(kopf.RawBody, ref)),
+        type="Warning" if entry.event in WARNING_EVENTS else "Normal",
+        reason=entry.event,
+        message=message[:1000] or entry.event,
+    )

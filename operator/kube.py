@@ -1,0 +1,119 @@
+"""The one module that talks to the Kubernetes API (besides kopf's own watching).
+
+Thin: each function is one API call with its error mapped to what the caller decides on.
+Everything here is synchronous; the async handlers call it through a thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from ambient.crds.models import GROUP, VERSION
+
+
+class ConflictError(Exception):
+    """The object changed since it was read (HTTP 409 on an update)."""
+
+
+class GoneError(Exception):
+    """The object no longer exists (HTTP 404)."""
+
+
+class Kube:
+    """Typed-enough access to the handful of calls the operator makes."""
+
+    def __init__(self, connections: int = 32) -> None:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        cfg = client.Configuration.get_default_copy()
+        cfg.connection_pool_maxsize = connections
+        api = client.ApiClient(cfg)
+        self.custom = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self._api = api
+
+    def create(self, manifest: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Create a Job or ConfigMap; on 409 return the existing one for an ownership check."""
+        ns = manifest["metadata"]["namespace"]
+        name = manifest["metadata"]["name"]
+        kind = manifest["kind"]
+        try:
+            if kind == "Job":
+                self.batch.create_namespaced_job(ns, cast(Any, manifest))
+                return True, manifest
+            if kind == "ConfigMap":
+                self.core.create_namespaced_config_map(ns, cast(Any, manifest))
+                return True, manifest
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            existing = (
+                self.batch.read_namespaced_job(name, ns)
+                if kind == "Job"
+                else self.core.read_namespaced_config_map(name, ns)
+            )
+            return False, self._api.sanitize_for_serialization(existing)
+        raise ValueError(f"the operator does not create {kind} objects")
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Job by name, or None."""
+        try:
+            job = self.batch.read_namespaced_job(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        result: dict[str, Any] = self._api.sanitize_for_serialization(job)
+        return result
+
+    def list_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        """The pods of a Job, read directly when the watch has not caught up yet."""
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
+        items: list[dict[str, Any]] = self._api.sanitize_for_serialization(pods).get("items", [])
+        return items
+
+    def get_session(self, namespace: str, name: str) -> dict[str, Any]:
+        """A Session by name; GoneError when it was deleted."""
+        try:
+            body = cast(
+                dict[str, Any],
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "sessions", name
+                ),
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise GoneError(name) from exc
+            raise
+        return body
+
+    def replace_session_status(
+        self, namespace: str, name: str, resource_version: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Write the whole status, guarded by resourceVersion (optimistic concurrency)."""
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Session",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
+            "status": status,
+        }
+        try:
+            result = cast(
+                dict[str, Any],
+                self.custom.replace_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, "sessions", name, body
+                ),
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise ConflictError(name) from exc
+            if exc.status == 404:
+                raise GoneError(name) from exc
+            raise
+        return result

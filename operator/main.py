@@ -1,0 +1,44 @@
+"""Entry point: ``ambient-operator`` (or ``python -m ambient.operator``) runs the operator."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import kopf
+
+from ambient.operator import audit, handlers
+from ambient.operator.settings import OperatorSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the kopf operator until interrupted."""
+    parser = argparse.ArgumentParser(description="Reconcile ambient.ai Sessions into Jobs.")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        # kopf logs every handler run at INFO; with thousands of Sessions that is noise.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    audit.configure()
+    settings = OperatorSettings()
+    assert handlers.REGISTRY.frameworks  # importing handlers registered them with kopf
+    kopf.run(
+        standalone=True,
+        clusterwide=not settings.namespace_list,
+        namespaces=settings.namespace_list,
+        liveness_endpoint=args.liveness or None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Deterministic names for everything the operator creates (never generateName).
+
+A name derived from the Session means a restarted operator finds what it made before, and
+a second create answers 409 AlreadyExists instead of making a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+MAX_NAME = 63  # Job names end up in the pods' job-name label, which caps them at 63.
+
+LABEL_SESSION = "ambient.ai/session"
+LABEL_FRAMEWORK = "ambient.ai/framework"
+LABEL_ATTEMPT = "ambient.ai/attempt"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "ambient-operator"
+ANNOTATION_APPROVED_BY = "ambient.ai/approved-by"
+ANNOTATION_CONTEXT = "ambient.ai/context"
+SIMULATION_PREFIX = "sim.ambient.ai/"
+
+
+def _fit(base: str, suffix: str) -> str:
+    """base+suffix within 63 characters; a hash keeps shortened names distinct."""
+    if len(base) + len(suffix) <= MAX_NAME:
+        return base + suffix
+    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    keep = MAX_NAME - len(suffix) - len(digest) - 1
+    return f"{base[:keep].rstrip('-.')}-{digest}{suffix}"
+
+
+def job_name(session: str, attempt: int = 1) -> str:
+    """The runner Job of a Session's attempt: <session>-a<attempt>."""
+    return _fit(session, f"-a{attempt}")
+
+
+def context_configmap_name(job: str) -> str:
+    """The ConfigMap that carries a context too large for an annotation."""
+    return _fit(job, "-ctx")
+
+
+def session_label_value(session: str) -> str:
+    """Label values are capped at 63 characters too."""
+    return _fit(session, "")

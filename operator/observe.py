@@ -1,0 +1,104 @@
+"""Pure summaries of the Jobs and Pods a Session owns, as the planner needs them.
+
+The operator keeps these (not whole objects) in its watch-fed indexes, so memory stays
+small with thousands of Sessions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class JobView(BaseModel):
+    """What matters about a runner Job."""
+
+    name: str
+    owner_uid: str | None
+    active: int = 0
+    ready: int = 0
+    complete: bool = False
+    failed: bool = False
+    failure_reason: str = ""
+    failure_message: str = ""
+
+
+class Termination(BaseModel):
+    """How the runner container ended."""
+
+    exit_code: int
+    reason: str = ""
+    message: str = ""
+
+
+class PodView(BaseModel):
+    """What matters about a runner Pod."""
+
+    name: str
+    job_name: str
+    phase: str
+    created: str = ""
+    waiting_reason: str = ""
+    waiting_message: str = ""
+    termination: Termination | None = None
+
+
+def _true(conditions: list[dict[str, Any]], ctype: str) -> dict[str, Any] | None:
+    return next(
+        (c for c in conditions if c.get("type") == ctype and c.get("status") == "True"), None
+    )
+
+
+def job_view(body: dict[str, Any]) -> JobView:
+    """Summarise a Job body."""
+    meta = body.get("metadata", {})
+    status = body.get("status") or {}
+    conditions = status.get("conditions") or []
+    owner = next(
+        (o.get("uid") for o in meta.get("ownerReferences") or [] if o.get("kind") == "Session"),
+        None,
+    )
+    failed = _true(conditions, "Failed")
+    return JobView(
+        name=meta.get("name", ""),
+        owner_uid=owner,
+        active=status.get("active") or 0,
+        ready=status.get("ready") or 0,
+        complete=_true(conditions, "Complete") is not None,
+        failed=failed is not None,
+        failure_reason=(failed or {}).get("reason", ""),
+        failure_message=(failed or {}).get("message", ""),
+    )
+
+
+def pod_view(body: dict[str, Any]) -> PodView:
+    """Summarise a Pod body: phase, and the runner container's waiting or final state."""
+    meta = body.get("metadata", {})
+    status = body.get("status") or {}
+    view = PodView(
+        name=meta.get("name", ""),
+        job_name=(meta.get("labels") or {}).get("job-name", ""),
+        phase=status.get("phase") or "Pending",
+        created=meta.get("creationTimestamp") or "",
+    )
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if "terminated" in state:
+            term = state["terminated"]
+            view.termination = Termination(
+                exit_code=int(term.get("exitCode", 0)),
+                reason=term.get("reason") or "",
+                message=(term.get("message") or "").strip(),
+            )
+            break
+        if "waiting" in state:
+            view.waiting_reason = state["waiting"].get("reason") or ""
+            view.waiting_message = state["waiting"].get("message") or ""
+    return view
+
+
+def newest_pod(pods: list[PodView], job: str) -> PodView | None:
+    """The Job's most recent pod (a Job with backoff may have several)."""
+    mine = [p for p in pods if p.job_name == job]
+    return max(mine, key=lambda p: (p.created, p.name)) if mine else None

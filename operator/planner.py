@@ -1,0 +1,233 @@
+"""The reconcile decision, as one pure function.
+
+``plan`` looks at a Session and what the cluster holds for it (its Job and newest Pod)
+and says what should exist and what the status should be. It performs no I/O: the
+handlers feed it from watch-fed indexes and carry out the plan. Because the plan depends
+only on observed state, and every history entry has a deterministic id, running it again
+after a crash converges instead of duplicating anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ambient.crds.models import TERMINAL_PHASES, HistoryEntry, Phase, Session, SessionStatus
+from ambient.operator import builders, naming
+from ambient.operator.observe import JobView, PodView
+from ambient.operator.settings import OperatorSettings
+from ambient.operator.status import StatusEditor
+from ambient.runners.registry import ResolvedRunner, UnknownFrameworkError
+
+# Condition types, per the Kubernetes API conventions (positive polarity).
+POLICY_VALIDATED = "PolicyValidated"
+APPROVED = "Approved"
+WORKLOAD_CREATED = "WorkloadCreated"
+WORKLOAD_RUNNING = "WorkloadRunning"
+SUCCEEDED = "Succeeded"
+
+# Waiting reasons that mean the pod will not start without someone acting.
+STUCK_WAITING = frozenset(
+    {"ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName"}
+)
+
+WARNING_EVENTS = frozenset(
+    {"WorkloadFailed", "FrameworkUnknown", "WorkloadLost", "WorkloadConflict"}
+)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the cluster holds for one Session."""
+
+    job: JobView | None = None
+    pod: PodView | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do: objects to create (in order) and the status to write, if it changed."""
+
+    create: list[dict[str, Any]] = field(default_factory=list)
+    status: SessionStatus | None = None
+    added: list[HistoryEntry] = field(default_factory=list)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to do."""
+        return not self.create and self.status is None
+
+
+def approver(session: Session) -> str | None:
+    """Who approved the Session (the admission webhook checks who may set the mark)."""
+    value = session.metadata.annotations.get(naming.ANNOTATION_APPROVED_BY, "").strip()
+    return value or None
+
+
+def _failure(job: JobView, pod: PodView | None) -> tuple[str, str, dict[str, str]]:
+    """Reason, message and history data for a failed Job, from the most specific source."""
+    term = pod.termination if pod else None
+    data = {"jobName": job.name, "podName": pod.name if pod else ""}
+    if job.failure_reason == "DeadlineExceeded":
+        return "TimedOut", f"the runner did not finish in time: {job.failure_message}", data
+    if term is not None and term.exit_code != 0:
+        reason = "OOMKilled" if term.reason == "OOMKilled" else "Error"
+        message = f"runner exited with code {term.exit_code}"
+        if term.message:
+            message += f": {term.message}"
+        data |= {"exitCode": str(term.exit_code), "message": term.message[:4000]}
+        return reason, message, data
+    reason = job.failure_reason or "JobFailed"
+    return reason, job.failure_message or "the runner Job failed", data
+
+
+def plan(
+    session: Session,
+    observed: Observed,
+    runner: ResolvedRunner | UnknownFrameworkError,
+    settings: OperatorSettings,
+    now: datetime,
+) -> Plan:
+    """Decide the next step for a Session. Pure: same input, same plan."""
+    edit = StatusEditor(session.status, now, session.metadata.generation)
+    trigger = session.spec.trigger
+    edit.append(
+        "created",
+        "SessionCreated",
+        {
+            "source": trigger.source.value,
+            "event": trigger.event,
+            "deliveryId": trigger.delivery_id or "",
+        },
+    )
+    create = (
+        _decide(session, observed, runner, settings, edit)
+        if (session.status.phase not in TERMINAL_PHASES)
+        else []
+    )
+    changed = edit.status != session.status
+    return Plan(create=create, status=edit.status if changed else None, added=edit.added)
+
+
+def _decide(
+    session: Session,
+    observed: Observed,
+    runner: ResolvedRunner | UnknownFrameworkError,
+    settings: OperatorSettings,
+    edit: StatusEditor,
+) -> list[dict[str, Any]]:
+    if isinstance(runner, UnknownFrameworkError):
+        edit.condition(POLICY_VALIDATED, False, "UnknownFramework", str(runner))
+        edit.append("framework-unknown", "FrameworkUnknown", {"message": str(runner)})
+        edit.phase(Phase.FAILED, "UnknownFramework", str(runner))
+        return []
+    edit.condition(
+        POLICY_VALIDATED,
+        True,
+        "Accepted",
+        f"admitted; framework {runner.framework}@{runner.version} runs image {runner.image}",
+    )
+
+    if session.spec.policy.approval_required:
+        who = approver(session)
+        if who is None:
+            edit.condition(APPROVED, False, "AwaitingApproval", "waiting for an approver")
+            edit.append("awaiting-approval", "AwaitingApproval")
+            edit.phase(
+                Phase.PENDING,
+                "AwaitingApproval",
+                f"an approver must annotate the Session with {naming.ANNOTATION_APPROVED_BY}",
+            )
+            return []
+        edit.condition(APPROVED, True, "Approved", f"approved by {who}")
+        edit.append("approved", "Approved", {"approvedBy": who})
+    return _workload(session, observed, runner, settings, edit)
+
+
+def _workload(
+    session: Session,
+    observed: Observed,
+    runner: ResolvedRunner,
+    settings: OperatorSettings,
+    edit: StatusEditor,
+) -> list[dict[str, Any]]:
+    """Create the Job, or follow the one that exists."""
+    job_name = naming.job_name(session.metadata.name, 1)
+    job = observed.job
+    if job is None:
+        if edit.status.workload.job_name:
+            message = (
+                f"Job {edit.status.workload.job_name} disappeared before its result was recorded"
+            )
+            edit.condition(WORKLOAD_RUNNING, False, "WorkloadLost", message)
+            edit.append(f"{job_name}/lost", "WorkloadLost", {"jobName": job_name})
+            edit.phase(Phase.FAILED, "WorkloadLost", message)
+            return []
+        context = builders.context_json(builders.runner_context(session, runner, job_name))
+        manifests = []
+        if len(context.encode()) > settings.max_inline_context_bytes:
+            manifests.append(builders.context_configmap(session, runner, job_name, context))
+        manifests.append(builders.runner_job(session, runner, settings, job_name, context))
+        _record_created(edit, job_name)
+        edit.phase(Phase.PENDING, "WorkloadCreated", f"runner Job {job_name} created")
+        return manifests
+
+    if job.owner_uid != session.metadata.uid:
+        message = f"a Job named {job.name} exists and is not owned by this Session"
+        edit.append(f"{job.name}/conflict", "WorkloadConflict", {"jobName": job.name})
+        edit.phase(Phase.FAILED, "WorkloadConflict", message)
+        return []
+
+    _follow(edit, job, observed.pod)
+    return []
+
+
+def _follow(edit: StatusEditor, job: JobView, pod: PodView | None) -> None:
+    """Mirror the Job and its Pod into the status."""
+    _record_created(edit, job.name)
+    if pod is not None:
+        edit.status.workload.pod_name = pod.name
+    if pod is not None and (pod.phase in ("Running", "Succeeded", "Failed") or job.complete):
+        _record_started(edit, job.name, pod)
+
+    if job.complete:
+        edit.condition(WORKLOAD_RUNNING, False, "Finished", "the runner finished")
+        edit.condition(SUCCEEDED, True, "Succeeded", "the runner exited 0")
+        edit.append(
+            f"{job.name}/succeeded",
+            "WorkloadSucceeded",
+            {"jobName": job.name, "podName": pod.name if pod else ""},
+        )
+        edit.phase(Phase.COMPLETED, "Succeeded", "the runner finished successfully")
+    elif job.failed:
+        reason, message, data = _failure(job, pod)
+        edit.condition(WORKLOAD_RUNNING, False, reason, message)
+        edit.condition(SUCCEEDED, False, reason, message)
+        edit.append(f"{job.name}/failed", "WorkloadFailed", data | {"reason": reason})
+        edit.phase(Phase.FAILED, reason, message)
+    elif pod is not None and pod.phase == "Running":
+        edit.condition(WORKLOAD_RUNNING, True, "PodRunning", f"pod {pod.name} is running")
+        edit.phase(Phase.RUNNING, "Running", f"pod {pod.name} is running")
+    elif pod is not None and pod.waiting_reason in STUCK_WAITING:
+        message = f"pod {pod.name}: {pod.waiting_reason} {pod.waiting_message}".strip()
+        edit.condition(WORKLOAD_RUNNING, False, pod.waiting_reason, message)
+        edit.phase(Phase.PENDING, pod.waiting_reason, message)
+    elif edit.status.phase != Phase.RUNNING:
+        edit.phase(
+            Phase.PENDING, "WorkloadCreated", f"waiting for the runner pod of Job {job.name}"
+        )
+
+
+def _record_created(edit: StatusEditor, job_name: str) -> None:
+    edit.status.workload.job_name = job_name
+    edit.condition(WORKLOAD_CREATED, True, "JobCreated", f"runner Job {job_name} created")
+    edit.append(f"{job_name}/created", "WorkloadCreated", {"jobName": job_name})
+
+
+def _record_started(edit: StatusEditor, job_name: str, pod: PodView) -> None:
+    if not edit.status.start_time:
+        edit.status.start_time = edit.now
+    edit.append(
+        f"{job_name}/started", "WorkloadStarted", {"podName": pod.name, "jobName": job_name}
+    )

@@ -1,0 +1,91 @@
+"""Pure helpers that change a SessionStatus: conditions and idempotent history appends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ambient.crds.models import (
+    MAX_HISTORY_ENTRIES,
+    Condition,
+    ConditionStatus,
+    HistoryEntry,
+    Phase,
+    SessionStatus,
+)
+
+
+def rfc3339(moment: datetime) -> str:
+    """Seconds precision in UTC, as Kubernetes writes timestamps."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StatusEditor:
+    """Edits a copy of a status; remembers which history entries it added."""
+
+    def __init__(self, status: SessionStatus, now: datetime, generation: int) -> None:
+        self.status = status.model_copy(deep=True)
+        self.now = rfc3339(now)
+        self.generation = generation
+        self.added: list[HistoryEntry] = []
+
+    def has(self, entry_id: str) -> bool:
+        """Whether history already holds an entry with this id."""
+        return any(e.id == entry_id for e in self.status.history)
+
+    def append(self, entry_id: str, event: str, data: dict[str, str] | None = None) -> bool:
+        """Append an entry unless one with the same id exists (idempotent across restarts)."""
+        if self.has(entry_id):
+            return False
+        if len(self.status.history) >= MAX_HISTORY_ENTRIES:
+            # Archival of older entries to the artifact store keeps room; until an archive
+            # exists the entry is refused rather than overwriting anything.
+            return False
+        entry = HistoryEntry(
+            seq=len(self.status.history),
+            id=entry_id,
+            timestamp=self.now,
+            event=event,
+            data={k: v for k, v in (data or {}).items() if v},
+        )
+        self.status.history.append(entry)
+        self.added.append(entry)
+        return True
+
+    def condition(self, ctype: str, status: bool, reason: str, message: str = "") -> None:
+        """Set a condition; lastTransitionTime moves only when the status flips."""
+        value = ConditionStatus.TRUE if status else ConditionStatus.FALSE
+        for i, cond in enumerate(self.status.conditions):
+            if cond.type == ctype:
+                changed = cond.status != value
+                self.status.conditions[i] = Condition(
+                    type=ctype,
+                    status=value,
+                    reason=reason,
+                    message=message,
+                    last_transition_time=self.now if changed else cond.last_transition_time,
+                    observed_generation=self.generation,
+                )
+                return
+        self.status.conditions.append(
+            Condition(
+                type=ctype,
+                status=value,
+                reason=reason,
+                message=message,
+                last_transition_time=self.now,
+                observed_generation=self.generation,
+            )
+        )
+
+    def get_condition(self, ctype: str) -> Condition | None:
+        """The condition of this type, if set."""
+        return next((c for c in self.status.conditions if c.type == ctype), None)
+
+    def phase(self, phase: Phase, reason: str, message: str = "") -> None:
+        """Move to a phase with its finer reason."""
+        self.status.phase = phase
+        self.status.reason = reason
+        self.status.message = message or None
+        self.status.observed_generation = self.generation
+        if phase in (Phase.COMPLETED, Phase.FAILED) and not self.status.completion_time:
+            self.status.completion_time = self.now

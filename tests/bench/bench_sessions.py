@@ -1,0 +1,228 @@
+"""Benchmark: 1,000 Sessions through the operator against 1,000 Jobs created directly.
+
+Run with ``make bench``. It prints figures, never asserts on time: the machine is shared
+and noisy, so what matters are the ratios measured side by side in one run.
+
+* floor: 1,000 Jobs (the same manifest the operator builds) created directly with the
+  same client and the same number of concurrent requests; time until all exist and until
+  all are Complete (kwok runs the pods).
+* operator: 1,000 Sessions created the same way, with the operator running; time until
+  all have Jobs and until all are Completed, and the operator's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psutil
+from kubernetes import client, config
+
+from ambient.crds.models import Session
+from ambient.operator import builders
+from ambient.operator.settings import OperatorSettings
+from ambient.runners import registry
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
+GROUP, VERSION = "ambient.ai", "v1alpha1"
+
+
+def say(message: str) -> None:
+    print(f"==> [{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def session_body(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Session",
+        "metadata": {"name": name},
+        "spec": {
+            "trigger": {"source": "api", "event": "bench", "payload": {"n": name}},
+            "framework": {"type": "script", "config": {"command": ["true"]}},
+        },
+    }
+
+
+def equivalent_job(namespace: str, name: str) -> dict[str, Any]:
+    """The Job the operator would build for the same Session, without an owner."""
+    session = Session.model_validate(
+        {**session_body(name), "metadata": {"name": name, "namespace": namespace, "uid": "x"}}
+    )
+    settings = OperatorSettings()
+    runner = registry.resolve(registry.load(), "script")
+    job_name = f"{name}-a1"
+    context = builders.context_json(builders.runner_context(session, runner, job_name))
+    job = builders.runner_job(session, runner, settings, job_name, context)
+    del job["metadata"]["ownerReferences"]
+    return job
+
+
+def create_all(n: int, workers: int, create: Callable[[int], None]) -> float:
+    start = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(create, range(n)))
+    return time.monotonic() - start
+
+
+def wait_until(what: str, check: Callable[[], int], n: int, start: float, timeout: float) -> float:
+    """Seconds from start until check() reaches n; prints progress every few seconds."""
+    last_print = 0.0
+    while True:
+        done = check()
+        now = time.monotonic()
+        if done >= n:
+            return now - start
+        if now - last_print > 5:
+            say(f"    {what}: {done}/{n}")
+            last_print = now
+        if now - start > timeout:
+            raise SystemExit(f"{what}: only {done}/{n} after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of a process, sampled every 100 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.samples: list[int] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.samples.append(self.proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=1000, help="Sessions (and Jobs)")
+    parser.add_argument("--workers", type=int, default=16, help="concurrent create requests")
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args()
+    n = args.n
+
+    say("local control plane")
+    up = subprocess.run([*CLUSTER, "up"], stdout=subprocess.PIPE, text=True, check=True)
+    kubeconfig = up.stdout.strip().splitlines()[-1]
+    kubectl = subprocess.run(
+        [*CLUSTER, "bin", "kubectl"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    env = {**os.environ, "KUBECONFIG": kubeconfig}
+    subprocess.run(
+        [kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    cfg.connection_pool_maxsize = args.workers
+    api = client.ApiClient(cfg)
+    batch, core, custom = (
+        client.BatchV1Api(api),
+        client.CoreV1Api(api),
+        client.CustomObjectsApi(api),
+    )
+    run = uuid.uuid4().hex[:6]
+    floor_ns, op_ns = f"bench-floor-{run}", f"bench-op-{run}"
+    for ns in (floor_ns, op_ns):
+        core.create_namespace({"metadata": {"name": ns}})
+
+    def jobs_complete(ns: str) -> Callable[[], int]:
+        def count() -> int:
+            items = batch.list_namespaced_job(ns, resource_version="0").items
+            return sum(1 for j in items if (j.status.succeeded or 0) >= 1)
+
+        return count
+
+    def jobs_exist(ns: str) -> Callable[[], int]:
+        return lambda: len(batch.list_namespaced_job(ns, resource_version="0").items)
+
+    say(f"floor: creating {n} Jobs directly ({args.workers} at a time)")
+    start = time.monotonic()
+    floor_create = create_all(
+        n,
+        args.workers,
+        lambda i: batch.create_namespaced_job(floor_ns, equivalent_job(floor_ns, f"s{i:04d}")),
+    )
+    floor_done = wait_until("floor Jobs complete", jobs_complete(floor_ns), n, start, args.timeout)
+    say(f"floor: {n} Jobs created in {floor_create:.1f}s, all Complete after {floor_done:.1f}s")
+
+    say("operator: starting")
+    log = (ROOT / ".run").resolve()
+    log.mkdir(exist_ok=True)
+    with (log / "bench-operator.log").open("wb") as out:
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "ambient.operator", "--liveness", ""],
+            env={**env, "AMBIENT_NAMESPACES": op_ns},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    sampler = RssSampler(operator.pid)
+    sampler.start()
+    time.sleep(3)  # let it list and watch before the burst
+    idle_rss = max(sampler.samples[-5:]) if sampler.samples else 0
+    try:
+        say(f"operator: creating {n} Sessions ({args.workers} at a time)")
+        start = time.monotonic()
+        op_create = create_all(
+            n,
+            args.workers,
+            lambda i: custom.create_namespaced_custom_object(
+                GROUP, VERSION, op_ns, "sessions", session_body(f"s{i:04d}")
+            ),
+        )
+        op_jobs = wait_until("Sessions with Jobs", jobs_exist(op_ns), n, start, args.timeout)
+
+        def sessions_completed() -> int:
+            items = custom.list_namespaced_custom_object(
+                GROUP, VERSION, op_ns, "sessions", resource_version="0"
+            )["items"]
+            return sum(1 for s in items if s.get("status", {}).get("phase") == "Completed")
+
+        op_done = wait_until("Sessions Completed", sessions_completed, n, start, args.timeout)
+    finally:
+        sampler.stopped.set()
+        operator.terminate()
+        operator.wait(timeout=30)
+    peak = max(sampler.samples) / 2**20
+    median = statistics.median(sampler.samples) / 2**20
+
+    print()
+    print(f"{'figure':44} {'seconds':>9}")
+    print(f"{'floor: create ' + str(n) + ' Jobs directly':44} {floor_create:9.1f}")
+    print(f"{'floor: ... until all Jobs Complete':44} {floor_done:9.1f}")
+    print(f"{'operator: create ' + str(n) + ' Sessions':44} {op_create:9.1f}")
+    print(f"{'operator: ... until all have Jobs':44} {op_jobs:9.1f}")
+    print(f"{'operator: ... until all Completed':44} {op_done:9.1f}")
+    print()
+    print(f"ratio, all Jobs exist:   {op_jobs / floor_create:5.2f}x the floor (target <= 2x)")
+    print(f"ratio, all finished:     {op_done / floor_done:5.2f}x the floor (target <= 2x)")
+    print(
+        f"operator RSS: idle {idle_rss / 2**20:.0f} MiB, median {median:.0f} MiB, "
+        f"peak {peak:.0f} MiB (target <= 150 MiB)"
+    )
+    say("cleaning up the bench namespaces")
+    for ns in (floor_ns, op_ns):
+        core.delete_namespace(ns)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
