@@ -7,6 +7,7 @@ from typing import Any
 
 from ambient.crds.models import API_VERSION, Session
 from ambient.operator import naming
+from ambient.operator.observe import RUNNER_CONTAINER
 from ambient.operator.settings import OperatorSettings
 from ambient.runners.registry import ResolvedRunner
 
@@ -132,7 +133,7 @@ def runner_job(
         {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the container's own tmpfs
     ] + [{"name": k, "value": v} for k, v in sorted(runner.env.items())]
     container: dict[str, Any] = {
-        "name": "runner",
+        "name": RUNNER_CONTAINER,
         "image": runner.image,
         "command": runner.command,
         "args": runner.args,

@@ -35,6 +35,29 @@ _state: dict[str, Kube] = {}
 _locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
 SESSION_SELECTOR = {naming.LABEL_SESSION: kopf.PRESENT}
+
+# What the last reconcile of each Session saw, to skip events that change nothing the
+# planner reads (most Pod and Job updates, and the echo of our own status writes).
+_last_seen: dict[tuple[str, str], tuple[str, Any, Any]] = {}
+# The status this process wrote last, keyed by Session, with the resourceVersion it
+# replaced: a body still at that version is stale, and the written one is used instead.
+_written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's change detection deep-copies every object on every event; the operator has
+    no change handlers (only event handlers and indexes), so it keeps no diff base."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 MAX_ATTEMPTS = 8
 SLIM = "_payloadOmitted"
 
@@ -54,6 +77,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
     settings.batching.worker_limit = SETTINGS.workers * 4
+    settings.persistence.diffbase_storage = NoDiffBase()
     _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
     log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
 
@@ -117,7 +141,10 @@ async def on_session(
 ) -> None:
     """Any change to a Session (including the initial listing after a restart)."""
     if event.get("type") == "DELETED":
-        _locks.pop((namespace or "", name), None)
+        key = (namespace or "", name)
+        _locks.pop(key, None)
+        _last_seen.pop(key, None)
+        _written.pop(key, None)
         return
     await reconcile(namespace or "", name, dict(body), indexes["job_index"], indexes["pod_index"])
 
@@ -166,7 +193,14 @@ async def _reconcile(
     pods: kopf.Index[Any, Any],
 ) -> None:
     api = kube()
+    ident = (namespace, name)
     key = _key(namespace, name)
+    job_name = naming.job_name(name, 1)
+    body = _freshest(ident, body)
+    seen = _observe(key, job_name, jobs, pods)
+    fingerprint = (body["metadata"].get("resourceVersion", ""), seen.job, seen.pod)
+    if _last_seen.get(ident) == fingerprint:
+        return
     override_job: JobView | None = None
     override_pod: PodView | None = None
     for _attempt in range(MAX_ATTEMPTS):
@@ -175,39 +209,14 @@ async def _reconcile(
         except pydantic.ValidationError as exc:
             log.error("Session %s/%s cannot be read: %s", namespace, name, exc)
             return
-        job_name = naming.job_name(name, 1)
-        seen = _observe(key, job_name, jobs, pods)
         observed = Observed(job=override_job or seen.job, pod=override_pod or seen.pod)
-        try:
-            runner: Any = runner_registry.resolve(
-                REGISTRY,
-                session.spec.framework.type,
-                session.spec.framework.version,
-                SETTINGS.image_registry,
-            )
-        except runner_registry.UnknownFrameworkError as exc:
-            runner = exc
-        now = datetime.now(UTC)
-        result = plan(session, observed, runner, SETTINGS, now)
+        result = plan(session, observed, _runner(session), SETTINGS, datetime.now(UTC))
 
-        # The watch may lag behind what this process just did, or behind the pod's end:
-        # confirm with a direct read before recording a loss or a failure without detail.
-        if observed.job is None and session.status.workload.job_name:
-            found = await asyncio.to_thread(api.get_job, namespace, job_name)
-            if found is not None:
-                override_job = job_view(found)
-                continue
-        if (
-            observed.job is not None
-            and observed.job.failed
-            and (observed.pod is None or observed.pod.termination is None)
-            and override_pod is None
-        ):
-            listed = await asyncio.to_thread(api.list_pods, namespace, job_name)
-            if listed:
-                override_pod = newest_pod([pod_view(p) for p in listed], job_name)
-                if override_pod is not None:
-                    continue
+        confirmed = await _confirm(api, session, observed, job_name, override_pod is None)
+        if confirmed is not None:
+            override_job = confirmed.job or override_job
+            override_pod = confirmed.pod or override_pod
+            continue
 
         if result.create:
             if body.get(SLIM):
@@ -218,24 +227,67 @@ async def _reconcile(
                 override_job = existing
                 continue
         if result.status is None:
+            _last_seen[ident] = fingerprint
             return
         status = result.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        sent_rv = session.metadata.resource_version
         try:
-            await asyncio.to_thread(
-                api.replace_session_status,
-                namespace,
-                name,
-                session.metadata.resource_version,
-                status,
+            updated = await asyncio.to_thread(
+                api.replace_session_status, namespace, name, sent_rv, status
             )
         except ConflictError:
             body = await asyncio.to_thread(api.get_session, namespace, name)
             continue
+        _written[ident] = (sent_rv, updated)
+        _last_seen[ident] = (updated["metadata"]["resourceVersion"], seen.job, seen.pod)
         _announce(session, result)
         return
     log.warning(
         "Session %s/%s: gave up after %d conflicting attempts", namespace, name, MAX_ATTEMPTS
     )
+
+
+def _freshest(ident: tuple[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """The body from the watch, or the one this process wrote if the watch lags behind."""
+    written = _written.get(ident)
+    if written is None:
+        return body
+    if body["metadata"].get("resourceVersion") == written[0]:
+        return written[1]
+    _written.pop(ident, None)
+    return body
+
+
+def _runner(
+    session: Session,
+) -> runner_registry.ResolvedRunner | runner_registry.UnknownFrameworkError:
+    framework = session.spec.framework
+    try:
+        return runner_registry.resolve(
+            REGISTRY, framework.type, framework.version, SETTINGS.image_registry
+        )
+    except runner_registry.UnknownFrameworkError as exc:
+        return exc
+
+
+async def _confirm(
+    api: Kube, session: Session, observed: Observed, job_name: str, pod_unread: bool
+) -> Observed | None:
+    """The watch may lag behind what this process just did, or behind the pod's end:
+    confirm with a direct read before recording a loss, or a failure without detail."""
+    namespace = session.metadata.namespace
+    if observed.job is None and session.status.workload.job_name:
+        found = await asyncio.to_thread(api.get_job, namespace, job_name)
+        if found is not None:
+            return Observed(job=job_view(found))
+    job = observed.job
+    pod = observed.pod
+    if job is not None and job.failed and (pod is None or pod.termination is None) and pod_unread:
+        listed = await asyncio.to_thread(api.list_pods, namespace, job_name)
+        fresh = newest_pod([pod_view(p) for p in listed], job_name)
+        if fresh is not None:
+            return Observed(pod=fresh)
+    return None
 
 
 async def _create(api: Kube, result: Plan) -> JobView | None:

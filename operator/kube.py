@@ -6,6 +6,7 @@ Everything here is synchronous; the async handlers call it through a thread.
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from kubernetes import client, config
@@ -44,11 +45,15 @@ class Kube:
         name = manifest["metadata"]["name"]
         kind = manifest["kind"]
         try:
+            # _preload_content=False: the response is not turned into model classes, which
+            # costs more CPU than the request itself.
             if kind == "Job":
-                self.batch.create_namespaced_job(ns, cast(Any, manifest))
+                self.batch.create_namespaced_job(ns, cast(Any, manifest), _preload_content=False)
                 return True, manifest
             if kind == "ConfigMap":
-                self.core.create_namespaced_config_map(ns, cast(Any, manifest))
+                self.core.create_namespaced_config_map(
+                    ns, cast(Any, manifest), _preload_content=False
+                )
                 return True, manifest
         except ApiException as exc:
             if exc.status != 409:
@@ -104,12 +109,10 @@ class Kube:
             "status": status,
         }
         try:
-            result = cast(
-                dict[str, Any],
-                self.custom.replace_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, "sessions", name, body
-                ),
+            response = self.custom.replace_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, "sessions", name, body, _preload_content=False
             )
+            result = cast(dict[str, Any], json.loads(cast(Any, response).data))
         except ApiException as exc:
             if exc.status == 409:
                 raise ConflictError(name) from exc

@@ -10,6 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+RUNNER_CONTAINER = "runner"
+"""The name of the container that runs the framework (builders.runner_job uses it)."""
+
 
 class JobView(BaseModel):
     """What matters about a runner Job."""
@@ -82,7 +85,9 @@ def pod_view(body: dict[str, Any]) -> PodView:
         phase=status.get("phase") or "Pending",
         created=meta.get("creationTimestamp") or "",
     )
-    for cs in status.get("containerStatuses") or []:
+    statuses = status.get("containerStatuses") or []
+    # The runner container decides; a sidecar's state must not hide the runner's exit.
+    for cs in [c for c in statuses if c.get("name") == RUNNER_CONTAINER] or statuses:
         state = cs.get("state") or {}
         if "terminated" in state:
             term = state["terminated"]

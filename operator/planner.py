@@ -129,9 +129,11 @@ def _decide(
         f"admitted; framework {runner.framework}@{runner.version} runs image {runner.image}",
     )
 
-    if session.spec.policy.approval_required:
+    # Approval is a gate before the Job, not a condition on it: once approved (or once a
+    # Job exists), removing the annotation does not stop the work.
+    if session.spec.policy.approval_required and not edit.has("approved"):
         who = approver(session)
-        if who is None:
+        if who is None and observed.job is None:
             edit.condition(APPROVED, False, "AwaitingApproval", "waiting for an approver")
             edit.append("awaiting-approval", "AwaitingApproval")
             edit.phase(
@@ -140,8 +142,9 @@ def _decide(
                 f"an approver must annotate the Session with {naming.ANNOTATION_APPROVED_BY}",
             )
             return []
-        edit.condition(APPROVED, True, "Approved", f"approved by {who}")
-        edit.append("approved", "Approved", {"approvedBy": who})
+        if who is not None:
+            edit.condition(APPROVED, True, "Approved", f"approved by {who}")
+            edit.append("approved", "Approved", {"approvedBy": who})
     return _workload(session, observed, runner, settings, edit)
 
 
@@ -214,9 +217,7 @@ def _follow(edit: StatusEditor, job: JobView, pod: PodView | None) -> None:
         edit.condition(WORKLOAD_RUNNING, False, pod.waiting_reason, message)
         edit.phase(Phase.PENDING, pod.waiting_reason, message)
     elif edit.status.phase != Phase.RUNNING:
-        edit.phase(
-            Phase.PENDING, "WorkloadCreated", f"waiting for the runner pod of Job {job.name}"
-        )
+        edit.phase(Phase.PENDING, "WorkloadCreated", f"runner Job {job.name} created")
 
 
 def _record_created(edit: StatusEditor, job_name: str) -> None:

@@ -77,6 +77,12 @@ class UnknownFrameworkError(LookupError):
     """The Session names a framework type or version the registry does not have."""
 
 
+def _has_registry_host(image: str) -> bool:
+    """Whether an image reference starts with a registry host (as the container runtime reads it)."""
+    first, sep, _ = image.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+
+
 def load(path: Path = DEFAULT_REGISTRY_FILE) -> Registry:
     """Read and validate a registry file; a bad file fails start-up with pydantic's message."""
     return Registry.model_validate(yaml.safe_load(path.read_text()))
@@ -101,7 +107,7 @@ def resolve(
             f"(known: {known})"
         )
     image = runner.image
-    if image_prefix and "/" in image and "." not in image.split("/", 1)[0]:
+    if image_prefix and not _has_registry_host(image):
         image = f"{image_prefix.rstrip('/')}/{image}"
     return ResolvedRunner(
         framework=framework,
@@ -110,6 +116,7 @@ def resolve(
         command=runner.command,
         args=runner.args,
         env=runner.env,
-        resources=runner.resources or registry.defaults.resources,
+        # A copy: manifests built from it must never alias the shared registry.
+        resources=(runner.resources or registry.defaults.resources).model_copy(deep=True),
         timeout_seconds=runner.timeout_seconds or registry.defaults.timeout_seconds,
     )

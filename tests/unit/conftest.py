@@ -1,0 +1,134 @@
+"""Shared builders for the unit tests: Sessions, settings, the shipped runner registry.
+
+Helpers are exposed as fixtures (factories) because, with ``--import-mode=importlib``,
+test modules cannot import a sibling helper module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ambient.crds.models import Session, SessionStatus
+from ambient.operator.settings import OperatorSettings
+from ambient.runners import registry as runner_registry
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+MakeSession = Callable[..., Session]
+
+
+def session_body(
+    *,
+    name: str = "review-pr-42",
+    namespace: str = "team-alpha",
+    uid: str = "5b1c2f4e-0000-4000-8000-000000000001",
+    generation: int = 1,
+    framework: str = "script",
+    version: str = "latest",
+    config: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
+    delivery_id: str | None = "d-1",
+    approval_required: bool = False,
+    timeout_seconds: int | None = None,
+    annotations: dict[str, str] | None = None,
+    status: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A Session as the API server would hand it to the operator (camelCase)."""
+    trigger: dict[str, Any] = {
+        "source": "github",
+        "event": "pull_request.opened",
+        "payload": payload if payload is not None else {"number": 42},
+    }
+    if delivery_id is not None:
+        trigger["deliveryId"] = delivery_id
+    spec: dict[str, Any] = {
+        "trigger": trigger,
+        "framework": {"type": framework, "version": version, "config": config or {}},
+        "policy": {
+            "modelConstraints": {"allowed": ["claude-3-sonnet"], "budget": "10.00"},
+            "toolConstraints": {"allowed": ["Bash"]},
+            "approvalRequired": approval_required,
+        },
+    }
+    if timeout_seconds is not None:
+        spec["timeoutSeconds"] = timeout_seconds
+    body: dict[str, Any] = {
+        "apiVersion": "ambient.ai/v1alpha1",
+        "kind": "Session",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+            "generation": generation,
+            "resourceVersion": "100",
+            "creationTimestamp": "2026-03-01T11:59:00Z",
+            "annotations": annotations or {},
+        },
+        "spec": spec,
+    }
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+@pytest.fixture
+def make_body() -> Callable[..., dict[str, Any]]:
+    """Factory for raw Session bodies."""
+    return session_body
+
+
+@pytest.fixture
+def make_session() -> MakeSession:
+    """Factory for validated Session objects; keyword arguments as ``session_body``."""
+
+    def make(**kwargs: Any) -> Session:
+        return Session.model_validate(session_body(**kwargs))
+
+    return make
+
+
+@pytest.fixture
+def with_status() -> Callable[[Session, SessionStatus | None], Session]:
+    """The Session as it reads after the operator wrote ``status`` (None: unchanged)."""
+
+    def advance(session: Session, status: SessionStatus | None) -> Session:
+        if status is None:
+            return session
+        return session.model_copy(update={"status": status.model_copy(deep=True)})
+
+    return advance
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
+
+
+@pytest.fixture
+def later() -> Callable[[int], datetime]:
+    """``later(n)``: n minutes after NOW."""
+    return lambda minutes: NOW + timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[OperatorSettings]:
+    """Default settings, unaffected by AMBIENT_* variables of the shell running the tests."""
+    for key in list(os.environ):
+        if key.startswith("AMBIENT_"):
+            monkeypatch.delenv(key)
+    yield OperatorSettings()
+
+
+@pytest.fixture(scope="session")
+def registry() -> runner_registry.Registry:
+    return runner_registry.load()
+
+
+@pytest.fixture
+def runner(registry: runner_registry.Registry) -> runner_registry.ResolvedRunner:
+    return runner_registry.resolve(registry, "script")

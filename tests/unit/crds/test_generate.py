@@ -1,0 +1,357 @@
+"""CRD generation: the committed YAML matches the models, and the schemas are structural."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel, Field
+
+from ambient.crds import generate
+
+FORBIDDEN_KEYS = {"$ref", "$defs", "anyOf", "allOf", "oneOf", "title", "examples", "const"}
+PRESERVE = "x-kubernetes-preserve-unknown-fields"
+
+
+def _root(crd: dict[str, Any]) -> dict[str, Any]:
+    root: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return root
+
+
+def _nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema node with its path (property names are not mistaken for keywords)."""
+    yield path, node
+    for name, child in (node.get("properties") or {}).items():
+        yield from _nodes(child, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from _nodes(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _nodes(node["additionalProperties"], f"{path}{{}}")
+
+
+def _at(root: dict[str, Any], dotted: str) -> dict[str, Any]:
+    node = root
+    for part in dotted.split("."):
+        node = node["items"] if part == "[]" else node["properties"][part]
+    return node
+
+
+@pytest.fixture(scope="module")
+def session() -> dict[str, Any]:
+    return _root(generate.session_crd())
+
+
+@pytest.fixture(scope="module")
+def policy() -> dict[str, Any]:
+    return _root(generate.policy_crd())
+
+
+CRDS = [
+    pytest.param(generate.session_crd, id="sessions"),
+    pytest.param(generate.policy_crd, id="policies"),
+]
+
+
+# --- drift -----------------------------------------------------------------------------
+
+
+def test_committed_yaml_matches_models() -> None:
+    """If this fails, run `python -m ambient.crds.generate` (make crds) and commit."""
+    assert generate.main(["--check"]) == 0
+
+
+def test_rendered_covers_both_committed_files() -> None:
+    names = sorted(p.name for p in generate.rendered())
+    assert names == ["ambient.ai_namespacepolicies.yaml", "ambient.ai_sessions.yaml"]
+    assert all(p.parent == generate.HERE for p in generate.rendered())
+
+
+def test_check_reports_drift(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(generate, "HERE", tmp_path)
+    assert generate.main(["--check"]) == 1, "missing files are drift"
+
+    assert generate.main([]) == 0
+    files = sorted(tmp_path.glob("*.yaml"))
+    assert [f.name for f in files] == [
+        "ambient.ai_namespacepolicies.yaml",
+        "ambient.ai_sessions.yaml",
+    ]
+    assert generate.main(["--check"]) == 0
+
+    target = tmp_path / "ambient.ai_sessions.yaml"
+    target.write_text(
+        target.read_text().replace("shortNames:\n    - sess", "shortNames:\n    - ses")
+    )
+    capsys.readouterr()
+    assert generate.main(["--check"]) == 1
+    err = capsys.readouterr().err
+    assert "ambient.ai_sessions.yaml" in err
+    assert "ambient.ai_namespacepolicies.yaml" not in err
+
+
+def test_rendered_yaml_parses_back_to_the_crd() -> None:
+    by_name = {p.name: text for p, text in generate.rendered().items()}
+    text = by_name["ambient.ai_sessions.yaml"]
+    assert text.startswith("# Generated from crds/models.py")
+    assert yaml.safe_load(text) == generate.session_crd()
+    assert generate.rendered() == generate.rendered(), "generation is deterministic"
+
+
+# --- structural schema ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", CRDS)
+def test_no_non_structural_keywords(make: Any) -> None:
+    bad = [(path, sorted(FORBIDDEN_KEYS & node.keys())) for path, node in _nodes(_root(make()))]
+    assert [b for b in bad if b[1]] == []
+
+
+@pytest.mark.parametrize("make", CRDS)
+def test_every_node_is_typed(make: Any) -> None:
+    untyped = [
+        path
+        for path, node in _nodes(_root(make()))
+        if "type" not in node and not node.get(PRESERVE)
+    ]
+    assert untyped == []
+
+
+@pytest.mark.parametrize("make", CRDS)
+def test_nodes_with_properties_are_objects(make: Any) -> None:
+    wrong = [
+        path
+        for path, node in _nodes(_root(make()))
+        if "properties" in node and node.get("type") != "object"
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("make", CRDS)
+def test_no_null_or_container_defaults(make: Any) -> None:
+    bad = [
+        path
+        for path, node in _nodes(_root(make()))
+        if "default" in node
+        and (node["default"] is None or isinstance(node["default"], dict | list))
+    ]
+    assert bad == []
+
+
+@pytest.mark.parametrize("make", CRDS)
+def test_every_property_is_described(make: Any) -> None:
+    """What `kubectl explain` shows: every field under spec and status has a description."""
+    root = _root(make())
+    missing = [
+        path
+        for top in ("spec", "status")
+        for path, node in _nodes(root["properties"][top], top)
+        if not path.endswith(("[]", "}")) and not node.get("description")
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("dotted", "type_"),
+    [
+        ("spec.timeoutSeconds", "integer"),
+        ("spec.trigger.deliveryId", "string"),
+        ("spec.trigger.payloadRef", "object"),
+        ("spec.policy.modelConstraints.budget", "string"),
+        ("status.reason", "string"),
+        ("status.message", "string"),
+        ("status.workload.jobName", "string"),
+        ("status.startTime", "string"),
+        ("status.conditions.[].observedGeneration", "integer"),
+    ],
+)
+def test_optional_fields_collapse_to_their_type(
+    session: dict[str, Any], dotted: str, type_: str
+) -> None:
+    node = _at(session, dotted)
+    assert node["type"] == type_
+    assert "anyOf" not in node
+    assert "nullable" not in node
+    assert node.get("description"), "the field's own description survives the collapse"
+
+
+def test_optional_fields_keep_their_constraints(session: dict[str, Any]) -> None:
+    assert _at(session, "spec.timeoutSeconds")["minimum"] == 1
+    assert _at(session, "spec.timeoutSeconds")["maximum"] == 7 * 24 * 3600
+    assert _at(session, "spec.trigger.deliveryId")["maxLength"] == 128
+    budget = _at(session, "spec.policy.modelConstraints.budget")
+    assert budget["pattern"].startswith("^(0|[1-9]")
+    ref = _at(session, "spec.trigger.payloadRef")
+    assert ref["required"] == ["location", "size", "sha256"]
+    assert ref["description"].startswith("Set instead of payload")
+
+
+@pytest.mark.parametrize("dotted", ["spec.trigger.payload", "spec.framework.config"])
+def test_free_form_fields_preserve_unknown(session: dict[str, Any], dotted: str) -> None:
+    node = _at(session, dotted)
+    assert node[PRESERVE] is True
+    assert node["type"] == "object"
+    assert "properties" not in node
+
+
+@pytest.mark.parametrize("source", ["github", "jira", "slack"])
+def test_api_key_union_preserves_unknown(policy: dict[str, Any], source: str) -> None:
+    """str | list[str] cannot be structural: the field preserves what it is given."""
+    node = _at(policy, f"spec.webhookAuth.apiKeys.{source}")
+    assert node[PRESERVE] is True
+    assert "anyOf" not in node and "default" not in node
+    assert node["description"].startswith("Hash of the")
+
+
+def test_history_is_an_append_only_map_list(session: dict[str, Any]) -> None:
+    history = _at(session, "status.history")
+    assert history["type"] == "array"
+    assert history["x-kubernetes-list-type"] == "map"
+    assert history["x-kubernetes-list-map-keys"] == ["seq"]
+    assert history["maxItems"] == 1000
+    rules = [v["rule"] for v in history["x-kubernetes-validations"]]
+    assert any("isSorted()" in r and "self[0].seq == 0" in r for r in rules)
+    assert "self.size() >= oldSelf.size()" in rules
+    item = history["items"]
+    assert item["required"] == ["seq", "id", "timestamp", "event"]
+    assert [v["rule"] for v in item["x-kubernetes-validations"]] == ["self == oldSelf"]
+    assert item["properties"]["data"]["additionalProperties"] == {"type": "string"}
+    assert item["properties"]["data"]["maxProperties"] == 32
+
+
+def test_status_history_cannot_be_removed(session: dict[str, Any]) -> None:
+    rules = [v["rule"] for v in session["properties"]["status"]["x-kubernetes-validations"]]
+    assert rules == ["!has(oldSelf.history) || has(self.history)"]
+
+
+def test_conditions_are_a_map_list_keyed_by_type(session: dict[str, Any]) -> None:
+    conditions = _at(session, "status.conditions")
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    assert "type" in conditions["items"]["required"]
+
+
+def test_trigger_is_immutable(session: dict[str, Any]) -> None:
+    trigger = _at(session, "spec.trigger")
+    assert {"rule": "self == oldSelf", "message": "spec.trigger is immutable"} in trigger[
+        "x-kubernetes-validations"
+    ]
+    assert session["required"] == ["spec"]
+    assert _at(session, "spec")["required"] == ["trigger", "framework"]
+
+
+def test_trigger_is_explained(session: dict[str, Any]) -> None:
+    """`kubectl explain session.spec.trigger` shows these."""
+    trigger = _at(session, "spec.trigger")
+    assert "started the Session" in trigger["description"]
+    fields = trigger["properties"]
+    assert set(fields) == {"source", "event", "payload", "payloadRef", "deliveryId"}
+    for name, node in fields.items():
+        assert node.get("description"), name
+    assert fields["source"]["enum"] == ["github", "jira", "slack", "alertmanager", "manual", "api"]
+
+
+def test_enums_and_scalar_defaults_survive(session: dict[str, Any]) -> None:
+    assert _at(session, "spec.framework.version")["default"] == "latest"
+    assert _at(session, "status.phase")["enum"] == ["Pending", "Running", "Completed", "Failed"]
+    assert _at(session, "spec.artifacts.storage.type")["enum"] == ["s3", "pvc", "external"]
+
+
+def test_session_printer_columns_and_names() -> None:
+    crd = generate.session_crd()
+    version = crd["spec"]["versions"][0]
+    columns = version["additionalPrinterColumns"]
+    default_columns = [c["name"] for c in columns if not c.get("priority")]
+    assert default_columns == ["Phase", "Reason", "Framework", "Source", "Age"]
+    by_name = {c["name"]: c for c in columns}
+    assert by_name["Phase"]["jsonPath"] == ".status.phase"
+    assert by_name["Framework"]["jsonPath"] == ".spec.framework.type"
+    assert by_name["Source"]["jsonPath"] == ".spec.trigger.source"
+    assert by_name["Age"] == {
+        "name": "Age",
+        "type": "date",
+        "jsonPath": ".metadata.creationTimestamp",
+    }
+    names = crd["spec"]["names"]
+    assert names["shortNames"] == ["sess"]
+    assert names["categories"] == ["ambient"]
+    assert names["kind"] == "Session" and names["plural"] == "sessions"
+    assert crd["metadata"]["name"] == "sessions.ambient.ai"
+    assert crd["spec"]["scope"] == "Namespaced"
+    assert version["subresources"] == {"status": {}}
+    assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
+
+
+def test_policy_names() -> None:
+    crd = generate.policy_crd()
+    names = crd["spec"]["names"]
+    assert names["categories"] == ["ambient"]
+    assert "nspol" in names["shortNames"]
+    assert crd["metadata"]["name"] == "namespacepolicies.ambient.ai"
+
+
+# --- the conversion on its own --------------------------------------------------------
+
+
+class _Inner(BaseModel):
+    """Inner doc."""
+
+    x: int = 0
+
+
+class _Outer(BaseModel):
+    """Outer doc."""
+
+    model_config = {"use_attribute_docstrings": True}
+
+    inner: _Inner | None = None
+    """Field doc wins over the class doc."""
+    tags: list[str] = Field(default_factory=list)
+    """Tags."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels."""
+    anything: dict[str, Any] = Field(default_factory=dict)
+    """Anything."""
+    kind: str = "fixed"
+    """Kind."""
+
+
+def test_structural_inlines_refs_and_collapses_optionals() -> None:
+    schema = generate.model_schema(_Outer)
+    inner = schema["properties"]["inner"]
+    assert inner == {
+        "type": "object",
+        "description": "Field doc wins over the class doc.",
+        "properties": {"x": {"type": "integer", "default": 0}},
+    }
+    assert schema["properties"]["tags"] == {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "Tags.",
+    }
+    assert schema["properties"]["labels"]["additionalProperties"] == {"type": "string"}
+    assert schema["properties"]["anything"] == {
+        "type": "object",
+        "description": "Anything.",
+        PRESERVE: True,
+    }
+    assert schema["properties"]["kind"]["default"] == "fixed"
+    assert "title" not in schema and "$defs" not in schema
+
+
+def test_structural_turns_const_into_enum() -> None:
+    assert generate.structural({"const": "a", "type": "string"}, {}) == {
+        "enum": ["a"],
+        "type": "string",
+    }
+
+
+def test_structural_is_pure() -> None:
+    raw = _Outer.model_json_schema(by_alias=True)
+    before = yaml.safe_dump(raw)
+    generate.structural(raw, raw.get("$defs", {}))
+    assert yaml.safe_dump(raw) == before

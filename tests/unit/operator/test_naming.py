@@ -1,0 +1,63 @@
+"""Deterministic, length-capped names."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ambient.operator import naming
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def test_short_names_are_readable() -> None:
+    assert naming.job_name("review-pr-42") == "review-pr-42-a1"
+    assert naming.job_name("review-pr-42", 3) == "review-pr-42-a3"
+    assert naming.context_configmap_name("review-pr-42-a1") == "review-pr-42-a1-ctx"
+    assert naming.session_label_value("review-pr-42") == "review-pr-42"
+
+
+@pytest.mark.parametrize("length", [1, 59, 60, 61, 62, 63, 64, 100, 253])
+def test_names_fit_in_63(length: int) -> None:
+    session = ("abc-" * 80)[: length - 1] + "z"
+    job = naming.job_name(session)
+    for name in (job, naming.context_configmap_name(job), naming.session_label_value(session)):
+        assert len(name) <= naming.MAX_NAME
+        assert DNS_LABEL.match(name), name
+    assert job.endswith("-a1")
+    assert naming.context_configmap_name(job).endswith("-ctx")
+
+
+def test_exactly_fitting_name_is_kept() -> None:
+    session = "s" * 60
+    assert naming.job_name(session) == session + "-a1"
+    assert naming.session_label_value("s" * 63) == "s" * 63
+
+
+def test_names_are_deterministic() -> None:
+    session = "x" * 200
+    assert naming.job_name(session) == naming.job_name(session)
+    assert naming.session_label_value(session) == naming.session_label_value(session)
+
+
+def test_long_names_differing_only_at_the_end_stay_distinct() -> None:
+    a, b = "team-alpha-" + "q" * 100 + "-1", "team-alpha-" + "q" * 100 + "-2"
+    assert naming.job_name(a) != naming.job_name(b)
+    assert naming.session_label_value(a) != naming.session_label_value(b)
+    assert naming.context_configmap_name(naming.job_name(a)) != naming.context_configmap_name(
+        naming.job_name(b)
+    )
+
+
+def test_attempts_are_distinct_for_long_names() -> None:
+    session = "r" * 100
+    assert naming.job_name(session, 1) != naming.job_name(session, 2)
+
+
+def test_shortening_never_leaves_a_double_dash_or_dot() -> None:
+    # The cut falls right after a '-' (and a '.'), which must not survive before the hash.
+    session = "a" * 49 + ".-" + "b" * 30
+    name = naming.job_name(session)
+    assert "--" not in name and ".-" not in name
+    assert len(name) <= naming.MAX_NAME
