@@ -102,6 +102,7 @@ def _crd(
     status: type[BaseModel],
     columns: list[dict[str, Any]],
     spec_required: bool,
+    selectable: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     root: dict[str, Any] = {
         "type": "object",
@@ -141,6 +142,11 @@ def _crd(
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": columns,
+                    **(
+                        {"selectableFields": [{"jsonPath": p} for p in selectable]}
+                        if selectable
+                        else {}
+                    ),
                     "schema": {"openAPIV3Schema": root},
                 }
             ],
@@ -166,6 +172,13 @@ def session_crd() -> dict[str, Any]:
         spec=SessionSpec,
         status=SessionStatus,
         spec_required=True,
+        # `kubectl get sessions --field-selector status.phase=Running` (and cheap lists).
+        selectable=(
+            ".status.phase",
+            ".status.reason",
+            ".spec.framework.type",
+            ".spec.trigger.source",
+        ),
         columns=[
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Reason", "type": "string", "jsonPath": ".status.reason"},

@@ -36,12 +36,29 @@ _locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
 SESSION_SELECTOR = {naming.LABEL_SESSION: kopf.PRESENT}
 
+# History entries that also become Kubernetes Events. Every entry is in the history and
+# the audit log; Events (one API write each) mark what a person watching wants to see.
+MILESTONES = frozenset(
+    {
+        "WorkloadCreated",
+        "WorkloadSucceeded",
+        "WorkloadFailed",
+        "FrameworkUnknown",
+        "AwaitingApproval",
+        "Approved",
+        "WorkloadLost",
+        "WorkloadConflict",
+    }
+)
+
 # What the last reconcile of each Session saw, to skip events that change nothing the
 # planner reads (most Pod and Job updates, and the echo of our own status writes).
 _last_seen: dict[tuple[str, str], tuple[str, Any, Any]] = {}
 # The status this process wrote last, keyed by Session, with the resourceVersion it
 # replaced: a body still at that version is stale, and the written one is used instead.
 _written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+# The runner pod as last read, by (namespace, Job name).
+_pods: dict[tuple[str, str], PodView] = {}
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -89,8 +106,9 @@ def _slim(body: kopf.Body) -> dict[str, Any]:
     slim = bool(trigger.get("payload"))
     trigger["payload"] = {}
     spec["trigger"] = trigger
+    metadata = {k: v for k, v in body.metadata.items() if k != "managedFields"}
     return {
-        "metadata": dict(body.metadata),
+        "metadata": metadata,
         "spec": spec,
         "status": dict(body.get("status", {})),
         SLIM: slim,
@@ -115,20 +133,11 @@ def job_index(
     return {(namespace, labels[naming.LABEL_SESSION]): job_view(dict(body))}
 
 
-@kopf.index("", "v1", "pods", labels=SESSION_SELECTOR)
-def pod_index(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    """Runner Pods by Session."""
-    return {(namespace, labels[naming.LABEL_SESSION]): pod_view(dict(body))}
-
-
 def _observe(
-    key: tuple[str, str], job_name: str, jobs: kopf.Index[Any, Any], pods: kopf.Index[Any, Any]
+    namespace: str, key: tuple[str, str], job_name: str, jobs: kopf.Index[Any, Any]
 ) -> Observed:
     job = next((j for j in jobs.get(key, []) if j.name == job_name), None)
-    pod = newest_pod(list(pods.get(key, [])), job_name)
-    return Observed(job=job, pod=pod)
+    return Observed(job=job, pod=_pods.get((namespace, job_name)))
 
 
 # Indexes arrive as keyword arguments named after their functions; they are read from
@@ -145,8 +154,9 @@ async def on_session(
         _locks.pop(key, None)
         _last_seen.pop(key, None)
         _written.pop(key, None)
+        _pods.pop((key[0], naming.job_name(name, 1)), None)
         return
-    await reconcile(namespace or "", name, dict(body), indexes["job_index"], indexes["pod_index"])
+    await reconcile(namespace or "", name, dict(body), indexes["job_index"])
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=SESSION_SELECTOR)
@@ -155,19 +165,11 @@ async def on_job(namespace: str | None, labels: kopf.Labels, **indexes: Any) -> 
     await _from_child(namespace, labels, indexes)
 
 
-@kopf.on.event("", "v1", "pods", labels=SESSION_SELECTOR)
-async def on_pod(namespace: str | None, labels: kopf.Labels, **indexes: Any) -> None:
-    """A runner Pod changed: reconcile its Session."""
-    await _from_child(namespace, labels, indexes)
-
-
 async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[str, Any]) -> None:
     ns = namespace or ""
     sessions = indexes["session_index"]
     for body in sessions.get((ns, labels.get(naming.LABEL_SESSION, "")), []):
-        await reconcile(
-            ns, body["metadata"]["name"], body, indexes["job_index"], indexes["pod_index"]
-        )
+        await reconcile(ns, body["metadata"]["name"], body, indexes["job_index"])
 
 
 async def reconcile(
@@ -175,12 +177,11 @@ async def reconcile(
     name: str,
     body: dict[str, Any],
     jobs: kopf.Index[Any, Any],
-    pods: kopf.Index[Any, Any],
 ) -> None:
     """Plan and act for one Session, serialised per Session within this process."""
     async with _locks[(namespace, name)]:
         try:
-            await _reconcile(namespace, name, body, jobs, pods)
+            await _reconcile(namespace, name, body, jobs)
         except GoneError:
             return
 
@@ -190,14 +191,13 @@ async def _reconcile(
     name: str,
     body: dict[str, Any],
     jobs: kopf.Index[Any, Any],
-    pods: kopf.Index[Any, Any],
 ) -> None:
     api = kube()
     ident = (namespace, name)
     key = _key(namespace, name)
     job_name = naming.job_name(name, 1)
     body = _freshest(ident, body)
-    seen = _observe(key, job_name, jobs, pods)
+    seen = _observe(namespace, key, job_name, jobs)
     fingerprint = (body["metadata"].get("resourceVersion", ""), seen.job, seen.pod)
     if _last_seen.get(ident) == fingerprint:
         return
@@ -212,7 +212,7 @@ async def _reconcile(
         observed = Observed(job=override_job or seen.job, pod=override_pod or seen.pod)
         result = plan(session, observed, _runner(session), SETTINGS, datetime.now(UTC))
 
-        confirmed = await _confirm(api, session, observed, job_name, override_pod is None)
+        confirmed = await _confirm(api, session, observed, job_name)
         if confirmed is not None:
             override_job = confirmed.job or override_job
             override_pod = confirmed.pod or override_pod
@@ -270,22 +270,37 @@ def _runner(
         return exc
 
 
+def _pod_outdated(job: JobView, pod: PodView | None) -> bool:
+    """Whether the Job's state says more about its pod than the pod last read does."""
+    if job.complete or job.failed:
+        return pod is None or pod.phase not in ("Succeeded", "Failed")
+    if job.ready > 0:
+        return pod is None or pod.phase == "Pending"
+    return job.active > 0 and pod is None
+
+
 async def _confirm(
-    api: Kube, session: Session, observed: Observed, job_name: str, pod_unread: bool
+    api: Kube, session: Session, observed: Observed, job_name: str
 ) -> Observed | None:
-    """The watch may lag behind what this process just did, or behind the pod's end:
-    confirm with a direct read before recording a loss, or a failure without detail."""
+    """Read what the watches do not carry, or not yet: a Job this process created before
+    the watch delivered it, and the runner pod when the Job's state moved past it.
+
+    Pods are read, not watched: a watch would deliver every pod update of every Session
+    to this process, and the Job's counters say when a read is worth it."""
     namespace = session.metadata.namespace
     if observed.job is None and session.status.workload.job_name:
         found = await asyncio.to_thread(api.get_job, namespace, job_name)
         if found is not None:
             return Observed(job=job_view(found))
     job = observed.job
-    pod = observed.pod
-    if job is not None and job.failed and (pod is None or pod.termination is None) and pod_unread:
-        listed = await asyncio.to_thread(api.list_pods, namespace, job_name)
-        fresh = newest_pod([pod_view(p) for p in listed], job_name)
-        if fresh is not None:
+    if job is not None and _pod_outdated(job, observed.pod):
+        for consistent in (False, True):
+            listed = await asyncio.to_thread(api.list_pods, namespace, job_name, consistent)
+            fresh = newest_pod([pod_view(p) for p in listed], job_name)
+            if fresh is not None and not _pod_outdated(job, fresh):
+                break
+        if fresh is not None and fresh != observed.pod:
+            _pods[(namespace, job_name)] = fresh
             return Observed(pod=fresh)
     return None
 
@@ -311,7 +326,8 @@ def _announce(session: Session, result: Plan) -> None:
         },
     }
     for entry in result.added:
-        _event(ref, entry)
+        if entry.event in MILESTONES:
+            _event(ref, entry)
         audit.emit(
             audit.record(
                 namespace=session.metadata.namespace,

@@ -77,10 +77,18 @@ class Kube:
         result: dict[str, Any] = self._api.sanitize_for_serialization(job)
         return result
 
-    def list_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
-        """The pods of a Job, read directly when the watch has not caught up yet."""
-        pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
-        items: list[dict[str, Any]] = self._api.sanitize_for_serialization(pods).get("items", [])
+    def list_pods(
+        self, namespace: str, job_name: str, consistent: bool = False
+    ) -> list[dict[str, Any]]:
+        """The pods of a Job. By default from the API server's watch cache (cheap, and at
+        most milliseconds behind); ``consistent`` reads the latest state."""
+        response = self.core.list_namespaced_pod(
+            namespace,
+            label_selector=f"job-name={job_name}",
+            resource_version=None if consistent else "0",
+            _preload_content=False,
+        )
+        items: list[dict[str, Any]] = json.loads(cast(Any, response).data).get("items") or []
         return items
 
     def get_session(self, namespace: str, name: str) -> dict[str, Any]:

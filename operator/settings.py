@@ -29,7 +29,7 @@ class OperatorSettings(BaseSettings):
     """Largest context passed through a pod annotation; larger ones go in a ConfigMap."""
     runner_user_id: int = Field(default=65532, ge=1)
     """UID the runner container runs as (non-root)."""
-    workers: int = Field(default=32, ge=1, le=256)
+    workers: int = Field(default=16, ge=1, le=256)
     """Handlers running at once (and Kubernetes client connections)."""
     identity: str = "ambient-operator"
     """Actor name in audit records and the Kubernetes field manager."""

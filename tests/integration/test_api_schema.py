@@ -161,3 +161,21 @@ def test_policy_schema_refuses_bad_money_and_urls(cluster, namespace):
     assert proc.returncode != 0
     for field in ("spec.models.budget.monthly", "spec.models.budget.currency", "url"):
         assert field in proc.stderr
+
+
+def test_sessions_are_selectable_by_phase_and_framework(cluster, operator, namespace, make_session):
+    cluster.apply(make_session("done"), namespace)
+    cluster.apply(make_session("odd", framework="no-such-runner"), namespace)
+    cluster.wait_phase(namespace, "done", "Completed")
+    cluster.wait_phase(namespace, "odd", "Failed")
+
+    def names(selector: str) -> list[str]:
+        out = cluster.kubectl(
+            "get", "sessions", "-n", namespace, "--field-selector", selector, "-o", "name"
+        ).stdout
+        return sorted(line.rsplit("/", 1)[-1] for line in out.split())
+
+    assert names("status.phase=Completed") == ["done"]
+    assert names("status.phase=Failed") == ["odd"]
+    assert names("spec.framework.type=script") == ["done"]
+    assert names("status.reason=UnknownFramework") == ["odd"]

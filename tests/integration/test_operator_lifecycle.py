@@ -76,7 +76,7 @@ def test_example_session_runs_to_completed(cluster, operator):
         "milestone events",
         lambda: (r := _events(cluster, ns, name)) and "WorkloadSucceeded" in r and r,
     )
-    assert {"SessionCreated", "WorkloadCreated", "WorkloadSucceeded"} <= set(reasons)
+    assert {"WorkloadCreated", "WorkloadSucceeded"} <= set(reasons)
 
 
 def test_failed_runner_surfaces_exit_code_and_message(cluster, operator, namespace, make_session):

@@ -6,8 +6,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from ambient.crds.models import Session
 from ambient.operator import builders, naming
 from ambient.operator.settings import OperatorSettings

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from ambient.operator.observe import PodView, job_view, newest_pod, pod_view
 
 UID = "5b1c2f4e-0000-4000-8000-000000000001"
