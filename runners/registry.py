@@ -78,7 +78,7 @@ class UnknownFrameworkError(LookupError):
 
 
 def _has_registry_host(image: str) -> bool:
-    """Whether an image reference starts with a registry host (as the container runtime reads it)."""
+    """Whether an image reference starts with a registry host, as container runtimes read it."""
     first, sep, _ = image.partition("/")
     return bool(sep) and ("." in first or ":" in first or first == "localhost")
 

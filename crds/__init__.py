@@ -1,0 +1,1 @@
+"""The API: Session and NamespacePolicy models and the CRD generator."""

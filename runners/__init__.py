@@ -1,0 +1,1 @@
+"""The runner registry and what runs inside runner Jobs."""

@@ -1,0 +1,1 @@
+"""The admission webhook and the GitHub/Jira/Slack ingress."""
