@@ -113,6 +113,16 @@ class Settings:
             kwok_port=_port(env, "AMBIENT_KWOK_PORT", 16280),
         )
 
+    def check_ports(self) -> None:
+        """Two components told to share a port would race for it; refuse up front."""
+        ports = [component_port(self, c) for c in COMPONENTS]
+        ports.append((self.etcd_peer_port, "AMBIENT_ETCD_PEER_PORT"))
+        seen: dict[int, str] = {}
+        for port, variable in ports:
+            if port in seen:
+                raise ClusterError(f"{variable} and {seen[port]} are both {port}")
+            seen[port] = variable
+
     def binary(self, name: str) -> Path:
         """The cached binary for `name`, laid out by version as the build script does."""
         if name == "etcd":
@@ -676,12 +686,12 @@ def wait_for(
     """Poll `check`, print progress, and fail fast if a watched component dies meanwhile."""
     started = time.monotonic()
     next_note = started + 10
-    while not check():
-        for component in watch:
-            if running_pid(settings, component) is None:
-                raise ClusterError(
-                    f"{component} exited while waiting for {what}", settings.log(component)
-                )
+    while True:
+        ready = check()
+        # Checked even on success: another process may have answered on the port.
+        ensure_running(settings, watch, f"while waiting for {what}")
+        if ready:
+            break
         now = time.monotonic()
         if now - started > timeout:
             log = settings.log(watch[-1]) if watch else None
@@ -691,6 +701,13 @@ def wait_for(
             next_note = now + 10
         time.sleep(0.25)
     step(f"  {what}: ok ({time.monotonic() - started:.1f}s)")
+
+
+def ensure_running(settings: Settings, components: Sequence[str], when: str) -> None:
+    """Fail with the component's log if it has exited."""
+    for component in components:
+        if running_pid(settings, component) is None:
+            raise ClusterError(f"{component} exited {when}", settings.log(component))
 
 
 # --- cluster objects ------------------------------------------------------------------------
@@ -816,6 +833,7 @@ def start_all(settings: Settings) -> None:
         settings,
         ["kube-controller-manager"],
     )
+    ensure_running(settings, COMPONENTS, "during start-up")
 
 
 def cmd_up(settings: Settings) -> int:
@@ -828,6 +846,7 @@ def cmd_up(settings: Settings) -> int:
         if running_components(settings):
             step("control plane partly running or unhealthy; restarting it")
             stop_all(settings)
+        settings.check_ports()
         ensure_binaries(settings)
         step(f"state in {settings.state}")
         try:

@@ -92,7 +92,8 @@ def follow(kubectl: Kubectl, timeout: float) -> dict[str, Any]:
             seen_entries = len(status.get("history", []))
             phase = (status.get("phase", "Pending"), status.get("reason") or "")
             if phase != last_phase:
-                say(f"Session {EXAMPLE_NS}/{EXAMPLE_SESSION}: {phase[0]} ({phase[1]})")
+                reason = f" ({phase[1]})" if phase[1] else ""
+                say(f"Session {EXAMPLE_NS}/{EXAMPLE_SESSION}: {phase[0]}{reason}")
                 last_phase = phase
             if phase[0] in ("Completed", "Failed"):
                 return body
