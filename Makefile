@@ -33,7 +33,7 @@ lint: $(STAMP) ## ruff and mypy --strict (the import layering is a unit test)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy -p ambient
-	$(VENV)/bin/mypy hack/cluster.py
+	$(VENV)/bin/mypy hack/cluster.py hack/run.py
 
 test-unit: $(STAMP) ## Unit tests only (no cluster)
 	$(VENV)/bin/pytest tests/unit

@@ -74,6 +74,14 @@ def local_cluster() -> tuple[str, str]:
     return lines[-1], kubectl
 
 
+def install_crds(kubectl: Kubectl) -> None:
+    """Apply the CRDs server-side and wait until the API server serves them."""
+    say("installing the CRDs")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    for crd in ("sessions.ambient.ai", "namespacepolicies.ambient.ai"):
+        kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+
+
 def follow(kubectl: Kubectl, timeout: float) -> dict[str, Any]:
     """Print the example Session's transitions and history until it finishes."""
     seen_entries = 0
@@ -104,8 +112,16 @@ def follow(kubectl: Kubectl, timeout: float) -> dict[str, Any]:
     )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run everything; returns when interrupted."""
+    """Run everything; returns when interrupted (Ctrl-C or SIGTERM)."""
+    # A shell that starts this in the background may have set SIGINT to be ignored;
+    # Ctrl-C and a plain `kill` both stop it cleanly, operator included.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--use-current-context",
@@ -126,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"kubeconfig: {kubeconfig}")
             say(f"try: export KUBECONFIG={kubeconfig}; {kubectl_bin} get sessions -A")
 
-        say("installing the CRDs")
-        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-        for crd in ("sessions.ambient.ai", "namespacepolicies.ambient.ai"):
-            kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        install_crds(kubectl)
     except (RuntimeError, subprocess.CalledProcessError, FileNotFoundError) as exc:
         return fail(str(exc))
 

@@ -43,7 +43,7 @@ def test_make_run_shows_the_example_session_complete_and_keeps_running(cluster):
         time.sleep(1)
         assert proc.poll() is None, "the operator should keep running after the example"
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest
     assert "stopping the operator" in rest
