@@ -1,8 +1,8 @@
 """kopf handlers: thin adapters between watch events, the planner and the API.
 
-Level-triggered: every event for a Session, its Job or its Pod runs the same reconcile,
-which reads the latest observed state from kopf's watch-fed indexes, asks the pure
-planner what to do, and does it. No handler progress is stored on the objects (kopf's
+Level-triggered: every event for a Session or its Job runs the same reconcile, which
+reads the latest observed state from kopf's watch-fed indexes (and the runner pod, read
+when the Job's counters say it moved), asks the pure planner what to do, and does it. No handler progress is stored on the objects (kopf's
 event handlers keep none), so the only writes are the Job and the Session's status. A
 status write carries the resourceVersion it was computed from; on a conflict the Session
 is re-read and the plan made again.
