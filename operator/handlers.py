@@ -2,10 +2,11 @@
 
 Level-triggered: every event for a Session or its Job runs the same reconcile, which
 reads the latest observed state from kopf's watch-fed indexes (and the runner pod, read
-when the Job's counters say it moved), asks the pure planner what to do, and does it. No handler progress is stored on the objects (kopf's
-event handlers keep none), so the only writes are the Job and the Session's status. A
-status write carries the resourceVersion it was computed from; on a conflict the Session
-is re-read and the plan made again.
+when the Job's counters say it moved), asks the pure planner what to do, and does it.
+No handler progress is stored on the objects (kopf's event handlers keep none), so the
+only writes are the Job and the Session's status. A status write carries the
+resourceVersion it was computed from; on a conflict the Session is re-read and the plan
+made again.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ PURE = [
         for name in ("planner", "builders", "status", "observe", "naming")
     ),
     ROOT / "runners" / "registry.py",
+    ROOT / "webhooks" / "policy.py",
 ]
 FORBIDDEN = ("kubernetes", "kopf", "ambient.operator.kube", "ambient.operator.handlers")
 
