@@ -385,7 +385,9 @@ def apiserver_args(s: Settings) -> list[str]:
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--allow-privileged=true",
         "--endpoint-reconciler-type=none",
-        "--profiling=false",
+        # AMBIENT_PROFILING=1 serves /debug/pprof, for finding where the API server's CPU
+        # goes under a benchmark (`kubectl get --raw /debug/pprof/profile?seconds=20`).
+        f"--profiling={'true' if os.environ.get('AMBIENT_PROFILING') == '1' else 'false'}",
     ]
 
 
