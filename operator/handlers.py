@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -96,6 +97,11 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 30
     settings.batching.worker_limit = SETTINGS.workers * 4
     settings.persistence.diffbase_storage = NoDiffBase()
+    # asyncio.to_thread runs on the loop's default executor, which has only cpu+4 threads:
+    # API calls wait on the network, not the CPU, so size it to the client's connections.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(SETTINGS.workers, thread_name_prefix="kube")
+    )
     _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
     log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
 

@@ -29,8 +29,8 @@ class OperatorSettings(BaseSettings):
     """Largest context passed through a pod annotation; larger ones go in a ConfigMap."""
     runner_user_id: int = Field(default=65532, ge=1)
     """UID the runner container runs as (non-root)."""
-    workers: int = Field(default=16, ge=1, le=256)
-    """Handlers running at once (and Kubernetes client connections)."""
+    workers: int = Field(default=24, ge=1, le=256)
+    """Kubernetes API calls in flight at once (threads and client connections)."""
     identity: str = "ambient-operator"
     """Actor name in audit records and the Kubernetes field manager."""
 
