@@ -9,11 +9,10 @@ and noisy, so what matters are the ratios measured side by side in one run.
 * operator: 1,000 Sessions created the same way, with the operator running; time until
   all have Jobs and until all are Completed, and the operator's peak RSS.
 
-Where the time goes (measured with 500 Sessions, CPU seconds per process): the floor costs
-the API server about 42 ms of CPU per Job; the operator's run costs it about 92 ms per
-Session (the Session itself, three status writes, two Events, the pod reads, all as JSON
-custom resources with CEL rules), and the operator spends a comparable amount in kopf's
-watch handling. On two shared cores that, not waiting, sets the pace.
+Where the time goes: both cores are busy. Against the floor, each Session adds its own
+POST, three status writes (JSON custom resources: managed-fields bookkeeping is most of
+their cost in the API server's profile), two Events and one or two pod reads, and the
+operator spends CPU in kopf's watch handling.
 """
 
 from __future__ import annotations
