@@ -40,6 +40,18 @@ def _job(**kwargs: Any) -> JobView:
     return JobView(**{"name": JOB, "owner_uid": UID, **kwargs})
 
 
+def _run(
+    created: Session,
+    runner: ResolvedRunner,
+    settings: OperatorSettings,
+    later: Later,
+    with_status: Advance,
+) -> Session:
+    """The Session after its pod was seen Running one second later."""
+    observed = Observed(job=_job(active=1), pod=_pod(phase="Running"))
+    return with_status(created, plan(created, observed, runner, settings, later(1)).status)
+
+
 def _pod(**kwargs: Any) -> PodView:
     return PodView(**{"name": f"{JOB}-x7k2p", "job_name": JOB, "phase": "Pending", **kwargs})
 
@@ -177,11 +189,7 @@ def test_job_complete_moves_to_completed(
     later: Later,
     with_status: Advance,
 ) -> None:
-    pod = _pod(phase="Running")
-    running = with_status(
-        created,
-        plan(created, Observed(job=_job(active=1), pod=pod), runner, settings, later(1)).status,
-    )
+    running = _run(created, runner, settings, later, with_status)
     done_pod = _pod(phase="Succeeded", termination=Termination(exit_code=0, reason="Completed"))
     result = plan(
         running, Observed(job=_job(complete=True), pod=done_pod), runner, settings, later(5)
@@ -419,10 +427,7 @@ def test_conditions_keep_transition_time_until_they_flip(
     with_status: Advance,
 ) -> None:
     pod = _pod(phase="Running")
-    running = with_status(
-        created,
-        plan(created, Observed(job=_job(active=1), pod=pod), runner, settings, later(1)).status,
-    )
+    running = _run(created, runner, settings, later, with_status)
     assert _cond(running.status, "PolicyValidated").last_transition_time == rfc3339(now)
     assert _cond(running.status, "WorkloadCreated").last_transition_time == rfc3339(now)
     assert _cond(running.status, "WorkloadRunning").last_transition_time == rfc3339(later(1))
