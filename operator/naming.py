@@ -42,3 +42,17 @@ def context_configmap_name(job: str) -> str:
 def session_label_value(session: str) -> str:
     """Label values are capped at 63 characters too."""
     return _fit(session, "")
+
+
+def runner_service_account(session: str) -> str:
+    """The ServiceAccount a Session's runner Jobs run as (one per Session).
+
+    The admission webhook recognises the runner by this name in ``userInfo.username``
+    (``system:serviceaccount:<namespace>:<this>``), so both sides must derive it here.
+    """
+    return _fit(session, "-runner")
+
+
+def runner_username(namespace: str, session: str) -> str:
+    """The API server's username for a Session's runner identity."""
+    return f"system:serviceaccount:{namespace}:{runner_service_account(session)}"
