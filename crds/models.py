@@ -485,6 +485,8 @@ class NotificationPolicy(ApiModel):
 
     webhooks: list[NotificationWebhook] = Field(default_factory=list, max_length=16)
     """Endpoints and the events each receives."""
+    signing_secret_ref: SecretRef | None = None
+    """Secret whose data key `notifications` signs requests (HMAC-SHA256 header)."""
 
 
 # A string or a list cannot be a structural schema, and CEL cannot type such a field, so

@@ -16,7 +16,16 @@ PURE = [
     *sorted((ROOT / "crds").glob("*.py")),
     *(
         ROOT / "operator" / f"{name}.py"
-        for name in ("planner", "builders", "status", "observe", "naming")
+        for name in (
+            "planner",
+            "builders",
+            "status",
+            "observe",
+            "naming",
+            "notifications",
+            "retention",
+            "audit_export",
+        )
     ),
     ROOT / "runners" / "registry.py",
     ROOT / "webhooks" / "policy.py",

@@ -1,0 +1,128 @@
+"""What retention says to delete, as of a given moment (pure; time is always passed in).
+
+The operator runs this from one timer over the few NamespacePolicies, not one timer per
+Session. ``sweep`` returns a plan that dry-run mode prints and normal mode carries out:
+archive each expired Session's history and audit trail first, then delete it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ambient.crds.models import DURATION_PATTERN, TERMINAL_PHASES, RetentionPolicy, Session
+
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_duration(value: str) -> timedelta:
+    """``90d``, ``12h``, ``2w``, ``7y`` (a year is 365 days: retention errs long, not short)."""
+    if not re.fullmatch(DURATION_PATTERN, value):
+        raise ValueError(
+            f"invalid duration {value!r}: use a number and a unit h, d, w or y, e.g. 90d or 7y"
+        )
+    number, unit = int(value[:-1]), value[-1]
+    return number * (timedelta(days=365) if unit == "y" else _UNITS[unit])
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def finished_at(session: Session) -> datetime | None:
+    """When a finished Session finished; None while it is still live.
+
+    Older Sessions may lack completionTime: the last history entry stands in, so a
+    Session is never kept forever for want of one field.
+    """
+    if session.status.phase not in TERMINAL_PHASES:
+        return None
+    moment = _parse_time(session.status.completion_time)
+    if moment is None and session.status.history:
+        moment = _parse_time(session.status.history[-1].timestamp)
+    return moment or _parse_time(session.metadata.creation_timestamp)
+
+
+@dataclass(frozen=True)
+class ExpiredArtifact:
+    """An artifact a Session generated that has outlived its retention."""
+
+    session: str
+    location: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditObject:
+    """An exported audit batch in the store, named by namespace and day."""
+
+    key: str
+    day: datetime
+
+
+@dataclass
+class Sweep:
+    """What one namespace's retention run deletes (or, in dry-run, would delete)."""
+
+    namespace: str
+    now: datetime
+    sessions: list[str] = field(default_factory=list)
+    artifacts: list[ExpiredArtifact] = field(default_factory=list)
+    audit_objects: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.sessions or self.artifacts or self.audit_objects)
+
+    def report(self) -> dict[str, object]:
+        """A JSON-able summary for dry-run output and the audit log."""
+        return {
+            "namespace": self.namespace,
+            "asOf": self.now.isoformat(),
+            "sessions": sorted(self.sessions),
+            "artifacts": sorted(a.location for a in self.artifacts),
+            "auditObjects": sorted(self.audit_objects),
+        }
+
+
+def sweep(
+    namespace: str,
+    retention: RetentionPolicy,
+    sessions: Iterable[Session],
+    audit_objects: Iterable[AuditObject],
+    now: datetime,
+) -> Sweep:
+    """Everything in ``namespace`` whose retention ran out at ``now``.
+
+    Live Sessions are never deleted, whatever their age. Artifacts of kept Sessions can
+    expire on their own (artifacts default to 30 days, Sessions to 90).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    keep_sessions = parse_duration(retention.sessions)
+    keep_artifacts = parse_duration(retention.artifacts)
+    keep_audit = parse_duration(retention.audit_logs)
+    result = Sweep(namespace, now)
+    for session in sessions:
+        done = finished_at(session)
+        if done is not None and now - done >= keep_sessions:
+            result.sessions.append(session.metadata.name)
+        for artifact in session.status.artifacts.generated:
+            created = _parse_time(artifact.created_at)
+            if created is not None and now - created >= keep_artifacts:
+                result.artifacts.append(
+                    ExpiredArtifact(session.metadata.name, artifact.location, created)
+                )
+    # An audit batch is deleted only when its whole day is past retention.
+    for obj in audit_objects:
+        if now - (obj.day + timedelta(days=1)) >= keep_audit:
+            result.audit_objects.append(obj.key)
+    return result

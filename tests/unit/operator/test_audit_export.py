@@ -1,0 +1,111 @@
+"""Audit export: batches per namespace and day, append-only keys, reading a trail back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ambient.operator import audit
+from ambient.operator.audit_export import AuditExporter, read_trail
+
+T0 = datetime(2026, 3, 1, 23, 59, 0, tzinfo=UTC)
+
+
+class MemoryStore:
+    """An in-memory store with S3's create-only put semantics; can be told to fail."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.fail = False
+
+    def put_new(self, key: str, body: bytes) -> None:
+        if self.fail:
+            raise ConnectionError("store unreachable")
+        if key in self.objects:
+            raise FileExistsError(key)
+        self.objects[key] = body
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+
+def _record(
+    namespace: str, minutes: int, session: str = "s1", action: str = "Created"
+) -> dict[str, Any]:
+    return audit.record(
+        namespace=namespace,
+        session_id=f"uid-{session}",
+        actor="ambient-operator",
+        action=action,
+        resource=f"sessions/{session}",
+        outcome="success",
+        details={},
+        trace_id="t",
+        timestamp=T0 + timedelta(minutes=minutes),
+    )
+
+
+def test_flush_writes_one_object_per_namespace_and_day() -> None:
+    store = MemoryStore()
+    exporter = AuditExporter(store, prefix="archive")
+    for rec in (_record("a", 0), _record("a", 2), _record("b", 0)):
+        exporter.add(rec)
+    keys = exporter.flush()
+    assert len(keys) == 3
+    assert sum(k.startswith("archive/audit/a/2026/03/01/") for k in keys) == 1
+    assert sum(k.startswith("archive/audit/a/2026/03/02/") for k in keys) == 1
+    assert sum(k.startswith("archive/audit/b/2026/03/01/") for k in keys) == 1
+    assert exporter.flush() == []
+
+
+def test_flushes_never_overwrite() -> None:
+    store = MemoryStore()
+    exporter = AuditExporter(store)
+    for _ in range(3):
+        exporter.add(_record("a", 0))
+        exporter.flush()
+    assert len(store.objects) == 3
+
+
+def test_a_failed_flush_keeps_the_records() -> None:
+    store = MemoryStore()
+    exporter = AuditExporter(store)
+    exporter.add(_record("a", 0))
+    store.fail = True
+    assert exporter.flush() == []
+    store.fail = False
+    assert len(exporter.flush()) == 1
+    assert len(store.objects) == 1
+
+
+def test_add_says_when_the_buffer_is_full() -> None:
+    exporter = AuditExporter(MemoryStore(), max_buffer=2)
+    assert exporter.add(_record("a", 0)) is False
+    assert exporter.add(_record("a", 0)) is True
+
+
+def test_trail_by_session_name_or_uid_and_range() -> None:
+    store = MemoryStore()
+    exporter = AuditExporter(store)
+    for rec in (_record("a", 0, "s1"), _record("a", 1, "s2"), _record("a", 3, "s1", "Completed")):
+        exporter.add(rec)
+    exporter.flush()
+    since, until = T0 - timedelta(hours=1), T0 + timedelta(hours=1)
+    by_name = list(read_trail(store, "", "a", since=since, until=until, session="s1"))
+    assert [r["action"] for r in by_name] == ["Created", "Completed"]
+    assert list(read_trail(store, "", "a", since=since, until=until, session="uid-s1")) == by_name
+    whole = list(read_trail(store, "", "a", since=since, until=until))
+    assert len(whole) == 3
+    early = list(read_trail(store, "", "a", since=since, until=T0 + timedelta(minutes=1)))
+    assert len(early) == 1
+    assert list(read_trail(store, "", "b", since=since, until=until)) == []
+
+
+def test_trail_refuses_naive_times() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        list(read_trail(MemoryStore(), "", "a", since=datetime(2026, 1, 1), until=T0))

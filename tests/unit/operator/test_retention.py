@@ -1,0 +1,112 @@
+"""Retention: what is expired at a given moment (time passed in, never read)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ambient.crds.models import RetentionPolicy, Session
+from ambient.operator import retention as r
+
+MakeSession = Callable[..., Session]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _finished(make_session: MakeSession, name: str, at: datetime, **status: Any) -> Session:
+    return make_session(
+        name=name,
+        status={"phase": "Completed", "completionTime": _stamp(at), **status},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "delta"),
+    [
+        ("90d", timedelta(days=90)),
+        ("12h", timedelta(hours=12)),
+        ("2w", timedelta(weeks=2)),
+        ("7y", timedelta(days=7 * 365)),
+    ],
+)
+def test_parse_duration(text: str, delta: timedelta) -> None:
+    assert r.parse_duration(text) == delta
+
+
+@pytest.mark.parametrize("text", ["", "90", "d", "0d", "-1d", "1.5d", "90m", "100000d"])
+def test_parse_duration_refuses_with_a_hint(text: str) -> None:
+    with pytest.raises(ValueError, match=r"e\.g\. 90d or 7y"):
+        r.parse_duration(text)
+
+
+def test_finished_sessions_expire_exactly_at_their_retention(make_session: MakeSession) -> None:
+    policy = RetentionPolicy(sessions="90d")
+    old = _finished(make_session, "old", T0)
+    young = _finished(make_session, "young", T0 + timedelta(days=1))
+    at_90 = r.sweep("ns", policy, [old, young], [], T0 + timedelta(days=90))
+    assert at_90.sessions == ["old"]
+    just_before = r.sweep("ns", policy, [old], [], T0 + timedelta(days=90) - timedelta(seconds=1))
+    assert just_before.sessions == []
+
+
+def test_live_sessions_are_never_deleted(make_session: MakeSession) -> None:
+    running = make_session(name="running", status={"phase": "Running"})
+    pending = make_session(name="pending", status={"phase": "Pending", "reason": "Queued"})
+    result = r.sweep(
+        "ns", RetentionPolicy(sessions="1h"), [running, pending], [], T0 + timedelta(days=999)
+    )
+    assert result.sessions == [] and result.empty
+
+
+def test_missing_completion_time_falls_back_to_last_history(make_session: MakeSession) -> None:
+    history = [
+        {"seq": 0, "id": "x", "timestamp": _stamp(T0), "event": "WorkloadFailed", "data": {}}
+    ]
+    session = make_session(name="legacy", status={"phase": "Failed", "history": history})
+    assert r.finished_at(session) == T0
+
+
+def test_artifacts_expire_on_their_own(make_session: MakeSession) -> None:
+    artifacts = {
+        "generated": [
+            {"type": "s3", "location": "s3://b/ns/kept/old.txt", "createdAt": _stamp(T0)},
+            {
+                "type": "s3",
+                "location": "s3://b/ns/kept/new.txt",
+                "createdAt": _stamp(T0 + timedelta(days=20)),
+            },
+        ]
+    }
+    session = _finished(make_session, "kept", T0 + timedelta(days=20), artifacts=artifacts)
+    result = r.sweep("ns", RetentionPolicy(), [session], [], T0 + timedelta(days=31))
+    assert result.sessions == []
+    assert [a.location for a in result.artifacts] == ["s3://b/ns/kept/old.txt"]
+
+
+def test_audit_days_expire_only_when_the_whole_day_has(make_session: MakeSession) -> None:
+    day = datetime(2020, 1, 1, tzinfo=UTC)
+    objects = [r.AuditObject("audit/ns/2020/01/01/a.jsonl", day)]
+    policy = RetentionPolicy(audit_logs="7y")
+    edge = day + timedelta(days=7 * 365)
+    assert r.sweep("ns", policy, [], objects, edge).audit_objects == []
+    expired = r.sweep("ns", policy, [], objects, edge + timedelta(days=1))
+    assert expired.audit_objects == ["audit/ns/2020/01/01/a.jsonl"]
+
+
+def test_report_is_sorted_and_json_friendly(make_session: MakeSession) -> None:
+    sessions = [_finished(make_session, n, T0) for n in ("b", "a")]
+    report = r.sweep(
+        "ns", RetentionPolicy(sessions="1d"), sessions, [], T0 + timedelta(days=2)
+    ).report()
+    assert report["sessions"] == ["a", "b"] and report["namespace"] == "ns"
+
+
+def test_naive_now_is_refused(make_session: MakeSession) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        r.sweep("ns", RetentionPolicy(), [], [], datetime(2026, 1, 1))
