@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 _configured = False
+# Where records go besides the structured log (the exporter to the artifact store).
+_sinks: list[Callable[[dict[str, Any]], object]] = []
 
 
 def configure(level: int = logging.INFO) -> None:
@@ -57,5 +60,16 @@ def record(
 
 
 def emit(entry: dict[str, Any]) -> None:
-    """Write one audit record to the structured log."""
+    """Write one audit record to the structured log, and hand it to each sink."""
     structlog.get_logger("ambient.audit").info("audit", audit=entry)
+    for sink in _sinks:
+        sink(entry)
+
+
+def add_sink(sink: Callable[[dict[str, Any]], object]) -> None:
+    """Also send every record to ``sink`` (which must not block: it buffers)."""
+    _sinks.append(sink)
+
+
+def clear_sinks() -> None:
+    _sinks.clear()

@@ -22,7 +22,7 @@ import kopf
 import pydantic
 
 from ambient.crds.models import GROUP, VERSION, HistoryEntry, Session
-from ambient.operator import audit, naming
+from ambient.operator import audit, background, naming
 from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
@@ -103,7 +103,14 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         ThreadPoolExecutor(SETTINGS.workers, thread_name_prefix="kube")
     )
     _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
+    await background.start(_state["kube"], SETTINGS)
     log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
+
+
+@kopf.on.cleanup()
+async def shutdown(**_: Any) -> None:
+    """Stop the periodic loops; buffered audit records are exported on the way out."""
+    await background.stop()
 
 
 def _slim(body: kopf.Body) -> dict[str, Any]:
@@ -162,8 +169,22 @@ async def on_session(
         _last_seen.pop(key, None)
         _written.pop(key, None)
         _pods.pop((key[0], naming.job_name(name, 1)), None)
+        background.observe_session(key[0], name, None)
         return
+    background.observe_session(namespace or "", name, body)
     await reconcile(namespace or "", name, dict(body), indexes["job_index"])
+    outbox = background.outbox()
+    if outbox is not None:
+        await outbox.session_changed(body)
+
+
+@kopf.on.event(GROUP, VERSION, "namespacepolicies")
+async def on_policy(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    """Policies feed the notification outbox (few objects, rarely changed)."""
+    outbox = background.outbox()
+    if outbox is not None:
+        deleted = event.get("type") == "DELETED"
+        outbox.policy_changed(namespace or "", None if deleted else body)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=SESSION_SELECTOR)

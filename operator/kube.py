@@ -6,6 +6,7 @@ Everything here is synchronous; the async handlers call it through a thread.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any, cast
 
@@ -26,11 +27,11 @@ class GoneError(Exception):
 class Kube:
     """Typed-enough access to the handful of calls the operator makes."""
 
-    def __init__(self, connections: int = 32) -> None:
+    def __init__(self, connections: int = 32, kubeconfig: str | None = None) -> None:
         try:
             config.load_incluster_config()
         except config.ConfigException:
-            config.load_kube_config()
+            config.load_kube_config(config_file=kubeconfig)
         cfg = client.Configuration.get_default_copy()
         cfg.connection_pool_maxsize = connections
         api = client.ApiClient(cfg)
@@ -128,3 +129,48 @@ class Kube:
                 raise GoneError(name) from exc
             raise
         return result
+
+    def list_sessions(self, namespace: str) -> list[dict[str, Any]]:
+        """Every Session in a namespace (retention runs rarely; one list per namespace)."""
+        response = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "sessions", _preload_content=False
+        )
+        items: list[dict[str, Any]] = json.loads(cast(Any, response).data).get("items") or []
+        return items
+
+    def delete_session(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete a Session only if it is still the one with ``uid`` (a recreated Session of
+        the same name is not the one that expired); False when it is already gone."""
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                "sessions",
+                name,
+                body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        """Every NamespacePolicy (few: one per team namespace)."""
+        response = self.custom.list_cluster_custom_object(
+            GROUP, VERSION, "namespacepolicies", _preload_content=False
+        )
+        items: list[dict[str, Any]] = json.loads(cast(Any, response).data).get("items") or []
+        return items
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
+        """One data key of a Secret, decoded; None when the Secret or the key is missing."""
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        value = (secret.data or {}).get(key)
+        return base64.b64decode(value) if value else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class Notifier:
         base_backoff: float = 1.0,
         max_backoff: float = 60.0,
         clock: Callable[[], float] = time.time,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._on_done = on_done
         self._queue: asyncio.Queue[Job] = asyncio.Queue(queue_size)
@@ -75,9 +77,11 @@ class Notifier:
         self._max_backoff = max_backoff
         self._clock = clock
         self._http: aiohttp.ClientSession | None = None
+        self._ssl = ssl_context
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=self._timeout)
+        connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl else None
+        self._http = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         self._tasks = [
             asyncio.create_task(self._work(), name=f"notifier-{i}") for i in range(self._workers)
         ]

@@ -33,6 +33,16 @@ class OperatorSettings(BaseSettings):
     """Kubernetes API calls in flight at once (threads and client connections)."""
     identity: str = "ambient-operator"
     """Actor name in audit records and the Kubernetes field manager."""
+    retention_interval_seconds: int = Field(default=3600, ge=0)
+    """How often retention runs over the NamespacePolicies; 0 turns it off."""
+    retention_dry_run: bool = False
+    """Report what retention would delete (audit log) without deleting anything."""
+    audit_flush_seconds: float = Field(default=30.0, gt=0)
+    """Longest an audit record waits before it is exported to the store."""
+    notify_ca_file: Path | None = None
+    """Extra CA bundle trusted for notification endpoints (private CAs), besides the system's."""
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    """Port of the Prometheus /metrics endpoint; 0 turns it off."""
 
     @property
     def namespace_list(self) -> list[str]:

@@ -140,7 +140,8 @@ class OperatorProcess:
         log = (self.log_dir / f"operator-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ambient.operator", "--liveness", ""],
-            env={**self.cluster.env, **(extra_env or {})},
+            # Tests run several operators over a run: no fixed metrics port unless asked.
+            env={**self.cluster.env, "AMBIENT_METRICS_PORT": "0", **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

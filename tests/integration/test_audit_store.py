@@ -5,13 +5,9 @@ The same boto3 calls go to AWS in production; only the endpoint differs.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ambient.operator import audit
 from ambient.operator.audit_cli import run
@@ -19,32 +15,6 @@ from ambient.operator.audit_export import AuditExporter
 from ambient.operator.objectstore import AlreadyExistsError, S3Store
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def store(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Store:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    bucket = f"audit-{_free_port()}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
-        Bucket=bucket
-    )
-    return S3Store(bucket, endpoint_url=s3_endpoint)
 
 
 def _record(session: str, minutes: int, action: str) -> dict[str, object]:
@@ -61,15 +31,15 @@ def _record(session: str, minutes: int, action: str) -> dict[str, object]:
     )
 
 
-def test_objects_are_create_only(store: S3Store) -> None:
-    store.put_new("audit/x.jsonl", b"one\n")
+def test_objects_are_create_only(s3_store: S3Store) -> None:
+    s3_store.put_new("audit/x.jsonl", b"one\n")
     with pytest.raises(AlreadyExistsError):
-        store.put_new("audit/x.jsonl", b"two\n")
-    assert store.get("audit/x.jsonl") == b"one\n"
+        s3_store.put_new("audit/x.jsonl", b"two\n")
+    assert s3_store.get("audit/x.jsonl") == b"one\n"
 
 
-def test_exported_trail_reads_back_through_the_cli(store: S3Store) -> None:
-    exporter = AuditExporter(store, prefix="archive")
+def test_exported_trail_reads_back_through_the_cli(s3_store: S3Store) -> None:
+    exporter = AuditExporter(s3_store, prefix="archive")
     for minutes, (session, action) in enumerate(
         [("s1", "Created"), ("s2", "Created"), ("s1", "WorkloadCreated"), ("s1", "Completed")]
     ):
@@ -77,10 +47,10 @@ def test_exported_trail_reads_back_through_the_cli(store: S3Store) -> None:
     assert len(exporter.flush()) == 1
     exporter.add(_record("s1", 30, "NotificationDelivered"))
     exporter.flush()
-    assert len(store.list_keys("archive/audit/team-alpha/2026/03/01/")) == 2
+    assert len(s3_store.list_keys("archive/audit/team-alpha/2026/03/01/")) == 2
 
     now = T0 + timedelta(days=1)
-    table = run(["session", "team-alpha", "s1"], store, "archive", now)
+    table = run(["session", "team-alpha", "s1"], s3_store, "archive", now)
     lines = table.splitlines()
     assert lines[0].startswith("TIMESTAMP")
     assert [line.split()[3] for line in lines[1:]] == [
@@ -99,18 +69,18 @@ def test_exported_trail_reads_back_through_the_cli(store: S3Store) -> None:
             "2026-03-01T12:03:00Z",
             "--json",
         ],
-        store,
+        s3_store,
         "archive",
         now,
     )
     assert [line.count('"action"') for line in window.splitlines()] == [1, 1]
 
 
-def test_the_cli_refuses_an_empty_range(store: S3Store) -> None:
+def test_the_cli_refuses_an_empty_range(s3_store: S3Store) -> None:
     with pytest.raises(SystemExit, match="must be before"):
         run(
             ["namespace", "team-alpha", "--since", "2026-03-02", "--until", "2026-03-01"],
-            store,
+            s3_store,
             "",
             T0,
         )

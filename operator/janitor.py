@@ -1,0 +1,157 @@
+"""Carries out a retention sweep: archive, then delete (the I/O side of retention.py).
+
+Nothing is deleted that was not archived first: a Session's full object (spec, status and
+its history) is written create-only to the store before the delete, and with no store
+configured expired Sessions are reported and kept. Dry-run reports and touches nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import pydantic
+
+from ambient.crds.models import RetentionPolicy, Session
+from ambient.operator import audit, retention
+from ambient.operator.audit_export import ObjectStore
+from ambient.operator.retention import AuditObject, Sweep
+
+log = logging.getLogger(__name__)
+
+
+class SessionApi(Protocol):
+    def list_sessions(self, namespace: str) -> list[dict[str, object]]: ...
+
+    def delete_session(self, namespace: str, name: str, uid: str) -> bool: ...
+
+
+class DeletingStore(ObjectStore, Protocol):
+    bucket: str
+
+    def delete(self, key: str) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """What a run did, beside what the sweep said."""
+
+    sweep: Sweep
+    dry_run: bool
+    deleted_sessions: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    deleted_artifacts: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """What was expired but kept, and why."""
+
+
+def archive_key(prefix: str, namespace: str, session: Session) -> str:
+    base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    return f"{base}archive/sessions/{namespace}/{session.metadata.name}-{session.metadata.uid}.json"
+
+
+def audit_objects(store: ObjectStore | None, prefix: str, namespace: str) -> list[AuditObject]:
+    """Exported audit batches of a namespace, with the day read from the key."""
+    if store is None:
+        return []
+    base = f"{prefix.strip('/')}/audit" if prefix.strip("/") else "audit"
+    found = []
+    for key in store.list_keys(f"{base}/{namespace}/"):
+        parts = key.split("/")
+        try:
+            day = datetime(int(parts[-4]), int(parts[-3]), int(parts[-2]), tzinfo=UTC)
+        except (IndexError, ValueError):
+            continue  # not an audit batch this exporter wrote: leave it alone
+        found.append(AuditObject(key, day))
+    return found
+
+
+def _ours(store: DeletingStore, location: str) -> str | None:
+    """The key of an artifact in our bucket, or None for anything else."""
+    url = urlsplit(location)
+    if url.scheme == "s3" and url.netloc == store.bucket:
+        return url.path.lstrip("/")
+    return None
+
+
+def run(
+    api: SessionApi,
+    store: DeletingStore | None,
+    namespace: str,
+    policy: RetentionPolicy,
+    now: datetime,
+    *,
+    prefix: str = "",
+    dry_run: bool = False,
+) -> Outcome:
+    """One namespace's retention run as of ``now`` (time is passed in, never read)."""
+    found: dict[str, tuple[Session, dict[str, object]]] = {}
+    for body in api.list_sessions(namespace):
+        try:
+            session = Session.model_validate(body)
+        except pydantic.ValidationError:
+            continue  # unreadable Sessions are never deleted by a sweep
+        found[session.metadata.name] = (session, body)
+    result = retention.sweep(
+        namespace,
+        policy,
+        (s for s, _ in found.values()),
+        audit_objects(store, prefix, namespace),
+        now,
+    )
+    outcome = Outcome(result, dry_run)
+    if not dry_run:
+        _execute(api, store, found, outcome, prefix)
+    audit.emit(
+        audit.record(
+            namespace=namespace,
+            session_id="",
+            actor="ambient-operator",
+            action="RetentionDryRun" if dry_run else "RetentionRun",
+            resource=f"namespacepolicies/{namespace}",
+            outcome="success",
+            details={**result.report(), "skipped": outcome.skipped},
+            trace_id=f"retention/{namespace}/{now.isoformat()}",
+            timestamp=now,
+        )
+    )
+    return outcome
+
+
+def _execute(
+    api: SessionApi,
+    store: DeletingStore | None,
+    found: dict[str, tuple[Session, dict[str, object]]],
+    outcome: Outcome,
+    prefix: str,
+) -> None:
+    namespace = outcome.sweep.namespace
+    for name in outcome.sweep.sessions:
+        if store is None:
+            outcome.skipped[name] = "no artifact store configured to archive it first"
+            continue
+        session, body = found[name]
+        key = archive_key(prefix, namespace, session)
+        try:
+            store.put_new(key, json.dumps(body, sort_keys=True).encode())
+        except Exception as exc:  # the object may exist from a run that died before delete
+            if key not in store.list_keys(key):
+                outcome.skipped[name] = f"archive failed: {type(exc).__name__}"
+                continue
+        outcome.archived.append(key)
+        if api.delete_session(namespace, name, session.metadata.uid):
+            outcome.deleted_sessions.append(name)
+    for artifact in outcome.sweep.artifacts:
+        artifact_key = _ours(store, artifact.location) if store is not None else None
+        if store is None or artifact_key is None:
+            outcome.skipped[artifact.location] = "not in the operator's artifact store"
+            continue
+        store.delete(artifact_key)
+        outcome.deleted_artifacts.append(artifact.location)
+    for key in outcome.sweep.audit_objects:
+        assert store is not None  # audit objects were listed from it
+        store.delete(key)

@@ -1,0 +1,180 @@
+"""Notifications, wired: what a Session owes goes to the Notifier; outcomes go to history.
+
+Level-triggered like reconciliation: every Session event asks ``notifications.owed``; a
+delivery is recorded in the Session's history when it ends (delivered, or retries spent),
+and only then stops being owed. Endpoints are called from background workers, so a dead
+one never holds up a reconcile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from ambient.crds.models import NamespacePolicy, Session, SessionStatus
+from ambient.operator import audit, notifications
+from ambient.operator.kube import ConflictError, GoneError, Kube
+from ambient.operator.metrics import OperatorMetrics
+from ambient.operator.notifier import Job, Notifier, Outcome
+from ambient.operator.status import StatusEditor
+
+log = logging.getLogger(__name__)
+
+SIGNING_FIELD = "notifications"
+SECRET_TTL = 60.0  # a rotated signing secret is picked up within a minute
+WRITE_ATTEMPTS = 8
+
+
+class Outbox:
+    """Per-operator state: the policies' notification settings, secrets, the notifier."""
+
+    def __init__(
+        self,
+        api: Kube,
+        metrics: OperatorMetrics | None = None,
+        ca_file: Path | None = None,
+    ) -> None:
+        self._api = api
+        self._metrics = metrics
+        self._policies: dict[str, NamespacePolicy] = {}
+        self._secrets: dict[tuple[str, str], tuple[float, bytes | None]] = {}
+        # Deliveries recorded by this process: a stale event must not send them again.
+        self._recorded: OrderedDict[str, None] = OrderedDict()
+        context = None
+        if ca_file is not None:
+            context = ssl.create_default_context()
+            context.load_verify_locations(cafile=str(ca_file))
+        self.notifier = Notifier(self._record, ssl_context=context)
+
+    async def start(self) -> None:
+        await self.notifier.start()
+
+    async def stop(self) -> None:
+        await self.notifier.stop()
+
+    def policy_changed(self, namespace: str, body: Mapping[str, Any] | None) -> None:
+        """Keep the namespace's policy (None: deleted)."""
+        if body is None:
+            self._policies.pop(namespace, None)
+            return
+        try:
+            self._policies[namespace] = NamespacePolicy.model_validate(dict(body))
+        except pydantic.ValidationError as exc:
+            log.warning(
+                "NamespacePolicy in %s unreadable; notifications paused: %s", namespace, exc
+            )
+            self._policies.pop(namespace, None)
+
+    async def session_changed(self, body: Mapping[str, Any]) -> None:
+        """Submit whatever the Session's state owes that its history does not record."""
+        namespace = str(body.get("metadata", {}).get("namespace", ""))
+        policy = self._policies.get(namespace)
+        if policy is None or not policy.spec.notifications.webhooks:
+            return
+        try:
+            session = Session.model_validate(dict(body))
+        except pydantic.ValidationError:
+            return
+        now = datetime.now(UTC)
+        owed = [
+            d
+            for d in notifications.owed(session, policy.spec.notifications, now)
+            if d.delivery_id not in self._recorded
+        ]
+        if not owed:
+            return
+        secret = await self._secret(namespace, policy)
+        for delivery in owed:
+            event_body = notifications.payload(session, delivery.event, now)
+            if delivery.slack:
+                event_body = notifications.slack_message(event_body)
+            self.notifier.submit(
+                Job(
+                    namespace,
+                    session.metadata.name,
+                    delivery,
+                    notifications.encode(event_body),
+                    secret,
+                )
+            )
+
+    async def _secret(self, namespace: str, policy: NamespacePolicy) -> bytes | None:
+        ref = policy.spec.notifications.signing_secret_ref
+        if ref is None:
+            return None
+        cached = self._secrets.get((namespace, ref.name))
+        if cached is not None and time.monotonic() - cached[0] < SECRET_TTL:
+            return cached[1]
+        value = await asyncio.to_thread(
+            self._api.read_secret_key, namespace, ref.name, SIGNING_FIELD
+        )
+        self._secrets[(namespace, ref.name)] = (time.monotonic(), value)
+        return value
+
+    async def _record(self, job: Job, outcome: Outcome) -> None:
+        """The delivery's end goes into the Session's history (and the audit log)."""
+        event = (
+            notifications.HISTORY_DELIVERED if outcome.delivered else notifications.HISTORY_FAILED
+        )
+        data = {
+            "event": job.delivery.event.value,
+            "endpoint": notifications.endpoint_id(job.delivery.url),
+            "attempts": str(outcome.attempts),
+            "status": str(outcome.status or ""),
+            "error": outcome.error,
+        }
+        if self._metrics is not None:
+            self._metrics.notifications.labels(
+                event=job.delivery.event.value,
+                outcome="delivered" if outcome.delivered else "failed",
+            ).inc()
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                body = await asyncio.to_thread(self._api.get_session, job.namespace, job.session)
+            except GoneError:
+                return
+            session = Session.model_validate(body)
+            edit = StatusEditor(session.status, datetime.now(UTC), session.metadata.generation)
+            if not edit.append(job.delivery.history_id, event, data):
+                break  # already recorded (another writer got there first)
+            try:
+                await asyncio.to_thread(
+                    self._api.replace_session_status,
+                    job.namespace,
+                    job.session,
+                    session.metadata.resource_version,
+                    _dump(edit.status),
+                )
+            except ConflictError:
+                continue
+            except GoneError:
+                return
+            audit.emit(
+                audit.record(
+                    namespace=job.namespace,
+                    session_id=session.metadata.uid,
+                    actor="ambient-operator",
+                    action=event,
+                    resource=f"sessions/{job.session}",
+                    outcome="success" if outcome.delivered else "failure",
+                    details=data,
+                    trace_id=job.delivery.delivery_id,
+                )
+            )
+            break
+        self._recorded[job.delivery.delivery_id] = None
+        while len(self._recorded) > 10_000:
+            self._recorded.popitem(last=False)
+
+
+def _dump(status: SessionStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)

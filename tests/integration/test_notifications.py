@@ -1,0 +1,167 @@
+"""Notifications on the real API server: signed, retried against a local HTTPS receiver
+that fails twice first, and the delivery recorded in the Session's history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ambient.operator import notifications as n
+
+SECRET = b"team-alpha-notify-secret"
+
+
+def _tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "receiver-ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = (directory / f for f in ("ca.pem", "tls.crt", "tls.key"))
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_file, cert_file, key_file
+
+
+class Receiver(ThreadingHTTPServer):
+    """HTTPS endpoint that answers 503 to the first ``fail_first`` requests."""
+
+    def __init__(self, cert: Path, key: Path, fail_first: int) -> None:
+        self.fail_first = fail_first
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        super().__init__(("127.0.0.1", 0), _Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.received.append((dict(self.headers), body))
+        self.send_response(503 if len(self.server.received) <= self.server.fail_first else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[tuple[Receiver, Path]]:
+    ca, cert, key = _tls_files(tmp_path)
+    server = Receiver(cert, key, fail_first=2)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, ca
+    server.shutdown()
+
+
+@pytest.fixture
+def notifying_operator(operator: Any, receiver: tuple[Receiver, Path]) -> Iterator[Any]:
+    operator.stop()
+    operator.start({"AMBIENT_NOTIFY_CA_FILE": str(receiver[1])})
+    try:
+        yield operator
+    finally:
+        operator.stop()
+        operator.start()
+
+
+def test_completed_session_is_notified_signed_after_two_failures(
+    cluster: Any,
+    namespace: str,
+    make_session: Any,
+    receiver: tuple[Receiver, Path],
+    notifying_operator: Any,
+) -> None:
+    server, _ = receiver
+    url = f"https://127.0.0.1:{server.server_address[1]}/hook"
+    cluster.core.create_namespaced_secret(
+        namespace,
+        {"metadata": {"name": "notify"}, "stringData": {"notifications": SECRET.decode()}},
+    )
+    cluster.apply(
+        {
+            "apiVersion": "ambient.ai/v1alpha1",
+            "kind": "NamespacePolicy",
+            "metadata": {"name": "policy"},
+            "spec": {
+                "notifications": {
+                    "webhooks": [{"url": url, "events": ["session.completed", "session.failed"]}],
+                    "signingSecretRef": {"name": "notify"},
+                }
+            },
+        },
+        namespace,
+    )
+    cluster.apply(make_session("notified"), namespace)
+    cluster.wait_phase(namespace, "notified", "Completed")
+
+    def delivered() -> dict[str, Any] | None:
+        history = cluster.session(namespace, "notified")["status"]["history"]
+        found = [e for e in history if e["event"] == n.HISTORY_DELIVERED]
+        return found[0] if found else None
+
+    entry = cluster.wait_for("NotificationDelivered in history", delivered, timeout=60)
+    assert entry["data"]["attempts"] == "3"
+    assert entry["data"]["event"] == "session.completed"
+    assert url not in json.dumps(entry)  # the history names the endpoint by a hash only
+    assert len(server.received) == 3
+    for headers, body in server.received:
+        assert n.verify(SECRET, int(headers[n.TIMESTAMP_HEADER]), body, headers[n.SIGNATURE_HEADER])
+    event = json.loads(server.received[-1][1])
+    assert (event["event"], event["session"], event["phase"]) == (
+        "session.completed",
+        "notified",
+        "Completed",
+    )
+    ids = {h[n.DELIVERY_HEADER] for h, _ in server.received}
+    assert len(ids) == 1  # every retry carries the same delivery id
