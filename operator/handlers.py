@@ -12,11 +12,13 @@ made again.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import kopf
 import pydantic
@@ -27,14 +29,36 @@ from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
 from ambient.operator.settings import OperatorSettings
+from ambient.operator.workqueue import PROGRESS, START, WorkQueue
 from ambient.runners import registry as runner_registry
 
 log = logging.getLogger("ambient.operator")
+T = TypeVar("T")
 
 SETTINGS = OperatorSettings()
 REGISTRY = runner_registry.load(SETTINGS.registry_file)
 _state: dict[str, Kube] = {}
 _locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+# Events only mark Sessions dirty; SETTINGS.workers tasks reconcile them, Sessions that
+# need their Job first. Memory in flight is bounded by the workers, not by a burst.
+_queue: WorkQueue[tuple[str, str]] = WorkQueue()
+_workers: list[asyncio.Task[None]] = []
+# kopf hands its indexes to handlers only; the workers read them through this reference.
+_indexes: dict[str, Any] = {}
+# Jobs this process created that the Job watch may not have delivered yet.
+_created: dict[tuple[str, str], JobView] = {}
+RETRY_SECONDS = 5.0
+MAX_RETRY_SECONDS = 300.0
+# Consecutive failed reconciles per Session, for the retry backoff.
+_failures: dict[tuple[str, str], int] = {}
+# Payloads up to this size stay in the Session index, so starting a Session needs no read.
+INDEXED_PAYLOAD_BYTES = 4096
+
+
+async def _call(fn: Callable[..., T], *args: Any) -> T:
+    """One API call on a worker thread (the pool is sized to the client's connections)."""
+    return await asyncio.to_thread(fn, *args)
+
 
 SESSION_SELECTOR = {naming.LABEL_SESSION: kopf.PRESENT}
 
@@ -95,7 +119,11 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    settings.batching.worker_limit = SETTINGS.workers * 4
+    # No limit on kopf's per-object workers: until every index has listed its objects,
+    # each worker waits for the others, so a limit below the number of Jobs at start-up
+    # deadlocks. The handlers only mark Sessions dirty, so a worker lives briefly.
+    settings.queueing.worker_limit = None
+    settings.queueing.idle_timeout = 1.0
     settings.persistence.diffbase_storage = NoDiffBase()
     # asyncio.to_thread runs on the loop's default executor, which has only cpu+4 threads:
     # API calls wait on the network, not the CPU, so size it to the client's connections.
@@ -109,18 +137,25 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def shutdown(**_: Any) -> None:
-    """Stop the periodic loops; buffered audit records are exported on the way out."""
+    """Stop the workers and the periodic loops; buffered audit records go out first."""
+    for task in _workers:
+        task.cancel()
+    await asyncio.gather(*_workers, return_exceptions=True)
+    _workers.clear()
     await background.stop()
 
 
-def _slim(body: kopf.Body) -> dict[str, Any]:
-    """A Session body without its trigger payload: enough to plan, small to keep."""
+def _slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A Session body without managed fields, and without its trigger payload when that
+    is large: enough to plan, small to keep for every Session."""
     spec = dict(body.get("spec", {}))
     trigger = dict(spec.get("trigger", {}))
-    slim = bool(trigger.get("payload"))
-    trigger["payload"] = {}
+    payload = trigger.get("payload")
+    slim = bool(payload) and len(json.dumps(payload)) > INDEXED_PAYLOAD_BYTES
+    if slim:
+        trigger["payload"] = {}
     spec["trigger"] = trigger
-    metadata = {k: v for k, v in body.metadata.items() if k != "managedFields"}
+    metadata = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
     return {
         "metadata": metadata,
         "spec": spec,
@@ -148,10 +183,15 @@ def job_index(
 
 
 def _observe(
-    namespace: str, key: tuple[str, str], job_name: str, jobs: kopf.Index[Any, Any]
+    ident: tuple[str, str], key: tuple[str, str], job_name: str, jobs: kopf.Index[Any, Any]
 ) -> Observed:
     job = next((j for j in jobs.get(key, []) if j.name == job_name), None)
-    return Observed(job=job, pod=_pods.get((namespace, job_name)))
+    if job is None:
+        created = _created.get(ident)
+        job = created if created is not None and created.name == job_name else None
+    else:
+        _created.pop(ident, None)  # the watch has caught up
+    return Observed(job=job, pod=_pods.get((ident[0], job_name)))
 
 
 # Indexes arrive as keyword arguments named after their functions; they are read from
@@ -169,10 +209,15 @@ async def on_session(
         _last_seen.pop(key, None)
         _written.pop(key, None)
         _pods.pop((key[0], naming.job_name(name, 1)), None)
+        _created.pop(key, None)
+        _failures.pop(key, None)
+        _queue.discard(key)
         background.observe_session(key[0], name, None)
         return
-    background.observe_session(namespace or "", name, body)
-    await reconcile(namespace or "", name, dict(body), indexes["job_index"])
+    _start_workers(indexes)
+    ident = (namespace or "", name)
+    background.observe_session(ident[0], name, body)
+    _queue.add(ident, START if _needs_start(ident, body, indexes["job_index"]) else PROGRESS)
     outbox = background.outbox()
     if outbox is not None:
         await outbox.session_changed(body)
@@ -195,9 +240,61 @@ async def on_job(namespace: str | None, labels: kopf.Labels, **indexes: Any) -> 
 
 async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[str, Any]) -> None:
     ns = namespace or ""
+    _start_workers(indexes)
     sessions = indexes["session_index"]
     for body in sessions.get((ns, labels.get(naming.LABEL_SESSION, "")), []):
-        await reconcile(ns, body["metadata"]["name"], body, indexes["job_index"])
+        _queue.add((ns, body["metadata"]["name"]), PROGRESS)
+
+
+def _needs_start(ident: tuple[str, str], body: kopf.Body, jobs: kopf.Index[Any, Any]) -> bool:
+    """A live Session with no Job yet: creating it is the most urgent work there is."""
+    if body.get("status", {}).get("phase") in ("Completed", "Failed") or ident in _created:
+        return False
+    return not jobs.get(_key(*ident))
+
+
+def _start_workers(indexes: dict[str, Any]) -> None:
+    """Start the reconcile workers from the first handler call: tasks copy the context
+    they are made in, and kopf.event() needs a handler's context to post Events."""
+    if _workers:
+        return
+    _indexes.update(indexes)
+    _workers.extend(
+        asyncio.create_task(_work(), name=f"reconcile-{i}") for i in range(SETTINGS.workers)
+    )
+
+
+async def _work() -> None:
+    """One reconcile worker: take a dirty Session, reconcile it, repeat."""
+    while True:
+        ident, priority = await _queue.get()
+        try:
+            body = _indexed(ident)
+            if body is not None:
+                await reconcile(
+                    ident[0], ident[1], body, _indexes["job_index"], start=priority == START
+                )
+            _failures.pop(ident, None)
+        except Exception:
+            # Level-triggered: whatever failed (API server unreachable, a timeout) is
+            # tried again from the latest state, not left until the next event.
+            failures = _failures[ident] = _failures.get(ident, 0) + 1
+            delay = min(MAX_RETRY_SECONDS, RETRY_SECONDS * 2 ** (failures - 1))
+            log.exception("Session %s/%s: reconcile failed; retrying in %.0fs", *ident, delay)
+            asyncio.get_running_loop().call_later(delay, _queue.add, ident, priority)
+        finally:
+            _queue.done(ident)
+
+
+def _indexed(ident: tuple[str, str]) -> dict[str, Any] | None:
+    """The Session's body as the index holds it, or None once it is gone."""
+    sessions = _indexes.get("session_index")
+    if sessions is None:
+        return None
+    for body in sessions.get(_key(*ident), []):
+        if body["metadata"]["name"] == ident[1]:
+            return cast(dict[str, Any], body)
+    return None
 
 
 async def reconcile(
@@ -205,11 +302,16 @@ async def reconcile(
     name: str,
     body: dict[str, Any],
     jobs: kopf.Index[Any, Any],
+    *,
+    start: bool = False,
 ) -> None:
-    """Plan and act for one Session, serialised per Session within this process."""
+    """Plan and act for one Session, serialised per Session within this process.
+
+    With ``start``, only the Session's objects are created: recording that in its status
+    is queued as progress, behind the other Sessions still waiting for their Job."""
     async with _locks[(namespace, name)]:
         try:
-            await _reconcile(namespace, name, body, jobs)
+            await _reconcile(namespace, name, body, jobs, start)
         except GoneError:
             return
 
@@ -219,13 +321,14 @@ async def _reconcile(
     name: str,
     body: dict[str, Any],
     jobs: kopf.Index[Any, Any],
+    start: bool,
 ) -> None:
     api = kube()
     ident = (namespace, name)
     key = _key(namespace, name)
     job_name = naming.job_name(name, 1)
     body = _freshest(ident, body)
-    seen = _observe(namespace, key, job_name, jobs)
+    seen = _observe(ident, key, job_name, jobs)
     fingerprint = (body["metadata"].get("resourceVersion", ""), seen.job, seen.pod)
     if _last_seen.get(ident) == fingerprint:
         return
@@ -248,25 +351,28 @@ async def _reconcile(
 
         if result.create:
             if body.get(SLIM):
-                body = await asyncio.to_thread(api.get_session, namespace, name)
+                body = await _call(api.get_session, namespace, name)
                 continue
             existing = await _create(api, result)
             if existing is not None:
                 override_job = existing
                 continue
+            job = next(m for m in result.create if m["kind"] == "Job")
+            _created[ident] = job_view(job)
+            if start:
+                _queue.add(ident, PROGRESS)
+                return
         if result.status is None:
             _last_seen[ident] = fingerprint
             return
         status = result.status.model_dump(mode="json", by_alias=True, exclude_none=True)
         sent_rv = session.metadata.resource_version
         try:
-            updated = await asyncio.to_thread(
-                api.replace_session_status, namespace, name, sent_rv, status
-            )
+            updated = await _call(api.replace_session_status, namespace, name, sent_rv, status)
         except ConflictError:
-            body = await asyncio.to_thread(api.get_session, namespace, name)
+            body = await _call(api.get_session, namespace, name)
             continue
-        _written[ident] = (sent_rv, updated)
+        _written[ident] = (sent_rv, _slim(updated))
         _last_seen[ident] = (updated["metadata"]["resourceVersion"], seen.job, seen.pod)
         _announce(session, result)
         return
@@ -317,13 +423,13 @@ async def _confirm(
     to this process, and the Job's counters say when a read is worth it."""
     namespace = session.metadata.namespace
     if observed.job is None and session.status.workload.job_name:
-        found = await asyncio.to_thread(api.get_job, namespace, job_name)
+        found = await _call(api.get_job, namespace, job_name)
         if found is not None:
             return Observed(job=job_view(found))
     job = observed.job
     if job is not None and _pod_outdated(job, observed.pod):
         for consistent in (False, True):
-            listed = await asyncio.to_thread(api.list_pods, namespace, job_name, consistent)
+            listed = await _call(api.list_pods, namespace, job_name, consistent)
             fresh = newest_pod([pod_view(p) for p in listed], job_name)
             if fresh is not None and not _pod_outdated(job, fresh):
                 break
@@ -336,7 +442,7 @@ async def _confirm(
 async def _create(api: Kube, result: Plan) -> JobView | None:
     """Create the planned objects; return the Job that already existed, if one did."""
     for manifest in result.create:
-        created, existing = await asyncio.to_thread(api.create, manifest)
+        created, existing = await _call(api.create, manifest)
         if not created and manifest["kind"] == "Job":
             return job_view(existing)
     return None

@@ -48,13 +48,19 @@ class Kube:
         try:
             # _preload_content=False: the response is not turned into model classes, which
             # costs more CPU than the request itself.
+            # The body must still be read: an unread response keeps its connection out of
+            # the pool, and every later call would pay for a new TLS handshake.
             if kind == "Job":
-                self.batch.create_namespaced_job(ns, cast(Any, manifest), _preload_content=False)
-                return True, manifest
-            if kind == "ConfigMap":
-                self.core.create_namespaced_config_map(
+                response = self.batch.create_namespaced_job(
                     ns, cast(Any, manifest), _preload_content=False
                 )
+                cast(Any, response).data  # noqa: B018 - drains the body, frees the connection
+                return True, manifest
+            if kind == "ConfigMap":
+                response = self.core.create_namespaced_config_map(
+                    ns, cast(Any, manifest), _preload_content=False
+                )
+                cast(Any, response).data  # noqa: B018 - drains the body, frees the connection
                 return True, manifest
         except ApiException as exc:
             if exc.status != 409:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -50,6 +47,11 @@ class S3Store:
         region: str = "us-east-1",
         client: Any = None,
     ) -> None:
+        # boto3 is imported here, not at module level: it costs the operator about 20 MiB
+        # of memory, which only an operator with a configured store should pay.
+        import boto3  # noqa: PLC0415
+        from botocore.config import Config  # noqa: PLC0415
+
         self.bucket = bucket
         # Credentials come from the standard chain (env, IRSA, instance profile), never
         # from this process's settings, so they cannot leak into logs with them.
@@ -65,6 +67,8 @@ class S3Store:
         return cls(settings.bucket, endpoint_url=settings.endpoint_url, region=settings.region)
 
     def put_new(self, key: str, body: bytes) -> None:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
         try:
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
         except ClientError as exc:

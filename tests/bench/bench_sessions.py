@@ -154,26 +154,25 @@ def main() -> int:
     # this process) more than the work measured: list metadata only, filtered server-side.
     metadata_only = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
 
-    def count(response: Any) -> int:
-        return len(json.loads(response.data)["items"] or [])
+    def count(path: str, field_selector: str | None = None) -> int:
+        query = [("resourceVersion", "0")]
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        response = api.call_api(
+            path,
+            "GET",
+            query_params=query,
+            header_params=metadata_only,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+        )
+        return len(json.loads(response[0].data)["items"] or [])
 
     def jobs_complete(ns: str) -> Callable[[], int]:
-        return lambda: count(
-            batch.list_namespaced_job(
-                ns,
-                field_selector="status.successful=1",
-                resource_version="0",
-                _preload_content=False,
-                _headers=metadata_only,
-            )
-        )
+        return lambda: count(f"/apis/batch/v1/namespaces/{ns}/jobs", "status.successful=1")
 
     def jobs_exist(ns: str) -> Callable[[], int]:
-        return lambda: count(
-            batch.list_namespaced_job(
-                ns, resource_version="0", _preload_content=False, _headers=metadata_only
-            )
-        )
+        return lambda: count(f"/apis/batch/v1/namespaces/{ns}/jobs")
 
     say(f"floor: creating {n} Jobs directly ({args.workers} at a time)")
     start = time.monotonic()
@@ -213,16 +212,7 @@ def main() -> int:
 
         def sessions_completed() -> int:
             return count(
-                custom.list_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    op_ns,
-                    "sessions",
-                    field_selector="status.phase=Completed",
-                    resource_version="0",
-                    _preload_content=False,
-                    _headers=metadata_only,
-                )
+                f"/apis/{GROUP}/{VERSION}/namespaces/{op_ns}/sessions", "status.phase=Completed"
             )
 
         op_done = wait_until("Sessions Completed", sessions_completed, n, start, args.timeout)
