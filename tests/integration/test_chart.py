@@ -259,3 +259,25 @@ def test_upgrade_keeps_the_ca_and_leaves_sessions_untouched(
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["spec"] == before["spec"]
     assert after["status"] == before["status"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("operator.replicas=2", "replicas"),  # kopf runs standalone: two would both reconcile
+        ("admission.tls.mode=none", "mode"),
+        ("admission.failurePolicy=Allow", "failurePolicy"),
+        ("admision.enabled=false", "admision"),  # a typo is refused, not ignored
+    ],
+)
+def test_values_schema_refuses_bad_values(helm_bin: str, setting: str, field: str) -> None:
+    proc = subprocess.run(
+        [helm_bin, "template", "x", str(CHART), "--kube-version", "1.35.4", "--set", setting],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert field in proc.stderr
+    assert proc.stdout == ""
