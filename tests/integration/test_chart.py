@@ -172,31 +172,53 @@ def test_install_creates_every_object_and_pods_pass_restricted(release: Release)
     assert webhook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
     _verify_chain(release.tmp, secret["data"], f"{release.fullname}-admission")
 
-    # The operator may hold exactly what it grants a runner (no escalate needed).
-    can = release.cluster.kubectl(
-        "auth",
-        "can-i",
-        "patch",
-        "sessions.ambient.ai/status",
-        "--as",
-        f"system:serviceaccount:{release.namespace}:{release.fullname}-operator",
-        "-n",
-        "default",
-        check=False,
+    _check_rbac(release)
+
+
+def _can(release: Release, component: str, *args: str) -> bool:
+    who = f"system:serviceaccount:{release.namespace}:{release.fullname}-{component}"
+    out = release.cluster.kubectl("auth", "can-i", *args, "--as", who, check=False)
+    return out.stdout.strip() == "yes"
+
+
+def _check_rbac(release: Release) -> None:
+    """Least privilege, checked by the API server's own authorizer."""
+    team = "default"
+    assert _can(release, "operator", "create", "jobs.batch", "-n", team)
+    assert _can(
+        release, "operator", "update", "sessions.ambient.ai", "--subresource=status", "-n", team
     )
-    assert can.stdout.strip() == "yes"
-    cannot = release.cluster.kubectl(
-        "auth",
-        "can-i",
-        "get",
-        "secrets",
-        "--as",
-        f"system:serviceaccount:{release.namespace}:{release.fullname}-operator",
-        "-n",
-        "default",
-        check=False,
-    )
-    assert cannot.stdout.strip() == "no"
+    assert not _can(release, "operator", "update", "sessions.ambient.ai", "-n", team)
+    assert not _can(release, "operator", "get", "secrets", "-n", team)
+    assert not _can(release, "operator", "delete", "sessions.ambient.ai", "-n", team)
+    assert not _can(release, "operator", "escalate", "roles.rbac.authorization.k8s.io")
+    assert _can(release, "ingress", "create", "sessions.ambient.ai", "-n", team)
+    assert _can(release, "ingress", "get", "secrets", "-n", team)
+    assert not _can(release, "ingress", "list", "secrets", "-n", team)
+    assert not _can(release, "ingress", "update", "sessions.ambient.ai", "-n", team)
+    assert _can(release, "admission", "list", "namespacepolicies.ambient.ai", "-n", team)
+    assert not _can(release, "admission", "create", "sessions.ambient.ai", "-n", team)
+
+    # The per-Session runner grant: the operator can create a Role limited to one Session
+    # without the escalate verb, because it holds every permission the Role grants.
+    operator = f"system:serviceaccount:{release.namespace}:{release.fullname}-operator"
+    name = f"runner-{release.fullname}"
+    release.cluster.kubectl(
+        "create", "role", name, "-n", release.namespace, "--as", operator,
+        "--verb=get,patch", "--resource=sessions.ambient.ai,sessions.ambient.ai/status",
+        "--resource-name=some-session",
+    )  # fmt: skip
+    release.cluster.kubectl(
+        "create", "rolebinding", name, "-n", release.namespace, "--as", operator,
+        f"--role={name}", f"--serviceaccount={release.namespace}:{name}",
+    )  # fmt: skip
+    # ... but not one granting what it does not hold.
+    refused = release.cluster.kubectl(
+        "create", "role", f"{name}-more", "-n", release.namespace, "--as", operator,
+        "--verb=get", "--resource=secrets",
+    check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert "permissions not currently held" in refused.stderr
 
 
 def _verify_chain(tmp: Path, data: dict[str, str], service: str) -> None:
