@@ -303,3 +303,49 @@ def test_values_schema_refuses_bad_values(helm_bin: str, setting: str, field: st
     assert proc.returncode != 0
     assert field in proc.stderr
     assert proc.stdout == ""
+
+
+def _render(helm_bin: str, *sets: str) -> list[dict[str, Any]]:
+    args = [helm_bin, "template", "x", str(CHART), "-n", "prod", "--kube-version", "1.35.4"]
+    for s in sets:
+        args += ["--set", s]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_cert_manager_mode_renders_certificates_and_ca_injection(helm_bin: str) -> None:
+    docs = _render(helm_bin, "admission.tls.mode=cert-manager")
+    kinds = [d["kind"] for d in docs]
+    assert kinds.count("Certificate") == 2  # the CA and the serving certificate
+    assert kinds.count("Issuer") == 2  # self-signed root, then the CA issuer
+    assert not [d for d in docs if d["kind"] == "Secret"]  # cert-manager writes it
+    vwc = next(d for d in docs if d["kind"] == "ValidatingWebhookConfiguration")
+    assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+        "prod/x-ambient-admission"
+    )
+    assert "caBundle" not in vwc["webhooks"][0]["clientConfig"]
+    serving = next(d for d in docs if d["kind"] == "Certificate" and not d["spec"].get("isCA"))
+    assert serving["spec"]["secretName"] == "x-ambient-admission-tls"
+    assert "x-ambient-admission.prod.svc" in serving["spec"]["dnsNames"]
+
+
+def test_watching_some_namespaces_grants_roles_only_there(helm_bin: str) -> None:
+    docs = _render(helm_bin, "operator.watchNamespaces={team-a,team-b}")
+    operator_rbac = [
+        d for d in docs if d["kind"] in {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+        and d["metadata"]["name"] == "x-ambient-operator"
+    ]  # fmt: skip
+    assert sorted((d["kind"], d["metadata"]["namespace"]) for d in operator_rbac) == [
+        ("Role", "team-a"),
+        ("Role", "team-b"),
+        ("RoleBinding", "team-a"),
+        ("RoleBinding", "team-b"),
+    ]
+    deployment = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("operator")
+    )
+    env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["AMBIENT_NAMESPACES"] == "team-a,team-b"
