@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv crds crds-check lint test test-unit test-integration cluster cluster-down \
-        cluster-status run bench clean
+        cluster-status run bench clean chart-crds chart-check tools kind
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,6 +25,7 @@ venv: $(STAMP) ## Create the virtualenv with pinned dependencies
 
 crds: $(STAMP) ## Regenerate the CRD YAML from crds/models.py
 	$(PY) -m ambient.crds.generate
+	cp crds/ambient.ai_*.yaml charts/ambient/crds/
 
 crds-check: $(STAMP) ## Fail when the committed CRD YAML drifts from the models
 	$(PY) -m ambient.crds.generate --check
@@ -41,8 +42,20 @@ test-unit: $(STAMP) ## Unit tests only (no cluster)
 test-integration: $(STAMP) ## Integration tests on the real local control plane
 	$(VENV)/bin/pytest tests/integration tests/e2e
 
-test: lint crds-check cluster ## Lint, then unit and integration tests on the local control plane
+test: lint crds-check chart-check cluster ## Lint, then unit and integration tests on the local control plane
 	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e
+
+chart-crds: $(STAMP) ## Copy the generated CRD YAML into the Helm chart (a unit test fails on drift)
+	cp crds/ambient.ai_*.yaml charts/ambient/crds/
+
+tools: ## Build (cached, pinned) helm and kube-score for the chart checks
+	hack/build-tools.sh
+
+chart-check: $(STAMP) ## helm lint, helm template + server-side dry run, kube-score, hadolint
+	hack/chart-check.sh
+
+kind: $(STAMP) ## With Docker: kind cluster, images built and loaded, chart installed, smoke Session
+	hack/kind.sh
 
 cluster: $(STAMP) ## Build (cached) and start the local control plane; prints the kubeconfig
 	$(PY) hack/cluster.py up
