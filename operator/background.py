@@ -126,7 +126,12 @@ def retention_pass(
 ) -> list[janitor.Outcome]:
     """One retention run over every NamespacePolicy (synchronous; runs in a thread)."""
     outcomes = []
-    for body in api.list_policies():
+    # An operator limited to some namespaces may not list cluster-wide (namespaced RBAC).
+    watched = settings.namespace_list
+    bodies = (
+        [b for ns in watched for b in api.list_policies(ns)] if watched else api.list_policies()
+    )
+    for body in bodies:
         try:
             policy = NamespacePolicy.model_validate(body)
         except pydantic.ValidationError as exc:

@@ -189,8 +189,13 @@ def _check_rbac(release: Release) -> None:
         release, "operator", "update", "sessions.ambient.ai", "--subresource=status", "-n", team
     )
     assert not _can(release, "operator", "update", "sessions.ambient.ai", "-n", team)
-    assert not _can(release, "operator", "get", "secrets", "-n", team)
-    assert not _can(release, "operator", "delete", "sessions.ambient.ai", "-n", team)
+    # get: a policy's notification signing secret; never list, watch or write Secrets.
+    assert _can(release, "operator", "get", "secrets", "-n", team)
+    assert not _can(release, "operator", "list", "secrets", "-n", team)
+    assert not _can(release, "operator", "update", "secrets", "-n", team)
+    # delete: retention removes expired Sessions (after archiving them).
+    assert _can(release, "operator", "delete", "sessions.ambient.ai", "-n", team)
+    assert not _can(release, "operator", "delete", "namespacepolicies.ambient.ai", "-n", team)
     assert not _can(release, "operator", "escalate", "roles.rbac.authorization.k8s.io")
     assert _can(release, "ingress", "create", "sessions.ambient.ai", "-n", team)
     assert _can(release, "ingress", "get", "secrets", "-n", team)
@@ -215,7 +220,7 @@ def _check_rbac(release: Release) -> None:
     # ... but not one granting what it does not hold.
     refused = release.cluster.kubectl(
         "create", "role", f"{name}-more", "-n", release.namespace, "--as", operator,
-        "--verb=get", "--resource=secrets",
+        "--verb=list", "--resource=secrets",
     check=False)  # fmt: skip
     assert refused.returncode != 0
     assert "permissions not currently held" in refused.stderr
