@@ -179,6 +179,17 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         **{code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 415, 422, 429, 503)},
     }
 
+    body_doc: dict[str, Any] = {
+        "requestBody": {
+            "required": True,
+            "description": "The sender's payload, exactly as sent (it is signed).",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+            },
+        }
+    }
+
     async def handle(request: Request, source: str, key: str | None) -> Response:
         start = clock()
         trace = uuid.uuid4().hex
@@ -339,6 +350,7 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         responses=responses,
         tags=["webhooks"],
         response_model=Accepted,
+        openapi_extra=body_doc,
     )
     async def deliver_with_path_key(request: Request, source: str, key: str) -> Response:
         """A delivery with the key in the path (GitHub, Jira and Slack cannot set headers)."""
@@ -350,6 +362,7 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         responses=responses,
         tags=["webhooks"],
         response_model=Accepted,
+        openapi_extra=body_doc,
     )
     async def deliver_with_bearer(request: Request, source: str) -> Response:
         """A delivery with Authorization: Bearer <key>."""
