@@ -233,3 +233,48 @@ def test_unknown_methods_and_paths_deny_with_the_error_shape(signer, method) -> 
     resp = getattr(client, method)(f"/webhooks/github/{KEY}")
     assert resp.status_code == 405
     assert_error(client.post("/nowhere"), 404, "NotFound")
+
+
+def test_a_name_taken_by_another_delivery_is_409_not_success(signer, github_example) -> None:
+    client, backend = make(signer)
+    name = f"github-{GUID}"
+    backend.sessions[("team-a", name)] = {
+        "spec": {"trigger": {"source": "github", "deliveryId": "someone-else"}}
+    }
+    resp = post_github(client, signer, github_example("pull_request.opened"))
+    assert_error(resp, 409, "NameTaken")
+
+
+def test_jira_delivery_signed_with_x_hub_signature(signer) -> None:
+    index = KeyIndex()
+    index.replace_all(
+        [
+            (
+                "team-j",
+                {
+                    "webhookAuth": {
+                        "apiKeys": {"jira": key_hash("jk")},
+                        "signingSecretRef": {"name": "s"},
+                    },
+                    "defaults": {"framework": {"type": "script"}},
+                },
+            )
+        ]
+    )
+    backend = FakeBackend({"jira": signer.secret})
+    client = TestClient(create_app(index, backend, settings=Settings()))
+    body = json.dumps({"webhookEvent": "comment_created", "comment": {"body": "hi"}}).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Atlassian-Webhook-Identifier": "77",
+        "X-Hub-Signature": signer.jira(body),
+    }
+    resp = client.post(
+        "/webhooks/jira", content=body, headers={**headers, "Authorization": "Bearer jk"}
+    )
+    assert resp.status_code == 202, resp.text
+    assert resp.json() == {"namespace": "team-j", "session": "jira-77"}
+    forged = {**headers, "X-Hub-Signature": signer.jira(body, secret="guess")}
+    assert_error(
+        client.post("/webhooks/jira/jk", content=body, headers=forged), 401, "InvalidSignature"
+    )
