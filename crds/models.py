@@ -521,6 +521,50 @@ class WebhookAuth(ApiModel):
     """Secret with data keys github, jira, slack holding each source's signing secret."""
 
 
+class SessionDefaults(ApiModel):
+    """What ingress-created Sessions get: their framework and the constraints they run under."""
+
+    framework: Framework = Field(default_factory=lambda: Framework(type="claude-code"))
+    """Runner framework of Sessions the ingress creates; claude-code at latest when unset."""
+    policy: SessionPolicy = Field(default_factory=SessionPolicy)
+    """Constraints of Sessions the ingress creates; they must comply with this policy."""
+    timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    """Most seconds the runner may run; the registry default when unset."""
+
+
+class IngressSourcePolicy(ApiModel):
+    """Which of one source's events start Sessions, and whether unsigned requests are taken."""
+
+    events: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        default=None, max_length=64
+    )
+    """Events (with action) that start Sessions, e.g. pull_request.opened; 'issues.*' matches every action; the built-in defaults when unset, none when empty."""  # noqa: E501
+    allow_unsigned: bool = False
+    """Accept requests without a signature when no signing secret is set. Off: such a source is refused."""  # noqa: E501
+
+
+class GitHubIngressPolicy(IngressSourcePolicy):
+    """GitHub events, plus how a comment addresses the bot."""
+
+    bot_name: str | None = Field(
+        default=None, max_length=64, pattern=r"^[A-Za-z0-9][-A-Za-z0-9_\[\]]*$"
+    )
+    """A comment mentioning @<botName> starts a Session."""
+    command: str = Field(default="/ambient", min_length=1, max_length=64)
+    """A comment starting with this command starts a Session."""
+
+
+class IngressPolicy(ApiModel):
+    """Per-source event selection for the webhook ingress."""
+
+    github: GitHubIngressPolicy = Field(default_factory=GitHubIngressPolicy)
+    """GitHub: default pull_request opened/synchronize/reopened, issues opened/labeled, comments addressing the bot."""  # noqa: E501
+    jira: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
+    """Jira: default jira:issue_created, jira:issue_updated, comment_created."""
+    slack: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
+    """Slack: default app_mention, message.im, slash_command, interactive.*."""
+
+
 class NamespacePolicySpec(ApiModel):
     """Constraints and access controls for every Session in the namespace."""
 
@@ -538,6 +582,10 @@ class NamespacePolicySpec(ApiModel):
     """Ingress API keys and signing secrets."""
     max_concurrent_sessions: int = Field(default=50, ge=1, le=10_000)
     """Most Sessions running at once in the namespace."""
+    defaults: SessionDefaults = Field(default_factory=SessionDefaults)
+    """Framework and constraints of Sessions the webhook ingress creates."""
+    ingress: IngressPolicy = Field(default_factory=IngressPolicy)
+    """Which GitHub, Jira and Slack events start Sessions; whether unsigned requests are taken."""
 
 
 class NamespacePolicyStatus(ApiModel):

@@ -29,6 +29,10 @@ PURE = [
     ),
     ROOT / "runners" / "registry.py",
     ROOT / "webhooks" / "policy.py",
+    *(
+        ROOT / "webhooks" / "ingress" / f"{name}.py"
+        for name in ("signatures", "events", "keyindex", "ratelimit", "errors", "settings")
+    ),
 ]
 FORBIDDEN = ("kubernetes", "kopf", "ambient.operator.kube", "ambient.operator.handlers")
 

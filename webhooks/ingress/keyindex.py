@@ -1,0 +1,112 @@
+"""Key → namespace index, kept from a watch of NamespacePolicies. Pure and thread-safe.
+
+Only SHA-256 hashes of keys are held. A presented key is hashed once and looked up in a
+dict (O(1)); the stored hash is then compared with hmac.compare_digest. A hash listed by
+two namespaces is ambiguous and authenticates nowhere (fail closed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ambient.crds.models import IngressPolicy, NamespacePolicySpec, SessionDefaults
+
+HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def key_hash(key: str) -> str:
+    """Lowercase hex SHA-256 of a key: what spec.webhookAuth.apiKeys.<source> holds."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def hashes_of(value: Any) -> list[str]:
+    """A string or a list of hashes (rotation) as a list; malformed entries are dropped."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return [h.lower() for h in items if isinstance(h, str) and HASH_RE.match(h.lower())]
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """What the ingress needs to know about a namespace once its key matched."""
+
+    namespace: str
+    signing_secret: str | None
+    ingress: IngressPolicy
+    defaults: SessionDefaults
+
+
+class KeyIndex:
+    """(source, key hash) → namespace, plus each namespace's ingress settings."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_hash: dict[tuple[str, str], set[str]] = {}
+        self._tenants: dict[str, Tenant] = {}
+        self._hashes: dict[str, set[tuple[str, str]]] = {}
+        self.synced = False
+
+    def upsert(self, namespace: str, spec: dict[str, Any]) -> str | None:
+        """Index a NamespacePolicy's spec; returns an error when it is invalid (then no keys)."""
+        try:
+            parsed = NamespacePolicySpec.model_validate(spec)
+        except ValidationError as exc:
+            self.remove(namespace)
+            return f"NamespacePolicy in {namespace} is invalid: {exc.error_count()} errors"
+        auth = spec.get("webhookAuth") or {}
+        keys = auth.get("apiKeys") or {}
+        pairs = {(src, h) for src in ("github", "jira", "slack") for h in hashes_of(keys.get(src))}
+        ref = parsed.webhook_auth.signing_secret_ref
+        tenant = Tenant(namespace, ref.name if ref else None, parsed.ingress, parsed.defaults)
+        with self._lock:
+            self._drop(namespace)
+            self._tenants[namespace] = tenant
+            self._hashes[namespace] = pairs
+            for pair in pairs:
+                self._by_hash.setdefault(pair, set()).add(namespace)
+        return None
+
+    def remove(self, namespace: str) -> None:
+        with self._lock:
+            self._drop(namespace)
+
+    def replace_all(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """After a (re-)list: exactly these policies, then mark the index synced."""
+        seen = {ns for ns, _ in items}
+        for ns in list(self._tenants):
+            if ns not in seen:
+                self.remove(ns)
+        for ns, spec in items:
+            self.upsert(ns, spec)
+        self.synced = True
+
+    def _drop(self, namespace: str) -> None:
+        self._tenants.pop(namespace, None)
+        for pair in self._hashes.pop(namespace, set()):
+            owners = self._by_hash.get(pair)
+            if owners is not None:
+                owners.discard(namespace)
+                if not owners:
+                    del self._by_hash[pair]
+
+    def lookup(self, source: str, key: str) -> Tenant | None:
+        """The namespace a key belongs to, or None (unknown, or listed by two namespaces)."""
+        digest = key_hash(key)
+        with self._lock:
+            owners = self._by_hash.get((source, digest))
+            if not owners or len(owners) != 1:
+                return None
+            (namespace,) = owners
+            # The dict finds the entry by hash, so its timing can reveal at most a prefix of
+            # the hash, never the key; the final check is constant-time all the same.
+            if not any(
+                hmac.compare_digest(h, digest) for s, h in self._hashes[namespace] if s == source
+            ):
+                return None
+            return self._tenants[namespace]
