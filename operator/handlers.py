@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 import kopf
 import pydantic
 
-from ambient.crds.models import GROUP, VERSION, HistoryEntry, Session
-from ambient.operator import audit, naming
+from ambient.crds.models import GROUP, VERSION, HistoryEntry, NamespacePolicy, Session
+from ambient.operator import audit, lifecycle, naming
 from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
@@ -50,12 +53,19 @@ MILESTONES = frozenset(
         "Approved",
         "WorkloadLost",
         "WorkloadConflict",
+        "Cancelled",
+        "TimedOut",
+        "ApprovalExpired",
+        "PolicyViolation",
+        "PolicyViolationFlagged",
+        "AttemptFailed",
+        "Queued",
     }
 )
 
 # What the last reconcile of each Session saw, to skip events that change nothing the
 # planner reads (most Pod and Job updates, and the echo of our own status writes).
-_last_seen: dict[tuple[str, str], tuple[str, Any, Any]] = {}
+_last_seen: dict[tuple[str, str], tuple[Any, ...]] = {}
 # The status this process wrote last, keyed by Session, with the resourceVersion it
 # replaced: a body still at that version is stale, and the written one is used instead.
 _written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
@@ -103,6 +113,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         ThreadPoolExecutor(SETTINGS.workers, thread_name_prefix="kube")
     )
     _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
+    _tasks.add(asyncio.create_task(_resync_loop(), name="ambient-resync"))
     log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
 
 
@@ -143,8 +154,10 @@ def job_index(
 def _observe(
     namespace: str, key: tuple[str, str], job_name: str, jobs: kopf.Index[Any, Any]
 ) -> Observed:
-    job = next((j for j in jobs.get(key, []) if j.name == job_name), None)
-    return Observed(job=job, pod=_pods.get((namespace, job_name)))
+    mine: list[JobView] = list(jobs.get(key, []))
+    job = next((j for j in mine if j.name == job_name), None)
+    others = tuple(j for j in mine if j.name != job_name)
+    return Observed(job=job, pod=_pods.get((namespace, job_name)), others=others)
 
 
 # Indexes arrive as keyword arguments named after their functions; they are read from
@@ -162,14 +175,20 @@ async def on_session(
         _last_seen.pop(key, None)
         _written.pop(key, None)
         _pods.pop((key[0], naming.job_name(name, 1)), None)
+        _deadlines.pop(key, None)
+        _failed.discard(key)
+        await _kick(key[0], indexes)
         return
+    _indexes.update(indexes)
     await reconcile(namespace or "", name, dict(body), indexes["job_index"])
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=SESSION_SELECTOR)
 async def on_job(namespace: str | None, labels: kopf.Labels, **indexes: Any) -> None:
-    """A runner Job changed: reconcile its Session."""
+    """A runner Job changed: reconcile its Session, and wake the queue (a slot may be free)."""
+    _indexes.update(indexes)
     await _from_child(namespace, labels, indexes)
+    await _kick(namespace or "", indexes)
 
 
 async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[str, Any]) -> None:
@@ -184,13 +203,25 @@ async def reconcile(
     name: str,
     body: dict[str, Any],
     jobs: kopf.Index[Any, Any],
+    *,
+    force: bool = False,
 ) -> None:
-    """Plan and act for one Session, serialised per Session within this process."""
-    async with _locks[(namespace, name)]:
+    """Plan and act for one Session, serialised per Session within this process.
+
+    kopf does not retry event handlers, so a failed reconcile is remembered and the resync
+    loop runs it again; ``force`` skips the check for an unchanged observation."""
+    ident = (namespace, name)
+    async with _locks[ident]:
         try:
+            if force:
+                _last_seen.pop(ident, None)
             await _reconcile(namespace, name, body, jobs)
+            _failed.discard(ident)
         except GoneError:
             return
+        except Exception:
+            _failed.add(ident)
+            log.exception("Session %s/%s: reconcile failed; retried by the resync loop", *ident)
 
 
 async def _reconcile(
@@ -202,10 +233,10 @@ async def _reconcile(
     api = kube()
     ident = (namespace, name)
     key = _key(namespace, name)
-    job_name = naming.job_name(name, 1)
     body = _freshest(ident, body)
+    job_name = naming.job_name(name, (body.get("status") or {}).get("attempt") or 1)
     seen = _observe(namespace, key, job_name, jobs)
-    fingerprint = (body["metadata"].get("resourceVersion", ""), seen.job, seen.pod)
+    fingerprint = (body["metadata"].get("resourceVersion", ""), seen.job, seen.pod, seen.others)
     if _last_seen.get(ident) == fingerprint:
         return
     override_job: JobView | None = None
@@ -216,8 +247,17 @@ async def _reconcile(
         except pydantic.ValidationError as exc:
             log.error("Session %s/%s cannot be read: %s", namespace, name, exc)
             return
-        observed = Observed(job=override_job or seen.job, pod=override_pod or seen.pod)
-        result = plan(session, observed, _runner(session), SETTINGS, datetime.now(UTC))
+        if naming.job_name(name, session.status.attempt or 1) != job_name:
+            # A re-read body moved to another attempt: start over from it.
+            return await _reconcile(namespace, name, body, jobs)
+        observed = Observed(
+            job=override_job or seen.job, pod=override_pod or seen.pod, others=seen.others
+        )
+        now = datetime.now(UTC)
+        runner = _runner(session)
+        ctx = _context(session, now)
+        result = plan(session, observed, runner, SETTINGS, now, context=ctx)
+        _remember_deadline(ident, session, result, ctx, runner)
 
         confirmed = await _confirm(api, session, observed, job_name)
         if confirmed is not None:
@@ -229,11 +269,22 @@ async def _reconcile(
             if body.get(SLIM):
                 body = await asyncio.to_thread(api.get_session, namespace, name)
                 continue
-            existing = await _create(api, result)
+            replan = partial(plan, session, observed, runner, SETTINGS, now)
+            result, existing = await _start(
+                api,
+                result,
+                namespace=namespace,
+                body=body,
+                job_name=job_name,
+                ctx=ctx,
+                jobs=jobs,
+                replan=replan,
+            )
             if existing is not None:
                 override_job = existing
                 continue
         if result.status is None:
+            await _delete(api, namespace, result.delete)
             _last_seen[ident] = fingerprint
             return
         status = result.status.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -246,8 +297,14 @@ async def _reconcile(
             body = await asyncio.to_thread(api.get_session, namespace, name)
             continue
         _written[ident] = (sent_rv, updated)
-        _last_seen[ident] = (updated["metadata"]["resourceVersion"], seen.job, seen.pod)
+        _last_seen[ident] = (
+            updated["metadata"]["resourceVersion"],
+            seen.job,
+            seen.pod,
+            seen.others,
+        )
         _announce(session, result)
+        await _delete(api, namespace, result.delete)
         return
     log.warning(
         "Session %s/%s: gave up after %d conflicting attempts", namespace, name, MAX_ATTEMPTS
@@ -352,6 +409,8 @@ def _announce(session: Session, result: Plan) -> None:
 def _actor(session: Session, entry: HistoryEntry) -> str:
     if entry.event == "Approved":
         return approver(session) or SETTINGS.identity
+    if entry.event == "Cancelled":
+        return entry.data.get("cancelledBy", SETTINGS.identity)
     return SETTINGS.identity
 
 
@@ -363,3 +422,260 @@ def _event(ref: dict[str, Any], entry: HistoryEntry) -> None:
         reason=entry.event,
         message=message[:1000] or entry.event,
     )
+
+
+# --- lifecycle: the policy index, the concurrency cap, deadlines and the resync loop -------
+
+# The live kopf indexes, kept for the resync loop (kopf hands them only to handlers).
+_indexes: dict[str, Any] = {}
+_tasks: set[asyncio.Task[None]] = set()
+# Per namespace: admission decisions run one at a time, so two creates never both take the
+# last slot. Jobs created but not yet seen by the watch count against the cap: job name ->
+# (Session name, monotonic time of the create).
+_ns_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+_inflight: defaultdict[str, dict[str, tuple[str, float]]] = defaultdict(dict)
+INFLIGHT_SECONDS = 120.0
+# When each Session must be re-planned even without an event (epoch seconds), and which
+# Sessions' last reconcile failed: both drained by the resync loop.
+_deadlines: dict[tuple[str, str], float] = {}
+_failed: set[tuple[str, str]] = set()
+# NamespacePolicies as parsed models, by namespace, with the resourceVersion parsed.
+_policies: dict[str, tuple[str, NamespacePolicy]] = {}
+
+
+@kopf.index(GROUP, VERSION, "namespacepolicies")
+def policy_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """NamespacePolicies by namespace: the cap, lifecycle settings and allowed lists."""
+    metadata = {k: v for k, v in body.metadata.items() if k != "managedFields"}
+    return {
+        namespace or "": {
+            "metadata": metadata,
+            "spec": dict(body.get("spec", {})),
+            "status": dict(body.get("status", {})),
+        }
+    }
+
+
+@kopf.on.event(GROUP, VERSION, "namespacepolicies")
+async def on_policy(namespace: str | None, **indexes: Any) -> None:
+    """A NamespacePolicy changed: re-plan the namespace's unfinished Sessions against it
+    (timeouts, compliance), and admit queued ones if the cap grew."""
+    _indexes.update(indexes)
+    ns = namespace or ""
+    _policies.pop(ns, None)
+    for body in _namespace_sessions(ns, indexes["session_index"]):
+        if (body.get("status") or {}).get("phase") not in ("Completed", "Failed"):
+            await reconcile(ns, body["metadata"]["name"], body, indexes["job_index"], force=True)
+    await _kick(ns, indexes)
+
+
+def _policy(namespace: str) -> NamespacePolicy | None:
+    """The namespace's NamespacePolicy from the index, parsed once per version."""
+    bodies = sorted(
+        _indexes.get("policy_index", {}).get(namespace, []),
+        key=lambda b: b["metadata"].get("name", ""),
+    )
+    if not bodies:
+        return None
+    body = bodies[0]
+    rv = body["metadata"].get("resourceVersion", "")
+    cached = _policies.get(namespace)
+    if cached is not None and cached[0] == rv:
+        return cached[1]
+    try:
+        policy = NamespacePolicy.model_validate(body)
+    except pydantic.ValidationError as exc:
+        log.error("NamespacePolicy in %s cannot be read: %s", namespace, exc)
+        return None
+    _policies[namespace] = (rv, policy)
+    return policy
+
+
+def _cap(namespace: str) -> int:
+    policy = _policy(namespace)
+    if policy is None:
+        return SETTINGS.default_max_concurrent_sessions
+    return policy.spec.max_concurrent_sessions
+
+
+def _context(session: Session, now: datetime) -> lifecycle.Context:
+    policy = _policy(session.metadata.namespace)
+    if policy is None:
+        return lifecycle.Context(cap=SETTINGS.default_max_concurrent_sessions)
+    found: tuple[Any, ...] = ()
+    if session.status.phase.value not in ("Completed", "Failed"):
+        found = lifecycle.violations(policy, session, REGISTRY, SETTINGS.identity, now)
+    return lifecycle.Context(
+        lifecycle=policy.spec.lifecycle,
+        cap=policy.spec.max_concurrent_sessions,
+        violations=found,
+        policy_generation=policy.metadata.generation,
+        has_policy=True,
+    )
+
+
+def _queued_context(
+    ctx: lifecycle.Context, admission: lifecycle.Admission, namespace: str
+) -> lifecycle.Context:
+    return lifecycle.Context(
+        lifecycle=ctx.lifecycle,
+        admitted=False,
+        queue_position=admission.position,
+        queue_length=admission.waiting,
+        cap=_cap(namespace),
+        violations=ctx.violations,
+        policy_generation=ctx.policy_generation,
+        has_policy=ctx.has_policy,
+    )
+
+
+def _namespace_sessions(namespace: str, sessions: Any) -> list[dict[str, Any]]:
+    return [b for key, bodies in sessions.items() if key[0] == namespace for b in bodies]
+
+
+def _occupancy(namespace: str, jobs: Any) -> tuple[set[str], set[str]]:
+    """Unfinished runner Jobs in the namespace (from the index, plus creates the watch has
+    not shown yet) and the Sessions that own them."""
+    active: set[str] = set()
+    busy: set[str] = set()
+    indexed: set[str] = set()
+    for key, views in jobs.items():
+        if key[0] != namespace:
+            continue
+        for view in views:
+            indexed.add(view.name)
+            if lifecycle.job_active(view):
+                active.add(view.name)
+                busy.add(key[1])
+    inflight = _inflight[namespace]
+    horizon = time.monotonic() - INFLIGHT_SECONDS
+    for job, (session, since) in list(inflight.items()):
+        if job in indexed or since < horizon:
+            del inflight[job]
+            continue
+        active.add(job)
+        busy.add(naming.session_label_value(session))
+    return active, busy
+
+
+def _waiting(namespace: str, busy: set[str], jobs: Any) -> list[tuple[str, str]]:
+    """Sessions that want a Job: none running and none (even finished) for their current
+    attempt, which would mean only the status write is still to come."""
+    sessions = _indexes.get("session_index", {})
+    found = []
+    for body in _namespace_sessions(namespace, sessions):
+        name = body["metadata"]["name"]
+        label = naming.session_label_value(name)
+        if label in busy or not lifecycle.wants_job(body):
+            continue
+        current = naming.job_name(name, (body.get("status") or {}).get("attempt") or 1)
+        if any(j.name == current for j in jobs.get((namespace, label), [])):
+            continue
+        found.append(lifecycle.fifo_key(body))
+    return found
+
+
+async def _admit(
+    namespace: str, body: dict[str, Any], job_name: str, jobs: Any
+) -> lifecycle.Admission:
+    """The concurrency cap: one decision at a time per namespace, counted from the Job
+    index and the creates in flight, never from Session status."""
+    async with _ns_locks[namespace]:
+        active, busy = _occupancy(namespace, jobs)
+        waiting = _waiting(namespace, busy, jobs)
+        admission = lifecycle.admit(lifecycle.fifo_key(body), waiting, len(active), _cap(namespace))
+        if admission.admitted:
+            _inflight[namespace][job_name] = (body["metadata"]["name"], time.monotonic())
+        return admission
+
+
+def _release(namespace: str, job_name: str) -> None:
+    _inflight[namespace].pop(job_name, None)
+
+
+async def _kick(namespace: str, indexes: dict[str, Any]) -> None:
+    """Wake the queued Sessions that free slots would admit."""
+    jobs = indexes.get("job_index")
+    sessions = indexes.get("session_index")
+    if jobs is None or sessions is None:
+        return
+    active, busy = _occupancy(namespace, jobs)
+    heads = lifecycle.heads(_waiting(namespace, busy, jobs), len(active), _cap(namespace))
+    if not heads:
+        return
+    wanted = {name for _, name in heads}
+    for body in _namespace_sessions(namespace, sessions):
+        name = body["metadata"]["name"]
+        if name in wanted:
+            await reconcile(namespace, name, body, jobs, force=True)
+
+
+async def _delete(api: Kube, namespace: str, names: list[str]) -> None:
+    for name in names:
+        await asyncio.to_thread(api.delete_job, namespace, name)
+
+
+def _remember_deadline(
+    ident: tuple[str, str],
+    session: Session,
+    result: Plan,
+    ctx: lifecycle.Context,
+    runner: runner_registry.ResolvedRunner | runner_registry.UnknownFrameworkError,
+) -> None:
+    if isinstance(runner, runner_registry.UnknownFrameworkError):
+        return
+    status = result.status or session.status
+    timeout = lifecycle.effective_timeout(session, ctx.lifecycle, runner.timeout_seconds)
+    deadline = lifecycle.next_deadline(status, ctx.lifecycle, timeout)
+    if deadline is None:
+        _deadlines.pop(ident, None)
+    else:
+        _deadlines[ident] = deadline.timestamp()
+
+
+async def _resync_loop() -> None:
+    """One loop for every Session: deadlines, failed reconciles and the queue."""
+    while True:
+        await asyncio.sleep(SETTINGS.resync_seconds)
+        try:
+            await _resync()
+        except Exception:
+            log.exception("resync failed; trying again in %ss", SETTINGS.resync_seconds)
+
+
+async def _resync() -> None:
+    sessions = _indexes.get("session_index")
+    jobs = _indexes.get("job_index")
+    if sessions is None or jobs is None:
+        return
+    now = time.time()
+    due = {k for k, t in _deadlines.items() if t <= now} | set(_failed)
+    for namespace, name in due:
+        for body in sessions.get(_key(namespace, name), []):
+            if body["metadata"]["name"] == name:
+                await reconcile(namespace, name, body, jobs, force=True)
+    for namespace in {key[0] for key in sessions}:
+        await _kick(namespace, _indexes)
+
+
+async def _start(
+    api: Kube,
+    result: Plan,
+    *,
+    namespace: str,
+    body: dict[str, Any],
+    job_name: str,
+    ctx: lifecycle.Context,
+    jobs: Any,
+    replan: Callable[..., Plan],
+) -> tuple[Plan, JobView | None]:
+    """Create the planned Job if the cap admits it; else the plan that queues the Session."""
+    admission = await _admit(namespace, body, job_name, jobs)
+    if not admission.admitted:
+        return replan(context=_queued_context(ctx, admission, namespace)), None
+    try:
+        existing = await _create(api, result)
+    except Exception:
+        _release(namespace, job_name)
+        raise
+    return result, existing

@@ -128,3 +128,15 @@ class Kube:
                 raise GoneError(name) from exc
             raise
         return result
+
+    def delete_job(self, namespace: str, name: str) -> bool:
+        """Delete a Job and, in the background, its pods; False when it was already gone."""
+        try:
+            self.batch.delete_namespaced_job(
+                name, namespace, propagation_policy="Background", _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
