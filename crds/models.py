@@ -536,7 +536,7 @@ class RetryPolicy(ApiModel):
     limit: int = Field(default=0, ge=0, le=10)
     """Most retries per Session (0: none). Evictions, lost nodes, OOM kills and image pulls stuck past the grace period are retryable."""  # noqa: E501
     retry_on_exit_codes: list[int] = Field(default_factory=list, max_length=32)
-    """Runner exit codes that are retried too; a runner's own non-zero exit is otherwise final."""  # noqa: E501
+    """Runner exit codes that are retried too; a runner's own non-zero exit is otherwise final."""
     image_pull_grace_seconds: int = Field(default=300, ge=0, le=86_400)
     """How long a pod may wait on an image pull (ErrImagePull, ImagePullBackOff) before the attempt counts as failed."""  # noqa: E501
 
