@@ -16,7 +16,7 @@ PURE = [
     *sorted((ROOT / "crds").glob("*.py")),
     *(
         ROOT / "operator" / f"{name}.py"
-        for name in ("planner", "builders", "status", "observe", "naming")
+        for name in ("planner", "builders", "status", "observe", "naming", "lifecycle")
     ),
     ROOT / "runners" / "registry.py",
     ROOT / "webhooks" / "policy.py",
