@@ -59,7 +59,6 @@ MILESTONES = frozenset(
         "PolicyViolation",
         "PolicyViolationFlagged",
         "AttemptFailed",
-        "Queued",
     }
 )
 
@@ -184,11 +183,19 @@ async def on_session(
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=SESSION_SELECTOR)
-async def on_job(namespace: str | None, labels: kopf.Labels, **indexes: Any) -> None:
-    """A runner Job changed: reconcile its Session, and wake the queue (a slot may be free)."""
+async def on_job(
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    namespace: str | None,
+    labels: kopf.Labels,
+    **indexes: Any,
+) -> None:
+    """A runner Job changed: reconcile its Session; one that finished or went frees a slot,
+    so wake the queue."""
     _indexes.update(indexes)
     await _from_child(namespace, labels, indexes)
-    await _kick(namespace or "", indexes)
+    if event.get("type") == "DELETED" or not lifecycle.job_active(job_view(dict(body))):
+        await _kick(namespace or "", indexes)
 
 
 async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[str, Any]) -> None:

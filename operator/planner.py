@@ -299,8 +299,7 @@ def _workload(
         job_manifest = builders.runner_job(bounded, runner, settings, job_name, context)
         job_manifest["metadata"]["labels"][naming.LABEL_ATTEMPT] = str(attempt)
         manifests.append(job_manifest)
-        if attempt > 1 or session.status.attempt:
-            edit.status.attempt = attempt
+        edit.status.attempt = attempt
         _record_created(edit, job_name)
         edit.phase(Phase.PENDING, "WorkloadCreated", f"runner Job {job_name} created")
         return manifests

@@ -181,6 +181,7 @@ def test_sixty_sessions_with_a_cap_of_fifty(cluster, operator, namespace):
     assert len(cluster.jobs(namespace)) == 60
     condition = next(c for c in queued[0]["status"]["conditions"] if c["type"] == "Queued")
     assert condition["status"] == "True" and "position" in condition["message"]
+    assert {i["status"]["attempt"] for i in items} == {1}
     waited = [i for i in items if "Queued" in _events(i["status"])]
     assert len(waited) >= 10
     for item in waited:
