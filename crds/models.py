@@ -193,6 +193,18 @@ class SessionArtifacts(ApiModel):
 class SessionSpec(ApiModel):
     """What the Session should do, and under which constraints."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(oldSelf.cancel) || !oldSelf.cancel || "
+                    "(has(self.cancel) && self.cancel)",
+                    "message": "spec.cancel cannot be undone: a cancelled Session stays cancelled",
+                }
+            ]
+        }
+    )
+
     trigger: Trigger
     """What started the Session. Immutable."""
     framework: Framework

@@ -448,6 +448,8 @@ _deadlines: dict[tuple[str, str], float] = {}
 _failed: set[tuple[str, str]] = set()
 # NamespacePolicies as parsed models, by namespace, with the resourceVersion parsed.
 _policies: dict[str, tuple[str, NamespacePolicy]] = {}
+# What admitted Sessions last saw of each namespace's policy (see policy_signature).
+_policy_seen: dict[str, tuple[int, bool] | None] = {}
 
 
 @kopf.index(GROUP, VERSION, "namespacepolicies")
@@ -470,6 +472,10 @@ async def on_policy(namespace: str | None, **indexes: Any) -> None:
     _indexes.update(indexes)
     ns = namespace or ""
     _policies.pop(ns, None)
+    signature = lifecycle.policy_signature(_policy(ns), datetime.now(UTC))
+    if _policy_seen.get(ns, ()) == signature:
+        return
+    _policy_seen[ns] = signature
     for body in _namespace_sessions(ns, indexes["session_index"]):
         if (body.get("status") or {}).get("phase") not in ("Completed", "Failed"):
             await reconcile(ns, body["metadata"]["name"], body, indexes["job_index"], force=True)
@@ -611,10 +617,16 @@ async def _kick(namespace: str, indexes: dict[str, Any]) -> None:
     if not heads:
         return
     wanted = {name for _, name in heads}
-    for body in _namespace_sessions(namespace, sessions):
-        name = body["metadata"]["name"]
-        if name in wanted:
-            await reconcile(namespace, name, body, jobs, force=True)
+    # Concurrently: admission itself is serialised per namespace, the API calls need not
+    # be. A Session being reconciled right now needs no second pass.
+    await asyncio.gather(
+        *(
+            reconcile(namespace, body["metadata"]["name"], body, jobs, force=True)
+            for body in _namespace_sessions(namespace, sessions)
+            if body["metadata"]["name"] in wanted
+            and not _locks[(namespace, body["metadata"]["name"])].locked()
+        )
+    )
 
 
 async def _delete(api: Kube, namespace: str, names: list[str]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from ambient.crds.models import (
@@ -249,22 +248,37 @@ def violations(
     decision = evaluate(policy, session, UserInfo(identity), None, registry, now=now)
     found = [v for v in decision.violations if v.code in ONGOING_CODES]
     budget = policy.spec.models.budget
-    status = policy.status
-    month = now.astimezone(UTC).strftime("%Y-%m")
-    if budget is not None and status.month == month:
-        spent = money(status.month_to_date_spend)
-        if spent >= Decimal(money(budget.monthly)):
-            found.append(
-                Violation(
-                    Code.BUDGET_EXCEEDED,
-                    "spec.policy.modelConstraints.budget",
-                    f"namespace {session.metadata.namespace} has spent its monthly budget "
-                    f"({budget.monthly} {budget.currency})",
-                )
+    if budget is not None and budget_exhausted(policy, now):
+        found.append(
+            Violation(
+                Code.BUDGET_EXCEEDED,
+                "spec.policy.modelConstraints.budget",
+                f"namespace {session.metadata.namespace} has spent its monthly budget "
+                f"({budget.monthly} {budget.currency})",
             )
+        )
     return tuple(found)
 
 
 def stops(context: Context) -> bool:
     """Whether the policy's violations end the Session (else they only flag it)."""
     return bool(context.violations) and context.lifecycle.on_violation == ViolationAction.STOP
+
+
+def budget_exhausted(policy: NamespacePolicy, now: datetime) -> bool:
+    """Whether the namespace has spent its whole monthly budget this month."""
+    budget = policy.spec.models.budget
+    status = policy.status
+    month = now.astimezone(UTC).strftime("%Y-%m")
+    if budget is None or status.month != month:
+        return False
+    return money(status.month_to_date_spend) >= money(budget.monthly)
+
+
+def policy_signature(policy: NamespacePolicy | None, now: datetime) -> tuple[int, bool] | None:
+    """What admitted Sessions depend on in a NamespacePolicy: its spec (generation) and
+    whether the budget is spent. Status-only updates (usage roll-ups) that change neither
+    need no re-plan of the namespace's Sessions."""
+    if policy is None:
+        return None
+    return (policy.metadata.generation, budget_exhausted(policy, now))

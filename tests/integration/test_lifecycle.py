@@ -154,7 +154,7 @@ def test_sixty_sessions_with_a_cap_of_fifty(cluster, operator, namespace):
                     lambda n: _create(
                         cluster,
                         namespace,
-                        _session(n, annotations={"sim.ambient.ai/duration": "4s"}),
+                        _session(n, annotations={"sim.ambient.ai/duration": "15s"}),
                     ),
                     names,
                 )
@@ -228,6 +228,19 @@ def test_cancel_a_running_session(cluster, operator, namespace):
     entry = next(e for e in status["history"] if e["event"] == "Cancelled")
     assert entry["data"]["cancelledBy"] == "alice"
     assert entry["data"]["jobName"] == "long-a1"
+    undo = cluster.kubectl(
+        "patch",
+        "session",
+        "long",
+        "-n",
+        namespace,
+        "--type",
+        "merge",
+        "-p",
+        '{"spec":{"cancel":false}}',
+        check=False,
+    )
+    assert undo.returncode != 0 and "cannot be undone" in undo.stderr
     cluster.wait_for("the Job removed", lambda: cluster.jobs(namespace) == [])
     cluster.wait_for(
         "its pods removed",

@@ -225,3 +225,20 @@ def test_exhausted_budget_is_a_violation(make_session: MakeSession, registry: Re
         update={"status": policy.status.model_copy(update={"month": "2026-02"})}
     )
     assert lifecycle.violations(last_month, make_session(), registry, "op", NOW) == ()
+
+
+def test_policy_signature_ignores_usage_that_leaves_budget() -> None:
+    base = {
+        "metadata": {"name": "p", "generation": 2},
+        "spec": {"models": {"budget": {"monthly": "10"}}},
+    }
+    fresh = NamespacePolicy.model_validate(base)
+    spent_some = NamespacePolicy.model_validate(
+        {**base, "status": {"month": "2026-03", "monthToDateSpend": "4.00"}}
+    )
+    spent_all = NamespacePolicy.model_validate(
+        {**base, "status": {"month": "2026-03", "monthToDateSpend": "10.00"}}
+    )
+    assert lifecycle.policy_signature(fresh, NOW) == lifecycle.policy_signature(spent_some, NOW)
+    assert lifecycle.policy_signature(spent_all, NOW) == (2, True)
+    assert lifecycle.policy_signature(None, NOW) is None
