@@ -112,6 +112,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         ThreadPoolExecutor(SETTINGS.workers, thread_name_prefix="kube")
     )
     _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
+    await _prime_policies(_state["kube"])
     _tasks.add(asyncio.create_task(_resync_loop(), name="ambient-resync"))
     log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
 
@@ -452,45 +453,57 @@ _policies: dict[str, tuple[str, NamespacePolicy]] = {}
 _policy_seen: dict[str, tuple[int, bool] | None] = {}
 
 
-@kopf.index(GROUP, VERSION, "namespacepolicies")
-def policy_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    """NamespacePolicies by namespace: the cap, lifecycle settings and allowed lists."""
-    metadata = {k: v for k, v in body.metadata.items() if k != "managedFields"}
-    return {
-        namespace or "": {
-            "metadata": metadata,
-            "spec": dict(body.get("spec", {})),
-            "status": dict(body.get("status", {})),
-        }
+# NamespacePolicy bodies by namespace and name: listed once before any Session is planned
+# (so a restart never admits under a default cap), then kept by the watch.
+_policy_bodies: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+
+
+def _keep_policy(body: dict[str, Any], deleted: bool = False) -> None:
+    meta = body.get("metadata") or {}
+    ns, name = meta.get("namespace", ""), meta.get("name", "")
+    if deleted:
+        _policy_bodies[ns].pop(name, None)
+        return
+    _policy_bodies[ns][name] = {
+        "metadata": {k: v for k, v in meta.items() if k != "managedFields"},
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
     }
 
 
+async def _prime_policies(api: Kube) -> None:
+    namespaces: list[str | None] = [*SETTINGS.namespace_list] or [None]
+    for namespace in namespaces:
+        for body in await asyncio.to_thread(api.list_policies, namespace):
+            _keep_policy(body)
+
+
 @kopf.on.event(GROUP, VERSION, "namespacepolicies")
-async def on_policy(namespace: str | None, **indexes: Any) -> None:
+async def on_policy(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **indexes: Any
+) -> None:
     """A NamespacePolicy changed: re-plan the namespace's unfinished Sessions against it
     (timeouts, compliance), and admit queued ones if the cap grew."""
     _indexes.update(indexes)
+    _keep_policy(dict(body), deleted=event.get("type") == "DELETED")
     ns = namespace or ""
     _policies.pop(ns, None)
     signature = lifecycle.policy_signature(_policy(ns), datetime.now(UTC))
     if _policy_seen.get(ns, ()) == signature:
         return
     _policy_seen[ns] = signature
-    for body in _namespace_sessions(ns, indexes["session_index"]):
-        if (body.get("status") or {}).get("phase") not in ("Completed", "Failed"):
-            await reconcile(ns, body["metadata"]["name"], body, indexes["job_index"], force=True)
+    for item in _namespace_sessions(ns, indexes["session_index"]):
+        if (item.get("status") or {}).get("phase") not in ("Completed", "Failed"):
+            await reconcile(ns, item["metadata"]["name"], item, indexes["job_index"], force=True)
     await _kick(ns, indexes)
 
 
 def _policy(namespace: str) -> NamespacePolicy | None:
     """The namespace's NamespacePolicy from the index, parsed once per version."""
-    bodies = sorted(
-        _indexes.get("policy_index", {}).get(namespace, []),
-        key=lambda b: b["metadata"].get("name", ""),
-    )
+    bodies = _policy_bodies.get(namespace)
     if not bodies:
         return None
-    body = bodies[0]
+    body = bodies[min(bodies)]
     rv = body["metadata"].get("resourceVersion", "")
     cached = _policies.get(namespace)
     if cached is not None and cached[0] == rv:

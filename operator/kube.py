@@ -140,3 +140,16 @@ class Kube:
                 return False
             raise
         return True
+
+    def list_policies(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """The NamespacePolicies of one namespace, or of all (once, at start-up)."""
+        if namespace:
+            response = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "namespacepolicies", _preload_content=False
+            )
+        else:
+            response = self.custom.list_cluster_custom_object(
+                GROUP, VERSION, "namespacepolicies", _preload_content=False
+            )
+        items: list[dict[str, Any]] = json.loads(cast(Any, response).data).get("items") or []
+        return items
