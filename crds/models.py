@@ -193,6 +193,18 @@ class SessionArtifacts(ApiModel):
 class SessionSpec(ApiModel):
     """What the Session should do, and under which constraints."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(oldSelf.cancel) || !oldSelf.cancel || "
+                    "(has(self.cancel) && self.cancel)",
+                    "message": "spec.cancel cannot be undone: a cancelled Session stays cancelled",
+                }
+            ]
+        }
+    )
+
     trigger: Trigger
     """What started the Session. Immutable."""
     framework: Framework
@@ -203,6 +215,8 @@ class SessionSpec(ApiModel):
     """Input references and output storage."""
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     """Most seconds the runner may run (the Job's activeDeadlineSeconds); the registry default when unset."""  # noqa: E501
+    cancel: bool = False
+    """Set to true to cancel the Session (kubectl patch session NAME --type merge -p '{"spec":{"cancel":true}}'); its Job and pods are removed and it ends Failed, reason Cancelled. Set annotation ambient.ai/cancelled-by alongside to record who cancelled."""  # noqa: E501
 
 
 # --- Session.status -----------------------------------------------------------------------
@@ -380,6 +394,8 @@ class SessionStatus(ApiModel):
     """When the runner started (RFC 3339)."""
     completion_time: str | None = None
     """When the Session reached Completed or Failed (RFC 3339)."""
+    attempt: int | None = Field(default=None, ge=1, le=100)
+    """The current attempt (1 for the first runner Job, 2 after one retry, ...)."""
 
 
 class ObjectMeta(BaseModel):
@@ -565,6 +581,39 @@ class IngressPolicy(ApiModel):
     """Slack: default app_mention, message.im, slash_command, interactive.*."""
 
 
+class ViolationAction(StrEnum):
+    """What happens to a running or queued Session that a changed policy no longer allows."""
+
+    STOP = "stop"
+    FLAG = "flag"
+
+
+class RetryPolicy(ApiModel):
+    """When a failed attempt is retried as a new runner Job."""
+
+    limit: int = Field(default=0, ge=0, le=10)
+    """Most retries per Session (0: none). Evictions, lost nodes, OOM kills and image pulls stuck past the grace period are retryable."""  # noqa: E501
+    retry_on_exit_codes: list[int] = Field(default_factory=list, max_length=32)
+    """Runner exit codes that are retried too; a runner's own non-zero exit is otherwise final."""
+    image_pull_grace_seconds: int = Field(default=300, ge=0, le=86_400)
+    """How long a pod may wait on an image pull (ErrImagePull, ImagePullBackOff) before the attempt counts as failed."""  # noqa: E501
+
+
+class LifecyclePolicy(ApiModel):
+    """Timeouts, retries and what a policy change does to Sessions already admitted."""
+
+    default_timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    """Timeout for Sessions that set no spec.timeoutSeconds; the runner registry default when unset."""  # noqa: E501
+    max_timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    """Upper bound on any Session's timeout; a longer spec.timeoutSeconds is cut to it."""
+    approval_timeout_seconds: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
+    """How long a Session may wait for approval before it ends Failed, reason ApprovalExpired; no limit when unset."""  # noqa: E501
+    retries: RetryPolicy = Field(default_factory=RetryPolicy)
+    """Retries of failed attempts."""
+    on_violation: ViolationAction = ViolationAction.STOP
+    """When the policy changes and a running or queued Session no longer complies: stop ends it Failed (reason PolicyViolation); flag sets condition PolicyCompliant=False and lets it run."""  # noqa: E501
+
+
 class NamespacePolicySpec(ApiModel):
     """Constraints and access controls for every Session in the namespace."""
 
@@ -586,6 +635,8 @@ class NamespacePolicySpec(ApiModel):
     """Framework and constraints of Sessions the webhook ingress creates."""
     ingress: IngressPolicy = Field(default_factory=IngressPolicy)
     """Which GitHub, Jira and Slack events start Sessions; whether unsigned requests are taken."""
+    lifecycle: LifecyclePolicy = Field(default_factory=LifecyclePolicy)
+    """Timeouts, retries and what policy changes do to admitted Sessions."""
 
 
 class NamespacePolicyStatus(ApiModel):

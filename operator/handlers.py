@@ -14,17 +14,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import kopf
 import pydantic
 
-from ambient.crds.models import GROUP, VERSION, HistoryEntry, Session
-from ambient.operator import audit, background, naming
+from ambient.crds.models import GROUP, VERSION, HistoryEntry, NamespacePolicy, Session
+from ambient.operator import audit, background, lifecycle, naming
 from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
@@ -47,10 +49,6 @@ _workers: list[asyncio.Task[None]] = []
 _indexes: dict[str, Any] = {}
 # Jobs this process created that the Job watch may not have delivered yet.
 _created: dict[tuple[str, str], JobView] = {}
-RETRY_SECONDS = 5.0
-MAX_RETRY_SECONDS = 300.0
-# Consecutive failed reconciles per Session, for the retry backoff.
-_failures: dict[tuple[str, str], int] = {}
 # Payloads up to this size stay in the Session index, so starting a Session needs no read.
 INDEXED_PAYLOAD_BYTES = 4096
 
@@ -74,12 +72,18 @@ MILESTONES = frozenset(
         "Approved",
         "WorkloadLost",
         "WorkloadConflict",
+        "Cancelled",
+        "TimedOut",
+        "ApprovalExpired",
+        "PolicyViolation",
+        "PolicyViolationFlagged",
+        "AttemptFailed",
     }
 )
 
 # What the last reconcile of each Session saw, to skip events that change nothing the
 # planner reads (most Pod and Job updates, and the echo of our own status writes).
-_last_seen: dict[tuple[str, str], tuple[str, Any, Any]] = {}
+_last_seen: dict[tuple[str, str], tuple[Any, ...]] = {}
 # The status this process wrote last, keyed by Session, with the resourceVersion it
 # replaced: a body still at that version is stale, and the written one is used instead.
 _written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
@@ -132,6 +136,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
     await background.start(_state["kube"], SETTINGS)
+    await _prime_policies(_state["kube"])
+    _tasks.add(asyncio.create_task(_resync_loop(), name="ambient-resync"))
     log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
 
 
@@ -185,13 +191,15 @@ def job_index(
 def _observe(
     ident: tuple[str, str], key: tuple[str, str], job_name: str, jobs: kopf.Index[Any, Any]
 ) -> Observed:
-    job = next((j for j in jobs.get(key, []) if j.name == job_name), None)
+    mine: list[JobView] = list(jobs.get(key, []))
+    job = next((j for j in mine if j.name == job_name), None)
     if job is None:
         created = _created.get(ident)
         job = created if created is not None and created.name == job_name else None
     else:
         _created.pop(ident, None)  # the watch has caught up
-    return Observed(job=job, pod=_pods.get((ident[0], job_name)))
+    others = tuple(j for j in mine if j.name != job_name)
+    return Observed(job=job, pod=_pods.get((ident[0], job_name)), others=others)
 
 
 # Indexes arrive as keyword arguments named after their functions; they are read from
@@ -210,9 +218,11 @@ async def on_session(
         _written.pop(key, None)
         _pods.pop((key[0], naming.job_name(name, 1)), None)
         _created.pop(key, None)
-        _failures.pop(key, None)
         _queue.discard(key)
         background.observe_session(key[0], name, None)
+        _deadlines.pop(key, None)
+        _failed.discard(key)
+        await _kick(key[0], indexes)
         return
     _start_workers(indexes)
     ident = (namespace or "", name)
@@ -224,7 +234,9 @@ async def on_session(
 
 
 @kopf.on.event(GROUP, VERSION, "namespacepolicies")
-async def on_policy(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+async def on_policy_notifications(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any
+) -> None:
     """Policies feed the notification outbox (few objects, rarely changed)."""
     outbox = background.outbox()
     if outbox is not None:
@@ -233,9 +245,19 @@ async def on_policy(event: kopf.RawEvent, body: kopf.Body, namespace: str | None
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=SESSION_SELECTOR)
-async def on_job(namespace: str | None, labels: kopf.Labels, **indexes: Any) -> None:
-    """A runner Job changed: reconcile its Session."""
+async def on_job(
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    namespace: str | None,
+    labels: kopf.Labels,
+    **indexes: Any,
+) -> None:
+    """A runner Job changed: reconcile its Session; one that finished or went frees a slot,
+    so wake the queue."""
+    _indexes.update(indexes)
     await _from_child(namespace, labels, indexes)
+    if event.get("type") == "DELETED" or not lifecycle.job_active(job_view(dict(body))):
+        await _kick(namespace or "", indexes)
 
 
 async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[str, Any]) -> None:
@@ -265,7 +287,8 @@ def _start_workers(indexes: dict[str, Any]) -> None:
 
 
 async def _work() -> None:
-    """One reconcile worker: take a dirty Session, reconcile it, repeat."""
+    """One reconcile worker: take a dirty Session, reconcile it, repeat. A reconcile that
+    fails is remembered by ``reconcile`` and run again by the resync loop."""
     while True:
         ident, priority = await _queue.get()
         try:
@@ -274,14 +297,6 @@ async def _work() -> None:
                 await reconcile(
                     ident[0], ident[1], body, _indexes["job_index"], start=priority == START
                 )
-            _failures.pop(ident, None)
-        except Exception:
-            # Level-triggered: whatever failed (API server unreachable, a timeout) is
-            # tried again from the latest state, not left until the next event.
-            failures = _failures[ident] = _failures.get(ident, 0) + 1
-            delay = min(MAX_RETRY_SECONDS, RETRY_SECONDS * 2 ** (failures - 1))
-            log.exception("Session %s/%s: reconcile failed; retrying in %.0fs", *ident, delay)
-            asyncio.get_running_loop().call_later(delay, _queue.add, ident, priority)
         finally:
             _queue.done(ident)
 
@@ -304,16 +319,26 @@ async def reconcile(
     jobs: kopf.Index[Any, Any],
     *,
     start: bool = False,
+    force: bool = False,
 ) -> None:
     """Plan and act for one Session, serialised per Session within this process.
 
     With ``start``, only the Session's objects are created: recording that in its status
-    is queued as progress, behind the other Sessions still waiting for their Job."""
-    async with _locks[(namespace, name)]:
+    is queued as progress, behind the other Sessions still waiting for their Job. kopf
+    does not retry event handlers, so a failed reconcile is remembered and the resync loop
+    runs it again; ``force`` skips the check for an unchanged observation."""
+    ident = (namespace, name)
+    async with _locks[ident]:
         try:
+            if force:
+                _last_seen.pop(ident, None)
             await _reconcile(namespace, name, body, jobs, start)
+            _failed.discard(ident)
         except GoneError:
             return
+        except Exception:
+            _failed.add(ident)
+            log.exception("Session %s/%s: reconcile failed; retried by the resync loop", *ident)
 
 
 async def _reconcile(
@@ -326,10 +351,10 @@ async def _reconcile(
     api = kube()
     ident = (namespace, name)
     key = _key(namespace, name)
-    job_name = naming.job_name(name, 1)
     body = _freshest(ident, body)
+    job_name = naming.job_name(name, (body.get("status") or {}).get("attempt") or 1)
     seen = _observe(ident, key, job_name, jobs)
-    fingerprint = (body["metadata"].get("resourceVersion", ""), seen.job, seen.pod)
+    fingerprint = (body["metadata"].get("resourceVersion", ""), seen.job, seen.pod, seen.others)
     if _last_seen.get(ident) == fingerprint:
         return
     override_job: JobView | None = None
@@ -340,8 +365,17 @@ async def _reconcile(
         except pydantic.ValidationError as exc:
             log.error("Session %s/%s cannot be read: %s", namespace, name, exc)
             return
-        observed = Observed(job=override_job or seen.job, pod=override_pod or seen.pod)
-        result = plan(session, observed, _runner(session), SETTINGS, datetime.now(UTC))
+        if naming.job_name(name, session.status.attempt or 1) != job_name:
+            # A re-read body moved to another attempt: start over from it.
+            return await _reconcile(namespace, name, body, jobs, start)
+        observed = Observed(
+            job=override_job or seen.job, pod=override_pod or seen.pod, others=seen.others
+        )
+        now = datetime.now(UTC)
+        runner = _runner(session)
+        ctx = _context(session, now)
+        result = plan(session, observed, runner, SETTINGS, now, context=ctx)
+        _remember_deadline(ident, session, result, ctx, runner)
 
         confirmed = await _confirm(api, session, observed, job_name)
         if confirmed is not None:
@@ -353,32 +387,55 @@ async def _reconcile(
             if body.get(SLIM):
                 body = await _call(api.get_session, namespace, name)
                 continue
-            existing = await _create(api, result)
+            replan = partial(plan, session, observed, runner, SETTINGS, now)
+            result, existing = await _start(
+                api,
+                result,
+                namespace=namespace,
+                body=body,
+                job_name=job_name,
+                ctx=ctx,
+                jobs=jobs,
+                replan=replan,
+            )
             if existing is not None:
                 override_job = existing
                 continue
-            job = next(m for m in result.create if m["kind"] == "Job")
-            _created[ident] = job_view(job)
-            if start:
-                _queue.add(ident, PROGRESS)
-                return
+            job = next((m for m in result.create if m["kind"] == "Job"), None)
+            if job is not None:  # the gate may have queued the Session instead
+                _created[ident] = job_view(job)
+                if start:
+                    _queue.add(ident, PROGRESS)
+                    return
         if result.status is None:
+            await _delete(api, namespace, result.delete)
             _last_seen[ident] = fingerprint
             return
-        status = result.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        sent_rv = session.metadata.resource_version
-        try:
-            updated = await _call(api.replace_session_status, namespace, name, sent_rv, status)
-        except ConflictError:
+        if not await _write(api, ident, session, result, seen):
             body = await _call(api.get_session, namespace, name)
             continue
-        _written[ident] = (sent_rv, _slim(updated))
-        _last_seen[ident] = (updated["metadata"]["resourceVersion"], seen.job, seen.pod)
-        _announce(session, result)
         return
     log.warning(
         "Session %s/%s: gave up after %d conflicting attempts", namespace, name, MAX_ATTEMPTS
     )
+
+
+async def _write(
+    api: Kube, ident: tuple[str, str], session: Session, result: Plan, seen: Observed
+) -> bool:
+    """Write the planned status (guarded by resourceVersion); False on a conflict."""
+    assert result.status is not None
+    status = result.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    sent_rv = session.metadata.resource_version
+    try:
+        updated = await _call(api.replace_session_status, *ident, sent_rv, status)
+    except ConflictError:
+        return False
+    _written[ident] = (sent_rv, _slim(updated))
+    _last_seen[ident] = (updated["metadata"]["resourceVersion"], seen.job, seen.pod, seen.others)
+    _announce(session, result)
+    await _delete(api, ident[0], result.delete)
+    return True
 
 
 def _freshest(ident: tuple[str, str], body: dict[str, Any]) -> dict[str, Any]:
@@ -479,6 +536,8 @@ def _announce(session: Session, result: Plan) -> None:
 def _actor(session: Session, entry: HistoryEntry) -> str:
     if entry.event == "Approved":
         return approver(session) or SETTINGS.identity
+    if entry.event == "Cancelled":
+        return entry.data.get("cancelledBy", SETTINGS.identity)
     return SETTINGS.identity
 
 
@@ -490,3 +549,282 @@ def _event(ref: dict[str, Any], entry: HistoryEntry) -> None:
         reason=entry.event,
         message=message[:1000] or entry.event,
     )
+
+
+# --- lifecycle: the policy index, the concurrency cap, deadlines and the resync loop -------
+
+_tasks: set[asyncio.Task[None]] = set()
+# Per namespace: admission decisions run one at a time, so two creates never both take the
+# last slot. Jobs created but not yet seen by the watch count against the cap: job name ->
+# (Session name, monotonic time of the create).
+_ns_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+_inflight: defaultdict[str, dict[str, tuple[str, float]]] = defaultdict(dict)
+INFLIGHT_SECONDS = 120.0
+# When each Session must be re-planned even without an event (epoch seconds), and which
+# Sessions' last reconcile failed: both drained by the resync loop.
+_deadlines: dict[tuple[str, str], float] = {}
+_failed: set[tuple[str, str]] = set()
+# NamespacePolicies as parsed models, by namespace, with the resourceVersion parsed.
+_policies: dict[str, tuple[str, NamespacePolicy]] = {}
+# What admitted Sessions last saw of each namespace's policy (see policy_signature).
+_policy_seen: dict[str, tuple[int, bool] | None] = {}
+
+
+# NamespacePolicy bodies by namespace and name: listed once before any Session is planned
+# (so a restart never admits under a default cap), then kept by the watch.
+_policy_bodies: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+
+
+def _keep_policy(body: dict[str, Any], deleted: bool = False) -> None:
+    meta = body.get("metadata") or {}
+    ns, name = meta.get("namespace", ""), meta.get("name", "")
+    if deleted:
+        _policy_bodies[ns].pop(name, None)
+        return
+    _policy_bodies[ns][name] = {
+        "metadata": {k: v for k, v in meta.items() if k != "managedFields"},
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
+
+
+async def _prime_policies(api: Kube) -> None:
+    namespaces: list[str | None] = [*SETTINGS.namespace_list] or [None]
+    for namespace in namespaces:
+        for body in await asyncio.to_thread(api.list_policies, namespace):
+            _keep_policy(body)
+
+
+@kopf.on.event(GROUP, VERSION, "namespacepolicies")
+async def on_policy(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **indexes: Any
+) -> None:
+    """A NamespacePolicy changed: re-plan the namespace's unfinished Sessions against it
+    (timeouts, compliance), and admit queued ones if the cap grew."""
+    _indexes.update(indexes)
+    _keep_policy(dict(body), deleted=event.get("type") == "DELETED")
+    ns = namespace or ""
+    _policies.pop(ns, None)
+    signature = lifecycle.policy_signature(_policy(ns), datetime.now(UTC))
+    if _policy_seen.get(ns, ()) == signature:
+        return
+    _policy_seen[ns] = signature
+    for item in _namespace_sessions(ns, indexes["session_index"]):
+        if (item.get("status") or {}).get("phase") not in ("Completed", "Failed"):
+            await reconcile(ns, item["metadata"]["name"], item, indexes["job_index"], force=True)
+    await _kick(ns, indexes)
+
+
+def _policy(namespace: str) -> NamespacePolicy | None:
+    """The namespace's NamespacePolicy from the index, parsed once per version."""
+    bodies = _policy_bodies.get(namespace)
+    if not bodies:
+        return None
+    body = bodies[min(bodies)]
+    rv = body["metadata"].get("resourceVersion", "")
+    cached = _policies.get(namespace)
+    if cached is not None and cached[0] == rv:
+        return cached[1]
+    try:
+        policy = NamespacePolicy.model_validate(body)
+    except pydantic.ValidationError as exc:
+        log.error("NamespacePolicy in %s cannot be read: %s", namespace, exc)
+        return None
+    _policies[namespace] = (rv, policy)
+    return policy
+
+
+def _cap(namespace: str) -> int:
+    policy = _policy(namespace)
+    if policy is None:
+        return SETTINGS.default_max_concurrent_sessions
+    return policy.spec.max_concurrent_sessions
+
+
+def _context(session: Session, now: datetime) -> lifecycle.Context:
+    policy = _policy(session.metadata.namespace)
+    if policy is None:
+        return lifecycle.Context(cap=SETTINGS.default_max_concurrent_sessions)
+    found: tuple[Any, ...] = ()
+    if session.status.phase.value not in ("Completed", "Failed"):
+        found = lifecycle.violations(policy, session, REGISTRY, SETTINGS.identity, now)
+    return lifecycle.Context(
+        lifecycle=policy.spec.lifecycle,
+        cap=policy.spec.max_concurrent_sessions,
+        violations=found,
+        policy_generation=policy.metadata.generation,
+        has_policy=True,
+    )
+
+
+def _queued_context(
+    ctx: lifecycle.Context, admission: lifecycle.Admission, namespace: str
+) -> lifecycle.Context:
+    return lifecycle.Context(
+        lifecycle=ctx.lifecycle,
+        admitted=False,
+        queue_position=admission.position,
+        queue_length=admission.waiting,
+        cap=_cap(namespace),
+        violations=ctx.violations,
+        policy_generation=ctx.policy_generation,
+        has_policy=ctx.has_policy,
+    )
+
+
+def _namespace_sessions(namespace: str, sessions: Any) -> list[dict[str, Any]]:
+    return [b for key, bodies in sessions.items() if key[0] == namespace for b in bodies]
+
+
+def _occupancy(namespace: str, jobs: Any) -> tuple[set[str], set[str]]:
+    """Unfinished runner Jobs in the namespace (from the index, plus creates the watch has
+    not shown yet) and the Sessions that own them."""
+    active: set[str] = set()
+    busy: set[str] = set()
+    indexed: set[str] = set()
+    for key, views in jobs.items():
+        if key[0] != namespace:
+            continue
+        for view in views:
+            indexed.add(view.name)
+            if lifecycle.job_active(view):
+                active.add(view.name)
+                busy.add(key[1])
+    inflight = _inflight[namespace]
+    horizon = time.monotonic() - INFLIGHT_SECONDS
+    for job, (session, since) in list(inflight.items()):
+        if job in indexed or since < horizon:
+            del inflight[job]
+            continue
+        active.add(job)
+        busy.add(naming.session_label_value(session))
+    return active, busy
+
+
+def _waiting(namespace: str, busy: set[str], jobs: Any) -> list[tuple[str, str]]:
+    """Sessions that want a Job: none running and none (even finished) for their current
+    attempt, which would mean only the status write is still to come."""
+    sessions = _indexes.get("session_index", {})
+    found = []
+    for body in _namespace_sessions(namespace, sessions):
+        name = body["metadata"]["name"]
+        label = naming.session_label_value(name)
+        if label in busy or not lifecycle.wants_job(body):
+            continue
+        current = naming.job_name(name, (body.get("status") or {}).get("attempt") or 1)
+        if any(j.name == current for j in jobs.get((namespace, label), [])):
+            continue
+        found.append(lifecycle.fifo_key(body))
+    return found
+
+
+async def _admit(
+    namespace: str, body: dict[str, Any], job_name: str, jobs: Any
+) -> lifecycle.Admission:
+    """The concurrency cap: one decision at a time per namespace, counted from the Job
+    index and the creates in flight, never from Session status."""
+    async with _ns_locks[namespace]:
+        active, busy = _occupancy(namespace, jobs)
+        waiting = _waiting(namespace, busy, jobs)
+        admission = lifecycle.admit(lifecycle.fifo_key(body), waiting, len(active), _cap(namespace))
+        if admission.admitted:
+            _inflight[namespace][job_name] = (body["metadata"]["name"], time.monotonic())
+        return admission
+
+
+def _release(namespace: str, job_name: str) -> None:
+    _inflight[namespace].pop(job_name, None)
+
+
+async def _kick(namespace: str, indexes: dict[str, Any]) -> None:
+    """Wake the queued Sessions that free slots would admit."""
+    jobs = indexes.get("job_index")
+    sessions = indexes.get("session_index")
+    if jobs is None or sessions is None:
+        return
+    active, busy = _occupancy(namespace, jobs)
+    heads = lifecycle.heads(_waiting(namespace, busy, jobs), len(active), _cap(namespace))
+    if not heads:
+        return
+    wanted = {name for _, name in heads}
+    # Concurrently: admission itself is serialised per namespace, the API calls need not
+    # be. A Session being reconciled right now needs no second pass.
+    await asyncio.gather(
+        *(
+            reconcile(namespace, body["metadata"]["name"], body, jobs, force=True)
+            for body in _namespace_sessions(namespace, sessions)
+            if body["metadata"]["name"] in wanted
+            and not _locks[(namespace, body["metadata"]["name"])].locked()
+        )
+    )
+
+
+async def _delete(api: Kube, namespace: str, names: list[str]) -> None:
+    for name in names:
+        await asyncio.to_thread(api.delete_job, namespace, name)
+
+
+def _remember_deadline(
+    ident: tuple[str, str],
+    session: Session,
+    result: Plan,
+    ctx: lifecycle.Context,
+    runner: runner_registry.ResolvedRunner | runner_registry.UnknownFrameworkError,
+) -> None:
+    if isinstance(runner, runner_registry.UnknownFrameworkError):
+        return
+    status = result.status or session.status
+    timeout = lifecycle.effective_timeout(session, ctx.lifecycle, runner.timeout_seconds)
+    deadline = lifecycle.next_deadline(status, ctx.lifecycle, timeout)
+    if deadline is None:
+        _deadlines.pop(ident, None)
+    else:
+        _deadlines[ident] = deadline.timestamp()
+
+
+async def _resync_loop() -> None:
+    """One loop for every Session: deadlines, failed reconciles and the queue."""
+    while True:
+        await asyncio.sleep(SETTINGS.resync_seconds)
+        try:
+            await _resync()
+        except Exception:
+            log.exception("resync failed; trying again in %ss", SETTINGS.resync_seconds)
+
+
+async def _resync() -> None:
+    sessions = _indexes.get("session_index")
+    jobs = _indexes.get("job_index")
+    if sessions is None or jobs is None:
+        return
+    now = time.time()
+    due = {k for k, t in _deadlines.items() if t <= now} | set(_failed)
+    for namespace, name in due:
+        for body in sessions.get(_key(namespace, name), []):
+            if body["metadata"]["name"] == name:
+                await reconcile(namespace, name, body, jobs, force=True)
+    for namespace in {key[0] for key in sessions}:
+        await _kick(namespace, _indexes)
+
+
+async def _start(
+    api: Kube,
+    result: Plan,
+    *,
+    namespace: str,
+    body: dict[str, Any],
+    job_name: str,
+    ctx: lifecycle.Context,
+    jobs: Any,
+    replan: Callable[..., Plan],
+) -> tuple[Plan, JobView | None]:
+    """Create the planned Job if the cap admits it; else the plan that queues the Session."""
+    admission = await _admit(namespace, body, job_name, jobs)
+    if not admission.admitted:
+        return replan(context=_queued_context(ctx, admission, namespace)), None
+    try:
+        existing = await _create(api, result)
+    except Exception:
+        _release(namespace, job_name)
+        raise
+    return result, existing

@@ -162,6 +162,18 @@ class Kube:
             raise
         return True
 
+    def delete_job(self, namespace: str, name: str) -> bool:
+        """Delete a Job and, in the background, its pods; False when it was already gone."""
+        try:
+            self.batch.delete_namespaced_job(
+                name, namespace, propagation_policy="Background", _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def list_policies(self, namespace: str | None = None) -> list[dict[str, Any]]:
         """The NamespacePolicies of one namespace, or of all (few: one per team namespace)."""
         if namespace is None:

@@ -17,6 +17,8 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "ambient-operator"
 ANNOTATION_APPROVED_BY = "ambient.ai/approved-by"
 ANNOTATION_CONTEXT = "ambient.ai/context"
+ANNOTATION_CANCELLED_BY = "ambient.ai/cancelled-by"
+"""Who cancelled a Session; set alongside spec.cancel (the admission webhook may stamp it)."""
 SIMULATION_PREFIX = "sim.ambient.ai/"
 
 

@@ -42,6 +42,8 @@ class PodView(BaseModel):
     job_name: str
     phase: str
     created: str = ""
+    reason: str = ""
+    """The pod's own status.reason, e.g. Evicted, NodeLost, Shutdown."""
     waiting_reason: str = ""
     waiting_message: str = ""
     termination: Termination | None = None
@@ -84,6 +86,7 @@ def pod_view(body: dict[str, Any]) -> PodView:
         job_name=(meta.get("labels") or {}).get("job-name", ""),
         phase=status.get("phase") or "Pending",
         created=meta.get("creationTimestamp") or "",
+        reason=status.get("reason") or "",
     )
     statuses = status.get("containerStatuses") or []
     # The runner container decides; a sidecar's state must not hide the runner's exit.

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ambient.crds.models import TERMINAL_PHASES, HistoryEntry, Phase, Session, SessionStatus
-from ambient.operator import builders, naming
+from ambient.operator import builders, lifecycle, naming
 from ambient.operator.observe import JobView, PodView
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.status import StatusEditor
@@ -26,6 +26,8 @@ APPROVED = "Approved"
 WORKLOAD_CREATED = "WorkloadCreated"
 WORKLOAD_RUNNING = "WorkloadRunning"
 SUCCEEDED = "Succeeded"
+QUEUED = "Queued"
+POLICY_COMPLIANT = "PolicyCompliant"
 
 # Waiting reasons that mean the pod will not start without someone acting.
 STUCK_WAITING = frozenset(
@@ -33,7 +35,18 @@ STUCK_WAITING = frozenset(
 )
 
 WARNING_EVENTS = frozenset(
-    {"WorkloadFailed", "FrameworkUnknown", "WorkloadLost", "WorkloadConflict"}
+    {
+        "WorkloadFailed",
+        "FrameworkUnknown",
+        "WorkloadLost",
+        "WorkloadConflict",
+        "Cancelled",
+        "TimedOut",
+        "ApprovalExpired",
+        "PolicyViolation",
+        "PolicyViolationFlagged",
+        "AttemptFailed",
+    }
 )
 
 
@@ -43,6 +56,8 @@ class Observed:
 
     job: JobView | None = None
     pod: PodView | None = None
+    others: tuple[JobView, ...] = ()
+    """The Session's Jobs of other attempts (to remove any left running)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,8 @@ class Plan:
     create: list[dict[str, Any]] = field(default_factory=list)
     status: SessionStatus | None = None
     added: list[HistoryEntry] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    """Runner Jobs to remove (with their pods): cancelled, timed out, stopped, superseded."""
 
     @property
     def idle(self) -> bool:
@@ -88,8 +105,11 @@ def plan(
     runner: ResolvedRunner | UnknownFrameworkError,
     settings: OperatorSettings,
     now: datetime,
+    *,
+    context: lifecycle.Context | None = None,
 ) -> Plan:
     """Decide the next step for a Session. Pure: same input, same plan."""
+    ctx = context or lifecycle.Context()
     edit = StatusEditor(session.status, now, session.metadata.generation)
     trigger = session.spec.trigger
     edit.append(
@@ -102,12 +122,32 @@ def plan(
         },
     )
     create = (
-        _decide(session, observed, runner, settings, edit)
+        _decide(session, observed, runner, settings, edit, ctx=ctx)
         if (session.status.phase not in TERMINAL_PHASES)
         else []
     )
     changed = edit.status != session.status
-    return Plan(create=create, status=edit.status if changed else None, added=edit.added)
+    return Plan(
+        create=create,
+        status=edit.status if changed else None,
+        added=edit.added,
+        delete=_leftovers(session, observed, edit.status),
+    )
+
+
+def _leftovers(session: Session, observed: Observed, status: SessionStatus) -> list[str]:
+    """Owned Jobs still running that should not be: every Job of a finished Session, and
+    Jobs of attempts other than the current one. Level-triggered, so a crash between the
+    status write and the delete is repaired by the next reconcile."""
+    jobs = [*observed.others, *([observed.job] if observed.job is not None else [])]
+    done = status.phase in TERMINAL_PHASES
+    return [
+        j.name
+        for j in jobs
+        if j.owner_uid == session.metadata.uid
+        and lifecycle.job_active(j)
+        and (done or j.name != status.workload.job_name)
+    ]
 
 
 def _decide(
@@ -116,7 +156,14 @@ def _decide(
     runner: ResolvedRunner | UnknownFrameworkError,
     settings: OperatorSettings,
     edit: StatusEditor,
+    *,
+    ctx: lifecycle.Context,
 ) -> list[dict[str, Any]]:
+    if session.spec.cancel:
+        _cancel(session, edit)
+        return []
+    if _policy_changed(session, edit, ctx):
+        return []
     if isinstance(runner, UnknownFrameworkError):
         edit.condition(POLICY_VALIDATED, False, "UnknownFramework", str(runner))
         edit.append("framework-unknown", "FrameworkUnknown", {"message": str(runner)})
@@ -134,6 +181,15 @@ def _decide(
     if session.spec.policy.approval_required and not edit.has("approved"):
         who = approver(session)
         if who is None and observed.job is None:
+            if lifecycle.approval_expired(edit.status, ctx.lifecycle, edit_now(edit)):
+                message = (
+                    f"no approval within {ctx.lifecycle.approval_timeout_seconds}s "
+                    "(NamespacePolicy spec.lifecycle.approvalTimeoutSeconds)"
+                )
+                edit.condition(APPROVED, False, "ApprovalExpired", message)
+                edit.append("approval-expired", "ApprovalExpired")
+                edit.phase(Phase.FAILED, "ApprovalExpired", message)
+                return []
             edit.condition(APPROVED, False, "AwaitingApproval", "waiting for an approver")
             edit.append("awaiting-approval", "AwaitingApproval")
             edit.phase(
@@ -145,7 +201,56 @@ def _decide(
         if who is not None:
             edit.condition(APPROVED, True, "Approved", f"approved by {who}")
             edit.append("approved", "Approved", {"approvedBy": who})
-    return _workload(session, observed, runner, settings, edit)
+    return _workload(session, observed, runner, settings, edit, ctx=ctx)
+
+
+def edit_now(edit: StatusEditor) -> datetime:
+    """The editor's time as a datetime (it keeps the RFC 3339 text)."""
+    moment = lifecycle.parse_time(edit.now)
+    assert moment is not None
+    return moment
+
+
+def attempt_of(status: SessionStatus) -> int:
+    """The current attempt; 1 before any retry."""
+    return status.attempt or 1
+
+
+def _cancel(session: Session, edit: StatusEditor) -> None:
+    who = session.metadata.annotations.get(naming.ANNOTATION_CANCELLED_BY, "").strip()
+    message = f"cancelled by {who}" if who else "cancelled (spec.cancel is true)"
+    edit.condition(WORKLOAD_RUNNING, False, "Cancelled", message)
+    edit.append(
+        "cancelled",
+        "Cancelled",
+        {"cancelledBy": who or "unknown", "jobName": edit.status.workload.job_name or ""},
+    )
+    edit.phase(Phase.FAILED, "Cancelled", message)
+
+
+def _policy_changed(session: Session, edit: StatusEditor, ctx: lifecycle.Context) -> bool:
+    """Apply a changed NamespacePolicy; True when it stopped the Session."""
+    if not ctx.has_policy:
+        return False
+    if not ctx.violations:
+        found = edit.get_condition(POLICY_COMPLIANT)
+        if found is not None and found.status != "True":
+            edit.condition(POLICY_COMPLIANT, True, "Compliant", "the Session meets the policy")
+        return False
+    codes = ",".join(sorted({v.code.value for v in ctx.violations}))
+    message = "; ".join(v.message for v in ctx.violations)
+    data = {
+        "codes": codes,
+        "message": message[:4000],
+        "policyGeneration": str(ctx.policy_generation),
+    }
+    edit.condition(POLICY_COMPLIANT, False, "PolicyViolation", message)
+    if lifecycle.stops(ctx):
+        edit.append(f"policy-violation/g{ctx.policy_generation}", "PolicyViolation", data)
+        edit.phase(Phase.FAILED, "PolicyViolation", f"stopped: {message}")
+        return True
+    edit.append(f"policy-flagged/g{ctx.policy_generation}", "PolicyViolationFlagged", data)
+    return False
 
 
 def _workload(
@@ -154,10 +259,22 @@ def _workload(
     runner: ResolvedRunner,
     settings: OperatorSettings,
     edit: StatusEditor,
+    *,
+    ctx: lifecycle.Context,
 ) -> list[dict[str, Any]]:
     """Create the Job, or follow the one that exists."""
-    job_name = naming.job_name(session.metadata.name, 1)
+    attempt = attempt_of(edit.status)
+    job_name = naming.job_name(session.metadata.name, attempt)
     job = observed.job
+    timeout = lifecycle.effective_timeout(session, ctx.lifecycle, runner.timeout_seconds)
+    if lifecycle.timed_out(edit.status, timeout, edit_now(edit)) and not (
+        job is not None and (job.complete or job.failed)
+    ):
+        message = f"the Session did not finish within {timeout}s"
+        edit.condition(WORKLOAD_RUNNING, False, "TimedOut", message)
+        edit.append("timed-out", "TimedOut", {"jobName": job_name, "timeoutSeconds": str(timeout)})
+        edit.phase(Phase.FAILED, "TimedOut", message)
+        return []
     if job is None:
         if edit.status.workload.job_name:
             message = (
@@ -167,11 +284,22 @@ def _workload(
             edit.append(f"{job_name}/lost", "WorkloadLost", {"jobName": job_name})
             edit.phase(Phase.FAILED, "WorkloadLost", message)
             return []
-        context = builders.context_json(builders.runner_context(session, runner, job_name))
+        if not ctx.admitted:
+            _queued(edit, ctx)
+            return []
+        _admitted(edit)
+        bounded = session
+        if timeout != (session.spec.timeout_seconds or runner.timeout_seconds):
+            spec = session.spec.model_copy(update={"timeout_seconds": timeout})
+            bounded = session.model_copy(update={"spec": spec})
+        context = builders.context_json(builders.runner_context(bounded, runner, job_name))
         manifests = []
         if len(context.encode()) > settings.max_inline_context_bytes:
-            manifests.append(builders.context_configmap(session, runner, job_name, context))
-        manifests.append(builders.runner_job(session, runner, settings, job_name, context))
+            manifests.append(builders.context_configmap(bounded, runner, job_name, context))
+        job_manifest = builders.runner_job(bounded, runner, settings, job_name, context)
+        job_manifest["metadata"]["labels"][naming.LABEL_ATTEMPT] = str(attempt)
+        manifests.append(job_manifest)
+        edit.status.attempt = attempt
         _record_created(edit, job_name)
         edit.phase(Phase.PENDING, "WorkloadCreated", f"runner Job {job_name} created")
         return manifests
@@ -182,8 +310,73 @@ def _workload(
         edit.phase(Phase.FAILED, "WorkloadConflict", message)
         return []
 
+    if edit.status.attempt is None:
+        # The Job was created by a pass that left recording it to a later one (a burst
+        # creates every Job before any status is written).
+        edit.status.attempt = attempt
+    failure = lifecycle.attempt_failure(job, observed.pod, ctx.lifecycle.retries, edit_now(edit))
+    if failure is not None and failure.retryable:
+        if attempt <= ctx.lifecycle.retries.limit:
+            _retry(session, edit=edit, job=job, pod=observed.pod, failure=failure, attempt=attempt)
+            return []
+        if not job.failed:  # a stuck image pull with no retries left ends the Session
+            _record_created(edit, job.name)
+            edit.append(
+                f"{job.name}/failed",
+                "WorkloadFailed",
+                {"jobName": job.name, "reason": failure.reason},
+            )
+            edit.phase(Phase.FAILED, failure.reason, failure.message)
+            return []
     _follow(edit, job, observed.pod)
     return []
+
+
+def _retry(
+    session: Session,
+    *,
+    edit: StatusEditor,
+    job: JobView,
+    pod: PodView | None,
+    failure: lifecycle.AttemptFailure,
+    attempt: int,
+) -> None:
+    """End this attempt and make room for the next one (created by the next reconcile)."""
+    _record_created(edit, job.name)
+    edit.append(
+        f"{job.name}/retry",
+        "AttemptFailed",
+        {
+            "jobName": job.name,
+            "podName": pod.name if pod else "",
+            "reason": failure.reason,
+            "message": failure.message[:4000],
+            "attempt": str(attempt),
+            "nextAttempt": str(attempt + 1),
+            "correlationId": lifecycle.correlation_id(session, attempt),
+        },
+    )
+    edit.status.attempt = attempt + 1
+    edit.status.workload.job_name = None
+    edit.status.workload.pod_name = None
+    message = f"attempt {attempt} failed ({failure.reason}); attempt {attempt + 1} follows"
+    edit.condition(WORKLOAD_RUNNING, False, failure.reason, message)
+    edit.phase(Phase.PENDING, "Retrying", message)
+
+
+def _queued(edit: StatusEditor, ctx: lifecycle.Context) -> None:
+    message = (
+        f"position {ctx.queue_position} of {ctx.queue_length} waiting for one of "
+        f"{ctx.cap} concurrent Session slots"
+    )
+    edit.condition(QUEUED, True, "Queued", message)
+    edit.append("queued", "Queued", {"position": str(ctx.queue_position)})
+    edit.phase(Phase.PENDING, "Queued", message)
+
+
+def _admitted(edit: StatusEditor) -> None:
+    if edit.get_condition(QUEUED) is not None:
+        edit.condition(QUEUED, False, "Admitted", "admitted under the concurrency cap")
 
 
 def _follow(edit: StatusEditor, job: JobView, pod: PodView | None) -> None:

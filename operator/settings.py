@@ -31,6 +31,11 @@ class OperatorSettings(BaseSettings):
     """UID the runner container runs as (non-root)."""
     workers: int = Field(default=24, ge=1, le=256)
     """Kubernetes API calls in flight at once (threads and client connections)."""
+    default_max_concurrent_sessions: int = Field(default=50, ge=1, le=10_000)
+    """Concurrency cap for namespaces without a NamespacePolicy."""
+    resync_seconds: float = Field(default=5.0, gt=0, le=600)
+    """How often one loop re-plans Sessions whose deadline passed or whose last reconcile
+    failed, and wakes queued Sessions when slots are free."""
     identity: str = "ambient-operator"
     """Actor name in audit records and the Kubernetes field manager."""
     retention_interval_seconds: int = Field(default=3600, ge=0)

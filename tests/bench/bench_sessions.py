@@ -190,7 +190,12 @@ def main() -> int:
     with (log / "bench-operator.log").open("wb") as out:
         operator = subprocess.Popen(
             [sys.executable, "-m", "ambient.operator", "--liveness", ""],
-            env={**env, "AMBIENT_NAMESPACES": op_ns},
+            # Throughput against the floor: no concurrency cap (bench_queue measures it).
+            env={
+                **env,
+                "AMBIENT_NAMESPACES": op_ns,
+                "AMBIENT_DEFAULT_MAX_CONCURRENT_SESSIONS": "10000",
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
         )

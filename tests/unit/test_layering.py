@@ -25,6 +25,7 @@ PURE = [
             "notifications",
             "retention",
             "audit_export",
+            "lifecycle",
         )
     ),
     ROOT / "runners" / "registry.py",
