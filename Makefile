@@ -72,6 +72,7 @@ run: $(STAMP) ## Start everything, run the example Session to Completed, keep th
 bench: $(STAMP) ## Benchmarks: 1,000 Sessions against 1,000 direct Jobs
 	$(PY) tests/bench/bench_sessions.py
 	$(PY) tests/bench/bench_ingress.py
+	$(PY) tests/bench/bench_admission.py
 
 clean: ## Remove the virtualenv and caches (the control plane cache stays in ~/.cache/ambient)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
