@@ -73,6 +73,7 @@ bench: $(STAMP) ## Benchmarks: 1,000 Sessions against 1,000 direct Jobs; the que
 	$(PY) tests/bench/bench_sessions.py
 	$(PY) tests/bench/bench_ingress.py
 	$(PY) tests/bench/bench_queue.py
+	$(PY) tests/bench/bench_admission.py
 
 clean: ## Remove the virtualenv and caches (the control plane cache stays in ~/.cache/ambient)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

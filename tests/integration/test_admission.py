@@ -1,0 +1,354 @@
+"""The admission webhook on the real API server, over real TLS, registered by URL.
+
+The webhook runs as a real process; its ValidatingWebhookConfiguration only matches
+namespaces labelled for this module, so the rest of the run is unaffected, and it is
+removed at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from ambient.webhooks.admission.config import webhook_configuration
+
+from .conftest import client_certificate, free_port, tls_files
+
+LABEL = "ambient.ai/admission-test"
+OPERATOR_USER = "kubernetes-admin"  # the admin certificate the test operator runs with
+
+
+@pytest.fixture(scope="module")
+def webhook(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The webhook process, and its registration scoped to this module's namespaces."""
+    tmp = tmp_path_factory.mktemp("admission")
+    ca, cert, key = tls_files(tmp)
+    port = free_port()
+    run = uuid.uuid4().hex[:8]
+    log = (tmp / "webhook.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ambient.webhooks.admission"],
+        env={
+            **cluster.env,
+            "AMBIENT_ADMISSION_CERT_FILE": str(cert),
+            "AMBIENT_ADMISSION_KEY_FILE": str(key),
+            "AMBIENT_ADMISSION_HOST": "127.0.0.1",
+            "AMBIENT_ADMISSION_PORT": str(port),
+            "AMBIENT_ADMISSION_OPERATOR_USERNAMES": OPERATOR_USER,
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    context = ssl.create_default_context(cafile=str(ca))
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"https://127.0.0.1:{port}/readyz", context=context, timeout=2
+            ) as rsp:
+                return bool(rsp.status == 200)
+        except OSError:
+            return False
+
+    cluster.wait_for("the webhook to be ready", ready, timeout=30)
+    name = f"ambient-admission-test-{run}"
+    config = webhook_configuration(
+        ca.read_bytes(),
+        url=f"https://127.0.0.1:{port}/validate",
+        name=name,
+        match_labels={LABEL: run},
+    )
+
+    def register() -> None:
+        cluster.apply(config)
+
+    def unregister() -> None:
+        cluster.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+
+    register()
+    try:
+        yield {
+            "run": run,
+            "register": register,
+            "unregister": unregister,
+            "log": tmp / "webhook.log",
+            "ca": ca,
+            "port": port,
+        }
+    finally:
+        unregister()
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture
+def governed(cluster: Any, webhook: dict[str, Any]) -> Iterator[str]:
+    """A namespace the webhook governs, with a NamespacePolicy."""
+    name = f"adm-{uuid.uuid4().hex[:8]}"
+    cluster.core.create_namespace({"metadata": {"name": name, "labels": {LABEL: webhook["run"]}}})
+    policy = {
+        "apiVersion": "ambient.ai/v1alpha1",
+        "kind": "NamespacePolicy",
+        "metadata": {"name": "policy"},
+        "spec": {
+            "models": {
+                "allowed": ["claude-3-sonnet", "claude-3-haiku"],
+                "budget": {"monthly": "100.00"},
+            },
+            "tools": {"allowed": ["Bash", "Read"], "blocked": ["WebFetch"]},
+            "approval": {"required": False, "approvers": ["group:team-leads"]},
+        },
+    }
+    _eventually(cluster, lambda: cluster.apply(policy, name))
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _eventually(cluster: Any, action: Callable[[], Any], timeout: float = 20) -> Any:
+    """Retry while the webhook's cache catches up with a change made a moment ago."""
+    return cluster.wait_for("the change to be admitted", lambda: action() or True, timeout)
+
+
+def _session(name: str, model: str = "claude-3-sonnet", **policy: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "ambient.ai/v1alpha1",
+        "kind": "Session",
+        "metadata": {"name": name},
+        "spec": {
+            "trigger": {"source": "manual", "event": "test", "payload": {}},
+            "framework": {"type": "script", "config": {"command": ["true"]}},
+            "policy": {
+                "modelConstraints": {"allowed": [model], "budget": "1.00"},
+                "toolConstraints": {"allowed": ["Bash"]},
+                **policy,
+            },
+        },
+    }
+
+
+def _apply(cluster: Any, body: dict[str, Any], namespace: str, *extra: str) -> Any:
+    return cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", *extra, stdin=json.dumps(body), check=False
+    )
+
+
+def test_non_compliant_refused_with_the_reason_compliant_admitted(
+    cluster: Any, governed: str
+) -> None:
+    refused = _apply(cluster, _session("opus", model="claude-3-opus"), governed)
+    assert refused.returncode != 0
+    assert "model claude-3-opus is not allowed in namespace" in refused.stderr
+    assert "(allowed: claude-3-sonnet, claude-3-haiku)" in refused.stderr
+    admitted = _apply(cluster, _session("sonnet"), governed)
+    assert admitted.returncode == 0, admitted.stderr
+
+
+def test_server_side_dry_run_goes_through_the_webhook(cluster: Any, governed: str) -> None:
+    refused = _apply(cluster, _session("dry", model="gpt-4o"), governed, "--dry-run=server")
+    assert refused.returncode != 0 and "model gpt-4o is not allowed" in refused.stderr
+    ok = _apply(cluster, _session("dry"), governed, "--dry-run=server")
+    assert ok.returncode == 0 and "server dry run" in ok.stdout
+    assert "dry" not in cluster.kubectl("get", "sessions", "-n", governed).stdout
+
+
+def test_a_policy_change_applies_to_new_sessions_within_seconds(
+    cluster: Any, governed: str
+) -> None:
+    assert _apply(cluster, _session("early", model="gpt-4o"), governed).returncode != 0
+    cluster.kubectl(
+        "patch", "namespacepolicy", "policy", "-n", governed, "--type=merge", "-p",
+        json.dumps({"spec": {"models": {"allowed": ["claude-3-sonnet", "gpt-4o"]}}}),
+    )  # fmt: skip
+    started = time.monotonic()
+    cluster.wait_for(
+        "the widened policy to admit gpt-4o",
+        lambda: _apply(cluster, _session("late", model="gpt-4o"), governed).returncode == 0,
+        timeout=10,
+    )
+    assert time.monotonic() - started < 10
+
+
+def test_the_operator_runs_a_session_to_completed_under_the_webhook(
+    cluster: Any, governed: str, operator: Any
+) -> None:
+    assert _apply(cluster, _session("runs"), governed).returncode == 0
+    body = cluster.wait_phase(governed, "runs", "Completed")
+    assert [e["event"] for e in body["status"]["history"]][-1] == "WorkloadSucceeded"
+
+
+def _history_patch(cluster: Any, namespace: str, name: str, history: list[Any]) -> ApiException:
+    with pytest.raises(ApiException) as err:
+        cluster.custom.patch_namespaced_custom_object_status(
+            "ambient.ai", "v1alpha1", namespace, "sessions", name,
+            {"status": {"history": history}},
+        )  # fmt: skip
+    return err.value
+
+
+def _review_directly(webhook: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """POST an AdmissionReview to the webhook over HTTPS, as the API server would."""
+    body = json.dumps(
+        {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+    ).encode()
+    http = urllib.request.Request(
+        f"https://127.0.0.1:{webhook['port']}/validate",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    context = ssl.create_default_context(cafile=str(webhook["ca"]))
+    with urllib.request.urlopen(http, context=context, timeout=5) as rsp:
+        return dict(json.loads(rsp.read())["response"])
+
+
+def test_history_rewrite_refused_by_the_webhook_and_by_cel_without_it(
+    cluster: Any, governed: str, webhook: dict[str, Any], operator: Any
+) -> None:
+    assert _apply(cluster, _session("hist"), governed).returncode == 0
+    body = cluster.wait_phase(governed, "hist", "Completed")
+    history = body["status"]["history"]
+    rewritten = [{**history[0], "event": "Rewritten"}, *history[1:]]
+    # The API server checks the CRD's CEL rules before it calls validating webhooks, so a
+    # rewrite never reaches the webhook through it: the webhook is asked directly, with the
+    # review the API server would send, and must refuse on its own.
+    changed = {**body, "status": {**body["status"], "history": rewritten}}
+    answer = _review_directly(
+        webhook,
+        {
+            "uid": "direct-1",
+            "resource": {"group": "ambient.ai", "version": "v1alpha1", "resource": "sessions"},
+            "subResource": "status",
+            "operation": "UPDATE",
+            "namespace": governed,
+            "name": "hist",
+            "userInfo": {"username": OPERATOR_USER, "groups": ["system:masters"]},
+            "object": changed,
+            "oldObject": body,
+        },
+    )
+    assert answer["uid"] == "direct-1" and answer["allowed"] is False
+    assert "status.history is append-only" in answer["status"]["message"]
+    # Through the API server: refused with the webhook registered, and without it.
+    assert (
+        "an existing entry cannot be changed"
+        in _history_patch(cluster, governed, "hist", rewritten).body
+    )
+    webhook["unregister"]()
+    try:
+        by_cel = _history_patch(cluster, governed, "hist", rewritten)
+        assert by_cel.status == 422
+        assert "an existing entry cannot be changed" in by_cel.body
+    finally:
+        webhook["register"]()
+
+
+def test_unknown_paths_deny(webhook: dict[str, Any]) -> None:
+    body = json.dumps({"request": {"uid": "x"}}).encode()
+    http = urllib.request.Request(
+        f"https://127.0.0.1:{webhook['port']}/mutate", data=body, method="POST"
+    )
+    context = ssl.create_default_context(cafile=str(webhook["ca"]))
+    with urllib.request.urlopen(http, context=context, timeout=5) as rsp:
+        answer = json.loads(rsp.read())["response"]
+    assert answer["allowed"] is False and "unknown webhook path" in answer["status"]["message"]
+
+
+def _kubeconfig_for(cluster: Any, tmp: Path, user: str, groups: list[str]) -> str:
+    pki = Path(cluster.kubeconfig).parent / "pki"
+    cert, key = client_certificate(pki / "ca.crt", pki / "ca.key", user, groups)
+    config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    for entry in config["users"]:
+        entry["user"] = {
+            "client-certificate-data": base64.b64encode(cert).decode(),
+            "client-key-data": base64.b64encode(key).decode(),
+        }
+    path = tmp / f"{user}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_approval_only_by_an_approver_and_recorded_in_history(
+    cluster: Any, governed: str, operator: Any, tmp_path: Path
+) -> None:
+    # Both people may edit Sessions (RBAC); only the policy's approvers may approve.
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "session-editor"},
+            "rules": [
+                {"apiGroups": ["ambient.ai"], "resources": ["sessions"],
+                 "verbs": ["get", "list", "patch", "update"]}
+            ],
+        },
+        governed,
+    )  # fmt: skip
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "session-editors"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                        "name": "session-editor"},
+            "subjects": [
+                {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "developers"},
+                {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "team-leads"},
+            ],
+        },
+        governed,
+    )  # fmt: skip
+    assert _apply(cluster, _session("gated", approvalRequired=True), governed).returncode == 0
+    cluster.wait_for(
+        "AwaitingApproval",
+        lambda: (
+            cluster.session(governed, "gated").get("status", {}).get("reason") == "AwaitingApproval"
+        ),
+    )
+    dev = _kubeconfig_for(cluster, tmp_path, "dana", ["developers"])
+    lead = _kubeconfig_for(cluster, tmp_path, "lee", ["team-leads"])
+
+    def approve(kubeconfig: str, value: str) -> Any:
+        return subprocess.run(
+            [cluster.kubectl_bin, "--kubeconfig", kubeconfig, "annotate", "session", "gated",
+             "-n", governed, f"ambient.ai/approved-by={value}"],
+            capture_output=True, text=True, env={**os.environ}, check=False,
+        )  # fmt: skip
+
+    refused = approve(dev, "dana")
+    assert refused.returncode != 0 and "dana may not approve" in refused.stderr
+    forged = approve(lead, "someone-else")
+    assert forged.returncode != 0 and "must name who sets it" in forged.stderr
+    admitted = approve(lead, "lee")
+    assert admitted.returncode == 0, admitted.stderr
+    body = cluster.wait_phase(governed, "gated", "Completed")
+    approved = [e for e in body["status"]["history"] if e["event"] == "Approved"]
+    assert approved and "lee" in json.dumps(approved[0]["data"])
+
+
+def test_status_writes_only_by_the_operator(
+    cluster: Any, governed: str, tmp_path: Path, operator: Any
+) -> None:
+    assert _apply(cluster, _session("owned"), governed).returncode == 0
+    cluster.wait_phase(governed, "owned", "Completed")
+    intruder = _kubeconfig_for(cluster, tmp_path, "mallory", ["system:masters"])
+    proc = subprocess.run(
+        [cluster.kubectl_bin, "--kubeconfig", intruder, "patch", "session", "owned", "-n",
+         governed, "--subresource=status", "--type=merge", "-p",
+         json.dumps({"status": {"message": "all good, trust me"}})],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "mallory may not write the status" in proc.stderr

@@ -1,0 +1,1 @@
+"""The validating admission webhook: Sessions and NamespacePolicies checked at the API server."""

@@ -1,0 +1,174 @@
+"""The HTTPS admission server: AdmissionReview in, AdmissionReview out.
+
+Fails closed everywhere: before the policy cache has synced every request is denied, an
+unknown path answers a denying review, and an error inside a decision denies it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+from ambient.crds.models import NamespacePolicy
+from ambient.operator import audit
+from ambient.runners import registry as runner_registry
+from ambient.webhooks.admission.cache import PolicyCache
+from ambient.webhooks.admission.review import Identities, State, Verdict, deny, review, user_of
+from ambient.webhooks.admission.settings import AdmissionSettings
+
+log = logging.getLogger(__name__)
+
+
+def load_default_policy(settings: AdmissionSettings) -> NamespacePolicy | None:
+    if settings.default_policy_file is None:
+        return None
+    body = yaml.safe_load(settings.default_policy_file.read_text())
+    return NamespacePolicy.model_validate(body)
+
+
+def response(uid: str, verdict: Verdict) -> dict[str, Any]:
+    answer: dict[str, Any] = {"uid": uid, "allowed": verdict.allowed}
+    if not verdict.allowed:
+        answer["status"] = {
+            "code": verdict.code,
+            "reason": "Forbidden" if verdict.code == 403 else "Invalid",
+            "message": f"ambient.ai admission: {verdict.message}",
+        }
+    if verdict.warnings:
+        answer["warnings"] = list(verdict.warnings)
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": answer}
+
+
+def create_app(
+    settings: AdmissionSettings,
+    cache: PolicyCache,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
+    registry = runner_registry.load(settings.registry_file)
+    identities = Identities(settings.usernames, settings.groups)
+    default_policy = load_default_policy(settings)
+    metrics = CollectorRegistry()
+    latency = Histogram(
+        "ambient_admission_duration_seconds",
+        "Time to decide one AdmissionReview.",
+        ["resource"],
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+        registry=metrics,
+    )
+    decisions = Counter(
+        "ambient_admission_decisions_total",
+        "Admission decisions by resource and outcome.",
+        ["resource", "outcome"],
+        registry=metrics,
+    )
+    app = FastAPI(title="ambient.ai admission webhook", docs_url=None, redoc_url=None)
+
+    def decide(body: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        request = body.get("request") or {}
+        uid = str(request.get("uid", ""))
+        kind = (request.get("resource") or {}).get("resource", "?")
+        action = f"{request.get('operation', '?')} {kind}"
+        if not cache.synced:
+            verdict = deny(
+                action, "the policy cache has not synced yet; try again in a moment", code=503
+            )
+        else:
+            policies, owners = cache.snapshot()
+            state = State(policies, registry, identities, clock(), default_policy, owners)
+            verdict = review(request, state)
+        resource = (request.get("resource") or {}).get("resource", "unknown")
+        if request.get("subResource"):
+            resource = f"{resource}/{request['subResource']}"
+        latency.labels(resource).observe(time.perf_counter() - started)
+        decisions.labels(resource, "allowed" if verdict.allowed else "denied").inc()
+        _audit(request, verdict)
+        return response(uid, verdict)
+
+    @app.post("/validate")
+    async def validate(http: Request) -> Response:
+        try:
+            body = json.loads(await http.body())
+        except ValueError:
+            return JSONResponse({"error": "the body is not an AdmissionReview"}, status_code=400)
+        return JSONResponse(decide(body))
+
+    @app.get("/healthz")
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz")
+    async def readyz() -> PlainTextResponse:
+        if cache.synced:
+            return PlainTextResponse("ok")
+        return PlainTextResponse("policy cache not synced", status_code=503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/{path:path}")
+    async def unknown(path: str, http: Request) -> Response:
+        """A review sent anywhere else is denied, not ignored (a misconfigured path)."""
+        try:
+            body = json.loads(await http.body())
+            uid = str((body.get("request") or {}).get("uid", ""))
+        except (ValueError, AttributeError):
+            return JSONResponse({"error": f"unknown path /{path}"}, status_code=404)
+        return JSONResponse(
+            response(uid, deny(f"POST /{path}", f"unknown webhook path /{path}: deny"))
+        )
+
+    return app
+
+
+def _audit(request: dict[str, Any], verdict: Verdict) -> None:
+    obj = request.get("object") or {}
+    meta = obj.get("metadata") or {}
+    resource = (request.get("resource") or {}).get("resource", "")
+    name = request.get("name") or meta.get("name") or ""
+    audit.emit(
+        audit.record(
+            namespace=str(request.get("namespace") or meta.get("namespace") or ""),
+            session_id=str(meta.get("uid") or "") if resource == "sessions" else "",
+            actor=user_of(request).username,
+            action=f"admission {verdict.action}",
+            resource=f"{resource}/{name}",
+            outcome="allowed" if verdict.allowed else "denied",
+            details={"reasons": list(verdict.reasons), "dryRun": bool(request.get("dryRun"))},
+            trace_id=str(request.get("uid") or uuid.uuid4()),
+        )
+    )
+
+
+def start_cache(cache: PolicyCache, kubeconfig: str | None = None) -> threading.Event:
+    """The watch thread that keeps ``cache`` current; set the returned event to stop it."""
+    from ambient.webhooks.admission.kube import custom_objects, watch_policies  # noqa: PLC0415
+
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=watch_policies,
+        args=(custom_objects(kubeconfig), cache, stop),
+        name="policy-watch",
+        daemon=True,
+    )
+    thread.start()
+    return stop

@@ -1,0 +1,78 @@
+"""The ValidatingWebhookConfiguration that registers the webhook (pure; the chart renders
+the same shape). Fails closed: failurePolicy Fail, explicit operations, a short timeout."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from ambient.crds.models import GROUP, VERSION
+
+NAME = "ambient-admission"
+WEBHOOK = "validate.ambient.ai"
+PATH = "/validate"
+
+
+def webhook_configuration(
+    ca_bundle: bytes,
+    *,
+    url: str | None = None,
+    service: tuple[str, str, int] | None = None,
+    product_namespace: str = "ambient-system",
+    name: str = NAME,
+    match_labels: dict[str, str] | None = None,
+    timeout_seconds: int = 5,
+) -> dict[str, Any]:
+    """By ``url`` (tests, out-of-cluster) or by ``service`` (namespace, name, port)."""
+    if (url is None) == (service is None):
+        raise ValueError("give exactly one of url or service")
+    if not 1 <= timeout_seconds <= 5:
+        raise ValueError("timeoutSeconds must be 1 to 5: a slow webhook stalls every write")
+    client: dict[str, Any] = {"caBundle": base64.b64encode(ca_bundle).decode()}
+    if url is not None:
+        client["url"] = url
+    else:
+        assert service is not None
+        client["service"] = {
+            "namespace": service[0],
+            "name": service[1],
+            "port": service[2],
+            "path": PATH,
+        }
+    selector: dict[str, Any] = {
+        "matchExpressions": [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": sorted({"kube-system", product_namespace}),
+            }
+        ]
+    }
+    if match_labels:
+        selector["matchLabels"] = dict(match_labels)
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": WEBHOOK,
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "matchPolicy": "Equivalent",
+                "timeoutSeconds": timeout_seconds,
+                "clientConfig": client,
+                "namespaceSelector": selector,
+                "rules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": [VERSION],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["sessions", "sessions/status", "namespacepolicies"],
+                        "scope": "Namespaced",
+                    }
+                ],
+            }
+        ],
+    }

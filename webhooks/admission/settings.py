@@ -1,0 +1,45 @@
+"""Admission webhook settings: every one is also an environment variable AMBIENT_ADMISSION_*."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ambient.runners.registry import DEFAULT_REGISTRY_FILE
+
+
+class AdmissionSettings(BaseSettings):
+    """Where to listen, with which certificate, and whom to trust for status writes."""
+
+    model_config = SettingsConfigDict(env_prefix="AMBIENT_ADMISSION_", extra="ignore")
+
+    host: str = "0.0.0.0"  # noqa: S104 - a server; the chart's NetworkPolicy decides exposure
+    port: int = Field(default=8443, ge=1, le=65535)
+    cert_file: Path = Path("/etc/ambient/tls/tls.crt")
+    key_file: Path = Path("/etc/ambient/tls/tls.key")
+    operator_usernames: str = ""
+    """Comma-separated usernames that write Session status (the operator's ServiceAccount,
+    e.g. system:serviceaccount:ambient-system:ambient-operator)."""
+    operator_groups: str = ""
+    """Comma-separated groups whose members may write Session status. Empty by default:
+    not even system:masters writes status unless named here."""
+    product_namespace: str = "ambient-system"
+    """The product's own namespace (the webhook configuration leaves it out)."""
+    default_policy_file: Path | None = None
+    """A NamespacePolicy (YAML) for namespaces that have none; unset means default deny."""
+    registry_file: Path = DEFAULT_REGISTRY_FILE
+    """The runner registry, to check framework types and versions."""
+
+    @staticmethod
+    def _split(value: str) -> frozenset[str]:
+        return frozenset(v.strip() for v in value.split(",") if v.strip())
+
+    @property
+    def usernames(self) -> frozenset[str]:
+        return self._split(self.operator_usernames)
+
+    @property
+    def groups(self) -> frozenset[str]:
+        return self._split(self.operator_groups)
