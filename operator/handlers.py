@@ -22,7 +22,7 @@ import kopf
 import pydantic
 
 from ambient.crds.models import GROUP, VERSION, HistoryEntry, Session
-from ambient.operator import audit, naming
+from ambient.operator import audit, builders, naming
 from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
@@ -229,7 +229,7 @@ async def _reconcile(
             if body.get(SLIM):
                 body = await asyncio.to_thread(api.get_session, namespace, name)
                 continue
-            existing = await _create(api, result)
+            existing = await _create(api, result, session)
             if existing is not None:
                 override_job = existing
                 continue
@@ -312,13 +312,34 @@ async def _confirm(
     return None
 
 
-async def _create(api: Kube, result: Plan) -> JobView | None:
-    """Create the planned objects; return the Job that already existed, if one did."""
-    for manifest in result.create:
+async def _create(api: Kube, result: Plan, session: Session | None = None) -> JobView | None:
+    """Create the planned objects; return the Job that already existed, if one did.
+
+    Before a Job, the Session's runner identity (ServiceAccount, Role, RoleBinding)."""
+    manifests = list(result.create)
+    if session is not None and any(m["kind"] == "Job" for m in manifests):
+        manifests = builders.runner_identity(session) + manifests
+    for manifest in manifests:
         created, existing = await asyncio.to_thread(api.create, manifest)
         if not created and manifest["kind"] == "Job":
             return job_view(existing)
+        if not created and not _owned_by(existing, session):
+            # Someone else's object under our deterministic name: no Job is created, so a
+            # runner never runs under an identity the Session does not own.
+            log.error(
+                "%s %s exists and is not owned by its Session",
+                manifest["kind"],
+                manifest["metadata"]["name"],
+            )
+            return None
     return None
+
+
+def _owned_by(body: dict[str, Any], session: Session | None) -> bool:
+    if session is None:
+        return True
+    refs = (body.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == session.metadata.uid for r in refs)
 
 
 def _announce(session: Session, result: Plan) -> None:

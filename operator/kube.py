@@ -14,6 +14,15 @@ from kubernetes.client.exceptions import ApiException
 
 from ambient.crds.models import GROUP, VERSION
 
+_CREATE = {
+    "Job": "job",
+    "ConfigMap": "config_map",
+    "ServiceAccount": "service_account",
+    "Role": "role",
+    "RoleBinding": "role_binding",
+}
+"""The kinds the operator creates, and the client's method suffix for each."""
+
 
 class ConflictError(Exception):
     """The object changed since it was read (HTTP 409 on an update)."""
@@ -37,34 +46,32 @@ class Kube:
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
         self._api = api
 
+    def _api_for(self, kind: str) -> Any:
+        return {"Job": self.batch, "Role": self.rbac, "RoleBinding": self.rbac}.get(kind, self.core)
+
     def create(self, manifest: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        """Create a Job or ConfigMap; on 409 return the existing one for an ownership check."""
+        """Create a Job, ConfigMap or runner identity object; on 409 return the existing
+        one for an ownership check."""
         ns = manifest["metadata"]["namespace"]
         name = manifest["metadata"]["name"]
         kind = manifest["kind"]
         try:
             # _preload_content=False: the response is not turned into model classes, which
             # costs more CPU than the request itself.
-            if kind == "Job":
-                self.batch.create_namespaced_job(ns, cast(Any, manifest), _preload_content=False)
-                return True, manifest
-            if kind == "ConfigMap":
-                self.core.create_namespaced_config_map(
+            if kind in _CREATE:
+                getattr(self._api_for(kind), f"create_namespaced_{_CREATE[kind]}")(
                     ns, cast(Any, manifest), _preload_content=False
                 )
                 return True, manifest
+            raise ValueError(f"the operator does not create {kind} objects")
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            existing = (
-                self.batch.read_namespaced_job(name, ns)
-                if kind == "Job"
-                else self.core.read_namespaced_config_map(name, ns)
-            )
+            existing = getattr(self._api_for(kind), f"read_namespaced_{_CREATE[kind]}")(name, ns)
             return False, self._api.sanitize_for_serialization(existing)
-        raise ValueError(f"the operator does not create {kind} objects")
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Job by name, or None."""
