@@ -22,7 +22,7 @@ import kopf
 import pydantic
 
 from ambient.crds.models import GROUP, VERSION, HistoryEntry, Session
-from ambient.operator import audit, builders, naming
+from ambient.operator import audit, builders, naming, usage
 from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
@@ -333,6 +333,18 @@ async def _create(api: Kube, result: Plan, session: Session | None = None) -> Jo
             )
             return None
     return None
+
+
+@kopf.timer(GROUP, VERSION, "namespacepolicies", interval=60, idle=0)
+async def roll_up_usage(namespace: str | None, name: str, status: kopf.Status, **_: Any) -> None:
+    """Month-to-date spend of the namespace's Sessions into the NamespacePolicy status,
+    which the admission webhook compares with the monthly budget."""
+    ns = namespace or ""
+    month = usage.month_of(datetime.now(UTC))
+    sessions = await asyncio.to_thread(kube().list_sessions, ns)
+    patch = usage.policy_status_patch(dict(status), usage.month_to_date(sessions, month), month)
+    if patch is not None:
+        await asyncio.to_thread(kube().patch_policy_status, ns, name, patch)
 
 
 def _owned_by(body: dict[str, Any], session: Session | None) -> bool:

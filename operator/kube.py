@@ -113,6 +113,19 @@ class Kube:
             raise
         return body
 
+    def list_sessions(self, namespace: str) -> list[dict[str, Any]]:
+        """Every Session in a namespace (from the watch cache)."""
+        body = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "sessions", resource_version="0"
+        )
+        return list(cast(dict[str, Any], body).get("items") or [])
+
+    def patch_policy_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Merge-patch a NamespacePolicy's status (the usage roll-up's fields only)."""
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "namespacepolicies", name, patch
+        )
+
     def replace_session_status(
         self, namespace: str, name: str, resource_version: str, status: dict[str, Any]
     ) -> dict[str, Any]:

@@ -91,8 +91,23 @@ def run(runner: Runner) -> int:
                 break
             # Tools run in the runner's sandbox in a full deployment; here the turn ends
             # with the model's request recorded, since no tool executor is configured.
-            messages.append({"role": "assistant", "content": response.content})
-            messages.append({"role": "user", "content": "Tool execution is not available."})
+            blocks = [b.model_dump(exclude_none=True) for b in response.content]
+            messages.append({"role": "assistant", "content": blocks})
+            messages.append(
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": b["id"],
+                            "content": "no tool executor is configured for this runner",
+                            "is_error": True,
+                        }
+                        for b in blocks
+                        if b.get("type") == "tool_use"
+                    ],
+                }
+            )
     except BudgetExceededError as exc:
         runner.fail(BUDGET_EXCEEDED, str(exc), EXIT_BUDGET)
     except ContractError as exc:

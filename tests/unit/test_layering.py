@@ -16,9 +16,10 @@ PURE = [
     *sorted((ROOT / "crds").glob("*.py")),
     *(
         ROOT / "operator" / f"{name}.py"
-        for name in ("planner", "builders", "status", "observe", "naming")
+        for name in ("planner", "builders", "status", "observe", "naming", "usage")
     ),
     ROOT / "runners" / "registry.py",
+    ROOT / "runners" / "sdk" / "contract.py",
     ROOT / "webhooks" / "policy.py",
 ]
 FORBIDDEN = ("kubernetes", "kopf", "ambient.operator.kube", "ambient.operator.handlers")
