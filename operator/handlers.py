@@ -34,6 +34,7 @@ log = logging.getLogger("ambient.operator")
 SETTINGS = OperatorSettings()
 REGISTRY = runner_registry.load(SETTINGS.registry_file)
 _state: dict[str, Kube] = {}
+_tasks: set[asyncio.Task[None]] = set()
 _locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
 SESSION_SELECTOR = {naming.LABEL_SESSION: kopf.PRESENT}
@@ -103,6 +104,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         ThreadPoolExecutor(SETTINGS.workers, thread_name_prefix="kube")
     )
     _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
+    _tasks.add(asyncio.get_running_loop().create_task(_usage_loop()))
     log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
 
 
@@ -335,16 +337,41 @@ async def _create(api: Kube, result: Plan, session: Session | None = None) -> Jo
     return None
 
 
-@kopf.timer(GROUP, VERSION, "namespacepolicies", interval=60, idle=0)
-async def roll_up_usage(namespace: str | None, name: str, status: kopf.Status, **_: Any) -> None:
+# Usage roll-up. Not a kopf timer: timers put a finalizer on every NamespacePolicy, which
+# would block namespace deletion whenever the operator is down.
+USAGE_INTERVAL_SECONDS = 60
+
+
+@kopf.on.event(GROUP, VERSION, "namespacepolicies")
+async def on_policy(
+    event: kopf.RawEvent, namespace: str | None, name: str, status: kopf.Status, **_: Any
+) -> None:
+    """A NamespacePolicy appeared or changed: bring its spend figure up to date."""
+    if event.get("type") != "DELETED":
+        await roll_up_usage(namespace or "", name, dict(status))
+
+
+async def roll_up_usage(namespace: str, name: str, status: dict[str, Any]) -> None:
     """Month-to-date spend of the namespace's Sessions into the NamespacePolicy status,
     which the admission webhook compares with the monthly budget."""
-    ns = namespace or ""
     month = usage.month_of(datetime.now(UTC))
-    sessions = await asyncio.to_thread(kube().list_sessions, ns)
-    patch = usage.policy_status_patch(dict(status), usage.month_to_date(sessions, month), month)
+    sessions = await asyncio.to_thread(kube().list_sessions, namespace)
+    patch = usage.policy_status_patch(status, usage.month_to_date(sessions, month), month)
     if patch is not None:
-        await asyncio.to_thread(kube().patch_policy_status, ns, name, patch)
+        await asyncio.to_thread(kube().patch_policy_status, namespace, name, patch)
+
+
+async def _usage_loop() -> None:
+    """Every interval, every NamespacePolicy: spend changes as Sessions report usage."""
+    while True:
+        await asyncio.sleep(USAGE_INTERVAL_SECONDS)
+        try:
+            policies = await asyncio.to_thread(kube().list_policies)
+            for p in policies:
+                meta = p["metadata"]
+                await roll_up_usage(meta["namespace"], meta["name"], p.get("status") or {})
+        except Exception:  # one failed round must not stop the loop
+            log.exception("usage roll-up failed; retrying in %ss", USAGE_INTERVAL_SECONDS)
 
 
 def _owned_by(body: dict[str, Any], session: Session | None) -> bool:

@@ -120,6 +120,13 @@ class Kube:
         )
         return list(cast(dict[str, Any], body).get("items") or [])
 
+    def list_policies(self) -> list[dict[str, Any]]:
+        """Every NamespacePolicy the operator can see."""
+        body = self.custom.list_cluster_custom_object(
+            GROUP, VERSION, "namespacepolicies", resource_version="0"
+        )
+        return list(cast(dict[str, Any], body).get("items") or [])
+
     def patch_policy_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch a NamespacePolicy's status (the usage roll-up's fields only)."""
         self.custom.patch_namespaced_custom_object_status(

@@ -475,3 +475,34 @@ def test_claude_code_runner_uses_allowed_model_and_tools_and_stops_at_budget(
     }
     turns = [e for e in status["history"] if e["event"] == "ModelCalled"]
     assert [e["id"] for e in turns] == ["runner:turn-0", "runner:turn-1"]
+
+
+def test_month_to_date_spend_rolls_up_into_the_namespace_policy(
+    cluster, operator, namespace, s3, tmp_path
+):
+    config = {
+        "command": ["true"],
+        "outputDir": str(tmp_path / "out"),
+        "usage": {"model": "m", "inputTokens": 1, "outputTokens": 1, "cost": "1.25"},
+    }
+    cluster.apply(_session("spend", config), namespace)
+    assert _run(cluster, namespace, "spend", tmp_path, s3).returncode == 0
+    cluster.apply(
+        {
+            "apiVersion": "ambient.ai/v1alpha1",
+            "kind": "NamespacePolicy",
+            "metadata": {"name": "policy"},
+            "spec": {"models": {"budget": {"monthly": "100.00"}}},
+        },
+        namespace,
+    )
+
+    def rolled_up() -> dict[str, Any] | None:
+        body = cluster.custom.get_namespaced_custom_object(
+            "ambient.ai", "v1alpha1", namespace, "namespacepolicies", "policy"
+        )
+        status = body.get("status") or {}
+        return status if status.get("monthToDateSpend") == "1.25" else None
+
+    status = cluster.wait_for("the month-to-date spend", rolled_up)
+    assert status["month"] == time.strftime("%Y-%m", time.gmtime())
