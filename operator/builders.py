@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ambient.crds.models import API_VERSION, GROUP, Session
+from ambient.crds.models import API_VERSION, GROUP, Session, StorageType
 from ambient.operator import naming
 from ambient.operator.observe import RUNNER_CONTAINER
 from ambient.operator.settings import OperatorSettings
@@ -15,6 +15,8 @@ CONTEXT_DIR = "/var/run/ambient"
 CONTEXT_FILE = "session.json"
 CONTEXT_SCHEMA = "ambient.ai/runner-context/v1"
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105 - a path
+ARTIFACTS_MOUNT = "/var/run/ambient/artifacts"
+"""Where a pvc artifact store is mounted (runners/sdk/artifacts.py PVC_MOUNT)."""
 TOKEN_EXPIRY_SECONDS = 3600
 """The projected runner token's lifetime; the kubelet refreshes it before it expires."""
 
@@ -169,6 +171,16 @@ def _token_volume() -> dict[str, Any]:
     }
 
 
+def _artifact_env(settings: OperatorSettings) -> list[dict[str, str]]:
+    """The namespace defaults of the artifact store, as the runner SDK reads them."""
+    pairs = {
+        "AWS_ENDPOINT_URL_S3": settings.s3_endpoint_url,
+        "AMBIENT_S3_BUCKET": settings.s3_bucket,
+        "AMBIENT_S3_PREFIX": settings.s3_prefix,
+    }
+    return [{"name": k, "value": v} for k, v in pairs.items() if v]
+
+
 def context_json(context: dict[str, Any]) -> str:
     """Compact, key-sorted JSON: the same Session always gives the same bytes."""
     return json.dumps(context, sort_keys=True, separators=(",", ":"))
@@ -242,6 +254,7 @@ def runner_job(
         {"name": "AMBIENT_SESSION_NAMESPACE", "value": session.metadata.namespace},
         {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the container's own tmpfs
     ] + [{"name": k, "value": v} for k, v in sorted(runner.env.items())]
+    env += _artifact_env(settings)
     container: dict[str, Any] = {
         "name": RUNNER_CONTAINER,
         "image": runner.image,
@@ -264,7 +277,16 @@ def runner_job(
             {"name": "runner-token", "mountPath": TOKEN_DIR, "readOnly": True},
         ],
         "workingDir": "/workspace",
+        # Artifact store credentials from a Secret, optional so runners without one start.
+        "envFrom": [{"secretRef": {"name": settings.artifacts_secret, "optional": True}}],
     }
+    volumes: list[dict[str, Any]] = []
+    storage = session.spec.artifacts.storage
+    if storage.type == StorageType.PVC and storage.location:
+        container["volumeMounts"].append({"name": "artifacts", "mountPath": ARTIFACTS_MOUNT})
+        volumes.append(
+            {"name": "artifacts", "persistentVolumeClaim": {"claimName": storage.location}}
+        )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -300,6 +322,7 @@ def runner_job(
                         {"name": "workspace", "emptyDir": {}},
                         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
                         _token_volume(),
+                        *volumes,
                     ],
                 },
             },

@@ -31,6 +31,15 @@ class OperatorSettings(BaseSettings):
     """UID the runner container runs as (non-root)."""
     workers: int = Field(default=24, ge=1, le=256)
     """Kubernetes API calls in flight at once (threads and client connections)."""
+    artifacts_secret: str = "ambient-artifacts"  # noqa: S105 - a Secret name
+    """Secret in each Session's namespace with the artifact store's credentials (e.g.
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); passed to runners as env, optional."""
+    s3_endpoint_url: str = ""
+    """S3-compatible endpoint for runners (AWS_ENDPOINT_URL_S3); empty means AWS."""
+    s3_bucket: str = ""
+    """Default artifact bucket when a Session names none (AMBIENT_S3_BUCKET for runners)."""
+    s3_prefix: str = ""
+    """Default key prefix in that bucket."""
     identity: str = "ambient-operator"
     """Actor name in audit records and the Kubernetes field manager."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from ambient.crds.models import Session
 from ambient.operator import builders, naming
+from ambient.runners.sdk.artifacts import PVC_MOUNT
 
 
 def test_identity_is_owned_by_the_session_and_named_for_it(make_session):
@@ -61,3 +63,29 @@ def test_job_runs_as_the_session_sa_with_a_short_lived_projected_token(
     mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
     assert mounts["runner-token"]["mountPath"] == builders.TOKEN_DIR
     assert mounts["runner-token"]["readOnly"] is True
+
+
+def test_artifact_store_wiring(make_body, runner, settings):
+    body = make_body()
+    body["spec"]["artifacts"] = {"storage": {"type": "pvc", "location": "team-claim"}}
+    settings.s3_endpoint_url = "http://s3.internal:9000"
+    settings.s3_bucket = "arts"
+    job = builders.runner_job(Session.model_validate(body), runner, settings, "j-a1", "{}")
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["AWS_ENDPOINT_URL_S3"] == "http://s3.internal:9000"
+    assert env["AMBIENT_S3_BUCKET"] == "arts"
+    assert "AMBIENT_S3_PREFIX" not in env  # unset settings add nothing
+    assert container["envFrom"] == [
+        {"secretRef": {"name": settings.artifacts_secret, "optional": True}}
+    ]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["artifacts"] == builders.ARTIFACTS_MOUNT == PVC_MOUNT
+    claim = next(v for v in pod["volumes"] if v["name"] == "artifacts")
+    assert claim["persistentVolumeClaim"] == {"claimName": "team-claim"}
+
+
+def test_no_claim_mounted_for_s3(make_session, runner, settings):
+    job = builders.runner_job(make_session(), runner, settings, "j-a1", "{}")
+    assert all(v["name"] != "artifacts" for v in job["spec"]["template"]["spec"]["volumes"])
