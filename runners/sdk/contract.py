@@ -72,6 +72,10 @@ class Context:
         return str(self.raw["session"]["namespace"])
 
     @property
+    def job_name(self) -> str:
+        return str(self.raw["session"].get("jobName") or "job")
+
+    @property
     def config(self) -> dict[str, Any]:
         return dict(self.raw.get("framework", {}).get("config") or {})
 

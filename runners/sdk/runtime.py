@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 from decimal import Decimal
@@ -41,6 +42,11 @@ class Runner:
         client = StatusClient(Connection.from_env(), context.namespace, context.name)
         return cls(context, client)
 
+    def _id(self, key: str) -> str:
+        """Ids carry the Job's name: a retry in a new Job appends its own entries instead
+        of being taken for the earlier attempt's."""
+        return f"{self.context.job_name}/{key}"[:120]
+
     @property
     def store(self) -> Store:
         if self._store is None:
@@ -52,7 +58,7 @@ class Runner:
     def history(self, event: str, data: dict[str, str] | None = None, key: str = "") -> None:
         """Append a progress entry (id ``runner:<key>``; a step counter when no key)."""
         self._step += 1
-        entry_id = key or f"step-{self._step}-{event}"
+        entry_id = self._id(key or f"step-{self._step}-{event}")
         stamp = contract.now_rfc3339()
         self.client.update(lambda s: contract.append_history(s, entry_id, event, data or {}, stamp))
 
@@ -85,7 +91,9 @@ class Runner:
             if contract.add_artifact(status, artifact):
                 contract.append_history(
                     status,
-                    f"artifact/{artifact.location[-100:]}",
+                    self._id(
+                        "artifact-" + hashlib.sha256(artifact.location.encode()).hexdigest()[:16]
+                    ),
                     "ArtifactStored",
                     {"location": artifact.location, "size": str(artifact.size or 0)},
                     artifact.created_at,

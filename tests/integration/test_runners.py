@@ -283,7 +283,7 @@ def test_budget_exceeded_fails_the_session_with_that_reason(
     assert "spent 2.50 of the Session's budget 1.00" in body["status"]["message"]
     assert body["status"]["usage"]["cost"] == "2.50"
     assert any(
-        e["id"] == "runner:failed" and e["data"]["reason"] == BUDGET_EXCEEDED
+        e["id"] == "runner:spendy-a1/failed" and e["data"]["reason"] == BUDGET_EXCEEDED
         for e in body["status"]["history"]
     )
 
@@ -370,7 +370,8 @@ def test_runner_cannot_write_another_sessions_status(cluster, operator, namespac
     own = _in_process_runner(cluster, namespace, "mine", "mine", tmp_path)
     own.history("Hello", {"x": "y"}, key="hello")
     assert any(
-        e["id"] == "runner:hello" for e in cluster.session(namespace, "mine")["status"]["history"]
+        e["id"] == "runner:mine-a1/hello"
+        for e in cluster.session(namespace, "mine")["status"]["history"]
     )
 
 
@@ -474,7 +475,7 @@ def test_claude_code_runner_uses_allowed_model_and_tools_and_stops_at_budget(
         "model": "claude-sonnet-4-5",
     }
     turns = [e for e in status["history"] if e["event"] == "ModelCalled"]
-    assert [e["id"] for e in turns] == ["runner:turn-0", "runner:turn-1"]
+    assert [e["id"] for e in turns] == ["runner:claude-a1/turn-0", "runner:claude-a1/turn-1"]
 
 
 def test_month_to_date_spend_rolls_up_into_the_namespace_policy(
