@@ -366,7 +366,7 @@ async def _usage_loop() -> None:
     while True:
         await asyncio.sleep(USAGE_INTERVAL_SECONDS)
         try:
-            policies = await asyncio.to_thread(kube().list_policies)
+            policies = await asyncio.to_thread(kube().list_policies, SETTINGS.namespace_list)
             for p in policies:
                 meta = p["metadata"]
                 await roll_up_usage(meta["namespace"], meta["name"], p.get("status") or {})

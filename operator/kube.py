@@ -120,12 +120,21 @@ class Kube:
         )
         return list(cast(dict[str, Any], body).get("items") or [])
 
-    def list_policies(self) -> list[dict[str, Any]]:
-        """Every NamespacePolicy the operator can see."""
-        body = self.custom.list_cluster_custom_object(
-            GROUP, VERSION, "namespacepolicies", resource_version="0"
-        )
-        return list(cast(dict[str, Any], body).get("items") or [])
+    def list_policies(self, namespaces: list[str]) -> list[dict[str, Any]]:
+        """Every NamespacePolicy in these namespaces (all when the list is empty: an
+        operator limited to namespaces may not list cluster-wide)."""
+        if not namespaces:
+            body = self.custom.list_cluster_custom_object(
+                GROUP, VERSION, "namespacepolicies", resource_version="0"
+            )
+            return list(cast(dict[str, Any], body).get("items") or [])
+        items: list[dict[str, Any]] = []
+        for ns in namespaces:
+            body = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, ns, "namespacepolicies", resource_version="0"
+            )
+            items += cast(dict[str, Any], body).get("items") or []
+        return items
 
     def patch_policy_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch a NamespacePolicy's status (the usage roll-up's fields only)."""
