@@ -193,6 +193,30 @@ async def reconcile(
             await _reconcile(namespace, name, body, jobs)
         except GoneError:
             return
+        except IdentityConflictError as exc:
+            _warn(exc.session, "RunnerIdentityConflict", exc.message)
+
+
+class IdentityConflictError(Exception):
+    """A runner identity object exists under the Session's name but is not its own."""
+
+    def __init__(self, session: Session, message: str) -> None:
+        super().__init__(message)
+        self.session = session
+        self.message = message
+
+
+def _warn(session: Session, reason: str, message: str) -> None:
+    ref = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Session",
+        "metadata": {
+            "name": session.metadata.name,
+            "namespace": session.metadata.namespace,
+            "uid": session.metadata.uid,
+        },
+    }
+    kopf.event(kopf.Body(cast(kopf.RawBody, ref)), type="Warning", reason=reason, message=message)
 
 
 async def _reconcile(
@@ -325,15 +349,18 @@ async def _create(api: Kube, result: Plan, session: Session | None = None) -> Jo
         created, existing = await asyncio.to_thread(api.create, manifest)
         if not created and manifest["kind"] == "Job":
             return job_view(existing)
-        if not created and not _owned_by(existing, session):
-            # Someone else's object under our deterministic name: no Job is created, so a
-            # runner never runs under an identity the Session does not own.
-            log.error(
-                "%s %s exists and is not owned by its Session",
-                manifest["kind"],
-                manifest["metadata"]["name"],
+        if not created and session is not None and not _owned_by(existing, session):
+            # Someone else's object under our deterministic name: no Job is created and
+            # no status written, so a runner never runs under an identity the Session
+            # does not own. Every later event retries, so removing the object heals it.
+            message = (
+                f"{manifest['kind']} {manifest['metadata']['name']} exists and is not owned "
+                "by this Session; delete or rename it so the runner can be created"
             )
-            return None
+            log.error(
+                "Session %s/%s: %s", session.metadata.namespace, session.metadata.name, message
+            )
+            raise IdentityConflictError(session, message)
     return None
 
 

@@ -507,3 +507,22 @@ def test_month_to_date_spend_rolls_up_into_the_namespace_policy(
 
     status = cluster.wait_for("the month-to-date spend", rolled_up)
     assert status["month"] == time.strftime("%Y-%m", time.gmtime())
+
+
+def test_a_foreign_service_account_under_the_runner_name_blocks_the_job(
+    cluster, operator, namespace
+):
+    sa = naming.runner_service_account("squatted")
+    cluster.core.create_namespaced_service_account(namespace, {"metadata": {"name": sa}})
+    cluster.apply(_session("squatted", {"command": ["true"]}), namespace)
+
+    def warned() -> list[str]:
+        events = cluster.core.list_namespaced_event(
+            namespace, field_selector="involvedObject.name=squatted,involvedObject.kind=Session"
+        )
+        return [e.message for e in events.items if e.reason == "RunnerIdentityConflict"]
+
+    messages = cluster.wait_for("the identity conflict event", warned)
+    assert f"ServiceAccount {sa} exists and is not owned by this Session" in messages[0]
+    assert cluster.jobs(namespace) == []
+    assert cluster.session(namespace, "squatted").get("status", {}).get("phase") != "Running"
