@@ -341,27 +341,37 @@ async def _confirm(
 async def _create(api: Kube, result: Plan, session: Session | None = None) -> JobView | None:
     """Create the planned objects; return the Job that already existed, if one did.
 
-    Before a Job, the Session's runner identity (ServiceAccount, Role, RoleBinding)."""
+    Before a Job, the Session's runner identity: ServiceAccount and Role at once, then the
+    RoleBinding (the API server checks a binding against its Role, unless the creator
+    may ``bind``, so the Role must exist first)."""
     manifests = list(result.create)
     if session is not None and any(m["kind"] == "Job" for m in manifests):
-        manifests = builders.runner_identity(session) + manifests
+        sa, role, binding = builders.runner_identity(session)
+        first = await asyncio.gather(*(asyncio.to_thread(api.create, m) for m in (sa, role)))
+        for manifest, (created, existing) in zip((sa, role), first, strict=True):
+            _check_owned(manifest, created, existing, session)
+        _check_owned(binding, *await asyncio.to_thread(api.create, binding), session)
     for manifest in manifests:
         created, existing = await asyncio.to_thread(api.create, manifest)
         if not created and manifest["kind"] == "Job":
             return job_view(existing)
-        if not created and session is not None and not _owned_by(existing, session):
-            # Someone else's object under our deterministic name: no Job is created and
-            # no status written, so a runner never runs under an identity the Session
-            # does not own. Every later event retries, so removing the object heals it.
-            message = (
-                f"{manifest['kind']} {manifest['metadata']['name']} exists and is not owned "
-                "by this Session; delete or rename it so the runner can be created"
-            )
-            log.error(
-                "Session %s/%s: %s", session.metadata.namespace, session.metadata.name, message
-            )
-            raise IdentityConflictError(session, message)
     return None
+
+
+def _check_owned(
+    manifest: dict[str, Any], created: bool, existing: dict[str, Any], session: Session
+) -> None:
+    """Someone else's object under our deterministic name: no Job is created and no status
+    written, so a runner never runs under an identity the Session does not own. Every
+    later event retries, so removing the object heals it."""
+    if created or _owned_by(existing, session):
+        return
+    message = (
+        f"{manifest['kind']} {manifest['metadata']['name']} exists and is not owned "
+        "by this Session; delete or rename it so the runner can be created"
+    )
+    log.error("Session %s/%s: %s", session.metadata.namespace, session.metadata.name, message)
+    raise IdentityConflictError(session, message)
 
 
 # Usage roll-up. Not a kopf timer: timers put a finalizer on every NamespacePolicy, which
@@ -401,9 +411,7 @@ async def _usage_loop() -> None:
             log.exception("usage roll-up failed; retrying in %ss", USAGE_INTERVAL_SECONDS)
 
 
-def _owned_by(body: dict[str, Any], session: Session | None) -> bool:
-    if session is None:
-        return True
+def _owned_by(body: dict[str, Any], session: Session) -> bool:
     refs = (body.get("metadata") or {}).get("ownerReferences") or []
     return any(r.get("uid") == session.metadata.uid for r in refs)
 
