@@ -8,8 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv crds crds-check lint test test-unit test-integration cluster cluster-down \
-        cluster-status run bench clean chart-crds chart-check tools kind
+.PHONY: help venv runners-venv crds crds-check lint test test-unit test-integration \
+        cluster cluster-down cluster-status run bench clean chart-crds chart-check tools kind
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -22,6 +22,21 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 venv: $(STAMP) ## Create the virtualenv with pinned dependencies
+
+# The runners' own environment (boto3, anthropic, moto for a local S3): what the runner
+# images install, kept apart because botocore and the Kubernetes client pin
+# python-dateutil to disjoint ranges.
+RUNNERS_VENV := .venv-runners
+RUNNERS_STAMP := $(RUNNERS_VENV)/.installed-stamp
+$(RUNNERS_STAMP): pyproject.toml requirements-runners.lock
+	@echo "==> creating the runner virtualenv in $(RUNNERS_VENV)"
+	@test -x $(RUNNERS_VENV)/bin/python || $(PYTHON) -m venv $(RUNNERS_VENV)
+	@$(RUNNERS_VENV)/bin/python -m pip install --quiet --upgrade pip==25.3
+	@$(RUNNERS_VENV)/bin/python -m pip install --quiet -r requirements-runners.lock
+	@$(RUNNERS_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	@touch $(RUNNERS_STAMP)
+
+runners-venv: $(RUNNERS_STAMP) ## Create the runner virtualenv (boto3, anthropic, local S3)
 
 crds: $(STAMP) ## Regenerate the CRD YAML from crds/models.py
 	$(PY) -m ambient.crds.generate
@@ -39,10 +54,10 @@ lint: $(STAMP) ## ruff and mypy --strict (the import layering is a unit test)
 test-unit: $(STAMP) ## Unit tests only (no cluster)
 	$(VENV)/bin/pytest tests/unit
 
-test-integration: $(STAMP) ## Integration tests on the real local control plane
+test-integration: $(STAMP) $(RUNNERS_STAMP) ## Integration tests on the real local control plane
 	$(VENV)/bin/pytest tests/integration tests/e2e
 
-test: lint crds-check chart-check cluster ## Lint, then unit and integration tests on the local control plane
+test: lint crds-check chart-check cluster $(RUNNERS_STAMP) ## Lint, then unit and integration tests on the local control plane
 	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e
 
 chart-crds: $(STAMP) ## Copy the generated CRD YAML into the Helm chart (a unit test fails on drift)

@@ -327,6 +327,8 @@ class Usage(ApiModel):
     """Model output tokens."""
     cost: Money = "0"
     """Spend so far, in the NamespacePolicy's currency."""
+    model: str | None = Field(default=None, max_length=128)
+    """The model the runner last reported usage for, e.g. claude-sonnet-4-5."""
 
 
 _HISTORY_SCHEMA_EXTRA: dict[str, Any] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ambient.crds.models import API_VERSION, Session
+from ambient.crds.models import API_VERSION, GROUP, Session, StorageType
 from ambient.operator import naming
 from ambient.operator.observe import RUNNER_CONTAINER
 from ambient.operator.settings import OperatorSettings
@@ -14,6 +14,11 @@ from ambient.runners.registry import ResolvedRunner
 CONTEXT_DIR = "/var/run/ambient"
 CONTEXT_FILE = "session.json"
 CONTEXT_SCHEMA = "ambient.ai/runner-context/v1"
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105 - a path
+ARTIFACTS_MOUNT = "/var/run/ambient/artifacts"
+"""Where a pvc artifact store is mounted (runners/sdk/artifacts.py PVC_MOUNT)."""
+TOKEN_EXPIRY_SECONDS = 3600
+"""The projected runner token's lifetime; the kubelet refreshes it before it expires."""
 
 
 def runner_context(session: Session, runner: ResolvedRunner, job_name: str) -> dict[str, Any]:
@@ -57,6 +62,123 @@ def _labels(session: Session, runner: ResolvedRunner) -> dict[str, str]:
         naming.LABEL_FRAMEWORK: runner.framework,
         naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
     }
+
+
+def runner_service_account(session: Session) -> dict[str, Any]:
+    """The Session's runner identity: one ServiceAccount per Session, owned by it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": naming.runner_service_account(session.metadata.name),
+            "namespace": session.metadata.namespace,
+            "labels": _identity_labels(session),
+            "ownerReferences": [owner_reference(session)],
+        },
+        # The token is projected into the pod explicitly, with a short expiry.
+        "automountServiceAccountToken": False,
+    }
+
+
+def runner_role(session: Session) -> dict[str, Any]:
+    """Exactly what the runner contract needs, on this Session only (resourceNames)."""
+    name = session.metadata.name
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {
+            "name": naming.runner_service_account(name),
+            "namespace": session.metadata.namespace,
+            "labels": _identity_labels(session),
+            "ownerReferences": [owner_reference(session)],
+        },
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "resources": ["sessions"],
+                "resourceNames": [name],
+                "verbs": ["get"],
+            },
+            {
+                "apiGroups": [GROUP],
+                "resources": ["sessions/status"],
+                "resourceNames": [name],
+                "verbs": ["get", "patch", "update"],
+            },
+        ],
+    }
+
+
+def runner_role_binding(session: Session) -> dict[str, Any]:
+    """Binds the Session's Role to the Session's ServiceAccount."""
+    sa = naming.runner_service_account(session.metadata.name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": sa,
+            "namespace": session.metadata.namespace,
+            "labels": _identity_labels(session),
+            "ownerReferences": [owner_reference(session)],
+        },
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": sa, "namespace": session.metadata.namespace}
+        ],
+    }
+
+
+def runner_identity(session: Session) -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding, in the order they must be created."""
+    return [runner_service_account(session), runner_role(session), runner_role_binding(session)]
+
+
+def _identity_labels(session: Session) -> dict[str, str]:
+    return {
+        naming.LABEL_SESSION: naming.session_label_value(session.metadata.name),
+        naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+    }
+
+
+def _token_volume() -> dict[str, Any]:
+    """The API token at the standard path, projected with a short expiry and the API
+    server's default audience, plus the CA and namespace a client expects beside it."""
+    return {
+        "name": "runner-token",
+        "projected": {
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "path": "token",
+                        "expirationSeconds": TOKEN_EXPIRY_SECONDS,
+                    }
+                },
+                {
+                    "configMap": {
+                        "name": "kube-root-ca.crt",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}
+                        ]
+                    }
+                },
+            ]
+        },
+    }
+
+
+def _artifact_env(settings: OperatorSettings) -> list[dict[str, str]]:
+    """The namespace defaults of the artifact store, as the runner SDK reads them."""
+    pairs = {
+        "AWS_ENDPOINT_URL_S3": settings.s3_endpoint_url,
+        "AMBIENT_S3_BUCKET": settings.s3_bucket,
+        "AMBIENT_S3_PREFIX": settings.s3_prefix,
+    }
+    return [{"name": k, "value": v} for k, v in pairs.items() if v]
 
 
 def context_json(context: dict[str, Any]) -> str:
@@ -132,6 +254,7 @@ def runner_job(
         {"name": "AMBIENT_SESSION_NAMESPACE", "value": session.metadata.namespace},
         {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the container's own tmpfs
     ] + [{"name": k, "value": v} for k, v in sorted(runner.env.items())]
+    env += _artifact_env(settings)
     container: dict[str, Any] = {
         "name": RUNNER_CONTAINER,
         "image": runner.image,
@@ -151,9 +274,19 @@ def runner_job(
             {"name": "context", "mountPath": CONTEXT_DIR, "readOnly": True},
             {"name": "workspace", "mountPath": "/workspace"},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a tmpfs for the runner
+            {"name": "runner-token", "mountPath": TOKEN_DIR, "readOnly": True},
         ],
         "workingDir": "/workspace",
+        # Artifact store credentials from a Secret, optional so runners without one start.
+        "envFrom": [{"secretRef": {"name": settings.artifacts_secret, "optional": True}}],
     }
+    volumes: list[dict[str, Any]] = []
+    storage = session.spec.artifacts.storage
+    if storage.type == StorageType.PVC and storage.location:
+        container["volumeMounts"].append({"name": "artifacts", "mountPath": ARTIFACTS_MOUNT})
+        volumes.append(
+            {"name": "artifacts", "persistentVolumeClaim": {"claimName": storage.location}}
+        )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -171,6 +304,9 @@ def runner_job(
                 "metadata": {"labels": labels, "annotations": pod_annotations},
                 "spec": {
                     "restartPolicy": "Never",
+                    # Every runner reports to its Session's status, so it needs the API;
+                    # the token is the projected one above, not the automounted one.
+                    "serviceAccountName": naming.runner_service_account(session.metadata.name),
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": {
@@ -185,6 +321,8 @@ def runner_job(
                         context_volume,
                         {"name": "workspace", "emptyDir": {}},
                         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
+                        _token_volume(),
+                        *volumes,
                     ],
                 },
             },

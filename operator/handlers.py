@@ -26,7 +26,7 @@ import kopf
 import pydantic
 
 from ambient.crds.models import GROUP, VERSION, HistoryEntry, NamespacePolicy, Session
-from ambient.operator import audit, background, lifecycle, naming
+from ambient.operator import audit, background, builders, lifecycle, naming, usage
 from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
@@ -40,6 +40,7 @@ T = TypeVar("T")
 SETTINGS = OperatorSettings()
 REGISTRY = runner_registry.load(SETTINGS.registry_file)
 _state: dict[str, Kube] = {}
+_tasks: set[asyncio.Task[None]] = set()
 _locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 # Events only mark Sessions dirty; SETTINGS.workers tasks reconcile them, Sessions that
 # need their Job first. Memory in flight is bounded by the workers, not by a burst.
@@ -138,6 +139,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     await background.start(_state["kube"], SETTINGS)
     await _prime_policies(_state["kube"])
     _tasks.add(asyncio.create_task(_resync_loop(), name="ambient-resync"))
+    _tasks.add(asyncio.get_running_loop().create_task(_usage_loop()))
     log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
 
 
@@ -336,9 +338,33 @@ async def reconcile(
             _failed.discard(ident)
         except GoneError:
             return
+        except IdentityConflictError as exc:
+            _warn(exc.session, "RunnerIdentityConflict", exc.message)
         except Exception:
             _failed.add(ident)
             log.exception("Session %s/%s: reconcile failed; retried by the resync loop", *ident)
+
+
+class IdentityConflictError(Exception):
+    """A runner identity object exists under the Session's name but is not its own."""
+
+    def __init__(self, session: Session, message: str) -> None:
+        super().__init__(message)
+        self.session = session
+        self.message = message
+
+
+def _warn(session: Session, reason: str, message: str) -> None:
+    ref = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Session",
+        "metadata": {
+            "name": session.metadata.name,
+            "namespace": session.metadata.namespace,
+            "uid": session.metadata.uid,
+        },
+    }
+    kopf.event(kopf.Body(cast(kopf.RawBody, ref)), type="Warning", reason=reason, message=message)
 
 
 async def _reconcile(
@@ -391,6 +417,7 @@ async def _reconcile(
             result, existing = await _start(
                 api,
                 result,
+                session=session,
                 namespace=namespace,
                 body=body,
                 job_name=job_name,
@@ -496,13 +523,82 @@ async def _confirm(
     return None
 
 
-async def _create(api: Kube, result: Plan) -> JobView | None:
-    """Create the planned objects; return the Job that already existed, if one did."""
-    for manifest in result.create:
+async def _create(api: Kube, result: Plan, session: Session | None = None) -> JobView | None:
+    """Create the planned objects; return the Job that already existed, if one did.
+
+    Before a Job, the Session's runner identity: ServiceAccount and Role at once, then the
+    RoleBinding (the API server checks a binding against its Role, unless the creator
+    may ``bind``, so the Role must exist first)."""
+    manifests = list(result.create)
+    if session is not None and any(m["kind"] == "Job" for m in manifests):
+        sa, role, binding = builders.runner_identity(session)
+        first = await asyncio.gather(*(asyncio.to_thread(api.create, m) for m in (sa, role)))
+        for manifest, (created, existing) in zip((sa, role), first, strict=True):
+            _check_owned(manifest, created, existing, session)
+        _check_owned(binding, *await asyncio.to_thread(api.create, binding), session)
+    for manifest in manifests:
         created, existing = await _call(api.create, manifest)
         if not created and manifest["kind"] == "Job":
             return job_view(existing)
     return None
+
+
+def _check_owned(
+    manifest: dict[str, Any], created: bool, existing: dict[str, Any], session: Session
+) -> None:
+    """Someone else's object under our deterministic name: no Job is created and no status
+    written, so a runner never runs under an identity the Session does not own. Every
+    later event retries, so removing the object heals it."""
+    if created or _owned_by(existing, session):
+        return
+    message = (
+        f"{manifest['kind']} {manifest['metadata']['name']} exists and is not owned "
+        "by this Session; delete or rename it so the runner can be created"
+    )
+    log.error("Session %s/%s: %s", session.metadata.namespace, session.metadata.name, message)
+    raise IdentityConflictError(session, message)
+
+
+# Usage roll-up. Not a kopf timer: timers put a finalizer on every NamespacePolicy, which
+# would block namespace deletion whenever the operator is down.
+USAGE_INTERVAL_SECONDS = 60
+
+
+@kopf.on.event(GROUP, VERSION, "namespacepolicies")
+async def on_policy_usage(
+    event: kopf.RawEvent, namespace: str | None, name: str, status: kopf.Status, **_: Any
+) -> None:
+    """A NamespacePolicy appeared or changed: bring its spend figure up to date."""
+    if event.get("type") != "DELETED":
+        await roll_up_usage(namespace or "", name, dict(status))
+
+
+async def roll_up_usage(namespace: str, name: str, status: dict[str, Any]) -> None:
+    """Month-to-date spend of the namespace's Sessions into the NamespacePolicy status,
+    which the admission webhook compares with the monthly budget."""
+    month = usage.month_of(datetime.now(UTC))
+    sessions = await asyncio.to_thread(kube().list_sessions_cached, namespace)
+    patch = usage.policy_status_patch(status, usage.month_to_date(sessions, month), month)
+    if patch is not None:
+        await asyncio.to_thread(kube().patch_policy_status, namespace, name, patch)
+
+
+async def _usage_loop() -> None:
+    """Every interval, every NamespacePolicy: spend changes as Sessions report usage."""
+    while True:
+        await asyncio.sleep(USAGE_INTERVAL_SECONDS)
+        try:
+            policies = await asyncio.to_thread(kube().list_policies_in, SETTINGS.namespace_list)
+            for p in policies:
+                meta = p["metadata"]
+                await roll_up_usage(meta["namespace"], meta["name"], p.get("status") or {})
+        except Exception:  # one failed round must not stop the loop
+            log.exception("usage roll-up failed; retrying in %ss", USAGE_INTERVAL_SECONDS)
+
+
+def _owned_by(body: dict[str, Any], session: Session) -> bool:
+    refs = (body.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == session.metadata.uid for r in refs)
 
 
 def _announce(session: Session, result: Plan) -> None:
@@ -553,7 +649,6 @@ def _event(ref: dict[str, Any], entry: HistoryEntry) -> None:
 
 # --- lifecycle: the policy index, the concurrency cap, deadlines and the resync loop -------
 
-_tasks: set[asyncio.Task[None]] = set()
 # Per namespace: admission decisions run one at a time, so two creates never both take the
 # last slot. Jobs created but not yet seen by the watch count against the cap: job name ->
 # (Session name, monotonic time of the create).
@@ -817,13 +912,14 @@ async def _start(
     ctx: lifecycle.Context,
     jobs: Any,
     replan: Callable[..., Plan],
+    session: Session,
 ) -> tuple[Plan, JobView | None]:
     """Create the planned Job if the cap admits it; else the plan that queues the Session."""
     admission = await _admit(namespace, body, job_name, jobs)
     if not admission.admitted:
         return replan(context=_queued_context(ctx, admission, namespace)), None
     try:
-        existing = await _create(api, result)
+        existing = await _create(api, result, session)
     except Exception:
         _release(namespace, job_name)
         raise

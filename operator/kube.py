@@ -15,6 +15,15 @@ from kubernetes.client.exceptions import ApiException
 
 from ambient.crds.models import GROUP, VERSION
 
+_CREATE = {
+    "Job": "job",
+    "ConfigMap": "config_map",
+    "ServiceAccount": "service_account",
+    "Role": "role",
+    "RoleBinding": "role_binding",
+}
+"""The kinds the operator creates, and the client's method suffix for each."""
+
 
 class ConflictError(Exception):
     """The object changed since it was read (HTTP 409 on an update)."""
@@ -38,10 +47,15 @@ class Kube:
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
         self._api = api
 
+    def _api_for(self, kind: str) -> Any:
+        return {"Job": self.batch, "Role": self.rbac, "RoleBinding": self.rbac}.get(kind, self.core)
+
     def create(self, manifest: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        """Create a Job or ConfigMap; on 409 return the existing one for an ownership check."""
+        """Create a Job, ConfigMap or runner identity object; on 409 return the existing
+        one for an ownership check."""
         ns = manifest["metadata"]["namespace"]
         name = manifest["metadata"]["name"]
         kind = manifest["kind"]
@@ -50,28 +64,18 @@ class Kube:
             # costs more CPU than the request itself.
             # The body must still be read: an unread response keeps its connection out of
             # the pool, and every later call would pay for a new TLS handshake.
-            if kind == "Job":
-                response = self.batch.create_namespaced_job(
+            if kind in _CREATE:
+                response = getattr(self._api_for(kind), f"create_namespaced_{_CREATE[kind]}")(
                     ns, cast(Any, manifest), _preload_content=False
                 )
                 cast(Any, response).data  # noqa: B018 - drains the body, frees the connection
                 return True, manifest
-            if kind == "ConfigMap":
-                response = self.core.create_namespaced_config_map(
-                    ns, cast(Any, manifest), _preload_content=False
-                )
-                cast(Any, response).data  # noqa: B018 - drains the body, frees the connection
-                return True, manifest
+            raise ValueError(f"the operator does not create {kind} objects")
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            existing = (
-                self.batch.read_namespaced_job(name, ns)
-                if kind == "Job"
-                else self.core.read_namespaced_config_map(name, ns)
-            )
+            existing = getattr(self._api_for(kind), f"read_namespaced_{_CREATE[kind]}")(name, ns)
             return False, self._api.sanitize_for_serialization(existing)
-        raise ValueError(f"the operator does not create {kind} objects")
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Job by name, or None."""
@@ -112,6 +116,35 @@ class Kube:
                 raise GoneError(name) from exc
             raise
         return body
+
+    def list_sessions_cached(self, namespace: str) -> list[dict[str, Any]]:
+        """Every Session in a namespace (from the watch cache)."""
+        body = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "sessions", resource_version="0"
+        )
+        return list(cast(dict[str, Any], body).get("items") or [])
+
+    def list_policies_in(self, namespaces: list[str]) -> list[dict[str, Any]]:
+        """Every NamespacePolicy in these namespaces (all when the list is empty: an
+        operator limited to namespaces may not list cluster-wide)."""
+        if not namespaces:
+            body = self.custom.list_cluster_custom_object(
+                GROUP, VERSION, "namespacepolicies", resource_version="0"
+            )
+            return list(cast(dict[str, Any], body).get("items") or [])
+        items: list[dict[str, Any]] = []
+        for ns in namespaces:
+            body = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, ns, "namespacepolicies", resource_version="0"
+            )
+            items += cast(dict[str, Any], body).get("items") or []
+        return items
+
+    def patch_policy_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Merge-patch a NamespacePolicy's status (the usage roll-up's fields only)."""
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "namespacepolicies", name, patch
+        )
 
     def replace_session_status(
         self, namespace: str, name: str, resource_version: str, status: dict[str, Any]

@@ -6,6 +6,8 @@ small with thousands of Sessions.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -104,6 +106,27 @@ def pod_view(body: dict[str, Any]) -> PodView:
             view.waiting_reason = state["waiting"].get("reason") or ""
             view.waiting_message = state["waiting"].get("message") or ""
     return view
+
+
+RUNNER_REASON = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
+
+
+def runner_verdict(message: str) -> tuple[str, str] | None:
+    """The reason and message of a runner's JSON termination message, if it wrote one.
+
+    The runner contract: {"reason": "BudgetExceeded", "message": "..."} in
+    /dev/termination-log. Anything else (plain text, a log tail) is not a verdict.
+    """
+    try:
+        body = json.loads(message)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not RUNNER_REASON.fullmatch(reason):
+        return None
+    return reason, str(body.get("message") or "")
 
 
 def newest_pod(pods: list[PodView], job: str) -> PodView | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ambient.crds.models import TERMINAL_PHASES, HistoryEntry, Phase, Session, SessionStatus
 from ambient.operator import builders, lifecycle, naming
-from ambient.operator.observe import JobView, PodView
+from ambient.operator.observe import JobView, PodView, runner_verdict
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.status import StatusEditor
 from ambient.runners.registry import ResolvedRunner, UnknownFrameworkError
@@ -91,7 +91,11 @@ def _failure(job: JobView, pod: PodView | None) -> tuple[str, str, dict[str, str
     if term is not None and term.exit_code != 0:
         reason = "OOMKilled" if term.reason == "OOMKilled" else "Error"
         message = f"runner exited with code {term.exit_code}"
-        if term.message:
+        verdict = runner_verdict(term.message)
+        if verdict is not None and reason != "OOMKilled":
+            reason, text = verdict  # the runner said why (e.g. BudgetExceeded)
+            message += f": {text}"
+        elif term.message:
             message += f": {term.message}"
         data |= {"exitCode": str(term.exit_code), "message": term.message[:4000]}
         return reason, message, data

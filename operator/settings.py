@@ -36,6 +36,15 @@ class OperatorSettings(BaseSettings):
     resync_seconds: float = Field(default=5.0, gt=0, le=600)
     """How often one loop re-plans Sessions whose deadline passed or whose last reconcile
     failed, and wakes queued Sessions when slots are free."""
+    artifacts_secret: str = "ambient-artifacts"  # noqa: S105 - a Secret name
+    """Secret in each Session's namespace with the artifact store's credentials (e.g.
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); passed to runners as env, optional."""
+    s3_endpoint_url: str = ""
+    """S3-compatible endpoint for runners (AWS_ENDPOINT_URL_S3); empty means AWS."""
+    s3_bucket: str = ""
+    """Default artifact bucket when a Session names none (AMBIENT_S3_BUCKET for runners)."""
+    s3_prefix: str = ""
+    """Default key prefix in that bucket."""
     identity: str = "ambient-operator"
     """Actor name in audit records and the Kubernetes field manager."""
     retention_interval_seconds: int = Field(default=3600, ge=0)

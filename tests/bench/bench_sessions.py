@@ -71,6 +71,9 @@ def equivalent_job(namespace: str, name: str) -> dict[str, Any]:
     context = builders.context_json(builders.runner_context(session, runner, job_name))
     job = builders.runner_job(session, runner, settings, job_name, context)
     del job["metadata"]["ownerReferences"]
+    # The floor has no per-Session identity (the operator creates one before each Job);
+    # a pod naming a ServiceAccount that does not exist would never be created.
+    job["spec"]["template"]["spec"]["serviceAccountName"] = "default"
     return job
 
 

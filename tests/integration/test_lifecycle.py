@@ -279,10 +279,13 @@ def test_timeout_bounded_by_policy(cluster, operator, namespace):
     body = _session("slow", annotations={"sim.ambient.ai/duration": "300s"})
     body["spec"]["timeoutSeconds"] = 600
     _create(cluster, namespace, body)
+    # Read the Job while it exists: a timed-out Session's Job is deleted.
+    job = cluster.wait_for(
+        "the runner Job", lambda: cluster.batch.read_namespaced_job("slow-a1", namespace)
+    )
+    assert job.spec.active_deadline_seconds == 3
     status = cluster.wait_phase(namespace, "slow", "Failed", timeout=60)["status"]
     assert status["reason"] == "TimedOut"
-    job = cluster.batch.read_namespaced_job("slow-a1", namespace)
-    assert job.spec.active_deadline_seconds == 3
 
 
 def test_approval_expires(cluster, operator, namespace):

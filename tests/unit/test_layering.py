@@ -26,9 +26,11 @@ PURE = [
             "retention",
             "audit_export",
             "lifecycle",
+            "usage",
         )
     ),
     ROOT / "runners" / "registry.py",
+    ROOT / "runners" / "sdk" / "contract.py",
     ROOT / "webhooks" / "policy.py",
     *(
         ROOT / "webhooks" / "ingress" / f"{name}.py"

@@ -1,0 +1,1 @@
+"""The runner library: what a runner image uses to follow the runner contract (README)."""

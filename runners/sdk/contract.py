@@ -1,0 +1,199 @@
+"""Pure parts of the runner contract: context, history entries, artifacts, usage, budget.
+
+No I/O here, so the rules are unit-tested exactly; ``status_client`` and ``artifacts``
+do the API and storage calls.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from ambient.crds.models import (
+    MAX_GENERATED_ARTIFACTS,
+    MAX_HISTORY_ENTRIES,
+    GeneratedArtifact,
+    HistoryEntry,
+    money,
+)
+
+CONTEXT_SCHEMA = "ambient.ai/runner-context/v1"
+ENTRY_PREFIX = "runner:"
+"""Runner history ids start with this, so they never collide with the operator's ids."""
+
+# Reasons in the termination message the operator turns into status.reason.
+BUDGET_EXCEEDED = "BudgetExceeded"
+RUNNER_ERROR = "RunnerError"
+EXIT_BUDGET = 3
+"""Exit code of a runner stopped by its budget (any non-zero fails the Job)."""
+
+
+class ContractError(Exception):
+    """The runner was asked to do something the contract forbids; nothing was written."""
+
+
+class ArtifactCapError(ContractError):
+    """The Session already lists the most artifacts it may (the spec's 100)."""
+
+
+class BudgetExceededError(ContractError):
+    """The Session's spend reached its budget; the runner must stop."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """The mounted context file, as the operator's builders.runner_context writes it."""
+
+    raw: dict[str, Any]
+
+    @classmethod
+    def parse(cls, text: str) -> Context:
+        """Read the context file's JSON; a wrong schema is refused, not guessed."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ContractError(f"the context file is not JSON: {exc}") from exc
+        if not isinstance(raw, dict) or raw.get("schema") != CONTEXT_SCHEMA:
+            raise ContractError(
+                f"the context file's schema must be {CONTEXT_SCHEMA!r}; "
+                "is this runner image older than the operator?"
+            )
+        return cls(raw)
+
+    @property
+    def name(self) -> str:
+        return str(self.raw["session"]["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.raw["session"]["namespace"])
+
+    @property
+    def job_name(self) -> str:
+        return str(self.raw["session"].get("jobName") or "job")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.raw.get("framework", {}).get("config") or {})
+
+    @property
+    def allowed_models(self) -> list[str]:
+        return list(self._policy("modelConstraints").get("allowed") or [])
+
+    @property
+    def allowed_tools(self) -> list[str]:
+        return list(self._policy("toolConstraints").get("allowed") or [])
+
+    @property
+    def budget(self) -> Decimal | None:
+        value = self._policy("modelConstraints").get("budget")
+        return money(str(value)) if value is not None else None
+
+    @property
+    def storage(self) -> dict[str, str]:
+        storage = self.raw.get("artifacts", {}).get("storage") or {}
+        return {
+            "type": str(storage.get("type", "s3")),
+            "location": str(storage.get("location", "")),
+        }
+
+    def _policy(self, key: str) -> dict[str, Any]:
+        return dict(self.raw.get("policy", {}).get(key) or {})
+
+
+def now_rfc3339(moment: datetime | None = None) -> str:
+    """Seconds precision in UTC, as the operator writes timestamps."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def append_history(
+    status: dict[str, Any], entry_id: str, event: str, data: dict[str, str], timestamp: str
+) -> bool:
+    """Append a runner entry to a status dict in place; False when the id is already there.
+
+    The id is prefixed with ``runner:`` and seq is the next position, as the CRD's CEL
+    rules require. Idempotent: a retried append after a conflict adds nothing twice.
+    """
+    full_id = entry_id if entry_id.startswith(ENTRY_PREFIX) else ENTRY_PREFIX + entry_id
+    history = status.setdefault("history", [])
+    if any(e.get("id") == full_id for e in history):
+        return False
+    if len(history) >= MAX_HISTORY_ENTRIES:
+        raise ContractError(
+            f"the Session's history holds {MAX_HISTORY_ENTRIES} entries; older entries "
+            "must be archived before more can be appended"
+        )
+    entry = HistoryEntry(
+        seq=len(history),
+        id=full_id,
+        timestamp=timestamp,
+        event=event,
+        data={k: str(v) for k, v in data.items() if v != ""},
+    )
+    history.append(entry.model_dump(mode="json", by_alias=True))
+    return True
+
+
+def add_artifact(status: dict[str, Any], artifact: GeneratedArtifact) -> bool:
+    """Record an artifact in a status dict in place; the 101st is refused.
+
+    The same location twice is one artifact (an upload retried after a conflict).
+    """
+    generated = status.setdefault("artifacts", {}).setdefault("generated", [])
+    if any(a.get("location") == artifact.location for a in generated):
+        return False
+    if len(generated) >= MAX_GENERATED_ARTIFACTS:
+        raise ArtifactCapError(
+            f"the Session already lists {MAX_GENERATED_ARTIFACTS} artifacts (the most a "
+            f"Session may keep); {artifact.location} was not recorded. Bundle outputs into "
+            "an archive or fewer files."
+        )
+    generated.append(artifact.model_dump(mode="json", by_alias=True, exclude_none=True))
+    return True
+
+
+def cents(amount: Decimal) -> str:
+    """Money as the API stores it: at most two decimals, rounded half up."""
+    return str(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def add_usage(
+    status: dict[str, Any], model: str, input_tokens: int, output_tokens: int, cost: Decimal
+) -> Decimal:
+    """Add to status.usage in place; return the new total cost."""
+    if input_tokens < 0 or output_tokens < 0 or cost < 0:
+        raise ContractError("usage cannot be negative")
+    usage = status.setdefault("usage", {})
+    usage["inputTokens"] = int(usage.get("inputTokens", 0)) + input_tokens
+    usage["outputTokens"] = int(usage.get("outputTokens", 0)) + output_tokens
+    total = money(str(usage.get("cost", "0"))) + cost
+    usage["cost"] = cents(total)
+    if model:
+        usage["model"] = model
+    return total
+
+
+def budget_left(budget: Decimal | None, spent: Decimal) -> Decimal | None:
+    """What may still be spent; None when there is no budget. Never negative."""
+    if budget is None:
+        return None
+    return max(budget - spent, Decimal(0))
+
+
+def over_budget(budget: Decimal | None, spent: Decimal) -> bool:
+    """Spent reached the budget (a budget of 0 allows nothing)."""
+    return budget is not None and spent >= budget
+
+
+def termination_message(reason: str, message: str, **details: str) -> str:
+    """The JSON a runner writes to /dev/termination-log (read by the operator).
+
+    Kept under Kubernetes' 4096-byte limit for termination messages.
+    """
+    body: dict[str, Any] = {"reason": reason, "message": message[:2000]}
+    if details:
+        body["details"] = {k: v[:500] for k, v in details.items()}
+    return json.dumps(body, sort_keys=True)[:4096]

@@ -1,0 +1,143 @@
+"""The runner contract's pure rules: context, history ids, artifact cap, usage, budget."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ambient.crds.models import GeneratedArtifact, SessionStatus
+from ambient.operator import builders
+from ambient.operator.observe import runner_verdict
+from ambient.runners.sdk import contract
+from ambient.runners.sdk.artifacts import PvcStore, check_name, s3_key, split_location
+from ambient.runners.sdk.claude_code import allowed_tools, choose_model, cost
+
+
+def _artifact(i: int) -> GeneratedArtifact:
+    return GeneratedArtifact(
+        type="output", location=f"s3://b/{i}", created_at="2026-03-01T00:00:00Z"
+    )
+
+
+def test_context_from_the_operators_builder(make_session, runner):
+    session = make_session()
+    text = builders.context_json(builders.runner_context(session, runner, "job-a1"))
+    ctx = contract.Context.parse(text)
+    assert ctx.name == session.metadata.name
+    assert ctx.namespace == session.metadata.namespace
+    assert ctx.config == session.spec.framework.config
+    assert ctx.allowed_models == session.spec.policy.model_constraints.allowed
+
+
+@pytest.mark.parametrize("text", ["not json", "[]", json.dumps({"schema": "other/v9"})])
+def test_context_with_wrong_schema_is_refused(text):
+    with pytest.raises(contract.ContractError, match="context file"):
+        contract.Context.parse(text)
+
+
+def test_history_append_prefixes_ids_orders_seq_and_is_idempotent():
+    status: dict = {
+        "history": [{"seq": 0, "id": "created", "timestamp": "t", "event": "E", "data": {}}]
+    }
+    assert contract.append_history(status, "step-1", "Progress", {"n": "1", "empty": ""}, "t")
+    assert not contract.append_history(status, "step-1", "Progress", {"n": "1"}, "t")
+    entry = status["history"][1]
+    assert entry == {
+        "seq": 1,
+        "id": "runner:step-1",
+        "timestamp": "t",
+        "event": "Progress",
+        "data": {"n": "1"},
+    }
+    SessionStatus.model_validate(status)  # the result passes the API's own model
+
+
+def test_history_past_the_cap_is_refused_and_unchanged():
+    status = {
+        "history": [
+            {"seq": i, "id": f"e{i}", "timestamp": "t", "event": "E", "data": {}}
+            for i in range(1000)
+        ]
+    }
+    with pytest.raises(contract.ContractError, match="archived"):
+        contract.append_history(status, "x", "E", {}, "t")
+    assert len(status["history"]) == 1000
+
+
+def test_artifact_cap_refuses_the_101st_and_changes_nothing():
+    status: dict = {}
+    for i in range(100):
+        assert contract.add_artifact(status, _artifact(i))
+    assert not contract.add_artifact(status, _artifact(5))  # same location: already there
+    with pytest.raises(contract.ArtifactCapError, match="already lists 100"):
+        contract.add_artifact(status, _artifact(100))
+    assert len(status["artifacts"]["generated"]) == 100
+
+
+def test_usage_adds_up_to_the_cent_and_budget_check():
+    status: dict = {}
+    assert contract.add_usage(status, "m", 10, 5, Decimal("0.105")) == Decimal("0.105")
+    total = contract.add_usage(status, "m2", 1, 1, Decimal("0.90"))
+    assert status["usage"] == {"inputTokens": 11, "outputTokens": 6, "cost": "1.01", "model": "m2"}
+    assert total == Decimal("1.01")  # 0.11 stored after the first call, + 0.90
+    assert contract.over_budget(Decimal("1.00"), total)
+    assert not contract.over_budget(Decimal("1.02"), total)
+    assert not contract.over_budget(None, total)
+    assert contract.over_budget(Decimal("0"), Decimal("0"))
+    assert contract.budget_left(Decimal("1.00"), total) == 0
+    with pytest.raises(contract.ContractError):
+        contract.add_usage(status, "m", -1, 0, Decimal(0))
+
+
+def test_termination_message_round_trips_to_the_operators_verdict():
+    text = contract.termination_message(
+        contract.BUDGET_EXCEEDED, "spent 2.00 of 1.00", spent="2.00"
+    )
+    assert runner_verdict(text) == ("BudgetExceeded", "spent 2.00 of 1.00")
+    assert len(contract.termination_message("X", "m" * 10_000)) <= 4096
+
+
+@pytest.mark.parametrize(
+    "message", ["", "tests failed: 2", "[1]", '{"reason": "not camel"}', '{"message": "x"}']
+)
+def test_anything_else_is_not_a_verdict(message):
+    assert runner_verdict(message) is None
+
+
+def test_keys_are_prefixed_by_namespace_and_session():
+    assert s3_key("runs/", "team-a", "s1", "out/r.txt") == "runs/team-a/s1/out/r.txt"
+    assert s3_key("", "team-a", "s1", "r.txt") == "team-a/s1/r.txt"
+    assert split_location("s3://bucket/a/b") == ("bucket", "a/b")
+    assert split_location("bucket") == ("bucket", "")
+
+
+@pytest.mark.parametrize("name", ["../x", "a/../../b", "/abs", "", "a b"])
+def test_artifact_names_cannot_escape_the_prefix(name):
+    with pytest.raises(contract.ContractError, match="relative path"):
+        check_name(name)
+
+
+def test_pvc_store_records_size_and_sha256(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AMBIENT_PVC_MOUNT", str(tmp_path / "mnt"))
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"abc")
+    art = PvcStore("claim", "ns", "s").put("d/f.txt", src)
+    assert art.location == "pvc://claim/ns/s/d/f.txt"
+    assert art.size == 3
+    assert art.checksum == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert (tmp_path / "mnt" / "ns" / "s" / "d" / "f.txt").read_bytes() == b"abc"
+
+
+def test_claude_code_passes_only_allowed_models_and_tools():
+    assert choose_model(None, ["a", "b"]) == "a"
+    assert choose_model("b", ["a", "b"]) == "b"
+    with pytest.raises(contract.ContractError, match="not among the allowed"):
+        choose_model("c", ["a"])
+    with pytest.raises(contract.ContractError, match="allows no models"):
+        choose_model("a", [])
+    tools = [{"name": "Bash"}, {"name": "Read"}, {"name": "WebFetch"}]
+    assert allowed_tools(tools, ["bash", "Read"]) == [{"name": "Bash"}, {"name": "Read"}]
+    assert cost({"inputPerMTok": "3", "outputPerMTok": "15"}, 1_000_000, 100_000) == Decimal("4.5")
