@@ -354,8 +354,9 @@ class IdentityConflictError(Exception):
         self.message = message
 
 
-def _warn(session: Session, reason: str, message: str) -> None:
-    ref = {
+def _session_ref(session: Session) -> dict[str, Any]:
+    """What a Kubernetes Event needs to name the Session it is about."""
+    return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Session",
         "metadata": {
@@ -364,6 +365,10 @@ def _warn(session: Session, reason: str, message: str) -> None:
             "uid": session.metadata.uid,
         },
     }
+
+
+def _warn(session: Session, reason: str, message: str) -> None:
+    ref = _session_ref(session)
     kopf.event(kopf.Body(cast(kopf.RawBody, ref)), type="Warning", reason=reason, message=message)
 
 
@@ -603,15 +608,7 @@ def _owned_by(body: dict[str, Any], session: Session) -> bool:
 
 def _announce(session: Session, result: Plan) -> None:
     """Kubernetes Events and audit records for the history entries just written."""
-    ref = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Session",
-        "metadata": {
-            "name": session.metadata.name,
-            "namespace": session.metadata.namespace,
-            "uid": session.metadata.uid,
-        },
-    }
+    ref = _session_ref(session)
     for entry in result.added:
         if entry.event in MILESTONES:
             _event(ref, entry)

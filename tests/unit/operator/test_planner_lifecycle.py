@@ -265,3 +265,16 @@ def test_policy_violation_flag_keeps_running_and_stop_ends_it(
     assert (stopped.status.phase, stopped.status.reason) == (Phase.FAILED, "PolicyViolation")
     assert stopped.status.history[-1].data["codes"] == "ModelNotAllowed"
     assert stopped.delete == [A1]
+
+
+def test_a_job_created_by_an_earlier_pass_is_recorded_with_its_attempt(
+    make_session: MakeSession, runner: ResolvedRunner, settings: OperatorSettings, now: datetime
+) -> None:
+    # A burst creates every Job before any status is written: the next pass finds the Job
+    # and must still record the attempt and the creation.
+    session = make_session()
+    assert session.status.attempt is None
+    result = plan(session, Observed(job=_job(active=1)), runner, settings, now)
+    assert result.status is not None and not result.create
+    assert result.status.attempt == 1
+    assert "WorkloadCreated" in _events(result.status)
