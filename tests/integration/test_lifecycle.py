@@ -24,7 +24,23 @@ def _policy(cluster, namespace: str, spec: dict[str, Any]) -> None:
         "metadata": {"name": "policy"},
         "spec": spec,
     }
+    new = not cluster.kubectl(
+        "get", "namespacepolicy", "policy", "-n", namespace, check=False
+    ).stdout.strip()
     cluster.apply(body, namespace)
+    if new:
+        # The operator's usage roll-up stamps the month on a policy it has seen: Sessions
+        # created before that would be planned without the policy (a watch is a watch).
+        cluster.wait_for(
+            "the operator to see the new policy",
+            lambda: (
+                cluster.custom.get_namespaced_custom_object(
+                    G, V, namespace, "namespacepolicies", "policy"
+                )
+                .get("status", {})
+                .get("month")
+            ),
+        )
 
 
 def _session(
