@@ -8,7 +8,7 @@
 #   3. kube-score (the security and reliability linter; kube-linter is not reachable from
 #      here) on both renders, with the optional seccomp and ports tests on and each skipped test's reason
 #      written in .kube-score-ignores;
-#   4. hadolint on the Dockerfile (the real hadolint binary, from the pinned PyPI wheel).
+#   4. hadolint on the product and runner Dockerfiles (the real hadolint binary, from the pinned PyPI wheel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,6 +76,6 @@ PYEOF
   echo "    kube-score: $(grep -c '^\[OK\]' "$out/$values.score") checks ok"
 done
 
-step "hadolint Dockerfile"
-.venv/bin/hadolint --config .hadolint.yaml Dockerfile && echo "    hadolint: ok"
+step "hadolint Dockerfile runners/images/Dockerfile"
+.venv/bin/hadolint --config .hadolint.yaml Dockerfile runners/images/Dockerfile && echo "    hadolint: ok"
 step "chart checks passed"

@@ -3,7 +3,7 @@
 # here: this machine has no Docker engine).
 #   1. kind v0.32.0 and helm built from pinned Go modules (cached by hack/build-tools.sh);
 #   2. a kind cluster (reused when it exists);
-#   3. the product image (Dockerfile) and every runner image (runners/*/Dockerfile, named
+#   3. the product image (Dockerfile) and every runner image (runners/images/Dockerfile, named
 #      as in runners/registry.yaml) built and loaded into the cluster's nodes;
 #   4. the chart installed with the local image (pull policy Never: nothing is pulled);
 #   5. examples/ applied and the example Session waited on until phase Completed.
@@ -31,21 +31,20 @@ k() { kubectl --context "$CONTEXT" "$@"; }
 step "building ambient/ambient:$TAG"
 docker build -t "ambient/ambient:$TAG" .
 "$KIND" load docker-image --name "$CLUSTER_NAME" "ambient/ambient:$TAG"
-for dockerfile in runners/*/Dockerfile; do
-  [[ -e $dockerfile ]] || continue
-  framework=$(basename "$(dirname "$dockerfile")")
+# One runner image per runner this repository implements (runners/sdk/cli.py), tagged as
+# runners/registry.yaml names it, from the one runner Dockerfile.
+for framework in $(.venv/bin/python -c 'from ambient.runners.sdk.cli import RUNNERS; print(*RUNNERS)'); do
   image=$(.venv/bin/python - "$framework" <<'PY'
 import sys
 
 from ambient.runners.registry import load
 
-entry = load().frameworks.get(sys.argv[1])
-print(entry.versions[entry.default_version].image if entry else "")
+entry = load().frameworks[sys.argv[1]]
+print(entry.versions[entry.default_version].image)
 PY
 )
-  [[ -n $image ]] || continue
   step "building runner image $image"
-  docker build -t "$image" -f "$dockerfile" .
+  docker build -t "$image" -f runners/images/Dockerfile --build-arg RUNNER="$framework" .
   "$KIND" load docker-image --name "$CLUSTER_NAME" "$image"
 done
 

@@ -1,27 +1,34 @@
-"""``ambient-runner <framework>``: the entrypoint of the runner images."""
+"""``ambient-runner [<runner>]``: the entrypoint of the runner images."""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 
 from ambient.runners.sdk import claude_code, script
 from ambient.runners.sdk.contract import RUNNER_ERROR, ContractError, termination_message
 from ambient.runners.sdk.runtime import Runner
 
+RUNNERS: dict[str, Callable[[Runner], int]] = {"script": script.run, "claude-code": claude_code.run}
+"""The runners this repository implements; runners/images/Dockerfile builds one image each."""
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in ("script", "claude-code"):
-        print("usage: ambient-runner script|claude-code", file=sys.stderr)  # noqa: T201
+    # The image names its runner in AMBIENT_RUNNER, so `docker run IMAGE` needs no argument;
+    # the operator's Jobs name it explicitly (runners/registry.yaml).
+    if not args and os.environ.get("AMBIENT_RUNNER"):
+        args = [os.environ["AMBIENT_RUNNER"]]
+    if len(args) != 1 or args[0] not in RUNNERS:
+        print(f"usage: ambient-runner {'|'.join(RUNNERS)}", file=sys.stderr)  # noqa: T201
         return 2
     try:
         runner = Runner.from_env()
     except (OSError, ContractError) as exc:
         print(termination_message(RUNNER_ERROR, f"cannot start: {exc}"), file=sys.stderr)  # noqa: T201
         return 1
-    if args[0] == "script":
-        return script.run(runner)
-    return claude_code.run(runner)
+    return RUNNERS[args[0]](runner)
 
 
 if __name__ == "__main__":
