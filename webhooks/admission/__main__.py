@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 
-import uvicorn
-
 from ambient.operator import audit
 from ambient.webhooks.admission.app import create_app, start_cache
 from ambient.webhooks.admission.cache import PolicyCache
 from ambient.webhooks.admission.settings import AdmissionSettings
+from ambient.webhooks.tls import run_tls
 
 
 def main() -> int:
@@ -26,12 +25,13 @@ def main() -> int:
             return 2
     cache = PolicyCache()
     start_cache(cache)
-    uvicorn.run(
+    run_tls(
         create_app(settings, cache),
+        settings.cert_file,
+        settings.key_file,
+        settings.cert_reload_seconds,
         host=settings.host,
         port=settings.port,
-        ssl_certfile=str(settings.cert_file),
-        ssl_keyfile=str(settings.key_file),
         log_level="warning",
         access_log=False,
     )

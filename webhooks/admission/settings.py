@@ -19,6 +19,8 @@ class AdmissionSettings(BaseSettings):
     port: int = Field(default=8443, ge=1, le=65535)
     cert_file: Path = Path("/etc/ambient/tls/tls.crt")
     key_file: Path = Path("/etc/ambient/tls/tls.key")
+    cert_reload_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """How often the certificate files are checked; a renewed pair is served without a restart."""
     operator_usernames: str = ""
     """Comma-separated usernames that write Session status (the operator's ServiceAccount,
     e.g. system:serviceaccount:ambient-system:ambient-operator)."""
