@@ -24,6 +24,8 @@ from pydantic.alias_generators import to_camel
 from ambient.operator import audit
 from ambient.operator.audit_export import day_prefix
 
+from . import events
+
 ACTION_DELIVERY = "WebhookDelivery"
 ACTION_REPLAY = "DeliveryReplayed"
 KIND = "deliveries"
@@ -65,6 +67,13 @@ def peek_delivery_id(source: str, headers: Mapping[str, str]) -> str:
 
 def peek_event(source: str, headers: Mapping[str, str]) -> str:
     return (headers.get("x-github-event") or "").strip()[:128] if source == "github" else ""
+
+
+def session_of(source: str, delivery_id: str, outcome: str) -> str:
+    """The Session name a delivery maps to (events.session_name), if it maps to one."""
+    if not delivery_id or outcome in ("ping", "challenge") or source not in events.SOURCES:
+        return ""
+    return events.session_name(source, delivery_id)
 
 
 def should_keep(outcome: str, *, body_read: bool, namespace: str, keep_ignored: bool) -> bool:

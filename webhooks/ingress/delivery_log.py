@@ -81,6 +81,9 @@ class DeliveryLog:
             return
         delivery_id = audit.delivery_id or deliveries.peek_delivery_id(audit.source, headers)
         event = audit.event or deliveries.peek_event(audit.source, headers)
+        # The Session this delivery maps to (deterministic), so a refused or ignored
+        # delivery shows in the trail of the Session a replay later creates.
+        session = audit.session or deliveries.session_of(audit.source, delivery_id, audit.outcome)
         key = None
         if body is not None and deliveries.should_keep(
             audit.outcome,
@@ -98,7 +101,7 @@ class DeliveryLog:
                 source=audit.source,
                 event=event,
                 delivery_id=delivery_id,
-                session=audit.session,
+                session=session,
                 outcome=audit.outcome,
                 reason=audit.reason,
                 status=audit.status,

@@ -152,7 +152,7 @@ def test_only_kept_requests_can_be_replayed(memory_store) -> None:
 
 def test_show_prints_the_request_without_the_body_unless_asked(memory_store) -> None:
     trace = _seed(memory_store)
-    code, out = _cli(memory_store, FakeApi(), "show", "-n", "team-a", trace)
+    _code, out = _cli(memory_store, FakeApi(), "show", "-n", "team-a", trace)
     shown = json.loads(out)
     assert shown["request"]["bodyBytes"] == len(BODY) and "body" not in shown["request"]
     _, out = _cli(memory_store, FakeApi(), "show", "-n", "team-a", trace, "--body")

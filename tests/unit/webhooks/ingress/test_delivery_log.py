@@ -110,7 +110,7 @@ def test_accepted_and_ignored_deliveries_are_records_only(
 
 
 def test_ignored_requests_are_kept_when_asked(signer, memory_store) -> None:
-    client, export = _app(signer, memory_store, keep_ignored=True)
+    client, _export = _app(signer, memory_store, keep_ignored=True)
     post_github(client, signer, {"action": "closed"}, delivery="g-closed")
     assert len(memory_store.list_keys("prod/deliveries/team-a/")) == 1
 
