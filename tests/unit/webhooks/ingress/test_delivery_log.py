@@ -88,6 +88,7 @@ def test_a_refused_delivery_keeps_its_request_and_never_the_key(
     assert record["namespace"] == "team-a"
     assert record["details"]["reason"] == "InvalidSignature"
     assert record["details"]["deliveryId"] == GUID  # read from the header, body unparsed
+    assert record["resource"] == f"sessions/github-{GUID}"  # the Session a replay makes
     assert record["traceId"] == resp.headers["X-Trace-Id"]
     stored = StoredRequest.decode(memory_store.get(record["details"]["requestKey"]))
     assert stored.headers["x-github-delivery"] == GUID
