@@ -74,6 +74,13 @@ class DeliveryLog:
         self.export.on_written = exported.inc
 
     async def record(self, audit: DeliveryAudit, executor: Executor) -> None:
+        """Never raises: the answer is decided already, and the log must not change it."""
+        try:
+            await self._record(audit, executor)
+        except Exception:
+            log.exception("delivery %s not recorded in the delivery log", audit.trace_id)
+
+    async def _record(self, audit: DeliveryAudit, executor: Executor) -> None:
         now = self.clock()
         body: bytes | None = audit.extra.get("body")
         headers: dict[str, str] = audit.extra.get("headers") or {}
