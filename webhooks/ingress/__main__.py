@@ -36,6 +36,8 @@ def main() -> None:
             export,
             keep_ignored=settings.keep_ignored_requests,
             store_timeout=settings.store_timeout_seconds,
+            keep_per_second=settings.keep_requests_per_second,
+            keep_burst=settings.keep_requests_burst,
         )
         export.start()
     app = create_app(

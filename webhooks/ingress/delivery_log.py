@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from ambient.operator.objectstore import AlreadyExistsError
 from ambient.webhooks.exporting import BackgroundExport
 
 from . import deliveries
+from .ratelimit import RateLimiter
 
 log = logging.getLogger("ambient.ingress.deliveries")
 
@@ -50,12 +52,19 @@ class DeliveryLog:
         *,
         keep_ignored: bool = False,
         store_timeout: float = 5.0,
+        keep_per_second: float = 1.0,
+        keep_burst: int = 300,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.export = export
         self.keep_ignored = keep_ignored
         self.store_timeout = store_timeout
         self.clock = clock
+        self.monotonic = monotonic
+        # Refused requests are bodies from whoever holds a key but maybe not the secret:
+        # a per-namespace budget bounds what such a sender can make us store.
+        self._budget = RateLimiter(keep_per_second, keep_burst)
         self._stored: Counter | None = None
 
     def register(self, registry: CollectorRegistry) -> None:
@@ -144,6 +153,14 @@ class DeliveryLog:
             headers=headers,
             body=body,
         )
+        if self._budget.take(audit.namespace, self.monotonic()) > 0:
+            self._count("limited")
+            log.warning(
+                "request of delivery %s not kept: namespace %s is over its budget",
+                audit.trace_id,
+                audit.namespace,
+            )
+            return None
         loop = asyncio.get_running_loop()
         result = "stored"
         try:
@@ -160,6 +177,9 @@ class DeliveryLog:
                 type(exc).__name__,
             )
             result = "failed"
+        self._count(result)
+        return None if result == "failed" else key
+
+    def _count(self, result: str) -> None:
         if self._stored is not None:
             self._stored.labels(result).inc()
-        return None if result == "failed" else key

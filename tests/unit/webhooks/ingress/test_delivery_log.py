@@ -45,7 +45,9 @@ def post_github(client, signer, payload, *, delivery=GUID, key=KEY):
     return client.post(f"/webhooks/github/{key}", content=body, headers=headers)
 
 
-def _app(signer, store, *, secrets=None, keep_ignored=False) -> tuple[TestClient, BackgroundExport]:
+def _app(
+    signer, store, *, secrets=None, keep_ignored=False, burst=300
+) -> tuple[TestClient, BackgroundExport]:
     index = KeyIndex()
     index.replace_all(
         [
@@ -63,7 +65,13 @@ def _app(signer, store, *, secrets=None, keep_ignored=False) -> tuple[TestClient
     )
     backend = FakeBackend({"github": signer.secret} if secrets is None else secrets)
     export = BackgroundExport(store, "prod", every=60)
-    log = DeliveryLog(export, keep_ignored=keep_ignored)
+    log = DeliveryLog(
+        export,
+        keep_ignored=keep_ignored,
+        keep_per_second=0.0,
+        keep_burst=burst,
+        monotonic=lambda: 0,
+    )
     app = create_app(index, backend, settings=Settings(), delivery_log=log)
     return TestClient(app), export
 
@@ -136,3 +144,21 @@ def test_a_store_outage_changes_no_answer(signer, github_example, memory_store) 
     metrics = client.get("/metrics").text
     assert 'ambient_ingress_requests_stored_total{result="failed"} 1.0' in metrics
     assert "ambient_audit_records_exported_total 1.0" in metrics
+
+
+def test_a_namespace_s_kept_requests_are_bounded(signer, github_example, memory_store) -> None:
+    client, export = _app(signer, memory_store, secrets={"github": "wrong"}, burst=2)
+    for n in range(4):
+        resp = post_github(client, signer, github_example("pull_request.opened"), delivery=f"g{n}")
+        assert resp.status_code == 401  # the answer never depends on the log
+    assert len(memory_store.list_keys("prod/deliveries/team-a/")) == 2
+    export.flush()
+    assert [("requestKey" in r["details"]) for r in _records(memory_store)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert (
+        'ambient_ingress_requests_stored_total{result="limited"} 2.0' in client.get("/metrics").text
+    )
