@@ -293,7 +293,8 @@ def table(found: Iterable[Row]) -> str:
     for r in found:
         outcome = r.outcome if r.action == ACTION_DELIVERY else f"replayed:{r.outcome}"
         lines.append(
-            f"{r.timestamp:32} {r.id:32} {r.source:6} {r.event:28} {r.delivery_id:38} "
-            f"{outcome:18} {'yes' if r.replayable else '-':6} {r.reason}"
+            f"{r.timestamp:32} {r.id:32} {r.source or '-':6} {r.event or '-':28} "
+            f"{r.delivery_id or '-':38} {outcome:18} {'yes' if r.replayable else '-':6} "
+            f"{r.reason or '-'}"
         )
     return "\n".join(lines)
