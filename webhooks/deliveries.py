@@ -120,10 +120,10 @@ def run(
 
 
 def _stored(store: ObjectStore, key: str) -> deliveries.StoredRequest | None:
-    try:
-        return deliveries.StoredRequest.decode(store.get(key))
-    except Exception:  # gone (retention) or unreadable: either way nothing to replay
+    """The kept request, or None once retention deleted it (a store outage raises)."""
+    if key not in store.list_keys(key):
         return None
+    return deliveries.StoredRequest.decode(store.get(key))
 
 
 def _show(record: dict[str, Any], stored: deliveries.StoredRequest | None, *, body: bool) -> str:
