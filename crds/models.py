@@ -478,6 +478,10 @@ class RetentionPolicy(ApiModel):
     """Artifacts are deleted from the store this long after creation."""
     audit_logs: Duration = "7y"
     """Audit records are kept this long."""
+    deliveries: Duration = "30d"
+    """Stored requests of refused or failed ingress deliveries (kept so an admin can replay
+    them) are deleted this long after they arrived. The deliveries' records are audit
+    records, kept as long as auditLogs."""
 
 
 class NotificationEvent(StrEnum):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -39,9 +40,19 @@ def record_day(record: dict[str, Any]) -> date:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).date()
 
 
-def day_prefix(prefix: str, namespace: str, day: date) -> str:
-    base = f"{prefix.strip('/')}/audit" if prefix.strip("/") else "audit"
+def day_prefix(prefix: str, namespace: str, day: date, kind: str = "audit") -> str:
+    """``<prefix>/<kind>/<namespace>/<YYYY>/<MM>/<DD>/``: every dated object is keyed so."""
+    base = f"{prefix.strip('/')}/{kind}" if prefix.strip("/") else kind
     return f"{base}/{namespace}/{day:%Y/%m/%d}/"
+
+
+def key_day(key: str) -> date | None:
+    """The day of a key laid out by ``day_prefix`` (its last three folders), else None."""
+    parts = key.split("/")
+    try:
+        return date(int(parts[-4]), int(parts[-3]), int(parts[-2]))
+    except (IndexError, ValueError):
+        return None
 
 
 def group(records: Iterable[dict[str, Any]]) -> dict[tuple[str, date], list[dict[str, Any]]]:
@@ -73,27 +84,39 @@ class AuditExporter:
 
     def __post_init__(self) -> None:
         self._buffer: list[dict[str, Any]] = []
+        # add() runs on request threads of the webhooks while a flush thread swaps the buffer.
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        self.records_written = 0
+        """Records written so far (for the exported-records counter)."""
 
     def add(self, record: dict[str, Any]) -> bool:
         """Buffer one record; True when the buffer is full and should be flushed now."""
-        self._buffer.append(record)
-        return len(self._buffer) >= self.max_buffer
+        with self._lock:
+            self._buffer.append(record)
+            return len(self._buffer) >= self.max_buffer
 
     def flush(self) -> list[str]:
         """Write what is buffered; on a store error the records stay buffered for next time."""
-        records, self._buffer = self._buffer, []
-        written: list[str] = []
-        try:
-            for (namespace, day), batch in group(records).items():
-                key = batch_key(self.prefix, namespace, day, batch[0], uuid.uuid4().hex[:12])
-                self.store.put_new(key, encode(batch))
-                written.append(key)
-                done = {id(r) for r in batch}
-                records = [r for r in records if id(r) not in done]
-        except Exception:
-            log.exception("audit export failed; %d records kept for the next flush", len(records))
-            self._buffer = records + self._buffer
-        return written
+        with self._flushing:
+            with self._lock:
+                records, self._buffer = self._buffer, []
+            written: list[str] = []
+            try:
+                for (namespace, day), batch in group(records).items():
+                    key = batch_key(self.prefix, namespace, day, batch[0], uuid.uuid4().hex[:12])
+                    self.store.put_new(key, encode(batch))
+                    written.append(key)
+                    self.records_written += len(batch)
+                    done = {id(r) for r in batch}
+                    records = [r for r in records if id(r) not in done]
+            except Exception:
+                log.exception(
+                    "audit export failed; %d records kept for the next flush", len(records)
+                )
+                with self._lock:
+                    self._buffer = records + self._buffer
+            return written
 
 
 def _session_names(record: dict[str, Any]) -> tuple[str, str]:

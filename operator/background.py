@@ -100,9 +100,9 @@ async def _export_loop(exporter: AuditExporter, every: float, om: metrics.Operat
     try:
         while True:
             await asyncio.sleep(every)
-            written = await asyncio.to_thread(exporter.flush)
-            if written:
-                om.audit_exported.inc(len(written))
+            before = exporter.records_written
+            await asyncio.to_thread(exporter.flush)
+            om.audit_exported.inc(exporter.records_written - before)
     finally:  # on shutdown, what is buffered still goes out
         await asyncio.to_thread(exporter.flush)
 

@@ -18,7 +18,7 @@ import pydantic
 
 from ambient.crds.models import RetentionPolicy, Session
 from ambient.operator import audit, retention
-from ambient.operator.audit_export import ObjectStore
+from ambient.operator.audit_export import ObjectStore, key_day
 from ambient.operator.retention import AuditObject, Sweep
 
 log = logging.getLogger(__name__)
@@ -54,20 +54,26 @@ def archive_key(prefix: str, namespace: str, session: Session) -> str:
     return f"{base}archive/sessions/{namespace}/{session.metadata.name}-{session.metadata.uid}.json"
 
 
-def audit_objects(store: ObjectStore | None, prefix: str, namespace: str) -> list[AuditObject]:
-    """Exported audit batches of a namespace, with the day read from the key."""
+def dated_objects(
+    store: ObjectStore | None, prefix: str, namespace: str, kind: str = "audit"
+) -> list[AuditObject]:
+    """A namespace's dated objects of ``kind`` (audit batches, delivery requests), with the
+    day read from the key."""
     if store is None:
         return []
-    base = f"{prefix.strip('/')}/audit" if prefix.strip("/") else "audit"
+    base = f"{prefix.strip('/')}/{kind}" if prefix.strip("/") else kind
     found = []
     for key in store.list_keys(f"{base}/{namespace}/"):
-        parts = key.split("/")
-        try:
-            day = datetime(int(parts[-4]), int(parts[-3]), int(parts[-2]), tzinfo=UTC)
-        except (IndexError, ValueError):
-            continue  # not an audit batch this exporter wrote: leave it alone
-        found.append(AuditObject(key, day))
+        day = key_day(key)
+        if day is None:
+            continue  # not an object this product wrote: leave it alone
+        found.append(AuditObject(key, datetime(day.year, day.month, day.day, tzinfo=UTC)))
     return found
+
+
+def audit_objects(store: ObjectStore | None, prefix: str, namespace: str) -> list[AuditObject]:
+    """Exported audit batches of a namespace."""
+    return dated_objects(store, prefix, namespace, "audit")
 
 
 def _ours(store: DeletingStore, location: str) -> str | None:
@@ -102,6 +108,7 @@ def run(
         (s for s, _ in found.values()),
         audit_objects(store, prefix, namespace),
         now,
+        delivery_objects=dated_objects(store, prefix, namespace, "deliveries"),
     )
     outcome = Outcome(result, dry_run)
     if not dry_run:
@@ -152,6 +159,6 @@ def _execute(
             continue
         store.delete(artifact_key)
         outcome.deleted_artifacts.append(artifact.location)
-    for key in outcome.sweep.audit_objects:
-        assert store is not None  # audit objects were listed from it
+    for key in [*outcome.sweep.audit_objects, *outcome.sweep.delivery_objects]:
+        assert store is not None  # both were listed from it
         store.delete(key)

@@ -19,6 +19,11 @@ ANNOTATION_APPROVED_BY = "ambient.ai/approved-by"
 ANNOTATION_CONTEXT = "ambient.ai/context"
 ANNOTATION_CANCELLED_BY = "ambient.ai/cancelled-by"
 """Who cancelled a Session; set alongside spec.cancel (the admission webhook may stamp it)."""
+ANNOTATION_REPLAYED_BY = "ambient.ai/replayed-by"
+"""Who replayed the stored delivery this Session came from (the admission webhook checks
+it names the creator)."""
+ANNOTATION_REPLAYED_FROM = "ambient.ai/replayed-from"
+"""The trace id of the delivery a replay re-ran."""
 SIMULATION_PREFIX = "sim.ambient.ai/"
 
 

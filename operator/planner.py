@@ -123,6 +123,12 @@ def plan(
             "source": trigger.source.value,
             "event": trigger.event,
             "deliveryId": trigger.delivery_id or "",
+            # A replayed delivery names who replayed it (checked by the admission webhook).
+            **(
+                {"replayedBy": replayed_by}
+                if (replayed_by := session.metadata.annotations.get(naming.ANNOTATION_REPLAYED_BY))
+                else {}
+            ),
         },
     )
     create = (

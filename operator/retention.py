@@ -77,10 +77,11 @@ class Sweep:
     sessions: list[str] = field(default_factory=list)
     artifacts: list[ExpiredArtifact] = field(default_factory=list)
     audit_objects: list[str] = field(default_factory=list)
+    delivery_objects: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.sessions or self.artifacts or self.audit_objects)
+        return not (self.sessions or self.artifacts or self.audit_objects or self.delivery_objects)
 
     def report(self) -> dict[str, object]:
         """A JSON-able summary for dry-run output and the audit log."""
@@ -90,6 +91,7 @@ class Sweep:
             "sessions": sorted(self.sessions),
             "artifacts": sorted(a.location for a in self.artifacts),
             "auditObjects": sorted(self.audit_objects),
+            "deliveryObjects": sorted(self.delivery_objects),
         }
 
 
@@ -99,6 +101,8 @@ def sweep(
     sessions: Iterable[Session],
     audit_objects: Iterable[AuditObject],
     now: datetime,
+    *,
+    delivery_objects: Iterable[AuditObject] = (),
 ) -> Sweep:
     """Everything in ``namespace`` whose retention ran out at ``now``.
 
@@ -110,6 +114,7 @@ def sweep(
     keep_sessions = parse_duration(retention.sessions)
     keep_artifacts = parse_duration(retention.artifacts)
     keep_audit = parse_duration(retention.audit_logs)
+    keep_deliveries = parse_duration(retention.deliveries)
     result = Sweep(namespace, now)
     for session in sessions:
         done = finished_at(session)
@@ -125,4 +130,7 @@ def sweep(
     for obj in audit_objects:
         if now - (obj.day + timedelta(days=1)) >= keep_audit:
             result.audit_objects.append(obj.key)
+    for obj in delivery_objects:
+        if now - (obj.day + timedelta(days=1)) >= keep_deliveries:
+            result.delivery_objects.append(obj.key)
     return result

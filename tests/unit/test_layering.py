@@ -34,7 +34,16 @@ PURE = [
     ROOT / "webhooks" / "policy.py",
     *(
         ROOT / "webhooks" / "ingress" / f"{name}.py"
-        for name in ("signatures", "events", "keyindex", "ratelimit", "errors", "settings")
+        for name in (
+            "signatures",
+            "events",
+            "keyindex",
+            "ratelimit",
+            "errors",
+            "settings",
+            "deliveries",
+            "replay",
+        )
     ),
 ]
 FORBIDDEN = ("kubernetes", "kopf", "ambient.operator.kube", "ambient.operator.handlers")

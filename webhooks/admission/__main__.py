@@ -6,6 +6,7 @@ import logging
 import sys
 
 from ambient.operator import audit
+from ambient.webhooks import exporting
 from ambient.webhooks.admission.app import create_app, start_cache
 from ambient.webhooks.admission.cache import PolicyCache
 from ambient.webhooks.admission.settings import AdmissionSettings
@@ -25,8 +26,24 @@ def main() -> int:
             return 2
     cache = PolicyCache()
     start_cache(cache)
+    # With a store (AMBIENT_STORE_*), every decision's audit record is exported too.
+    export = exporting.from_environment(settings.audit_flush_seconds)
+    if export is not None:
+        audit.add_sink(export.add)
+        export.start()
+    try:
+        _serve(settings, cache, export)
+    finally:
+        if export is not None:
+            export.stop()
+    return 0
+
+
+def _serve(
+    settings: AdmissionSettings, cache: PolicyCache, export: exporting.BackgroundExport | None
+) -> None:
     run_tls(
-        create_app(settings, cache),
+        create_app(settings, cache, export=export),
         settings.cert_file,
         settings.key_file,
         settings.cert_reload_seconds,
@@ -35,7 +52,6 @@ def main() -> int:
         log_level="warning",
         access_log=False,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from ambient.runners import registry as runner_registry
 from ambient.webhooks.admission.cache import PolicyCache
 from ambient.webhooks.admission.review import Identities, State, Verdict, deny, review, user_of
 from ambient.webhooks.admission.settings import AdmissionSettings
+from ambient.webhooks.exporting import BackgroundExport
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def create_app(
     cache: PolicyCache,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    export: BackgroundExport | None = None,
 ) -> FastAPI:
     registry = runner_registry.load(settings.registry_file)
     identities = Identities(settings.usernames, settings.groups)
@@ -79,6 +81,12 @@ def create_app(
         ["resource", "outcome"],
         registry=metrics,
     )
+    if export is not None:  # decisions go to the store too (wired as an audit sink)
+        export.on_written = Counter(
+            "ambient_audit_records_exported_total",
+            "Audit records written to the artifact store.",
+            registry=metrics,
+        ).inc
     app = FastAPI(title="ambient.ai admission webhook", docs_url=None, redoc_url=None)
 
     def decide(body: dict[str, Any]) -> dict[str, Any]:

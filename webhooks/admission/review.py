@@ -21,6 +21,7 @@ from ambient.crds.models import GROUP, NamespacePolicy, Session
 from ambient.operator.naming import (
     ANNOTATION_APPROVED_BY,
     ANNOTATION_CANCELLED_BY,
+    ANNOTATION_REPLAYED_BY,
     runner_username,
 )
 from ambient.operator.retention import parse_duration
@@ -28,7 +29,7 @@ from ambient.runners.registry import Registry
 from ambient.webhooks.policy import UserInfo, evaluate
 
 # Marks whose value must be the person who set them: they go into the Session's history.
-SIGNED_ANNOTATIONS = (ANNOTATION_APPROVED_BY, ANNOTATION_CANCELLED_BY)
+SIGNED_ANNOTATIONS = (ANNOTATION_APPROVED_BY, ANNOTATION_CANCELLED_BY, ANNOTATION_REPLAYED_BY)
 # Spec fields that may change after creation (everything else is the record of what was
 # asked for, and stays as it was).
 MUTABLE_SPEC_FIELDS = frozenset({"cancel"})

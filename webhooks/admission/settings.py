@@ -33,6 +33,9 @@ class AdmissionSettings(BaseSettings):
     """A NamespacePolicy (YAML) for namespaces that have none; unset means default deny."""
     registry_file: Path = DEFAULT_REGISTRY_FILE
     """The runner registry, to check framework types and versions."""
+    audit_flush_seconds: float = Field(default=5.0, gt=0)
+    """How often decisions are written to the artifact store, when AMBIENT_STORE_BUCKET
+    is set (the operator's store settings)."""
 
     @staticmethod
     def _split(value: str) -> frozenset[str]:

@@ -7,7 +7,10 @@ import threading
 
 import uvicorn
 
+from ambient.webhooks import exporting
+
 from .app import create_app
+from .delivery_log import DeliveryLog
 from .keyindex import KeyIndex
 from .kube import IngressKube
 from .settings import Settings
@@ -25,7 +28,21 @@ def main() -> None:
             target=kube.watch_policies, args=(index, stop), name="policy-watch", daemon=True
         ).start()
 
-    app = create_app(index, kube, settings=settings, lifespan_hook=start_watch)
+    # With a store (AMBIENT_STORE_*), deliveries are exported and refused ones kept.
+    export = exporting.from_environment(settings.audit_flush_seconds)
+    delivery_log = None
+    if export is not None:
+        delivery_log = DeliveryLog(
+            export,
+            keep_ignored=settings.keep_ignored_requests,
+            store_timeout=settings.store_timeout_seconds,
+            keep_per_second=settings.keep_requests_per_second,
+            keep_burst=settings.keep_requests_burst,
+        )
+        export.start()
+    app = create_app(
+        index, kube, settings=settings, lifespan_hook=start_watch, delivery_log=delivery_log
+    )
     try:
         uvicorn.run(
             app,
@@ -37,6 +54,8 @@ def main() -> None:
         )
     finally:
         stop.set()
+        if export is not None:
+            export.stop()  # what is buffered is written out
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +37,9 @@ from .keyindex import KeyIndex, Tenant, key_hash
 from .ratelimit import RateLimiter, retry_after
 from .settings import Settings
 from .signatures import VERIFIERS, SignatureError
+
+if TYPE_CHECKING:
+    from .delivery_log import DeliveryLog
 
 audit_log = logging.getLogger("ambient.ingress.audit")
 
@@ -94,6 +97,7 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
     clock: Callable[[], float] = time.monotonic,
     lifespan_hook: Callable[[], Any] | None = None,
     executor: ThreadPoolExecutor | None = None,
+    delivery_log: DeliveryLog | None = None,
 ) -> FastAPI:
     """The ingress app around a key index and a Kubernetes backend (injected for tests)."""
     cfg = settings or Settings()
@@ -101,18 +105,20 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
     pool = executor or ThreadPoolExecutor(cfg.api_connections, thread_name_prefix="kube")
     registry = CollectorRegistry()
     deliveries = Counter(
-        "ambient_ingress_deliveries",
+        "ambient_ingress_deliveries_total",
         "Deliveries by source and outcome",
         ["source", "outcome"],
         registry=registry,
     )
     latency = Histogram(
-        "ambient_ingress_ack_seconds",
+        "ambient_ingress_delivery_duration_seconds",
         "Time to answer a delivery",
         ["source"],
         registry=registry,
         buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     )
+    if delivery_log is not None:
+        delivery_log.register(registry)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -214,6 +220,8 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         result.headers["X-Trace-Id"] = trace
         deliveries.labels(source if source in events.SOURCES else "unknown", audit.outcome).inc()
         latency.labels(source if source in events.SOURCES else "unknown").observe(clock() - start)
+        if delivery_log is not None:  # the delivery log: exported record, request kept for replay
+            await delivery_log.record(audit, pool)
         audit.emit()
         return result
 
@@ -277,6 +285,7 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             )
         body = await _read_body(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
+        audit.extra.update(body=body, headers=headers)  # for the delivery log, never logged
         await _verify(tenant, source, body, headers)
         try:
             delivery = events.parse(source, headers, body, content_type)

@@ -197,3 +197,13 @@ class IngressKube:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, "namespacepolicies", name, patch
         )
+
+    # --- the deliveries CLI ---------------------------------------------------------------
+
+    def whoami(self) -> str:
+        """The username the API server authenticates these credentials as (SelfSubjectReview),
+        recorded as who replayed a delivery."""
+        review = client.AuthenticationV1Api(self._api).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
+        return str(review.status.user_info.username)

@@ -26,3 +26,15 @@ class Settings(BaseSettings):
     api_connections: int = 64
     """Connections (and threads) for Kubernetes API calls."""
     log_level: str = "INFO"
+    audit_flush_seconds: float = 5.0
+    """How often delivery records are written to the artifact store (AMBIENT_STORE_*)."""
+    keep_ignored_requests: bool = False
+    """Also keep the raw request of ignored deliveries for replay (after a policy change
+    selects their event); refused and failed ones are always kept."""
+    store_timeout_seconds: float = 5.0
+    """Most time spent keeping one refused request in the store (the answer waits)."""
+    keep_requests_per_second: float = 1.0
+    """Refused requests kept per namespace per second (sustained, per replica): whoever
+    holds a key without the signing secret can make the store keep no more than this."""
+    keep_requests_burst: int = 300
+    """Refused requests a namespace may have kept at once before the rate applies."""

@@ -94,3 +94,31 @@ seccompProfile:
 true
 {{- end -}}
 {{- end -}}
+
+{{/* The artifact store's settings (operator.store) as AMBIENT_STORE_* env entries, for the
+components that export audit records to it. Empty without a bucket. */}}
+{{- define "ambient.storeEnv" -}}
+{{- with .Values.operator.store }}
+{{- if .bucket }}
+- name: AMBIENT_STORE_BUCKET
+  value: {{ .bucket | quote }}
+- name: AMBIENT_STORE_PREFIX
+  value: {{ .prefix | quote }}
+- name: AMBIENT_STORE_REGION
+  value: {{ .region | quote }}
+{{- if .endpointUrl }}
+- name: AMBIENT_STORE_ENDPOINT_URL
+  value: {{ .endpointUrl | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* envFrom for the store's credentials Secret, when one is named. */}}
+{{- define "ambient.storeCredentials" -}}
+{{- with .Values.operator.store.credentialsSecret }}
+envFrom:
+  - secretRef:
+      name: {{ . }}
+{{- end }}
+{{- end -}}

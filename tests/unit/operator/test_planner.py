@@ -545,3 +545,13 @@ def test_approval_is_not_revoked_once_the_job_exists(
     )
     assert result.status is not None
     assert result.status.phase == Phase.COMPLETED
+
+
+def test_a_replayed_session_names_who_replayed_it_in_its_history(
+    make_session: MakeSession, runner: ResolvedRunner, settings: OperatorSettings, now: datetime
+) -> None:
+    replayed = make_session(annotations={naming.ANNOTATION_REPLAYED_BY: "alice"})
+    status = plan(replayed, Observed(), runner, settings, now).status
+    assert status is not None and status.history[0].data["replayedBy"] == "alice"
+    plain = plan(make_session(), Observed(), runner, settings, now).status
+    assert plain is not None and "replayedBy" not in plain.history[0].data

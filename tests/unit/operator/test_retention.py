@@ -99,6 +99,20 @@ def test_audit_days_expire_only_when_the_whole_day_has(make_session: MakeSession
     assert expired.audit_objects == ["audit/ns/2020/01/01/a.jsonl"]
 
 
+def test_delivery_requests_expire_on_their_own_retention(make_session: MakeSession) -> None:
+    day = datetime(2026, 1, 1, tzinfo=UTC)
+    requests = [r.AuditObject("deliveries/ns/2026/01/01/github-abc.json", day)]
+    audits = [r.AuditObject("audit/ns/2026/01/01/a.jsonl", day)]
+    policy = RetentionPolicy()  # deliveries 30d, audit 7y
+    kept = r.sweep("ns", policy, [], audits, day + timedelta(days=30), delivery_objects=requests)
+    assert kept.delivery_objects == [] and kept.empty
+    later = day + timedelta(days=31)
+    expired = r.sweep("ns", policy, [], audits, later, delivery_objects=requests)
+    assert expired.delivery_objects == ["deliveries/ns/2026/01/01/github-abc.json"]
+    assert expired.audit_objects == []  # the records of those deliveries stay (auditLogs)
+    assert expired.report()["deliveryObjects"] == expired.delivery_objects
+
+
 def test_report_is_sorted_and_json_friendly(make_session: MakeSession) -> None:
     sessions = [_finished(make_session, n, T0) for n in ("b", "a")]
     report = r.sweep(

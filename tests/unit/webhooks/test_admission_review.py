@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 
 from ambient.crds.models import NamespacePolicy
-from ambient.operator.naming import ANNOTATION_APPROVED_BY, runner_username
+from ambient.operator.naming import (
+    ANNOTATION_APPROVED_BY,
+    ANNOTATION_REPLAYED_BY,
+    runner_username,
+)
 from ambient.runners.registry import Registry
 from ambient.webhooks.admission.review import (
     ANNOTATION_CANCELLED_BY,
@@ -171,6 +175,16 @@ def test_a_session_cannot_be_created_pre_approved_by_a_non_approver(state: State
     body = _session()
     body["metadata"]["annotations"] = {ANNOTATION_APPROVED_BY: "alice"}
     assert not review(_request("CREATE", body), state).allowed
+
+
+def test_a_replay_must_name_who_replays_it(state: State) -> None:
+    honest = _session()
+    honest["metadata"]["annotations"] = {ANNOTATION_REPLAYED_BY: "alice"}
+    assert review(_request("CREATE", honest), state).allowed
+    forged = _session()
+    forged["metadata"]["annotations"] = {ANNOTATION_REPLAYED_BY: "bob"}
+    verdict = review(_request("CREATE", forged), state)
+    assert not verdict.allowed and "must name who sets it" in verdict.message
 
 
 def test_an_approval_cannot_be_removed(state: State) -> None:

@@ -1,0 +1,237 @@
+"""``python -m ambient.webhooks.deliveries``: the ingress's delivery log, for admins.
+
+    deliveries list   -n NS [--since ISO] [--until ISO] [--outcome O] [--source S] [--json]
+    deliveries show   -n NS ID [--since ISO] [--until ISO] [--body]
+    deliveries replay -n NS ID [--since ISO] [--until ISO]
+
+ID is a delivery's id as ``list`` shows it (the ingress's trace id, or a unique prefix of
+8+ characters), or the sender's delivery id (GitHub's X-GitHub-Delivery, Jira's
+X-Atlassian-Webhook-Identifier, Slack's event_id). The log is read from the artifact store
+(AMBIENT_STORE_*, credentials from the standard AWS chain); ``replay`` uses your own
+Kubernetes credentials (kubeconfig or in-cluster) to read the namespace's NamespacePolicy
+and signing Secret and to create the Session, so RBAC and the admission webhook decide as
+for any Session you create. Every replay is an audit record naming you.
+
+Exit codes: 0 the Session was created or already exists; 1 the replay was refused or
+ignored (the reason is printed; nothing was created); 2 bad usage or nothing to replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import pydantic
+
+from ambient.operator.audit_export import AuditExporter, ObjectStore, read_trail
+from ambient.operator.objectstore import S3Store, StoreSettings
+from ambient.webhooks.ingress import deliveries, events, replay
+from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableError
+
+DEFAULT_WINDOW = timedelta(days=30)  # retention.deliveries' default
+
+
+class ReplayApi(Protocol):
+    """The Kubernetes calls a replay makes (ingress.kube.IngressKube)."""
+
+    def whoami(self) -> str: ...
+
+    def read_policy(self, namespace: str) -> dict[str, Any] | None: ...
+
+    def signing_secret(self, namespace: str, secret: str, source: str) -> str | None: ...
+
+    def create_session(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+def _when(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time: use ISO 8601, e.g. 2026-03-01 or 2026-03-01T12:00:00Z"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deliveries", description="The ingress's delivery log.")
+    sub = p.add_subparsers(dest="command", required=True)
+    ls = sub.add_parser("list", help="a namespace's deliveries in a time range")
+    ls.add_argument("--outcome", help="e.g. created, duplicate, ignored, refused, error")
+    ls.add_argument("--source", choices=events.SOURCES)
+    ls.add_argument("--json", action="store_true", help="the audit records, as JSON lines")
+    show = sub.add_parser("show", help="one delivery's record and stored request")
+    show.add_argument("id")
+    show.add_argument("--body", action="store_true", help="also print the stored body")
+    again = sub.add_parser("replay", help="run a stored refused or failed delivery again")
+    again.add_argument("id")
+    for sp in (ls, show, again):
+        sp.add_argument("-n", "--namespace", required=True)
+        sp.add_argument("--since", type=_when, help="default: 30 days before --until")
+        sp.add_argument("--until", type=_when, help="default: now")
+    return p
+
+
+def run(
+    argv: list[str],
+    store: ObjectStore,
+    prefix: str,
+    now: datetime,
+    kube: Callable[[], ReplayApi],
+) -> tuple[int, str]:
+    """Exit code and output for ``argv``; ``kube`` is called only by ``replay``."""
+    args = parser().parse_args(argv)
+    until = args.until or now
+    since = args.since or until - DEFAULT_WINDOW
+    if since >= until:
+        raise SystemExit(
+            f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"
+        )
+    records = list(read_trail(store, prefix, args.namespace, since=since, until=until))
+    if args.command == "list":
+        found = deliveries.rows(records, outcome=args.outcome, source=args.source)
+        if args.json:
+            ids = {r.id for r in found}
+            return 0, "\n".join(
+                json.dumps(r, sort_keys=True) for r in records if r.get("traceId") in ids
+            )
+        return 0, deliveries.table(found)
+    try:
+        row = deliveries.find(deliveries.rows(records), args.id)
+    except deliveries.DeliveryNotFoundError as exc:
+        return 2, f"{exc} (from {since.isoformat()} to {until.isoformat()}; see --since)"
+    record = next(r for r in records if r.get("traceId") == row.id)
+    stored = _stored(store, row.request_key) if row.request_key else None
+    if args.command == "show":
+        return 0, _show(record, stored, body=args.body)
+    if stored is None:
+        why = (
+            "its request has expired (spec.retention.deliveries)"
+            if row.request_key
+            else "only refused or failed deliveries keep their request"
+        )
+        return 2, f"delivery {row.id} ({row.outcome}) cannot be replayed: {why}"
+    return _replay(record, stored, store, prefix, now=now, api=kube())
+
+
+def _stored(store: ObjectStore, key: str) -> deliveries.StoredRequest | None:
+    """The kept request, or None once retention deleted it (a store outage raises)."""
+    if key not in store.list_keys(key):
+        return None
+    return deliveries.StoredRequest.decode(store.get(key))
+
+
+def _show(record: dict[str, Any], stored: deliveries.StoredRequest | None, *, body: bool) -> str:
+    out = {"record": record}
+    if stored is not None:
+        raw = stored.raw_body()
+        request: dict[str, Any] = {
+            "receivedAt": stored.received_at,
+            "headers": stored.headers,
+            "bodyBytes": len(raw),
+        }
+        if body:
+            request["body"] = raw.decode(errors="replace")
+        out["request"] = request
+    return json.dumps(out, indent=2, sort_keys=True)
+
+
+def _replay(
+    record: dict[str, Any],
+    stored: deliveries.StoredRequest,
+    store: ObjectStore,
+    prefix: str,
+    *,
+    now: datetime,
+    api: ReplayApi,
+) -> tuple[int, str]:
+    namespace = stored.namespace
+    who = api.whoami()
+    body = api.read_policy(namespace)
+    if body is None:
+        code, outcome, reason, session = 1, "refused", "the namespace has no NamespacePolicy", ""
+    else:
+        try:
+            tenant = replay.tenant_of(namespace, body.get("spec") or {})
+        except pydantic.ValidationError as exc:
+            return 1, f"the NamespacePolicy in {namespace} is invalid: {exc.error_count()} errors"
+        secret = (
+            api.signing_secret(namespace, tenant.signing_secret, stored.source)
+            if tenant.signing_secret
+            else None
+        )
+        plan = replay.plan(stored, tenant, secret, replayed_by=who)
+        code, outcome, reason, session = _carry_out(plan, api)
+    entry = deliveries.replay_record(
+        timestamp=now,
+        original=record,
+        actor=who,
+        session=session,
+        outcome=outcome,
+        reason=reason,
+        trace_id=uuid.uuid4().hex,
+    )
+    exporter = AuditExporter(store, prefix=prefix)
+    exporter.add(entry)
+    recorded = bool(exporter.flush())
+    lines = {
+        "created": f"created Session {namespace}/{session} (replayed by {who})",
+        "exists": f"Session {namespace}/{session} already exists for this delivery; "
+        "nothing created",
+    }
+    text = lines.get(outcome, f"not replayed ({outcome}): {reason}; nothing created")
+    if not recorded:
+        text += "\nwarning: the replay could not be written to the audit trail in the store"
+    return code, text
+
+
+def _carry_out(plan: replay.Plan, api: ReplayApi) -> tuple[int, str, str, str]:
+    """(exit code, outcome, reason, session) of creating what the plan says."""
+    if plan.outcome != "create" or plan.manifest is None or plan.delivery is None:
+        return 1, plan.outcome, plan.reason, ""
+    name = str(plan.manifest["metadata"]["name"])
+    try:
+        existing = api.create_session(plan.manifest)
+    except KubeRefusedError as exc:
+        return 1, "refused", f"the API server refused the Session: {exc.message}", ""
+    except KubeUnavailableError as exc:
+        return 1, "error", str(exc), ""
+    if existing is None:
+        return 0, "created", "", name
+    if events.is_same_delivery(existing, plan.delivery):
+        return 0, "exists", "", name
+    return 1, "conflict", f"Session {name} exists but was not created for this delivery", ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = StoreSettings()
+    if not settings.bucket:
+        sys.stderr.write(
+            "no store configured: set AMBIENT_STORE_BUCKET (and AMBIENT_STORE_ENDPOINT_URL "
+            "for an S3-compatible server), as for the ingress\n"
+        )
+        return 2
+
+    def kube() -> ReplayApi:
+        from ambient.webhooks.ingress.kube import IngressKube  # noqa: PLC0415 - replay only
+
+        return IngressKube(connections=4, secret_ttl=0.0)
+
+    code, out = run(
+        sys.argv[1:] if argv is None else argv,
+        S3Store.from_settings(settings),
+        settings.prefix,
+        datetime.now(UTC),
+        kube,
+    )
+    (sys.stdout if code == 0 else sys.stderr).write(out + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

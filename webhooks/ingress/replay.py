@@ -1,0 +1,98 @@
+"""Replaying a stored delivery: the ingress's own pipeline, run again. Pure.
+
+The same functions the app runs decide a replay: the signature is verified with the
+namespace's *current* signing secret (signatures.VERIFIERS), the body parsed
+(events.parse), the *current* policy's event selection applied (events.ignore_reason),
+and the Session built with the same deterministic name from the delivery id
+(events.build_session), so a second replay, or the sender's own redelivery, finds the
+Session already there and creates nothing (invariant 2).
+
+Slack signs a timestamp and refuses it after five minutes; a replay checks it against the
+time the request was received, which the stored request records. An admin replay is not
+a third party's replay attack: the admin's own credentials create the Session, and the
+admission webhook checks the ``ambient.ai/replayed-by`` annotation names them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from ambient.crds.models import NamespacePolicySpec
+from ambient.operator.naming import ANNOTATION_REPLAYED_BY, ANNOTATION_REPLAYED_FROM
+
+from . import events
+from .deliveries import StoredRequest
+from .keyindex import Tenant
+from .signatures import VERIFIERS, SignatureError, verify_slack
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a replay does: create ``manifest``, or nothing, and why."""
+
+    outcome: Literal["create", "ignored", "refused", "nothing"]
+    reason: str = ""
+    manifest: dict[str, Any] | None = None
+    delivery: events.Delivery | None = field(default=None, repr=False)
+
+
+def tenant_of(namespace: str, spec: dict[str, Any]) -> Tenant:
+    """The namespace's ingress settings from its NamespacePolicy spec, as the key index
+    holds them. Raises pydantic.ValidationError for an invalid spec."""
+    parsed = NamespacePolicySpec.model_validate(spec)
+    ref = parsed.webhook_auth.signing_secret_ref
+    return Tenant(namespace, ref.name if ref else None, parsed.ingress, parsed.defaults)
+
+
+def secret_needed(tenant: Tenant) -> bool:
+    return tenant.signing_secret is not None
+
+
+def plan(
+    stored: StoredRequest,
+    tenant: Tenant,
+    secret: str | None,
+    *,
+    replayed_by: str,
+) -> Plan:
+    """Decide a replay of ``stored`` under the namespace's current policy and secret."""
+    source = stored.source
+    if source not in events.SOURCES:
+        return Plan("refused", f"unknown source {source!r}")
+    if tenant.namespace != stored.namespace:
+        return Plan("refused", "the stored request belongs to another namespace")
+    body = stored.raw_body()
+    headers = stored.headers
+    if secret is None:
+        if not getattr(tenant.ingress, source).allow_unsigned:
+            return Plan(
+                "refused",
+                f"SigningSecretMissing: no {source} signing secret is set for this namespace "
+                "(data key '{source}' of the Secret named by spec.webhookAuth.signingSecretRef)",
+            )
+    else:
+        try:
+            if source == "slack":
+                received = datetime.fromisoformat(stored.received_at).timestamp()
+                verify_slack(body, headers, secret, clock=lambda: received)
+            else:
+                VERIFIERS[source](body, headers, secret)
+        except SignatureError as exc:
+            return Plan("refused", f"InvalidSignature: {exc}")
+    try:
+        delivery = events.parse(source, headers, body, headers.get("content-type"))
+    except (events.MediaTypeError, events.MalformedError) as exc:
+        return Plan("refused", f"MalformedPayload: {exc}")
+    if delivery.kind != "session":
+        return Plan("nothing", f"a {delivery.kind} starts no Session", delivery=delivery)
+    reason = events.ignore_reason(delivery, tenant.ingress)
+    if reason is not None:
+        return Plan("ignored", reason, delivery=delivery)
+    manifest = events.build_session(delivery, tenant.namespace, tenant.defaults)
+    manifest["metadata"]["annotations"] = {
+        ANNOTATION_REPLAYED_BY: replayed_by,
+        ANNOTATION_REPLAYED_FROM: stored.trace_id,
+    }
+    return Plan("create", "", manifest, delivery)
