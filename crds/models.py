@@ -29,7 +29,7 @@ older entries are archived to the artifact store, never dropped."""
 MAX_HISTORY_SEQ = 1_000_000
 """The highest seq a history entry can have: a Session's whole trail, archives included."""
 MAX_HISTORY_ARCHIVES = 2000
-"""Archive records a Session can hold (at 500 entries each, the whole trail up to MAX_HISTORY_SEQ)."""
+"""Archive records a Session can hold (at 500 entries each, the trail up to MAX_HISTORY_SEQ)."""
 HISTORY_ARCHIVED = "HistoryArchived"
 """The event of the entry the operator appends when it archives a prefix of the history."""
 MAX_GENERATED_ARTIFACTS = 100
@@ -349,7 +349,8 @@ class HistoryArchive(ApiModel):
                     "message": "status.historyArchives is append-only: a record cannot be changed",
                 },
                 {
-                    "rule": "self.toSeq >= self.fromSeq && self.count == self.toSeq - self.fromSeq + 1",
+                    "rule": "self.toSeq >= self.fromSeq && "
+                    "self.count == self.toSeq - self.fromSeq + 1",
                     "message": "a history archive's count must be toSeq - fromSeq + 1",
                 },
             ]
@@ -409,7 +410,7 @@ _ARCHIVES = "(has(self.historyArchives) ? self.historyArchives : [])"
 _OLD_ARCHIVES = "(has(oldSelf.historyArchives) ? oldSelf.historyArchives : [])"
 _HISTORY = "(has(self.history) ? self.history : [])"
 _OLD_HISTORY = "(has(oldSelf.history) ? oldSelf.history : [])"
-_STATUS_RULES: list[dict[str, str]] = [
+_STATUS_RULES: list[Any] = [
     {
         "rule": "!has(oldSelf.history) || has(self.history)",
         "message": "status.history is append-only: it cannot be removed",

@@ -85,7 +85,9 @@ class Archiver:
         )
         return updated
 
-    def _audit(self, session: Session, step: ArchiveStep, outcome: str, extra: dict[str, str]) -> None:
+    def _audit(
+        self, session: Session, step: ArchiveStep, outcome: str, extra: dict[str, str]
+    ) -> None:
         audit.emit(
             audit.record(
                 namespace=session.metadata.namespace,

@@ -418,15 +418,8 @@ async def _reconcile(
         if naming.job_name(name, session.status.attempt or 1) != job_name:
             # A re-read body moved to another attempt: start over from it.
             return await _reconcile(namespace, name, body, jobs, start)
-        step = _archiver[0].due(session) if _archiver else None
-        if step is not None:
-            # Archive before planning, so the window has room for what the plan appends.
-            updated = await _archiver[0].archive(session, step)
-            if updated is not None:
-                _written[ident] = (session.metadata.resource_version, _slim(updated))
-                body = _slim(updated)
-            else:
-                body = await _call(api.get_session, namespace, name)
+        if (archived := await _archive_first(api, ident, session)) is not None:
+            body = archived
             continue
         observed = Observed(
             job=override_job or seen.job, pod=override_pod or seen.pod, others=seen.others
@@ -479,6 +472,22 @@ async def _reconcile(
     log.warning(
         "Session %s/%s: gave up after %d conflicting attempts", namespace, name, MAX_ATTEMPTS
     )
+
+
+async def _archive_first(
+    api: Kube, ident: tuple[str, str], session: Session
+) -> dict[str, Any] | None:
+    """Archive the oldest history entries when due, before planning, so the window has
+    room for what the plan appends. Returns the body to plan from next, or None when
+    nothing was due."""
+    step = _archiver[0].due(session) if _archiver else None
+    if step is None:
+        return None
+    updated = await _archiver[0].archive(session, step)
+    if updated is None:
+        return await _call(api.get_session, *ident)
+    _written[ident] = (session.metadata.resource_version, _slim(updated))
+    return _slim(updated)
 
 
 async def _write(

@@ -124,7 +124,9 @@ class S3Store:
             ):
                 raise StoreUnavailableError(f"the store refused the write of {key}") from exc
         except BotoCoreError as exc:
-            raise StoreUnavailableError(f"the store cannot be reached: {type(exc).__name__}") from exc
+            raise StoreUnavailableError(
+                f"the store cannot be reached: {type(exc).__name__}"
+            ) from exc
         try:
             head = self._s3.head_object(Bucket=self.bucket, Key=key)
             stored = (head.get("Metadata") or {}).get("sha256") or sha256_hex(self.get(key))

@@ -7,6 +7,8 @@ import threading
 
 import uvicorn
 
+from ambient.operator.objectstore import S3Store, StoreSettings
+
 from .app import create_app
 from .keyindex import KeyIndex
 from .kube import IngressKube
@@ -25,7 +27,25 @@ def main() -> None:
             target=kube.watch_policies, args=(index, stop), name="policy-watch", daemon=True
         ).start()
 
-    app = create_app(index, kube, settings=settings, lifespan_hook=start_watch)
+    store_settings = StoreSettings()
+    store = None
+    if store_settings.bucket:
+        store = S3Store(
+            store_settings.bucket,
+            endpoint_url=store_settings.endpoint_url,
+            region=store_settings.region,
+            max_attempts=2,
+            connect_timeout=settings.store_timeout_seconds,
+            read_timeout=settings.store_timeout_seconds,
+        )
+    app = create_app(
+        index,
+        kube,
+        settings=settings,
+        lifespan_hook=start_watch,
+        store=store,
+        store_prefix=store_settings.prefix,
+    )
     try:
         uvicorn.run(
             app,

@@ -8,6 +8,7 @@ stored (invariant 1, 2 and 5 of ARCHITECTURE.md).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -31,6 +32,8 @@ from prometheus_client import (
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ambient.operator.objectstore import ContentConflictError, StoreUnavailableError
+
 from . import events
 from .errors import ErrorBody, IngressError, KubeRefusedError, KubeUnavailableError, error_body
 from .keyindex import KeyIndex, Tenant, key_hash
@@ -47,6 +50,14 @@ class Backend(Protocol):
     def create_session(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
 
     def signing_secret(self, namespace: str, secret: str, source: str) -> str | None: ...
+
+
+class PayloadStore(Protocol):
+    """Where payloads too large for the Session go (objectstore.S3Store)."""
+
+    def put_once(self, key: str, body: bytes) -> bool: ...
+
+    def location(self, key: str) -> str: ...
 
 
 class Accepted(BaseModel):
@@ -94,9 +105,13 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
     clock: Callable[[], float] = time.monotonic,
     lifespan_hook: Callable[[], Any] | None = None,
     executor: ThreadPoolExecutor | None = None,
+    store: PayloadStore | None = None,
+    store_prefix: str = "",
 ) -> FastAPI:
-    """The ingress app around a key index and a Kubernetes backend (injected for tests)."""
+    """The ingress app around a key index and a Kubernetes backend (injected for tests),
+    and the artifact store that takes payloads too large for the Session (optional)."""
     cfg = settings or Settings()
+    body_limit = cfg.max_stored_body_bytes if store is not None else cfg.max_body_bytes
     limiter = RateLimiter(cfg.rate_per_second, cfg.rate_burst)
     pool = executor or ThreadPoolExecutor(cfg.api_connections, thread_name_prefix="kube")
     registry = CollectorRegistry()
@@ -219,15 +234,24 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
 
     async def _read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
-        too_big = IngressError(
-            413,
-            "PayloadTooLarge",
-            f"the body is larger than {cfg.max_body_bytes} bytes, the most kept inside a Session",
-            {"limit": cfg.max_body_bytes},
-        )
+        if store is not None:
+            too_big = IngressError(
+                413,
+                "PayloadTooLarge",
+                f"the body is larger than {body_limit} bytes, the most the ingress takes",
+                {"limit": body_limit},
+            )
+        else:
+            too_big = IngressError(
+                413,
+                "PayloadTooLarge",
+                f"the body is larger than {body_limit} bytes, the most kept inside a "
+                "Session; larger payloads need an artifact store (AMBIENT_STORE_BUCKET)",
+                {"limit": body_limit},
+            )
         if declared is not None:
             try:
-                if int(declared) > cfg.max_body_bytes:
+                if int(declared) > body_limit:
                     raise too_big
             except ValueError as exc:
                 raise IngressError(
@@ -237,7 +261,7 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > cfg.max_body_bytes:
+            if size > body_limit:
                 raise too_big
             chunks.append(chunk)
         return b"".join(chunks)
@@ -298,6 +322,10 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         manifest = events.build_session(delivery, tenant.namespace, tenant.defaults)
         name = manifest["metadata"]["name"]
         audit.session = name
+        if len(body) > cfg.max_body_bytes:
+            # Too large for the object: the raw body goes to the store first (create-only,
+            # at the delivery's key), then the Session references it.
+            await _offload(manifest, body, tenant.namespace, delivery, audit)
         existing = await _call(backend.create_session, manifest)
         body_out = Accepted(namespace=tenant.namespace, session=name).model_dump()
         if existing is None:
@@ -310,6 +338,37 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             )
         audit.outcome = "duplicate"
         return JSONResponse(body_out, status_code=200)
+
+    async def _offload(
+        manifest: dict[str, Any],
+        body: bytes,
+        namespace: str,
+        delivery: events.Delivery,
+        audit: Audit,
+    ) -> None:
+        assert store is not None  # the body limit keeps large bodies out without one
+        key = events.payload_key(store_prefix, namespace, delivery.source, delivery.delivery_id)
+        loop = asyncio.get_running_loop()
+        try:
+            written = await loop.run_in_executor(pool, store.put_once, key, body)
+        except ContentConflictError as exc:
+            raise IngressError(
+                409,
+                "PayloadConflict",
+                "a different payload was already stored for this delivery id",
+                {"delivery_id": delivery.delivery_id},
+            ) from exc
+        except StoreUnavailableError as exc:
+            raise IngressError(
+                503,
+                "StoreUnavailable",
+                "the artifact store cannot be reached to keep this large payload; retry "
+                "the delivery",
+                headers={"Retry-After": "5"},
+            ) from exc
+        digest = hashlib.sha256(body).hexdigest()
+        events.with_payload_ref(manifest, store.location(key), len(body), digest)
+        audit.extra["payloadStored"] = written
 
     async def _verify(tenant: Tenant, source: str, body: bytes, headers: dict[str, str]) -> None:
         secret = None

@@ -13,8 +13,14 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"  # noqa: S104 - it is a server; the chart decides exposure
     port: int = 8080
     max_body_bytes: int = 512 * 1024
-    """Largest body taken. The payload is kept inside the Session (etcd caps objects at
-    1.5 MiB), so until the artifact store exists, larger bodies get 413."""
+    """Largest body kept inside the Session (etcd caps objects at 1.5 MiB). Larger bodies
+    go to the artifact store (AMBIENT_STORE_*) and the Session references them; without
+    a store they get 413."""
+    max_stored_body_bytes: int = 25 * 1024 * 1024
+    """Largest body taken at all when an artifact store is configured (GitHub's limit is
+    25 MB); larger ones get 413."""
+    store_timeout_seconds: float = 3.0
+    """Connect and read timeout of one artifact store call (one retry)."""
     rate_per_second: float = 20.0
     """Sustained deliveries per second per key."""
     rate_burst: int = 100

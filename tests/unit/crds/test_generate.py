@@ -242,7 +242,14 @@ def test_history_archives_are_an_append_only_map_list(session: dict[str, Any]) -
     rules = [v["rule"] for v in archives["x-kubernetes-validations"]]
     assert "self.size() >= oldSelf.size()" in rules
     item = archives["items"]
-    assert set(item["required"]) == {"fromSeq", "toSeq", "count", "location", "sha256", "archivedAt"}
+    assert set(item["required"]) == {
+        "fromSeq",
+        "toSeq",
+        "count",
+        "location",
+        "sha256",
+        "archivedAt",
+    }
     assert "self == oldSelf" in [v["rule"] for v in item["x-kubernetes-validations"]]
 
 

@@ -24,7 +24,11 @@ LOC = "s3://b/ns/s/uid/history/0-4.json"
 
 def _e(seq: int, eid: str | None = None, event: str = "E", **data: str) -> HistoryEntry:
     return HistoryEntry(
-        seq=seq, id=eid or f"runner:e{seq}", timestamp="2026-03-10T00:00:00Z", event=event, data=data
+        seq=seq,
+        id=eid or f"runner:e{seq}",
+        timestamp="2026-03-10T00:00:00Z",
+        event=event,
+        data=data,
     )
 
 
@@ -77,7 +81,9 @@ def test_a_legit_archive_step_is_allowed() -> None:
     assert transition_problems(OLD, [], new, [_a(0, 4)]) == []
     # The next one starts where the first ended; entries appended alongside are fine too.
     again = [*new[3:], _e(11), _archived(12, "s3://b/x/8-9.json")]
-    assert transition_problems(new, [_a(0, 4)], again, [_a(0, 4), _a(5, 7, "s3://b/x/8-9.json")]) == []
+    assert (
+        transition_problems(new, [_a(0, 4)], again, [_a(0, 4), _a(5, 7, "s3://b/x/8-9.json")]) == []
+    )
 
 
 def test_archiving_the_whole_window_keeps_the_archived_entry() -> None:

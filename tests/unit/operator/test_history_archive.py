@@ -88,10 +88,14 @@ def test_the_archived_status_is_a_write_the_rules_allow() -> None:
     assert after.history_archives[0].to_seq == 499 and after.history_archives[0].count == 500
     assert after.history[0].seq == 500 and len(after.history) == 401
     marker = after.history[-1]
-    assert (marker.seq, marker.event, marker.data["location"]) == (900, "HistoryArchived", "s3://b/k.json")
-    assert transition_problems(
-        session.status.history, [], after.history, after.history_archives
-    ) == []
+    assert (marker.seq, marker.event, marker.data["location"]) == (
+        900,
+        "HistoryArchived",
+        "s3://b/k.json",
+    )
+    assert (
+        transition_problems(session.status.history, [], after.history, after.history_archives) == []
+    )
 
 
 def test_the_operators_archived_entries_still_answer_its_questions() -> None:
@@ -116,18 +120,21 @@ def test_carried_entries_are_carried_into_the_next_archive() -> None:
         while len(session.status.history) < 900:
             edit = StatusEditor(session.status, NOW, 1)
             n = len(edit.status.history)
-            for i in range(900 - n):
+            for _i in range(900 - n):
                 edit.append(f"runner:more-{edit.status.history[-1].seq + 1}", "Progress")
             session = session.model_copy(update={"status": edit.status})
         step = plan_archive(session, POLICY, "")
         assert step is not None
         status = archived_status(session.status, step, f"s3://b/{step.from_seq}.json", NOW)
-        assert transition_problems(
-            session.status.history,
-            session.status.history_archives,
-            status.history,
-            status.history_archives,
-        ) == []
+        assert (
+            transition_problems(
+                session.status.history,
+                session.status.history_archives,
+                status.history,
+                status.history_archives,
+            )
+            == []
+        )
     assert [c.id for c in carried(status.history)] == ["created", "a1/created"]
     assert [a.from_seq for a in status.history_archives] == [0, 500, 1000]
 

@@ -332,7 +332,11 @@ def _archive(from_seq: int, to_seq: int, location: str = LOC) -> dict[str, Any]:
 
 
 def _archived_entry(seq: int, location: str = LOC) -> dict[str, Any]:
-    return {**_entry(seq, f"history-archived/{seq}"), "event": "HistoryArchived", "data": {"location": location}}
+    return {
+        **_entry(seq, f"history-archived/{seq}"),
+        "event": "HistoryArchived",
+        "data": {"location": location},
+    }
 
 
 WINDOW = [_entry(i, f"runner:e{i}") for i in range(10)]

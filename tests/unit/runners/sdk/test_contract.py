@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -62,9 +63,45 @@ def test_history_past_the_cap_is_refused_and_unchanged():
             for i in range(1000)
         ]
     }
-    with pytest.raises(contract.ContractError, match="archived"):
+    with pytest.raises(contract.HistoryFullError, match="archives the oldest"):
         contract.append_history(status, "x", "E", {}, "t")
     assert len(status["history"]) == 1000
+
+
+def test_history_append_continues_after_archived_entries():
+    archive = {
+        "fromSeq": 0,
+        "toSeq": 499,
+        "count": 500,
+        "location": "s3://b/k.json",
+        "sha256": "a" * 64,
+        "archivedAt": "t",
+    }
+    status: dict = {"history": [], "historyArchives": [archive]}
+    assert contract.append_history(status, "a", "E", {}, "t")
+    assert contract.append_history(status, "b", "E", {}, "t")
+    assert [e["seq"] for e in status["history"]] == [500, 501]
+    SessionStatus.model_validate(status)
+
+
+def test_payload_is_verified_against_its_reference():
+    body = json.dumps({"action": "opened", "big": "x" * 100}).encode()
+    ref = {
+        "location": "s3://b/p.json",
+        "size": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+    assert contract.verify_payload(body, ref)["action"] == "opened"
+    with pytest.raises(contract.PayloadError, match="bytes"):
+        contract.verify_payload(body + b" ", ref)
+    tampered = body.replace(b"opened", b"closed")
+    with pytest.raises(contract.PayloadError, match="sha256"):
+        contract.verify_payload(tampered, ref)
+    listed = b"[1, 2]"
+    with pytest.raises(contract.PayloadError, match="not a JSON object"):
+        contract.verify_payload(
+            listed, {"size": len(listed), "sha256": hashlib.sha256(listed).hexdigest()}
+        )
 
 
 def test_artifact_cap_refuses_the_101st_and_changes_nothing():
