@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from ambient.crds.models import Session
 from ambient.operator.audit_cli import run as audit_cli
+from ambient.operator.history_archive import ArchivePolicy, plan_archive
 from ambient.operator.objectstore import S3Store
 
 pytestmark = pytest.mark.integration
@@ -260,3 +262,73 @@ def test_history_past_the_cap_is_archived_to_the_store_and_nothing_is_lost(
     # Without the Session (deleted), the store alone still gives the archived entries.
     archived_only = audit_cli(["history", namespace, "chatty", "--json"], s3_store, "archive", now)
     assert len(archived_only.splitlines()) == sum(a["count"] for a in archives)
+
+
+def _fill(cluster: Any, namespace: str, name: str, total: int) -> None:
+    """Bring status.history to ``total`` entries in one write (no operator running)."""
+    body = cluster.session(namespace, name)
+    history = body["status"]["history"]
+    start = history[-1]["seq"] + 1
+    body["status"]["history"] = history + [_entry(i) for i in range(start, total)]
+    cluster.custom.replace_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, "sessions", name, body
+    )
+
+
+def test_a_crash_between_the_two_writes_is_safe_and_a_conflict_is_not_overwritten(
+    cluster: Any,
+    namespace: str,
+    make_session: Any,
+    *,
+    operator: Any,
+    s3_store: S3Store,
+    s3_endpoint: str,
+) -> None:
+    env = {
+        "AMBIENT_STORE_BUCKET": s3_store.bucket,
+        "AMBIENT_STORE_PREFIX": "archive",
+        "AMBIENT_STORE_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }
+    for name in ("crashed", "clashing"):
+        cluster.apply(make_session(name, framework="no-such-runner"), namespace)
+        cluster.wait_phase(namespace, name, "Failed")
+    operator.stop()
+    try:
+        planned = {}
+        for name in ("crashed", "clashing"):
+            _fill(cluster, namespace, name, 950)
+            session = Session.model_validate(cluster.session(namespace, name))
+            step = plan_archive(session, ArchivePolicy(), "archive")
+            assert step is not None
+            planned[name] = step
+        # "crashed": the operator wrote the object and died before the status write.
+        assert s3_store.put_once(planned["crashed"].key, planned["crashed"].body)
+        # "clashing": something else sits at the key.
+        s3_store.put_new(planned["clashing"].key, b"not the archive")
+        operator.start(env)
+
+        def archived() -> dict[str, Any] | None:
+            body = cluster.session(namespace, "crashed")
+            return body if body["status"].get("historyArchives") else None
+
+        status = cluster.wait_for("the archive after the restart", archived, 60)["status"]
+        record = status["historyArchives"][0]
+        assert record["location"] == f"s3://{s3_store.bucket}/{planned['crashed'].key}"
+        assert record["sha256"] == planned["crashed"].sha256
+        assert s3_store.get(planned["crashed"].key) == planned["crashed"].body
+        assert status["history"][0]["seq"] == planned["crashed"].to_seq + 1
+
+        cluster.wait_for(
+            "the operator to refuse the clashing archive",
+            lambda: f"{namespace}/clashing: history not archived" in operator.logs(),
+            60,
+        )
+        clashing = cluster.session(namespace, "clashing")["status"]
+        assert not clashing.get("historyArchives")
+        assert len(clashing["history"]) == 950  # nothing dropped
+        assert s3_store.get(planned["clashing"].key) == b"not the archive"
+    finally:
+        operator.stop()
+        operator.start()
