@@ -28,8 +28,12 @@ MAX_HISTORY_ENTRIES = 1000
 older entries are archived to the artifact store, never dropped."""
 MAX_HISTORY_SEQ = 1_000_000
 """The highest seq a history entry can have: a Session's whole trail, archives included."""
-MAX_HISTORY_ARCHIVES = 2000
-"""Archive records a Session can hold (at 500 entries each, the trail up to MAX_HISTORY_SEQ)."""
+MAX_HISTORY_ARCHIVES = 1000
+"""Archive records a Session can hold (at 500 entries each, a trail of 500,000 entries).
+
+The object's budget under etcd's 1.5 MiB: an inline payload of at most 256 KiB (larger ones
+are in the store), a history window the operator keeps under 384 KiB, and at most 1,000
+archive records of about 300 bytes: about 1 MiB in the worst case."""
 HISTORY_ARCHIVED = "HistoryArchived"
 """The event of the entry the operator appends when it archives a prefix of the history."""
 MAX_GENERATED_ARTIFACTS = 100

@@ -71,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _archive_key(location: str, prefix: str) -> str:
+def _archive_key(location: str) -> str:
     """The key inside the store's bucket of an s3://bucket/key location."""
     if not location.startswith("s3://"):
         raise SystemExit(f"history archive {location!r} is not an s3:// location")
@@ -86,7 +86,7 @@ def history_trail(
     entries: list[dict[str, Any]] = []
     if body is not None:
         for record in status.get("historyArchives") or []:
-            blob = store.get(_archive_key(str(record["location"]), prefix))
+            blob = store.get(_archive_key(str(record["location"])))
             if hashlib.sha256(blob).hexdigest() != record["sha256"]:
                 raise SystemExit(
                     f"history archive {record['location']} does not match its sha256 "

@@ -40,7 +40,7 @@ class ArchivePolicy:
     writers keep room while the archive is written)."""
     batch: int = 500
     """How many of the oldest entries one archive moves."""
-    at_bytes: int = 512 * 1024
+    at_bytes: int = 384 * 1024
     """Archive also once the window's JSON reaches this size (large entries), moving
     enough of the oldest to bring it under half of it."""
 

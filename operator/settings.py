@@ -62,7 +62,7 @@ class OperatorSettings(BaseSettings):
     (AMBIENT_STORE_*); below the cap of 1,000 so writers keep room meanwhile."""
     history_archive_batch: int = Field(default=500, ge=1, le=999)
     """How many of the oldest entries one archive moves."""
-    history_archive_at_bytes: int = Field(default=512 * 1024, ge=16 * 1024, le=1024 * 1024)
+    history_archive_at_bytes: int = Field(default=384 * 1024, ge=16 * 1024, le=512 * 1024)
     """Archive also when the history's JSON reaches this size (keeps the object well
     under etcd's 1.5 MiB)."""
 

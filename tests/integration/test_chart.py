@@ -375,7 +375,7 @@ def test_the_ingress_gets_the_store_for_large_payloads(helm_bin: str) -> None:
     env = {e["name"]: e["value"] for e in ingress["env"]}
     assert env["AMBIENT_STORE_BUCKET"] == "ops"
     assert env["AMBIENT_STORE_ENDPOINT_URL"] == "http://s3.local:9000"
-    assert env["AMBIENT_INGRESS_MAX_BODY_BYTES"] == "524288"
+    assert env["AMBIENT_INGRESS_MAX_BODY_BYTES"] == "262144"
     assert env["AMBIENT_INGRESS_MAX_STORED_BODY_BYTES"] == "26214400"
     assert ingress["envFrom"] == operator["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
 

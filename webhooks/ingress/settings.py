@@ -12,7 +12,7 @@ class Settings(BaseSettings):
 
     host: str = "0.0.0.0"  # noqa: S104 - it is a server; the chart decides exposure
     port: int = 8080
-    max_body_bytes: int = 512 * 1024
+    max_body_bytes: int = 256 * 1024
     """Largest body kept inside the Session (etcd caps objects at 1.5 MiB). Larger bodies
     go to the artifact store (AMBIENT_STORE_*) and the Session references them; without
     a store they get 413."""

@@ -238,7 +238,7 @@ def test_history_archives_are_an_append_only_map_list(session: dict[str, Any]) -
     archives = _at(session, "status.historyArchives")
     assert archives["x-kubernetes-list-type"] == "map"
     assert archives["x-kubernetes-list-map-keys"] == ["fromSeq"]
-    assert archives["maxItems"] == 2000
+    assert archives["maxItems"] == 1000
     rules = [v["rule"] for v in archives["x-kubernetes-validations"]]
     assert "self.size() >= oldSelf.size()" in rules
     item = archives["items"]

@@ -33,6 +33,19 @@ def test_context_from_the_operators_builder(make_session, runner):
     assert ctx.allowed_models == session.spec.policy.model_constraints.allowed
 
 
+def test_the_context_carries_the_payload_reference(make_session, runner):
+    session = make_session()
+    ref = {"location": "s3://b/ns/payloads/github/d.json", "size": 3, "sha256": "a" * 64}
+    trigger = session.spec.trigger.model_copy(update={"payload": {}, "payload_ref": ref})
+    session = session.model_copy(
+        update={"spec": session.spec.model_copy(update={"trigger": trigger})}
+    )
+    text = builders.context_json(builders.runner_context(session, runner, "job-a1"))
+    ctx = contract.Context.parse(text)
+    assert ctx.payload_ref == ref
+    assert ctx.trigger["payload"] == {}
+
+
 @pytest.mark.parametrize("text", ["not json", "[]", json.dumps({"schema": "other/v9"})])
 def test_context_with_wrong_schema_is_refused(text):
     with pytest.raises(contract.ContractError, match="context file"):
