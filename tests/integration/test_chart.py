@@ -379,15 +379,5 @@ def test_the_ingress_gets_the_store_for_large_payloads(helm_bin: str) -> None:
     assert env["AMBIENT_INGRESS_MAX_STORED_BODY_BYTES"] == "26214400"
     assert ingress["envFrom"] == operator["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
 
-    own = _render(
-        helm_bin,
-        "operator.store.bucket=ops",
-        "ingress.store.bucket=payloads",
-        "ingress.store.credentialsSecret=payload-creds",
-    )
-    env = {e["name"]: e["value"] for e in _container(own, "ingress")["env"]}
-    assert env["AMBIENT_STORE_BUCKET"] == "payloads"
-    assert _container(own, "ingress")["envFrom"] == [{"secretRef": {"name": "payload-creds"}}]
-
     none = {e["name"] for e in _container(_render(helm_bin), "ingress")["env"]}
     assert "AMBIENT_STORE_BUCKET" not in none  # no store: 413 above the in-object limit

@@ -14,6 +14,10 @@ from .keyindex import KeyIndex
 from .kube import IngressKube
 from .settings import Settings
 
+# One store call for a large payload, then one retry: the answer (503, and the sender
+# retries) must come well inside GitHub's 10 s.
+PAYLOAD_STORE_TIMEOUT_SECONDS = 3.0
+
 
 def main() -> None:
     settings = Settings()
@@ -35,8 +39,8 @@ def main() -> None:
             endpoint_url=store_settings.endpoint_url,
             region=store_settings.region,
             max_attempts=2,
-            connect_timeout=settings.store_timeout_seconds,
-            read_timeout=settings.store_timeout_seconds,
+            connect_timeout=PAYLOAD_STORE_TIMEOUT_SECONDS,
+            read_timeout=PAYLOAD_STORE_TIMEOUT_SECONDS,
         )
     app = create_app(
         index,

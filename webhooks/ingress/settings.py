@@ -19,8 +19,6 @@ class Settings(BaseSettings):
     max_stored_body_bytes: int = 25 * 1024 * 1024
     """Largest body taken at all when an artifact store is configured (GitHub's limit is
     25 MB); larger ones get 413."""
-    store_timeout_seconds: float = 3.0
-    """Connect and read timeout of one artifact store call (one retry)."""
     rate_per_second: float = 20.0
     """Sustained deliveries per second per key."""
     rate_burst: int = 100
