@@ -112,6 +112,9 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
     and the artifact store that takes payloads too large for the Session (optional)."""
     cfg = settings or Settings()
     body_limit = cfg.max_stored_body_bytes if store is not None else cfg.max_body_bytes
+    # Bodies above the in-object limit (up to 25 MiB each, parsed in memory) are taken a
+    # few at a time; the others wait for a slot, within the request timeout.
+    large_slots = asyncio.Semaphore(cfg.max_large_deliveries)
     limiter = RateLimiter(cfg.rate_per_second, cfg.rate_burst)
     pool = executor or ThreadPoolExecutor(cfg.api_connections, thread_name_prefix="kube")
     registry = CollectorRegistry()
@@ -225,6 +228,9 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             audit.reason = audit.reason or exc.code
             audit.status = exc.status
             result = fail(request, exc)
+        finally:
+            if getattr(request.state, "large_slot", False):
+                large_slots.release()
         audit.status = result.status_code
         result.headers["X-Trace-Id"] = trace
         deliveries.labels(source if source in events.SOURCES else "unknown", audit.outcome).inc()
@@ -251,20 +257,28 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             )
         if declared is not None:
             try:
-                if int(declared) > body_limit:
-                    raise too_big
+                length = int(declared)
             except ValueError as exc:
                 raise IngressError(
                     400, "BadContentLength", "Content-Length is not a number"
                 ) from exc
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > body_limit:
+            if length > body_limit:
                 raise too_big
-            chunks.append(chunk)
-        return b"".join(chunks)
+            if length > cfg.max_body_bytes:
+                await _large_slot(request)
+        chunks = bytearray()
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > body_limit:
+                raise too_big
+            if len(chunks) > cfg.max_body_bytes:
+                await _large_slot(request)
+        return bytes(chunks)
+
+    async def _large_slot(request: Request) -> None:
+        if not getattr(request.state, "large_slot", False):
+            await large_slots.acquire()
+            request.state.large_slot = True
 
     async def _deliver(request: Request, source: str, key: str | None, audit: Audit) -> Response:
         if source not in events.SOURCES:

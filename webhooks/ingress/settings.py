@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +20,9 @@ class Settings(BaseSettings):
     max_stored_body_bytes: int = 25 * 1024 * 1024
     """Largest body taken at all when an artifact store is configured (GitHub's limit is
     25 MB); larger ones get 413."""
+    max_large_deliveries: int = Field(default=2, ge=1, le=64)
+    """Deliveries above max_body_bytes handled at once per replica (each is held and
+    parsed in memory, up to 25 MiB); others wait for a slot within the request timeout."""
     rate_per_second: float = 20.0
     """Sustained deliveries per second per key."""
     rate_burst: int = 100

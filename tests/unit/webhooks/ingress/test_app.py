@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -394,3 +395,64 @@ def test_a_different_payload_under_the_same_delivery_is_a_conflict(signer, githu
     resp = post_github(client, signer, _large(github_example, 60_000))
     assert_error(resp, 409, "PayloadConflict")
     assert len(store.objects) == 1
+
+
+class SlowStore(FakeStore):
+    """Counts how many large payloads are being stored at the same time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.most = 0
+        self.guard = threading.Lock()
+
+    def put_once(self, key: str, body: bytes) -> bool:
+        with self.guard:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            threading.Event().wait(0.2)  # overlap, if the app allowed it
+            return super().put_once(key, body)
+        finally:
+            with self.guard:
+                self.active -= 1
+
+
+def test_large_deliveries_are_taken_a_few_at_a_time(signer, github_example) -> None:
+    store = SlowStore()
+    index = KeyIndex()
+    index.replace_all(
+        [
+            (
+                "team-a",
+                {
+                    "webhookAuth": {
+                        "apiKeys": {"github": key_hash(KEY)},
+                        "signingSecretRef": {"name": "signing"},
+                    },
+                    "defaults": {"framework": {"type": "script"}},
+                },
+            )
+        ]
+    )
+    backend = FakeBackend({"github": signer.secret})
+    app = create_app(
+        index,
+        backend,
+        settings=Settings(max_body_bytes=10_000, max_large_deliveries=1),
+        store=store,
+    )
+    payload = _large(github_example, 50_000)
+    ids = [f"{GUID[:-1]}{i}" for i in range(3)]
+    with TestClient(app) as client, ThreadPoolExecutor(3) as pool:
+        answers = list(
+            pool.map(lambda d: post_github(client, signer, payload, delivery=d).status_code, ids)
+        )
+        # Slots are given back, also after a refusal.
+        bad = post_github(
+            client, signer, payload, delivery="x", headers={"X-Hub-Signature-256": "sha256=0"}
+        )
+        assert bad.status_code == 401
+        assert post_github(client, signer, payload, delivery=f"{GUID[:-1]}9").status_code == 202
+    assert answers == [202, 202, 202]
+    assert store.most == 1 and len(store.objects) == 4
