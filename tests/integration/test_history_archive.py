@@ -251,6 +251,16 @@ def test_history_past_the_cap_is_archived_to_the_store_and_nothing_is_lost(
     markers = [e for e in trail if e["event"] == "HistoryArchived"]
     assert [m["data"]["location"] for m in markers] == [a["location"] for a in archives]
 
+    # kubectl get -o wide: LastSeq counts the whole trail, not the window.
+    wide = cluster.kubectl(
+        "get", "session", "chatty", "-n", namespace, "-o",
+        "custom-columns=LAST:.status.history[-1:].seq",
+    ).stdout.split()  # fmt: skip
+    assert wide[-1] == str(len(trail) - 1)
+    columns = cluster.kubectl("get", "session", "chatty", "-n", namespace, "-o", "wide").stdout
+    assert columns.split("\n")[0].split().count("LASTSEQ") == 1
+    assert str(len(trail) - 1) in columns.split("\n")[1].split()
+
     # The CEL rules still hold on the archived Session: no rewrite, no drop without archive.
     window = status["history"]
     assert "cannot be changed" in _refused(
