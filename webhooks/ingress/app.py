@@ -42,6 +42,7 @@ from .settings import Settings
 from .signatures import VERIFIERS, SignatureError
 
 audit_log = logging.getLogger("ambient.ingress.audit")
+log = logging.getLogger("ambient.ingress")
 
 
 class Backend(Protocol):
@@ -339,7 +340,7 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         if len(body) > cfg.max_body_bytes:
             # Too large for the object: the raw body goes to the store first (create-only,
             # at the delivery's key), then the Session references it.
-            await _offload(manifest, body, tenant.namespace, delivery, audit)
+            await _offload(manifest, body, tenant.namespace, delivery)
         existing = await _call(backend.create_session, manifest)
         body_out = Accepted(namespace=tenant.namespace, session=name).model_dump()
         if existing is None:
@@ -358,13 +359,13 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         body: bytes,
         namespace: str,
         delivery: events.Delivery,
-        audit: Audit,
     ) -> None:
         assert store is not None  # the body limit keeps large bodies out without one
         key = events.payload_key(store_prefix, namespace, delivery.source, delivery.delivery_id)
         loop = asyncio.get_running_loop()
         try:
-            written = await loop.run_in_executor(pool, store.put_once, key, body)
+            # False when the same bytes were there already (a redelivery): fine.
+            await loop.run_in_executor(pool, store.put_once, key, body)
         except ContentConflictError as exc:
             raise IngressError(
                 409,
@@ -373,6 +374,7 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
                 {"delivery_id": delivery.delivery_id},
             ) from exc
         except StoreUnavailableError as exc:
+            log.warning("large payload not stored (%s): %s", key, exc.__cause__ or exc)
             raise IngressError(
                 503,
                 "StoreUnavailable",
@@ -382,7 +384,6 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             ) from exc
         digest = hashlib.sha256(body).hexdigest()
         events.with_payload_ref(manifest, store.location(key), len(body), digest)
-        audit.extra["payloadStored"] = written
 
     async def _verify(tenant: Tenant, source: str, body: bytes, headers: dict[str, str]) -> None:
         secret = None
