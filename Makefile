@@ -84,11 +84,12 @@ cluster-status: $(STAMP) ## Is the local control plane up?
 run: $(STAMP) ## Start everything, run the example Session to Completed, keep the operator running
 	$(PY) hack/run.py $(if $(USE_CURRENT_CONTEXT),--use-current-context,)
 
-bench: $(STAMP) ## Benchmarks: 1,000 Sessions against 1,000 direct Jobs; the queue, capped vs uncapped
+bench: $(STAMP) ## Benchmarks: 1,000 Sessions against 1,000 direct Jobs; the queue; the artifact store
 	$(PY) tests/bench/bench_sessions.py
 	$(PY) tests/bench/bench_ingress.py
 	$(PY) tests/bench/bench_queue.py
 	$(PY) tests/bench/bench_admission.py
+	$(PY) tests/bench/bench_store.py
 
 clean: ## Remove the virtualenv and caches (the control plane cache stays in ~/.cache/ambient)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

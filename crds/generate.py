@@ -191,6 +191,16 @@ def session_crd() -> dict[str, Any]:
                 "jsonPath": ".status.workload.jobName",
                 "priority": 1,
             },
+            # The newest entry's seq: the whole trail (archived entries included) holds
+            # one more than this, however many are still in the object.
+            {
+                "name": "LastSeq",
+                "type": "integer",
+                "jsonPath": ".status.history[-1:].seq",
+                "priority": 1,
+                "description": "seq of the newest history entry; the full trail, archived "
+                "entries included, has one more entry than this",
+            },
             _age(),
         ],
     )

@@ -24,7 +24,18 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 MAX_HISTORY_ENTRIES = 1000
-"""The spec's per-Session history cap; older entries are archived, never dropped."""
+"""The spec's per-Session history cap (of status.history, the window kept in the object);
+older entries are archived to the artifact store, never dropped."""
+MAX_HISTORY_SEQ = 1_000_000
+"""The highest seq a history entry can have: a Session's whole trail, archives included."""
+MAX_HISTORY_ARCHIVES = 1000
+"""Archive records a Session can hold (at 500 entries each, a trail of 500,000 entries).
+
+The object's budget under etcd's 1.5 MiB: an inline payload of at most 256 KiB (larger ones
+are in the store), a history window the operator keeps under 384 KiB, and at most 1,000
+archive records of about 300 bytes: about 1 MiB in the worst case."""
+HISTORY_ARCHIVED = "HistoryArchived"
+"""The event of the entry the operator appends when it archives a prefix of the history."""
 MAX_GENERATED_ARTIFACTS = 100
 """The spec's per-Session artifact cap."""
 
@@ -273,8 +284,8 @@ class HistoryEntry(ApiModel):
         }
     )
 
-    seq: int = Field(ge=0, le=1_000_000)
-    """Position of the entry (0, 1, 2, ...); with the CEL rules it makes the list append-only."""
+    seq: int = Field(ge=0, le=MAX_HISTORY_SEQ)
+    """Position of the entry in the whole trail (0, 1, 2, ...), archived entries included; with the CEL rules it makes the list append-only."""  # noqa: E501
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
     """Stable id, so that writers can append idempotently (an entry with this id is added once)."""
     timestamp: str = Field(max_length=40)
@@ -331,37 +342,114 @@ class Usage(ApiModel):
     """The model the runner last reported usage for, e.g. claude-sonnet-4-5."""
 
 
-_HISTORY_SCHEMA_EXTRA: dict[str, Any] = {
-    "x-kubernetes-list-type": "map",
-    "x-kubernetes-list-map-keys": ["seq"],
-    "x-kubernetes-validations": [
-        {
-            "rule": "self.size() == 0 || (self[0].seq == 0 && "
-            "self[self.size() - 1].seq == self.size() - 1 && "
-            "self.map(e, e.seq).isSorted())",
-            "message": "status.history entries must be in order with seq 0, 1, 2, ...",
-        },
-        {
-            "rule": "self.size() >= oldSelf.size()",
-            "message": "status.history is append-only: entries cannot be removed",
-        },
-    ],
-}
-
-
-class SessionStatus(ApiModel):
-    """What the operator observed. Written only by the operator and the Session's runner."""
+class HistoryArchive(ApiModel):
+    """A run of history entries (fromSeq..toSeq) moved to the artifact store. Immutable."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "!has(oldSelf.history) || has(self.history)",
-                    "message": "status.history is append-only: it cannot be removed",
-                }
+                    "rule": "self == oldSelf",
+                    "message": "status.historyArchives is append-only: a record cannot be changed",
+                },
+                {
+                    "rule": "self.toSeq >= self.fromSeq && "
+                    "self.count == self.toSeq - self.fromSeq + 1",
+                    "message": "a history archive's count must be toSeq - fromSeq + 1",
+                },
             ]
         }
     )
+
+    from_seq: int = Field(ge=0, le=MAX_HISTORY_SEQ)
+    """seq of the first archived entry."""
+    to_seq: int = Field(ge=0, le=MAX_HISTORY_SEQ)
+    """seq of the last archived entry."""
+    count: int = Field(ge=1, le=MAX_HISTORY_ENTRIES)
+    """How many entries the archive holds (toSeq - fromSeq + 1)."""
+    location: str = Field(min_length=1, max_length=512)
+    """URI of the archive object, e.g. s3://bucket/team-alpha/<session>/<uid>/history/0-499.json."""
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """Lowercase hex SHA-256 of the archive object, to verify what is read back."""
+    archived_at: str = Field(max_length=40)
+    """When the entries were archived (RFC 3339)."""
+
+
+_HISTORY_SCHEMA_EXTRA: dict[str, Any] = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["seq"],
+    "x-kubernetes-validations": [
+        {
+            # Keys are unique (map list), so sorted plus a span of size - 1 means no gaps.
+            "rule": "self.size() == 0 || ("
+            "self[self.size() - 1].seq - self[0].seq == self.size() - 1 && "
+            "self.map(e, e.seq).isSorted())",
+            "message": "status.history entries must be in order with consecutive seq "
+            "(0, 1, 2, ... after the archived ones)",
+        },
+    ],
+}
+
+_ARCHIVES_SCHEMA_EXTRA: dict[str, Any] = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["fromSeq"],
+    "x-kubernetes-validations": [
+        {
+            "rule": "self.size() == 0 || (self[0].fromSeq == 0 && "
+            "self.map(a, a.fromSeq).isSorted() && "
+            "self.map(a, a.count).sum() == self[self.size() - 1].toSeq + 1)",
+            "message": "status.historyArchives must cover seq 0, 1, 2, ... in order",
+        },
+        {
+            "rule": "self.size() >= oldSelf.size()",
+            "message": "status.historyArchives is append-only: records cannot be removed",
+        },
+    ],
+}
+
+# Rules across history and historyArchives (so on the status object). Together with the
+# per-item `self == oldSelf` rules of both map lists they say: the new history is the old
+# one minus a prefix that one appended archive covers exactly, plus entries at the end.
+_ARCHIVES = "(has(self.historyArchives) ? self.historyArchives : [])"
+_OLD_ARCHIVES = "(has(oldSelf.historyArchives) ? oldSelf.historyArchives : [])"
+_HISTORY = "(has(self.history) ? self.history : [])"
+_OLD_HISTORY = "(has(oldSelf.history) ? oldSelf.history : [])"
+_STATUS_RULES: list[Any] = [
+    {
+        "rule": "!has(oldSelf.history) || has(self.history)",
+        "message": "status.history is append-only: it cannot be removed",
+    },
+    {
+        "rule": f"{_ARCHIVES}.size() == 0 ? ({_HISTORY}.size() == 0 || {_HISTORY}[0].seq == 0) : "
+        f"({_HISTORY}.size() > 0 && "
+        f"{_HISTORY}[0].seq == {_ARCHIVES}[{_ARCHIVES}.size() - 1].toSeq + 1)",
+        "message": "status.history is append-only: entries cannot be removed unless an "
+        "archive in status.historyArchives covers them (the first entry's seq must follow "
+        "the last archive's toSeq)",
+    },
+    {
+        "rule": f"{_OLD_HISTORY}.size() == 0 || ({_HISTORY}.size() > 0 && "
+        f"{_HISTORY}[{_HISTORY}.size() - 1].seq >= {_OLD_HISTORY}[{_OLD_HISTORY}.size() - 1].seq)",
+        "message": "status.history is append-only: entries cannot be removed from the end",
+    },
+    {
+        "rule": f"{_ARCHIVES}.size() <= {_OLD_ARCHIVES}.size() || "
+        f"({_ARCHIVES}.size() == {_OLD_ARCHIVES}.size() + 1 && "
+        f"{_ARCHIVES}[{_ARCHIVES}.size() - 1].fromSeq == ({_OLD_ARCHIVES}.size() == 0 ? 0 : "
+        f"{_OLD_ARCHIVES}[{_OLD_ARCHIVES}.size() - 1].toSeq + 1) && "
+        f"{_OLD_HISTORY}.size() > 0 && "
+        f"{_ARCHIVES}[{_ARCHIVES}.size() - 1].toSeq <= "
+        f"{_OLD_HISTORY}[{_OLD_HISTORY}.size() - 1].seq)",
+        "message": "status.historyArchives grows by one record per write, starting where the "
+        "previous one ended and covering only entries that were in status.history",
+    },
+]
+
+
+class SessionStatus(ApiModel):
+    """What the operator observed. Written only by the operator and the Session's runner."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _STATUS_RULES})
 
     phase: Phase = Phase.PENDING
     """Pending, Running, Completed or Failed."""
@@ -385,7 +473,13 @@ class SessionStatus(ApiModel):
         max_length=MAX_HISTORY_ENTRIES,
         json_schema_extra=_HISTORY_SCHEMA_EXTRA,
     )
-    """Append-only record of what happened (enforced by CEL rules and the admission webhook)."""
+    """Append-only record of what happened (enforced by CEL rules and the admission webhook). The newest entries: past 900 the operator moves the oldest to the artifact store (see historyArchives) and appends a HistoryArchived entry."""  # noqa: E501
+    history_archives: list[HistoryArchive] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY_ARCHIVES,
+        json_schema_extra=_ARCHIVES_SCHEMA_EXTRA,
+    )
+    """Runs of older history entries moved to the artifact store, in order from seq 0; append-only. The full trail is these archives followed by status.history."""  # noqa: E501
     artifacts: GeneratedArtifacts = Field(default_factory=GeneratedArtifacts)
     """What the Session produced."""
     workload: Workload = Field(default_factory=Workload)

@@ -2,6 +2,12 @@
 
     audit_cli session  <namespace> <session> [--since ISO] [--until ISO]
     audit_cli namespace <namespace> --since ISO [--until ISO]
+    audit_cli history  <namespace> <session> [--session-json FILE|-]
+
+``history`` prints a Session's whole status.history: the entries archived to the store
+(each archive's sha256 checked) followed by the window still in the object. Give it the
+Session (``kubectl get session NAME -o json | ... --session-json -``); without one it reads
+every archive the store holds for that Session name (after the Session was deleted).
 
 The store comes from the same AMBIENT_STORE_* settings the operator uses; credentials from
 the standard AWS chain. Prints a table, or JSON lines with ``--json``.
@@ -10,10 +16,12 @@ the standard AWS chain. Prints a table, or JSON lines with ``--json``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ambient.operator.audit_export import ObjectStore, read_trail
@@ -52,14 +60,73 @@ def parser() -> argparse.ArgumentParser:
     many.add_argument("namespace")
     many.add_argument("--since", type=_when, required=True)
     many.add_argument("--until", type=_when, help="default: now")
-    for sp in (one, many):
+    trail = sub.add_parser("history", help="one Session's history, archived entries included")
+    trail.add_argument("namespace")
+    trail.add_argument("session", help="the Session's name")
+    trail.add_argument(
+        "--session-json", help="the Session as JSON (a file, or - for stdin), for its window"
+    )
+    for sp in (one, many, trail):
         sp.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     return p
+
+
+def _archive_key(location: str) -> str:
+    """The key inside the store's bucket of an s3://bucket/key location."""
+    if not location.startswith("s3://"):
+        raise SystemExit(f"history archive {location!r} is not an s3:// location")
+    return location.removeprefix("s3://").partition("/")[2]
+
+
+def history_trail(
+    store: ObjectStore, prefix: str, namespace: str, session: str, body: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The Session's full history: archived entries (verified) then the window."""
+    status = (body or {}).get("status") or {}
+    entries: list[dict[str, Any]] = []
+    if body is not None:
+        for record in status.get("historyArchives") or []:
+            blob = store.get(_archive_key(str(record["location"])))
+            if hashlib.sha256(blob).hexdigest() != record["sha256"]:
+                raise SystemExit(
+                    f"history archive {record['location']} does not match its sha256 "
+                    f"{record['sha256']}: it was changed in the store"
+                )
+            entries.extend(json.loads(blob)["entries"])
+        return entries + list(status.get("history") or [])
+    base = "/".join(p for p in (prefix.strip("/"), namespace, session) if p) + "/"
+    keys = [k for k in store.list_keys(base) if "/history/" in k and k.endswith(".json")]
+    for key in keys:
+        entries.extend(json.loads(store.get(key))["entries"])
+    return sorted(entries, key=lambda e: int(e["seq"]))
+
+
+def _history_table(entries: Iterable[dict[str, Any]]) -> str:
+    lines = [f"{'SEQ':>7} {'TIMESTAMP':22} {'EVENT':24} {'ID':40} DATA"]
+    for e in entries:
+        data = ", ".join(f"{k}={v}" for k, v in sorted((e.get("data") or {}).items()))
+        lines.append(f"{e['seq']:>7} {e['timestamp']:22} {e['event']:24} {e['id']:40} {data[:120]}")
+    return "\n".join(lines)
+
+
+def _read_session(source: str | None) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    body: dict[str, Any] = json.loads(text)
+    return body
 
 
 def run(argv: list[str], store: ObjectStore, prefix: str, now: datetime) -> str:
     """The CLI's output for ``argv`` (pure apart from reading ``store``)."""
     args = parser().parse_args(argv)
+    if args.scope == "history":
+        entries = history_trail(
+            store, prefix, args.namespace, args.session, _read_session(args.session_json)
+        )
+        if args.json:
+            return "\n".join(json.dumps(e, sort_keys=True) for e in entries)
+        return _history_table(entries)
     until = args.until or now
     since = args.since or (until - timedelta(days=400))
     if since >= until:

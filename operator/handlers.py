@@ -27,6 +27,8 @@ import pydantic
 
 from ambient.crds.models import GROUP, VERSION, HistoryEntry, NamespacePolicy, Session
 from ambient.operator import audit, background, builders, lifecycle, naming, usage
+from ambient.operator.archiver import Archiver
+from ambient.operator.history_archive import ArchivePolicy
 from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
@@ -110,6 +112,9 @@ MAX_ATTEMPTS = 8
 SLIM = "_payloadOmitted"
 
 
+_archiver: list[Archiver] = []
+
+
 def kube() -> Kube:
     """The API client, made once at start-up."""
     return _state["kube"]
@@ -136,6 +141,20 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         ThreadPoolExecutor(SETTINGS.workers, thread_name_prefix="kube")
     )
     _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
+    store, prefix = background.store_from_settings()
+    _archiver.append(
+        Archiver(
+            _state["kube"],
+            store,
+            prefix,
+            ArchivePolicy(
+                at_entries=SETTINGS.history_archive_at_entries,
+                batch=SETTINGS.history_archive_batch,
+                at_bytes=SETTINGS.history_archive_at_bytes,
+            ),
+            SETTINGS.identity,
+        )
+    )
     await background.start(_state["kube"], SETTINGS)
     await _prime_policies(_state["kube"])
     _tasks.add(asyncio.create_task(_resync_loop(), name="ambient-resync"))
@@ -399,6 +418,9 @@ async def _reconcile(
         if naming.job_name(name, session.status.attempt or 1) != job_name:
             # A re-read body moved to another attempt: start over from it.
             return await _reconcile(namespace, name, body, jobs, start)
+        if (archived := await _archive_first(api, ident, session)) is not None:
+            body = archived
+            continue
         observed = Observed(
             job=override_job or seen.job, pod=override_pod or seen.pod, others=seen.others
         )
@@ -450,6 +472,22 @@ async def _reconcile(
     log.warning(
         "Session %s/%s: gave up after %d conflicting attempts", namespace, name, MAX_ATTEMPTS
     )
+
+
+async def _archive_first(
+    api: Kube, ident: tuple[str, str], session: Session
+) -> dict[str, Any] | None:
+    """Archive the oldest history entries when due, before planning, so the window has
+    room for what the plan appends. Returns the body to plan from next, or None when
+    nothing was due."""
+    step = _archiver[0].due(session) if _archiver else None
+    if step is None:
+        return None
+    updated = await _archiver[0].archive(session, step)
+    if updated is None:
+        return await _call(api.get_session, *ident)
+    _written[ident] = (session.metadata.resource_version, _slim(updated))
+    return _slim(updated)
 
 
 async def _write(

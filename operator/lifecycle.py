@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ambient.crds.history import carried
 from ambient.crds.models import (
     TERMINAL_PHASES,
     LifecyclePolicy,
@@ -75,7 +76,10 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def first_entry_time(status: SessionStatus, event: str) -> datetime | None:
-    """When the first history entry with this event was written."""
+    """When the first history entry with this event was written (archived ones first)."""
+    archived = next((c for c in carried(status.history) if c.event == event), None)
+    if archived is not None:
+        return parse_time(archived.timestamp)
     entry = next((e for e in status.history if e.event == event), None)
     return parse_time(entry.timestamp) if entry else None
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from ambient.crds.history import carried, known_ids
 from ambient.crds.models import (
     NotificationEvent,
     NotificationPolicy,
@@ -94,6 +95,9 @@ def _waiting_since(session: Session, reason: str) -> datetime | None:
     for entry in reversed(session.status.history):
         if entry.event == reason or entry.data.get("reason") == reason:
             return _parse_time(entry.timestamp)
+    for archived in reversed(carried(session.status.history)):
+        if archived.event == reason:
+            return _parse_time(archived.timestamp)
     created = session.metadata.creation_timestamp
     return _parse_time(created) if created else None
 
@@ -115,7 +119,7 @@ def owed(
     event = current_event(session, now, queued_after)
     if event is None:
         return []
-    recorded = {entry.id for entry in session.status.history}
+    recorded = known_ids(session.status.history)
     deliveries = []
     for hook in policy.webhooks:
         if event not in hook.events:

@@ -7,6 +7,7 @@ archives are immutable once written.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -31,6 +32,18 @@ class AlreadyExistsError(Exception):
     """The key exists: stored objects are never overwritten."""
 
 
+class ContentConflictError(Exception):
+    """The key exists with different content than what was to be written there."""
+
+
+class StoreUnavailableError(Exception):
+    """The store could not be reached or refused the request; try again later."""
+
+
+def sha256_hex(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
 class StoredObject(BaseModel):
     key: str
     size: int = Field(ge=0)
@@ -46,6 +59,9 @@ class S3Store:
         endpoint_url: str | None = None,
         region: str = "us-east-1",
         client: Any = None,
+        max_attempts: int = 5,
+        connect_timeout: float = 60.0,
+        read_timeout: float = 60.0,
     ) -> None:
         # boto3 is imported here, not at module level: it costs the operator about 20 MiB
         # of memory, which only an operator with a configured store should pay.
@@ -59,7 +75,11 @@ class S3Store:
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+            config=Config(
+                retries={"max_attempts": max_attempts, "mode": "standard"},
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            ),
         )
 
     @classmethod
@@ -78,6 +98,49 @@ class S3Store:
             ):
                 raise AlreadyExistsError(key) from exc
             raise
+
+    def put_once(self, key: str, body: bytes) -> bool:
+        """Write ``body`` at a deterministic key exactly once: True when written now, False
+        when the same content was already there (a retry, a redelivery, a re-run after a
+        crash). Different content at the key raises ContentConflictError; an unreachable
+        store raises StoreUnavailableError. The sha256 rides in the object's metadata so a
+        repeat is recognised without reading a large body back."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        digest = sha256_hex(body)
+        try:
+            self._s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                IfNoneMatch="*",
+                Metadata={"sha256": digest},
+            )
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in (
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+            ):
+                raise StoreUnavailableError(f"the store refused the write of {key}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(
+                f"the store cannot be reached: {type(exc).__name__}"
+            ) from exc
+        try:
+            head = self._s3.head_object(Bucket=self.bucket, Key=key)
+            stored = (head.get("Metadata") or {}).get("sha256") or sha256_hex(self.get(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailableError(f"the store cannot be read back: {key}") from exc
+        if stored != digest:
+            raise ContentConflictError(
+                f"{key} already holds different content (sha256 {stored}, not {digest})"
+            )
+        return False
+
+    def location(self, key: str) -> str:
+        """The s3:// URI of a key in this bucket."""
+        return f"s3://{self.bucket}/{key}"
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ambient.crds.history import known_ids, next_seq
 from ambient.crds.models import (
     MAX_HISTORY_ENTRIES,
     Condition,
@@ -27,21 +28,23 @@ class StatusEditor:
         self.now = rfc3339(now)
         self.generation = generation
         self.added: list[HistoryEntry] = []
+        self._ids = known_ids(self.status.history)
 
     def has(self, entry_id: str) -> bool:
-        """Whether history already holds an entry with this id."""
-        return any(e.id == entry_id for e in self.status.history)
+        """Whether history already holds an entry with this id (archived ones included:
+        the newest HistoryArchived entry carries the operator's archived ids)."""
+        return entry_id in self._ids
 
     def append(self, entry_id: str, event: str, data: dict[str, str] | None = None) -> bool:
         """Append an entry unless one with the same id exists (idempotent across restarts)."""
         if self.has(entry_id):
             return False
         if len(self.status.history) >= MAX_HISTORY_ENTRIES:
-            # Archival of older entries to the artifact store keeps room; until an archive
-            # exists the entry is refused rather than overwriting anything.
+            # The operator archives older entries before it plans (history_archive), so
+            # the window is full only without an artifact store; nothing is overwritten.
             return False
         entry = HistoryEntry(
-            seq=len(self.status.history),
+            seq=next_seq(self.status.history, self.status.history_archives),
             id=entry_id,
             timestamp=self.now,
             event=event,
@@ -49,6 +52,7 @@ class StatusEditor:
         )
         self.status.history.append(entry)
         self.added.append(entry)
+        self._ids.add(entry_id)
         return True
 
     def condition(self, ctype: str, status: bool, reason: str, message: str = "") -> None:

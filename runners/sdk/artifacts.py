@@ -130,6 +130,22 @@ class ExternalStore:
 Store = S3Store | PvcStore | ExternalStore
 
 
+def read_s3(location: str, client: Any = None) -> bytes:
+    """The bytes at an s3://bucket/key location (a payloadRef, a history archive), with
+    the runner's S3 credentials (the standard AWS variables)."""
+    if not location.startswith("s3://"):
+        raise ContractError(f"{location!r} is not an s3:// location")
+    bucket, key = split_location(location)
+    if not bucket or not key:
+        raise ContractError(f"{location!r} names no bucket and key")
+    if client is None:
+        import boto3  # noqa: PLC0415
+
+        client = boto3.client("s3")
+    body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body
+
+
 def open_store(storage: dict[str, str], namespace: str, session: str) -> Store:
     """The store the Session's spec.artifacts.storage names."""
     kind = storage.get("type", "s3")

@@ -6,12 +6,14 @@ do the API and storage calls.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from ambient.crds.history import next_seq_raw
 from ambient.crds.models import (
     MAX_GENERATED_ARTIFACTS,
     MAX_HISTORY_ENTRIES,
@@ -33,6 +35,15 @@ EXIT_BUDGET = 3
 
 class ContractError(Exception):
     """The runner was asked to do something the contract forbids; nothing was written."""
+
+
+class HistoryFullError(ContractError):
+    """The history window is at its cap until the operator archives older entries: the
+    append is retried (StatusClient.update waits), never dropped."""
+
+
+class PayloadError(ContractError):
+    """The stored payload does not match its reference (size or sha256)."""
 
 
 class ArtifactCapError(ContractError):
@@ -74,6 +85,16 @@ class Context:
     @property
     def job_name(self) -> str:
         return str(self.raw["session"].get("jobName") or "job")
+
+    @property
+    def trigger(self) -> dict[str, Any]:
+        return dict(self.raw.get("trigger") or {})
+
+    @property
+    def payload_ref(self) -> dict[str, Any] | None:
+        """trigger.payloadRef {location, size, sha256} when the payload is in the store."""
+        ref = self.trigger.get("payloadRef")
+        return dict(ref) if ref else None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -122,12 +143,12 @@ def append_history(
     if any(e.get("id") == full_id for e in history):
         return False
     if len(history) >= MAX_HISTORY_ENTRIES:
-        raise ContractError(
-            f"the Session's history holds {MAX_HISTORY_ENTRIES} entries; older entries "
-            "must be archived before more can be appended"
+        raise HistoryFullError(
+            f"the Session's history holds {MAX_HISTORY_ENTRIES} entries; the operator "
+            "archives the oldest to the artifact store before more can be appended"
         )
     entry = HistoryEntry(
-        seq=len(history),
+        seq=next_seq_raw(status),
         id=full_id,
         timestamp=timestamp,
         event=event,
@@ -135,6 +156,27 @@ def append_history(
     )
     history.append(entry.model_dump(mode="json", by_alias=True))
     return True
+
+
+def verify_payload(body: bytes, ref: dict[str, Any]) -> dict[str, Any]:
+    """The payload a payloadRef names, checked: size and sha256 must match, and it must
+    be a JSON object. Anything else is refused, never half-used."""
+    if len(body) != int(ref.get("size", -1)):
+        raise PayloadError(
+            f"the payload at {ref.get('location')} has {len(body)} bytes, not {ref.get('size')}"
+        )
+    digest = hashlib.sha256(body).hexdigest()
+    if digest != ref.get("sha256"):
+        raise PayloadError(
+            f"the payload at {ref.get('location')} has sha256 {digest}, not {ref.get('sha256')}"
+        )
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise PayloadError(f"the payload at {ref.get('location')} is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise PayloadError(f"the payload at {ref.get('location')} is not a JSON object")
+    return payload
 
 
 def add_artifact(status: dict[str, Any], artifact: GeneratedArtifact) -> bool:

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from ambient.crds.models import MAX_GENERATED_ARTIFACTS, GeneratedArtifact
 from ambient.runners.sdk import contract
-from ambient.runners.sdk.artifacts import ExternalStore, Store, open_store
+from ambient.runners.sdk.artifacts import ExternalStore, Store, open_store, read_s3
 from ambient.runners.sdk.contract import BudgetExceededError, Context
 from ambient.runners.sdk.status_client import Connection, StatusClient
 
@@ -54,6 +54,14 @@ class Runner:
                 self.context.storage, self.context.namespace, self.context.name
             )
         return self._store
+
+    def payload(self) -> dict[str, Any]:
+        """The trigger's payload: inline, or read from the store when the ingress kept it
+        there (trigger.payloadRef), with its size and sha256 checked."""
+        ref = self.context.payload_ref
+        if ref is None:
+            return dict(self.context.trigger.get("payload") or {})
+        return contract.verify_payload(read_s3(str(ref.get("location", ""))), ref)
 
     def history(self, event: str, data: dict[str, str] | None = None, key: str = "") -> None:
         """Append a progress entry (id ``runner:<key>``; a step counter when no key)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -20,10 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from ambient.crds.models import GROUP, VERSION
-from ambient.runners.sdk.contract import ContractError
+from ambient.runners.sdk.contract import ContractError, HistoryFullError
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 MAX_CONFLICTS = 10
+HISTORY_WAIT_SECONDS = float(os.environ.get("AMBIENT_HISTORY_WAIT_SECONDS", "600"))
+"""How long an append waits for the operator to archive a full history window."""
+# Two writers racing for the window's last places: the API server's maxItems answer.
+_WINDOW_FULL = "status.history: Too many"
 
 
 class ApiError(Exception):
@@ -102,16 +107,35 @@ class StatusClient:
         result: dict[str, Any] = self._request("GET", self.path)
         return result
 
-    def update(self, change: Callable[[dict[str, Any]], Any]) -> Any:
+    def update(
+        self,
+        change: Callable[[dict[str, Any]], Any],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Any:
         """Apply ``change`` to the latest status and write it with its resourceVersion.
 
         ``change`` edits the status dict in place and may raise to refuse (then nothing is
-        written). Returns what ``change`` returned on the attempt that was stored.
+        written). Returns what ``change`` returned on the attempt that was stored. While
+        the history window is full (HistoryFullError, or the API server's maxItems 422
+        when another writer took the last place) it waits for the operator to archive
+        and tries again, for up to HISTORY_WAIT_SECONDS: the entry is delayed, not lost.
         """
-        for _ in range(MAX_CONFLICTS):
+        conflicts = 0
+        deadline = clock() + HISTORY_WAIT_SECONDS
+        delay = 0.5
+        while conflicts < MAX_CONFLICTS:
             session = self.get()
             status = session.setdefault("status", {})
-            result = change(status)
+            try:
+                result = change(status)
+            except HistoryFullError:
+                if clock() >= deadline:
+                    raise
+                sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
             body = {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "Session",
@@ -126,6 +150,11 @@ class StatusClient:
                 self._request("PUT", self.path + "/status", body)
             except ApiError as exc:
                 if exc.status == 409:
+                    conflicts += 1
+                    continue
+                if exc.status == 422 and _WINDOW_FULL in str(exc) and clock() < deadline:
+                    sleep(delay)
+                    delay = min(delay * 2, 10.0)
                     continue
                 raise
             return result

@@ -95,7 +95,8 @@ def test_history_append_is_allowed_but_rewrite_reorder_and_removal_are_refused(
             "an existing entry cannot be changed",
         ),
         "reorder": (reordered, "an existing entry cannot be changed"),
-        "gap": ([*appended, _entry(n + 5, "gap")], "seq 0, 1, 2"),
+        "remove first, keeping seq": (appended[1:], "unless an archive"),
+        "gap": ([*appended, _entry(n + 5, "gap")], "consecutive seq"),
     }
     for label, (history, message) in cases.items():
         with pytest.raises(ApiException) as err:

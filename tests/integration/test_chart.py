@@ -354,3 +354,30 @@ def test_watching_some_namespaces_grants_roles_only_there(helm_bin: str) -> None
         for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["AMBIENT_NAMESPACES"] == "team-a,team-b"
+
+
+def _container(docs: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    deployment = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith(component)
+    )
+    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_the_ingress_gets_the_store_for_large_payloads(helm_bin: str) -> None:
+    docs = _render(
+        helm_bin,
+        "operator.store.bucket=ops",
+        "operator.store.endpointUrl=http://s3.local:9000",
+        "operator.store.credentialsSecret=s3-creds",
+    )
+    ingress, operator = _container(docs, "ingress"), _container(docs, "operator")
+    env = {e["name"]: e["value"] for e in ingress["env"]}
+    assert env["AMBIENT_STORE_BUCKET"] == "ops"
+    assert env["AMBIENT_STORE_ENDPOINT_URL"] == "http://s3.local:9000"
+    assert env["AMBIENT_INGRESS_MAX_BODY_BYTES"] == "262144"
+    assert env["AMBIENT_INGRESS_MAX_STORED_BODY_BYTES"] == "26214400"
+    assert ingress["envFrom"] == operator["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+
+    none = {e["name"] for e in _container(_render(helm_bin), "ingress")["env"]}
+    assert "AMBIENT_STORE_BUCKET" not in none  # no store: 413 above the in-object limit

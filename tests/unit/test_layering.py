@@ -27,6 +27,7 @@ PURE = [
             "audit_export",
             "lifecycle",
             "usage",
+            "history_archive",
         )
     ),
     ROOT / "runners" / "registry.py",

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pydantic
 
+from ambient.crds.history import transition_problems
 from ambient.crds.models import GROUP, NamespacePolicy, Session
 from ambient.operator.naming import (
     ANNOTATION_APPROVED_BY,
@@ -241,19 +242,14 @@ def _is_approver(user: UserInfo, policy: NamespacePolicy | None) -> bool:
 
 
 def _history(old: Session, new: Session) -> list[str]:
-    """History may only grow at the end; existing entries stay exactly as they were."""
-    before, after = old.status.history, new.status.history
-    if len(after) < len(before):
-        return ["status.history is append-only: entries cannot be removed"]
-    for i, (a, b) in enumerate(zip(before, after, strict=False)):
-        if a != b:
-            return [f"status.history is append-only: entry {i} ({a.id}) cannot be changed"]
-    for i, entry in enumerate(after[len(before) :], start=len(before)):
-        if entry.seq != i:
-            return [
-                f"status.history entries must be numbered in order: entry {i} has seq {entry.seq}"
-            ]
-    return []
+    """History only grows at the end, except that one write may move a prefix to an
+    archive record that covers it exactly (history.transition_problems says how)."""
+    return transition_problems(
+        old.status.history,
+        old.status.history_archives,
+        new.status.history,
+        new.status.history_archives,
+    )
 
 
 def _session_status(request: Mapping[str, Any], state: State, action: str) -> Verdict:

@@ -7,6 +7,7 @@ import threading
 
 import uvicorn
 
+from ambient.operator.objectstore import S3Store, StoreSettings
 from ambient.webhooks import exporting
 
 from .app import create_app
@@ -14,6 +15,10 @@ from .delivery_log import DeliveryLog
 from .keyindex import KeyIndex
 from .kube import IngressKube
 from .settings import Settings
+
+# One store call for a large payload, then one retry: the answer (503, and the sender
+# retries) must come well inside GitHub's 10 s.
+PAYLOAD_STORE_TIMEOUT_SECONDS = 3.0
 
 
 def main() -> None:
@@ -28,10 +33,22 @@ def main() -> None:
             target=kube.watch_policies, args=(index, stop), name="policy-watch", daemon=True
         ).start()
 
-    # With a store (AMBIENT_STORE_*), deliveries are exported and refused ones kept.
+    # With a store (AMBIENT_STORE_*): payloads too large for a Session go there, and, with
+    # the delivery log on, deliveries are exported and the requests of refused ones kept.
+    store_settings = StoreSettings()
+    store = None
+    if store_settings.bucket:
+        store = S3Store(
+            store_settings.bucket,
+            endpoint_url=store_settings.endpoint_url,
+            region=store_settings.region,
+            max_attempts=2,
+            connect_timeout=PAYLOAD_STORE_TIMEOUT_SECONDS,
+            read_timeout=PAYLOAD_STORE_TIMEOUT_SECONDS,
+        )
     export = exporting.from_environment(settings.audit_flush_seconds)
     delivery_log = None
-    if export is not None:
+    if export is not None and settings.delivery_log:
         delivery_log = DeliveryLog(
             export,
             keep_ignored=settings.keep_ignored_requests,
@@ -41,7 +58,13 @@ def main() -> None:
         )
         export.start()
     app = create_app(
-        index, kube, settings=settings, lifespan_hook=start_watch, delivery_log=delivery_log
+        index,
+        kube,
+        settings=settings,
+        lifespan_hook=start_watch,
+        delivery_log=delivery_log,
+        store=store,
+        store_prefix=store_settings.prefix,
     )
     try:
         uvicorn.run(
@@ -54,7 +77,7 @@ def main() -> None:
         )
     finally:
         stop.set()
-        if export is not None:
+        if delivery_log is not None and export is not None:
             export.stop()  # what is buffered is written out
 
 

@@ -8,6 +8,7 @@ stored (invariant 1, 2 and 5 of ARCHITECTURE.md).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -31,6 +32,8 @@ from prometheus_client import (
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ambient.operator.objectstore import ContentConflictError, StoreUnavailableError
+
 from . import events
 from .errors import ErrorBody, IngressError, KubeRefusedError, KubeUnavailableError, error_body
 from .keyindex import KeyIndex, Tenant, key_hash
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from .delivery_log import DeliveryLog
 
 audit_log = logging.getLogger("ambient.ingress.audit")
+log = logging.getLogger("ambient.ingress")
 
 
 class Backend(Protocol):
@@ -50,6 +54,14 @@ class Backend(Protocol):
     def create_session(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
 
     def signing_secret(self, namespace: str, secret: str, source: str) -> str | None: ...
+
+
+class PayloadStore(Protocol):
+    """Where payloads too large for the Session go (objectstore.S3Store)."""
+
+    def put_once(self, key: str, body: bytes) -> bool: ...
+
+    def location(self, key: str) -> str: ...
 
 
 class Accepted(BaseModel):
@@ -98,9 +110,16 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
     lifespan_hook: Callable[[], Any] | None = None,
     executor: ThreadPoolExecutor | None = None,
     delivery_log: DeliveryLog | None = None,
+    store: PayloadStore | None = None,
+    store_prefix: str = "",
 ) -> FastAPI:
-    """The ingress app around a key index and a Kubernetes backend (injected for tests)."""
+    """The ingress app around a key index and a Kubernetes backend (injected for tests),
+    and the artifact store that takes payloads too large for the Session (optional)."""
     cfg = settings or Settings()
+    body_limit = cfg.max_stored_body_bytes if store is not None else cfg.max_body_bytes
+    # Bodies above the in-object limit (up to 25 MiB each, parsed in memory) are taken a
+    # few at a time; the others wait for a slot, within the request timeout.
+    large_slots = asyncio.Semaphore(cfg.max_large_deliveries)
     limiter = RateLimiter(cfg.rate_per_second, cfg.rate_burst)
     pool = executor or ThreadPoolExecutor(cfg.api_connections, thread_name_prefix="kube")
     registry = CollectorRegistry()
@@ -216,6 +235,9 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             audit.reason = audit.reason or exc.code
             audit.status = exc.status
             result = fail(request, exc)
+        finally:
+            if getattr(request.state, "large_slot", False):
+                large_slots.release()
         audit.status = result.status_code
         result.headers["X-Trace-Id"] = trace
         deliveries.labels(source if source in events.SOURCES else "unknown", audit.outcome).inc()
@@ -227,28 +249,45 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
 
     async def _read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
-        too_big = IngressError(
-            413,
-            "PayloadTooLarge",
-            f"the body is larger than {cfg.max_body_bytes} bytes, the most kept inside a Session",
-            {"limit": cfg.max_body_bytes},
-        )
+        if store is not None:
+            too_big = IngressError(
+                413,
+                "PayloadTooLarge",
+                f"the body is larger than {body_limit} bytes, the most the ingress takes",
+                {"limit": body_limit},
+            )
+        else:
+            too_big = IngressError(
+                413,
+                "PayloadTooLarge",
+                f"the body is larger than {body_limit} bytes, the most kept inside a "
+                "Session; larger payloads need an artifact store (AMBIENT_STORE_BUCKET)",
+                {"limit": body_limit},
+            )
         if declared is not None:
             try:
-                if int(declared) > cfg.max_body_bytes:
-                    raise too_big
+                length = int(declared)
             except ValueError as exc:
                 raise IngressError(
                     400, "BadContentLength", "Content-Length is not a number"
                 ) from exc
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cfg.max_body_bytes:
+            if length > body_limit:
                 raise too_big
-            chunks.append(chunk)
-        return b"".join(chunks)
+            if length > cfg.max_body_bytes:
+                await _large_slot(request)
+        chunks = bytearray()
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > body_limit:
+                raise too_big
+            if len(chunks) > cfg.max_body_bytes:
+                await _large_slot(request)
+        return bytes(chunks)
+
+    async def _large_slot(request: Request) -> None:
+        if not getattr(request.state, "large_slot", False):
+            await large_slots.acquire()
+            request.state.large_slot = True
 
     async def _deliver(request: Request, source: str, key: str | None, audit: Audit) -> Response:
         if source not in events.SOURCES:
@@ -307,6 +346,10 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         manifest = events.build_session(delivery, tenant.namespace, tenant.defaults)
         name = manifest["metadata"]["name"]
         audit.session = name
+        if len(body) > cfg.max_body_bytes:
+            # Too large for the object: the raw body goes to the store first (create-only,
+            # at the delivery's key), then the Session references it.
+            await _offload(manifest, body, tenant.namespace, delivery)
         existing = await _call(backend.create_session, manifest)
         body_out = Accepted(namespace=tenant.namespace, session=name).model_dump()
         if existing is None:
@@ -319,6 +362,37 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             )
         audit.outcome = "duplicate"
         return JSONResponse(body_out, status_code=200)
+
+    async def _offload(
+        manifest: dict[str, Any],
+        body: bytes,
+        namespace: str,
+        delivery: events.Delivery,
+    ) -> None:
+        assert store is not None  # the body limit keeps large bodies out without one
+        key = events.payload_key(store_prefix, namespace, delivery.source, delivery.delivery_id)
+        loop = asyncio.get_running_loop()
+        try:
+            # False when the same bytes were there already (a redelivery): fine.
+            await loop.run_in_executor(pool, store.put_once, key, body)
+        except ContentConflictError as exc:
+            raise IngressError(
+                409,
+                "PayloadConflict",
+                "a different payload was already stored for this delivery id",
+                {"delivery_id": delivery.delivery_id},
+            ) from exc
+        except StoreUnavailableError as exc:
+            log.warning("large payload not stored (%s): %s", key, exc.__cause__ or exc)
+            raise IngressError(
+                503,
+                "StoreUnavailable",
+                "the artifact store cannot be reached to keep this large payload; retry "
+                "the delivery",
+                headers={"Retry-After": "5"},
+            ) from exc
+        digest = hashlib.sha256(body).hexdigest()
+        events.with_payload_ref(manifest, store.location(key), len(body), digest)
 
     async def _verify(tenant: Tenant, source: str, body: bytes, headers: dict[str, str]) -> None:
         secret = None

@@ -266,6 +266,29 @@ def build_session(delivery: Delivery, namespace: str, defaults: SessionDefaults)
     }
 
 
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def payload_key(prefix: str, namespace: str, source: str, delivery_id: str) -> str:
+    """<prefix>/<namespace>/payloads/<source>/<delivery-id>.json: deterministic, so a
+    redelivery finds the object it stored before. An id that is not a plain key segment
+    is replaced by its sha256."""
+    ident = (
+        delivery_id
+        if _SAFE_ID.fullmatch(delivery_id)
+        else hashlib.sha256(delivery_id.encode()).hexdigest()
+    )
+    parts = [prefix.strip("/"), namespace, "payloads", source]
+    return "/".join(p for p in parts if p) + f"/{ident}.json"
+
+
+def with_payload_ref(manifest: dict[str, Any], location: str, size: int, sha256: str) -> None:
+    """Point the manifest's trigger at the stored payload instead of carrying it."""
+    trigger = manifest["spec"]["trigger"]
+    trigger["payload"] = {}
+    trigger["payloadRef"] = {"location": location, "size": size, "sha256": sha256}
+
+
 def is_same_delivery(existing: Mapping[str, Any], delivery: Delivery) -> bool:
     """Ownership check after 409: the stored Session is this very delivery's."""
     trigger = existing.get("spec", {}).get("trigger", {})

@@ -70,7 +70,7 @@ def plan(
             return Plan(
                 "refused",
                 f"SigningSecretMissing: no {source} signing secret is set for this namespace "
-                "(data key '{source}' of the Secret named by spec.webhookAuth.signingSecretRef)",
+                f"(data key '{source}' of the Secret named by spec.webhookAuth.signingSecretRef)",
             )
     else:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -12,9 +13,16 @@ class Settings(BaseSettings):
 
     host: str = "0.0.0.0"  # noqa: S104 - it is a server; the chart decides exposure
     port: int = 8080
-    max_body_bytes: int = 512 * 1024
-    """Largest body taken. The payload is kept inside the Session (etcd caps objects at
-    1.5 MiB), so until the artifact store exists, larger bodies get 413."""
+    max_body_bytes: int = 256 * 1024
+    """Largest body kept inside the Session (etcd caps objects at 1.5 MiB). Larger bodies
+    go to the artifact store (AMBIENT_STORE_*) and the Session references them; without
+    a store they get 413."""
+    max_stored_body_bytes: int = 25 * 1024 * 1024
+    """Largest body taken at all when an artifact store is configured (GitHub's limit is
+    25 MB); larger ones get 413."""
+    max_large_deliveries: int = Field(default=2, ge=1, le=64)
+    """Deliveries above max_body_bytes handled at once per replica (each is held and
+    parsed in memory, up to 25 MiB); others wait for a slot within the request timeout."""
     rate_per_second: float = 20.0
     """Sustained deliveries per second per key."""
     rate_burst: int = 100
@@ -28,6 +36,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     audit_flush_seconds: float = 5.0
     """How often delivery records are written to the artifact store (AMBIENT_STORE_*)."""
+    delivery_log: bool = True
+    """With a store: export every delivery's record and keep refused requests for replay."""
     keep_ignored_requests: bool = False
     """Also keep the raw request of ignored deliveries for replay (after a policy change
     selects their event); refused and failed ones are always kept."""

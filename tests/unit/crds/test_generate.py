@@ -214,8 +214,10 @@ def test_history_is_an_append_only_map_list(session: dict[str, Any]) -> None:
     assert history["x-kubernetes-list-map-keys"] == ["seq"]
     assert history["maxItems"] == 1000
     rules = [v["rule"] for v in history["x-kubernetes-validations"]]
-    assert any("isSorted()" in r and "self[0].seq == 0" in r for r in rules)
-    assert "self.size() >= oldSelf.size()" in rules
+    # The window: consecutive seqs from wherever the archives end (no size rule: the
+    # window shrinks when a prefix is archived; the status rules govern that).
+    assert any("isSorted()" in r and "self.size() - 1" in r for r in rules)
+    assert "self.size() >= oldSelf.size()" not in rules
     item = history["items"]
     assert item["required"] == ["seq", "id", "timestamp", "event"]
     assert [v["rule"] for v in item["x-kubernetes-validations"]] == ["self == oldSelf"]
@@ -225,7 +227,30 @@ def test_history_is_an_append_only_map_list(session: dict[str, Any]) -> None:
 
 def test_status_history_cannot_be_removed(session: dict[str, Any]) -> None:
     rules = [v["rule"] for v in session["properties"]["status"]["x-kubernetes-validations"]]
-    assert rules == ["!has(oldSelf.history) || has(self.history)"]
+    assert rules[0] == "!has(oldSelf.history) || has(self.history)"
+    messages = [v["message"] for v in session["properties"]["status"]["x-kubernetes-validations"]]
+    assert any("unless an archive" in m for m in messages)
+    assert any("from the end" in m for m in messages)
+    assert any("grows by one record per write" in m for m in messages)
+
+
+def test_history_archives_are_an_append_only_map_list(session: dict[str, Any]) -> None:
+    archives = _at(session, "status.historyArchives")
+    assert archives["x-kubernetes-list-type"] == "map"
+    assert archives["x-kubernetes-list-map-keys"] == ["fromSeq"]
+    assert archives["maxItems"] == 1000
+    rules = [v["rule"] for v in archives["x-kubernetes-validations"]]
+    assert "self.size() >= oldSelf.size()" in rules
+    item = archives["items"]
+    assert set(item["required"]) == {
+        "fromSeq",
+        "toSeq",
+        "count",
+        "location",
+        "sha256",
+        "archivedAt",
+    }
+    assert "self == oldSelf" in [v["rule"] for v in item["x-kubernetes-validations"]]
 
 
 def test_conditions_are_a_map_list_keyed_by_type(session: dict[str, Any]) -> None:

@@ -327,3 +327,72 @@ def test_a_malformed_object_is_denied_with_the_reason(state: State) -> None:
     del body["spec"]["framework"]
     verdict = review(_request("CREATE", body), state)
     assert not verdict.allowed and "spec.framework: Field required" in verdict.message
+
+
+# --- history archival: the one write that may drop entries ------------------------------
+
+LOC = "s3://bucket/team-alpha/s1/u-1/history/0-4.json"
+
+
+def _archive(from_seq: int, to_seq: int, location: str = LOC) -> dict[str, Any]:
+    return {
+        "fromSeq": from_seq,
+        "toSeq": to_seq,
+        "count": to_seq - from_seq + 1,
+        "location": location,
+        "sha256": "b" * 64,
+        "archivedAt": "2026-03-10T00:00:00Z",
+    }
+
+
+def _archived_entry(seq: int, location: str = LOC) -> dict[str, Any]:
+    return {
+        **_entry(seq, f"history-archived/{seq}"),
+        "event": "HistoryArchived",
+        "data": {"location": location},
+    }
+
+
+WINDOW = [_entry(i, f"runner:e{i}") for i in range(10)]
+
+
+def test_the_operator_may_archive_a_prefix(state: State) -> None:
+    new = [*WINDOW[5:], _archived_entry(10)]
+    req = _status_request(WINDOW, new, {"username": OPERATOR}, historyArchives=[_archive(0, 4)])
+    assert review(req, state).allowed
+
+
+@pytest.mark.parametrize(
+    ("new", "archives", "message"),
+    [
+        (WINDOW[5:], [], "cannot be removed unless an archive"),
+        ([*WINDOW[6:], _archived_entry(10)], [_archive(0, 4)], "must start at seq 5"),
+        ([*WINDOW[5:], _archived_entry(10)], [_archive(2, 4)], "must start at seq 0"),
+        (WINDOW[5:], [_archive(0, 4)], "HistoryArchived entry"),
+    ],
+)
+def test_dropping_entries_needs_an_archive_that_covers_them(
+    state: State, new: list[dict[str, Any]], archives: list[dict[str, Any]], message: str
+) -> None:
+    req = _status_request(WINDOW, new, {"username": OPERATOR}, historyArchives=archives)
+    verdict = review(req, state)
+    assert not verdict.allowed and message in verdict.message
+
+
+def test_an_archive_record_cannot_be_rewritten(state: State) -> None:
+    window = [*WINDOW[5:], _archived_entry(10)]
+    old = _session(status__history=window, status__historyArchives=[_archive(0, 4)])
+    new = _session(
+        status__history=window,
+        status__historyArchives=[_archive(0, 4, "s3://bucket/forged.json")],
+    )
+    verdict = review(_request("UPDATE", new, old, user={"username": OPERATOR}, sub="status"), state)
+    assert not verdict.allowed and "historyArchives is append-only" in verdict.message
+
+
+def test_a_runner_may_not_archive(state: State) -> None:
+    new = [*WINDOW[5:], _archived_entry(10)]
+    runner = {"username": runner_username(NS, "s1")}
+    req = _status_request(WINDOW, new, runner, historyArchives=[_archive(0, 4)])
+    verdict = review(req, state)
+    assert not verdict.allowed and "status.historyArchives" in verdict.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,19 @@ def test_context_from_the_operators_builder(make_session, runner):
     assert ctx.namespace == session.metadata.namespace
     assert ctx.config == session.spec.framework.config
     assert ctx.allowed_models == session.spec.policy.model_constraints.allowed
+
+
+def test_the_context_carries_the_payload_reference(make_session, runner):
+    session = make_session()
+    ref = {"location": "s3://b/ns/payloads/github/d.json", "size": 3, "sha256": "a" * 64}
+    trigger = session.spec.trigger.model_copy(update={"payload": {}, "payload_ref": ref})
+    session = session.model_copy(
+        update={"spec": session.spec.model_copy(update={"trigger": trigger})}
+    )
+    text = builders.context_json(builders.runner_context(session, runner, "job-a1"))
+    ctx = contract.Context.parse(text)
+    assert ctx.payload_ref == ref
+    assert ctx.trigger["payload"] == {}
 
 
 @pytest.mark.parametrize("text", ["not json", "[]", json.dumps({"schema": "other/v9"})])
@@ -62,9 +76,45 @@ def test_history_past_the_cap_is_refused_and_unchanged():
             for i in range(1000)
         ]
     }
-    with pytest.raises(contract.ContractError, match="archived"):
+    with pytest.raises(contract.HistoryFullError, match="archives the oldest"):
         contract.append_history(status, "x", "E", {}, "t")
     assert len(status["history"]) == 1000
+
+
+def test_history_append_continues_after_archived_entries():
+    archive = {
+        "fromSeq": 0,
+        "toSeq": 499,
+        "count": 500,
+        "location": "s3://b/k.json",
+        "sha256": "a" * 64,
+        "archivedAt": "t",
+    }
+    status: dict = {"history": [], "historyArchives": [archive]}
+    assert contract.append_history(status, "a", "E", {}, "t")
+    assert contract.append_history(status, "b", "E", {}, "t")
+    assert [e["seq"] for e in status["history"]] == [500, 501]
+    SessionStatus.model_validate(status)
+
+
+def test_payload_is_verified_against_its_reference():
+    body = json.dumps({"action": "opened", "big": "x" * 100}).encode()
+    ref = {
+        "location": "s3://b/p.json",
+        "size": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+    assert contract.verify_payload(body, ref)["action"] == "opened"
+    with pytest.raises(contract.PayloadError, match="bytes"):
+        contract.verify_payload(body + b" ", ref)
+    tampered = body.replace(b"opened", b"closed")
+    with pytest.raises(contract.PayloadError, match="sha256"):
+        contract.verify_payload(tampered, ref)
+    listed = b"[1, 2]"
+    with pytest.raises(contract.PayloadError, match="not a JSON object"):
+        contract.verify_payload(
+            listed, {"size": len(listed), "sha256": hashlib.sha256(listed).hexdigest()}
+        )
 
 
 def test_artifact_cap_refuses_the_101st_and_changes_nothing():

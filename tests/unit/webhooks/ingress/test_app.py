@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
 
+from ambient.operator.objectstore import ContentConflictError, StoreUnavailableError
 from ambient.webhooks.ingress.app import create_app
 from ambient.webhooks.ingress.errors import KubeUnavailableError
 from ambient.webhooks.ingress.keyindex import KeyIndex, key_hash
@@ -42,7 +45,32 @@ class FakeBackend:
         return self.secrets.get(source)
 
 
-def make(signer, *, secrets=None, ingress=None, **settings) -> tuple[TestClient, FakeBackend]:
+class FakeStore:
+    """Create-only objects by key, as objectstore.S3Store keeps them."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.down = False
+        self.writes = 0
+
+    def put_once(self, key: str, body: bytes) -> bool:
+        if self.down:
+            raise StoreUnavailableError("connection refused")
+        if key in self.objects:
+            if self.objects[key] != body:
+                raise ContentConflictError(key)
+            return False
+        self.objects[key] = body
+        self.writes += 1
+        return True
+
+    def location(self, key: str) -> str:
+        return f"s3://payloads/{key}"
+
+
+def make(
+    signer, *, secrets=None, ingress=None, store=None, **settings
+) -> tuple[TestClient, FakeBackend]:
     index = KeyIndex()
     spec: dict[str, Any] = {
         "webhookAuth": {
@@ -57,7 +85,7 @@ def make(signer, *, secrets=None, ingress=None, **settings) -> tuple[TestClient,
     backend = FakeBackend(
         {"github": signer.secret, "slack": signer.secret} if secrets is None else secrets
     )
-    app = create_app(index, backend, settings=Settings(**settings))
+    app = create_app(index, backend, settings=Settings(**settings), store=store, store_prefix="pfx")
     return TestClient(app), backend
 
 
@@ -278,3 +306,153 @@ def test_jira_delivery_signed_with_x_hub_signature(signer) -> None:
     assert_error(
         client.post("/webhooks/jira/jk", content=body, headers=forged), 401, "InvalidSignature"
     )
+
+
+# --- payloads too large for the Session: the artifact store -----------------------------
+
+
+def _large(github_example, size: int) -> dict[str, Any]:
+    payload = github_example("pull_request.opened")
+    payload["pull_request"]["body"] = "x" * size
+    return payload
+
+
+def test_a_large_payload_is_stored_and_referenced(signer, github_example) -> None:
+    store = FakeStore()
+    client, backend = make(signer, store=store, max_body_bytes=10_000)
+    payload = _large(github_example, 50_000)
+    first = post_github(client, signer, payload)
+    assert first.status_code == 202, first.text
+    key = f"pfx/team-a/payloads/github/{GUID}.json"
+    body = json.dumps(payload).encode()
+    assert store.objects == {key: body}
+    trigger = backend.sessions[("team-a", f"github-{GUID}")]["spec"]["trigger"]
+    assert trigger["payload"] == {}
+    assert trigger["payloadRef"] == {
+        "location": f"s3://payloads/{key}",
+        "size": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+    assert trigger["event"] == "pull_request.opened"  # mapped from the parsed body
+    again = post_github(client, signer, payload)
+    assert (again.status_code, again.json()) == (200, first.json())
+    assert store.writes == 1
+
+
+def test_small_payloads_stay_inside_the_session(signer, github_example) -> None:
+    store = FakeStore()
+    client, backend = make(signer, store=store, max_body_bytes=100_000)
+    assert post_github(client, signer, github_example("pull_request.opened")).status_code == 202
+    assert store.objects == {}
+    assert "payloadRef" not in backend.sessions[("team-a", f"github-{GUID}")]["spec"]["trigger"]
+
+
+def test_above_the_stored_limit_is_413_and_nothing_is_stored(signer, github_example) -> None:
+    store = FakeStore()
+    client, backend = make(signer, store=store, max_body_bytes=10_000, max_stored_body_bytes=40_000)
+    resp = post_github(client, signer, _large(github_example, 50_000))
+    assert_error(resp, 413, "PayloadTooLarge")
+    assert "the most the ingress takes" in resp.json()["message"]
+    assert resp.json()["details"] == {"limit": 40_000}
+    assert store.objects == {} and backend.sessions == {}
+
+
+def test_without_a_store_large_payloads_stay_413(signer, github_example) -> None:
+    client, backend = make(signer, max_body_bytes=10_000)
+    resp = post_github(client, signer, _large(github_example, 50_000))
+    assert_error(resp, 413, "PayloadTooLarge")
+    assert "need an artifact store" in resp.json()["message"]
+    assert backend.sessions == {}
+
+
+def test_store_down_is_503_and_no_session(signer, github_example) -> None:
+    store = FakeStore()
+    store.down = True
+    client, backend = make(signer, store=store, max_body_bytes=10_000)
+    resp = post_github(client, signer, _large(github_example, 50_000))
+    assert_error(resp, 503, "StoreUnavailable")
+    assert resp.headers["retry-after"] == "5"
+    assert backend.sessions == {}
+
+
+def test_a_bad_signature_stores_nothing(signer, github_example) -> None:
+    store = FakeStore()
+    client, backend = make(signer, store=store, max_body_bytes=10_000)
+    resp = post_github(
+        client,
+        signer,
+        _large(github_example, 50_000),
+        headers={"X-Hub-Signature-256": "sha256=" + "0" * 64},
+    )
+    assert_error(resp, 401, "InvalidSignature")
+    assert store.objects == {} and backend.sessions == {}
+
+
+def test_a_different_payload_under_the_same_delivery_is_a_conflict(signer, github_example) -> None:
+    store = FakeStore()
+    client, _backend = make(signer, store=store, max_body_bytes=10_000)
+    assert post_github(client, signer, _large(github_example, 50_000)).status_code == 202
+    resp = post_github(client, signer, _large(github_example, 60_000))
+    assert_error(resp, 409, "PayloadConflict")
+    assert len(store.objects) == 1
+
+
+class SlowStore(FakeStore):
+    """Counts how many large payloads are being stored at the same time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.most = 0
+        self.guard = threading.Lock()
+
+    def put_once(self, key: str, body: bytes) -> bool:
+        with self.guard:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            threading.Event().wait(0.2)  # overlap, if the app allowed it
+            return super().put_once(key, body)
+        finally:
+            with self.guard:
+                self.active -= 1
+
+
+def test_large_deliveries_are_taken_a_few_at_a_time(signer, github_example) -> None:
+    store = SlowStore()
+    index = KeyIndex()
+    index.replace_all(
+        [
+            (
+                "team-a",
+                {
+                    "webhookAuth": {
+                        "apiKeys": {"github": key_hash(KEY)},
+                        "signingSecretRef": {"name": "signing"},
+                    },
+                    "defaults": {"framework": {"type": "script"}},
+                },
+            )
+        ]
+    )
+    backend = FakeBackend({"github": signer.secret})
+    app = create_app(
+        index,
+        backend,
+        settings=Settings(max_body_bytes=10_000, max_large_deliveries=1),
+        store=store,
+    )
+    payload = _large(github_example, 50_000)
+    ids = [f"{GUID[:-1]}{i}" for i in range(3)]
+    with TestClient(app) as client, ThreadPoolExecutor(3) as pool:
+        answers = list(
+            pool.map(lambda d: post_github(client, signer, payload, delivery=d).status_code, ids)
+        )
+        # Slots are given back, also after a refusal.
+        bad = post_github(
+            client, signer, payload, delivery="x", headers={"X-Hub-Signature-256": "sha256=0"}
+        )
+        assert bad.status_code == 401
+        assert post_github(client, signer, payload, delivery=f"{GUID[:-1]}9").status_code == 202
+    assert answers == [202, 202, 202]
+    assert store.most == 1 and len(store.objects) == 4
