@@ -29,11 +29,26 @@ from typing import Any, Protocol
 import pydantic
 
 from ambient.operator.audit_export import AuditExporter, ObjectStore, read_trail
-from ambient.operator.objectstore import S3Store, StoreSettings
+from ambient.operator.objectstore import (
+    ContentConflictError,
+    S3Store,
+    StoreSettings,
+    StoreUnavailableError,
+    sha256_hex,
+)
 from ambient.webhooks.ingress import deliveries, events, replay
 from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableError
+from ambient.webhooks.ingress.settings import Settings as IngressSettings
 
 DEFAULT_WINDOW = timedelta(days=30)  # retention.deliveries' default
+
+
+class ReplayStore(ObjectStore, Protocol):
+    """The delivery log's store, which also takes payloads too large for a Session."""
+
+    def put_once(self, key: str, body: bytes) -> bool: ...
+
+    def location(self, key: str) -> str: ...
 
 
 class ReplayApi(Protocol):
@@ -79,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
 
 def run(
     argv: list[str],
-    store: ObjectStore,
+    store: ReplayStore,
     prefix: str,
     now: datetime,
     kube: Callable[[], ReplayApi],
@@ -144,7 +159,7 @@ def _show(record: dict[str, Any], stored: deliveries.StoredRequest | None, *, bo
 def _replay(
     record: dict[str, Any],
     stored: deliveries.StoredRequest,
-    store: ObjectStore,
+    store: ReplayStore,
     prefix: str,
     *,
     now: datetime,
@@ -166,7 +181,11 @@ def _replay(
             else None
         )
         plan = replay.plan(stored, tenant, secret, replayed_by=who)
-        code, outcome, reason, session = _carry_out(plan, api)
+        problem = _offload_large_payload(plan, stored, store, prefix)
+        if problem:
+            code, outcome, reason, session = 1, "error", problem, ""
+        else:
+            code, outcome, reason, session = _carry_out(plan, api)
     entry = deliveries.replay_record(
         timestamp=now,
         original=record,
@@ -188,6 +207,27 @@ def _replay(
     if not recorded:
         text += "\nwarning: the replay could not be written to the audit trail in the store"
     return code, text
+
+
+def _offload_large_payload(
+    plan: replay.Plan, stored: deliveries.StoredRequest, store: ReplayStore, prefix: str
+) -> str:
+    """As the ingress does: a payload too large for the Session goes to the store, at the
+    delivery's own key, and the Session references it. The problem, or "" when done."""
+    body = stored.raw_body()
+    if plan.manifest is None or plan.delivery is None:
+        return ""
+    if len(body) <= IngressSettings().max_body_bytes:
+        return ""
+    key = events.payload_key(prefix, stored.namespace, stored.source, plan.delivery.delivery_id)
+    try:
+        store.put_once(key, body)
+    except ContentConflictError:
+        return "a different payload was already stored for this delivery id"
+    except StoreUnavailableError as exc:
+        return f"the artifact store cannot be reached to keep the large payload: {exc}"
+    events.with_payload_ref(plan.manifest, store.location(key), len(body), sha256_hex(body))
+    return ""
 
 
 def _carry_out(plan: replay.Plan, api: ReplayApi) -> tuple[int, str, str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ambient.operator.objectstore import AlreadyExistsError
+from ambient.operator.objectstore import AlreadyExistsError, ContentConflictError
 
 
 class MemoryStore:
@@ -22,6 +22,17 @@ class MemoryStore:
         if key in self.objects:
             raise AlreadyExistsError(key)
         self.objects[key] = body
+
+    def put_once(self, key: str, body: bytes) -> bool:
+        if key in self.objects:
+            if self.objects[key] != body:
+                raise ContentConflictError(key)
+            return False
+        self.put_new(key, body)
+        return True
+
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
 
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))

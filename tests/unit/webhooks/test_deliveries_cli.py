@@ -53,15 +53,15 @@ class FakeApi:
         return None
 
 
-def _seed(store, *, outcome: str = "refused", trace: str = "a" * 32) -> str:
+def _seed(store, *, outcome: str = "refused", trace: str = "a" * 32, body: bytes = BODY) -> str:
     """What the ingress leaves behind for one delivery an hour before NOW."""
     at = NOW - timedelta(hours=1)
     key = None
     if outcome == "refused":
         key = d.request_key(
-            "", "team-a", source="github", delivery_id=DELIVERY, body=BODY, day=at.date()
+            "", "team-a", source="github", delivery_id=DELIVERY, body=body, day=at.date()
         )
-        sig = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+        sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         stored = d.StoredRequest.of(
             source="github",
             namespace="team-a",
@@ -74,7 +74,7 @@ def _seed(store, *, outcome: str = "refused", trace: str = "a" * 32) -> str:
                 "X-GitHub-Delivery": DELIVERY,
                 "X-Hub-Signature-256": sig,
             },
-            body=BODY,
+            body=body,
         )
         store.put_new(key, stored.encode())
     exporter = AuditExporter(store)
@@ -140,6 +140,32 @@ def test_a_replay_that_still_fails_creates_nothing(memory_store) -> None:
     api.refuse = True
     code, out = _cli(memory_store, api, "replay", "-n", "team-a", trace)
     assert code == 1 and "denied by admission" in out
+
+
+def test_a_large_payload_is_replayed_through_the_store_as_the_ingress_stores_it(
+    memory_store,
+) -> None:
+    large = json.dumps(
+        {"action": "opened", "pull_request": {"number": 1, "body": "x" * 300_000}}
+    ).encode()
+    trace = _seed(memory_store, body=large)
+    api = FakeApi()
+    code, out = _cli(memory_store, api, "replay", "-n", "team-a", trace)
+    assert code == 0, out
+    trigger = next(iter(api.sessions.values()))["spec"]["trigger"]
+    key = "team-a/payloads/github/g-1.json"
+    assert trigger["payload"] == {}
+    assert trigger["payloadRef"] == {
+        "location": f"s3://memory/{key}",
+        "size": len(large),
+        "sha256": hashlib.sha256(large).hexdigest(),
+    }
+    assert memory_store.objects[key] == large
+    # A different payload already under that delivery's key is not overwritten.
+    memory_store.objects[key] = b"{}"
+    api = FakeApi()
+    code, out = _cli(memory_store, api, "replay", "-n", "team-a", trace)
+    assert code == 1 and "different payload" in out and api.sessions == {}
 
 
 def test_only_kept_requests_can_be_replayed(memory_store) -> None:
