@@ -15,13 +15,14 @@ import time
 from typing import Any, cast
 
 import urllib3
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from ambient.crds.models import GROUP, VERSION
+from ambient.webhooks.policy_watch import watch_policies
 
 from .errors import KubeRefusedError, KubeUnavailableError
-from .keyindex import KeyIndex
+from .keyindex import KeyIndex, KeyIndexSink
 
 log = logging.getLogger("ambient.ingress.kube")
 REQUEST_TIMEOUT = (3.0, 10.0)  # connect, read: well inside GitHub's 10 s
@@ -133,47 +134,7 @@ class IngressKube:
 
     def watch_policies(self, index: KeyIndex, stop: threading.Event) -> None:
         """List then watch NamespacePolicies into the index, re-listing after any failure."""
-        while not stop.is_set():
-            try:
-                listing = cast(
-                    dict[str, Any],
-                    self.custom.list_cluster_custom_object(
-                        GROUP, VERSION, "namespacepolicies", _request_timeout=REQUEST_TIMEOUT
-                    ),
-                )
-                index.replace_all(
-                    [(i["metadata"]["namespace"], i.get("spec") or {}) for i in listing["items"]]
-                )
-                rv = listing["metadata"]["resourceVersion"]
-                w = watch.Watch()
-                for ev in w.stream(
-                    self.custom.list_cluster_custom_object,
-                    GROUP,
-                    VERSION,
-                    "namespacepolicies",
-                    resource_version=rv,
-                    timeout_seconds=300,
-                    allow_watch_bookmarks=True,
-                ):
-                    if stop.is_set():
-                        w.stop()
-                        break
-                    obj = ev["object"]
-                    kind = ev["type"]
-                    if kind == "BOOKMARK":
-                        continue
-                    if kind == "ERROR":
-                        break  # e.g. 410 Gone: re-list
-                    ns = obj["metadata"]["namespace"]
-                    if kind == "DELETED":
-                        index.remove(ns)
-                    else:
-                        error = index.upsert(ns, obj.get("spec") or {})
-                        if error:
-                            log.warning("policy ignored: %s", error)
-            except Exception as exc:  # keep watching through API outages
-                log.warning("NamespacePolicy watch failed, re-listing: %s", type(exc).__name__)
-                stop.wait(1.0)
+        watch_policies(self.custom, KeyIndexSink(index), stop, request_timeout=REQUEST_TIMEOUT[1])
 
     # --- key management -------------------------------------------------------------------
 
