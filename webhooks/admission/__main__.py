@@ -34,6 +34,8 @@ def main() -> int:
         ssl_keyfile=str(settings.key_file),
         log_level="warning",
         access_log=False,
+        loop="uvloop",
+        http="httptools",
     )
     return 0
 

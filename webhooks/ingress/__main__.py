@@ -9,7 +9,7 @@ import uvicorn
 
 from .app import create_app
 from .keyindex import KeyIndex
-from .kube import IngressKube
+from .kube import AsyncIngressKube, IngressKube
 from .settings import Settings
 
 
@@ -17,7 +17,10 @@ def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(message)s")
     index = KeyIndex()
-    kube = IngressKube(settings.api_connections, settings.secret_ttl_seconds)
+    kube = IngressKube()
+    backend = AsyncIngressKube(
+        kube.configuration, settings.api_connections, settings.secret_ttl_seconds
+    )
     stop = threading.Event()
 
     def start_watch() -> None:
@@ -25,7 +28,7 @@ def main() -> None:
             target=kube.watch_policies, args=(index, stop), name="policy-watch", daemon=True
         ).start()
 
-    app = create_app(index, kube, settings=settings, lifespan_hook=start_watch)
+    app = create_app(index, backend, settings=settings, lifespan_hook=start_watch)
     try:
         uvicorn.run(
             app,
@@ -34,6 +37,8 @@ def main() -> None:
             log_level=settings.log_level.lower(),
             access_log=False,  # paths carry keys: never log them
             timeout_keep_alive=30,
+            loop="uvloop",
+            http="httptools",
         )
     finally:
         stop.set()

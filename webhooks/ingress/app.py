@@ -8,11 +8,12 @@ stored (invariant 1, 2 and 5 of ARCHITECTURE.md).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,11 +43,16 @@ audit_log = logging.getLogger("ambient.ingress.audit")
 
 
 class Backend(Protocol):
-    """What the app needs from Kubernetes (kube.IngressKube, or a fake in unit tests)."""
+    """What the app needs from Kubernetes (kube.AsyncIngressKube, or a fake in unit tests).
+    Methods may be coroutines (awaited on the loop) or plain functions (run in threads)."""
 
-    def create_session(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
+    def create_session(
+        self, manifest: dict[str, Any]
+    ) -> dict[str, Any] | Awaitable[dict[str, Any] | None] | None: ...
 
-    def signing_secret(self, namespace: str, secret: str, source: str) -> str | None: ...
+    def signing_secret(
+        self, namespace: str, secret: str, source: str
+    ) -> str | Awaitable[str | None] | None: ...
 
 
 class Accepted(BaseModel):
@@ -120,6 +126,9 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             lifespan_hook()
         yield
         pool.shutdown(wait=False)
+        close = getattr(backend, "aclose", None)
+        if close is not None:
+            await close()
 
     app = FastAPI(
         title="ambient webhook ingress",
@@ -333,9 +342,10 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             raise IngressError(401, "InvalidSignature", str(exc)) from exc
 
     async def _call(fn: Callable[..., Any], *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(pool, fn, *args)
+            if inspect.iscoroutinefunction(fn):
+                return await fn(*args)
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except KubeUnavailableError as exc:
             raise IngressError(
                 503, "ApiUnavailable", f"{exc}; retry the delivery", headers={"Retry-After": "5"}
