@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,39 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class CpuMeter:
+    """CPU seconds (user + system) that named processes spent between start() and stop():
+    a figure the other work on a shared machine does not inflate the way it does latency.
+    Processes whose pid is None (not local) are left out."""
+
+    def __init__(self, **pids: int | None) -> None:
+        self.procs = {name: psutil.Process(p) for name, p in pids.items() if p is not None}
+        self.start()
+
+    def _now(self) -> dict[str, float]:
+        return {name: sum(p.cpu_times()[:2]) for name, p in self.procs.items()}
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> dict[str, float]:
+        now = self._now()
+        return {name: now[name] - self._start[name] for name in now}
+
+
+def py_spy(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes]:
+    """Sample process ``pid`` for ``seconds`` with py-spy (a dev dependency) into ``out``:
+    collapsed stacks, one line per stack with its sample count (flamegraph.pl or
+    speedscope read it)."""
+    tool = str(Path(sys.executable).with_name("py-spy"))
+    cmd = [tool, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw"]
+    return subprocess.Popen(
+        [*cmd, "--nonblocking", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 @dataclass
 class ControlPlane:
     """The running local control plane, its CRDs applied, and clients for it."""
@@ -48,6 +82,11 @@ class ControlPlane:
     core: client.CoreV1Api
     custom: client.CustomObjectsApi
     batch: client.BatchV1Api
+
+    def pid(self, component: str) -> int | None:
+        """The process id of a control-plane component (e.g. kube-apiserver), if local."""
+        path = Path(self.kubeconfig).parent / "run" / f"{component}.pid"
+        return int(path.read_text().strip()) if path.is_file() else None
 
     def kubectl(self, *args: str, stdin: str | None = None) -> None:
         subprocess.run(
