@@ -31,6 +31,7 @@ from .keyindex import KeyIndex, KeyIndexSink
 
 log = logging.getLogger("ambient.ingress.kube")
 REQUEST_TIMEOUT = (3.0, 10.0)  # connect, read: well inside GitHub's 10 s
+FIELD_MANAGER = "ambient-ingress"  # who wrote a Session, in its managedFields
 
 
 def load_configuration() -> client.Configuration:
@@ -120,7 +121,7 @@ class AsyncIngressKube:
                 timeout=aiohttp.ClientTimeout(
                     sock_connect=REQUEST_TIMEOUT[0], sock_read=REQUEST_TIMEOUT[1]
                 ),
-                skip_auto_headers=("User-Agent",),
+                headers={"User-Agent": FIELD_MANAGER},
             )
         return self._http
 
@@ -164,7 +165,8 @@ class AsyncIngressKube:
         """Create; None when created, else the existing Session of that name (409)."""
         ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/sessions"
-        status, body = await self._request("POST", path, _dumps(manifest))
+        query = f"?fieldManager={FIELD_MANAGER}"
+        status, body = await self._request("POST", path + query, _dumps(manifest))
         if 200 <= status < 300:
             return None
         if status != 409:
