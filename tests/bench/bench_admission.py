@@ -197,6 +197,7 @@ def main() -> int:
     args = parser.parse_args()
 
     cp = control_plane(args.workers)
+    cp.settle()
     run = uuid.uuid4().hex[:6]
     governed, plain = f"bench-adm-{run}", f"bench-noadm-{run}"
     cp.core.create_namespace({"metadata": {"name": governed, "labels": {LABEL: run}}})

@@ -88,6 +88,21 @@ class ControlPlane:
         path = Path(self.kubeconfig).parent / "run" / f"{component}.pid"
         return int(path.read_text().strip()) if path.is_file() else None
 
+    def settle(self, prefix: str = "bench-", timeout: float = 300) -> None:
+        """Wait (bounded) until namespaces left by earlier runs are gone: deleting their
+        Sessions loads the API server, which would count against this run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = [
+                ns.metadata.name
+                for ns in self.core.list_namespace().items
+                if ns.metadata.name.startswith(prefix)
+            ]
+            if not left:
+                return
+            say(f"waiting for {len(left)} namespaces of earlier runs to be deleted")
+            time.sleep(10)
+
     def kubectl(self, *args: str, stdin: str | None = None) -> None:
         subprocess.run(
             [self.kubectl_path, *args],
