@@ -421,7 +421,7 @@ def main() -> int:
     row("closed loop: ack latency p99 (ms)", f"{pct(c_acks, 0.99):.1f}", "<= 250")
     row("closed loop: status codes", json.dumps(closed.codes))
     if "api" in cpu_floor:
-        per = {k: v / (4 * n) * 1000 for k, v in cpu_floor.items()}
+        per = {k: v / (4 * (n + conc)) * 1000 for k, v in cpu_floor.items()}
         row("CPU ms per Session, direct: API server + etcd", f"{per['api'] + per['etcd']:.1f}")
     per = {k: v / n * 1000 for k, v in cpu_closed.items()}
     if "api" in per:
