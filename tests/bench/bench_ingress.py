@@ -354,10 +354,19 @@ def main() -> int:
         stop = threading.Event()
 
         def watch_jobs() -> None:
-            w = watch.Watch()
-            for ev in w.stream(cp.batch.list_namespaced_job, ns["jobs"], timeout_seconds=600):
-                seen.setdefault(ev["object"].metadata.name, time.monotonic())
-                if stop.is_set():
+            # Watches end (timeouts, dropped connections): list and watch again until stopped.
+            while not stop.is_set():
+                w = watch.Watch()
+                try:
+                    for ev in w.stream(
+                        cp.batch.list_namespaced_job, ns["jobs"], timeout_seconds=10
+                    ):
+                        seen.setdefault(ev["object"].metadata.name, time.monotonic())
+                        if stop.is_set():
+                            break
+                except Exception as exc:
+                    say(f"Job watch ended ({type(exc).__name__}); watching again")
+                finally:
                     w.stop()
 
         threading.Thread(target=watch_jobs, daemon=True).start()
