@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ambient.webhooks.ingress.kube import IngressKube  # noqa: PLC0415 - keeps --help fast
 
-    kube = IngressKube()
+    kube = IngressKube(connections=2)
     policy = kube.read_policy(args.namespace)
     if policy is None:
         _say(

@@ -17,7 +17,7 @@ def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(message)s")
     index = KeyIndex()
-    kube = IngressKube()
+    kube = IngressKube(connections=2)  # the policy watch only
     backend = AsyncIngressKube(
         kube.configuration, settings.api_connections, settings.secret_ttl_seconds
     )

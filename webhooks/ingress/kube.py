@@ -21,7 +21,9 @@ from typing import Any, cast
 
 import aiohttp
 import orjson
+import urllib3
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from ambient.crds.models import GROUP, VERSION
 from ambient.webhooks.policy_watch import watch_policies
@@ -34,22 +36,111 @@ REQUEST_TIMEOUT = (3.0, 10.0)  # connect, read: well inside GitHub's 10 s
 FIELD_MANAGER = "ambient-ingress"  # who wrote a Session, in its managedFields
 
 
-def load_configuration() -> client.Configuration:
-    """In-cluster credentials, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+def _message(exc: ApiException) -> str:
     try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    return client.Configuration.get_default_copy()
+        return str(json.loads(exc.body or "{}").get("message", exc.reason))
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason)
 
 
 class IngressKube:
-    """The synchronous client: the NamespacePolicy watch (a thread) and the key CLI."""
+    """The synchronous client: the NamespacePolicy watch (a thread), the key and
+    deliveries CLIs. The server's per-delivery calls go through AsyncIngressKube."""
 
-    def __init__(self, configuration: client.Configuration | None = None) -> None:
-        self.configuration = configuration or load_configuration()
-        self._api = client.ApiClient(self.configuration)
+    def __init__(self, connections: int = 64, secret_ttl: float = 10.0) -> None:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        cfg = client.Configuration.get_default_copy()
+        cfg.connection_pool_maxsize = connections
+        cfg.retries = 1  # answer 503 quickly when the API server is gone; senders retry
+        self.configuration = cfg
+        self._api = client.ApiClient(cfg)
         self.custom = client.CustomObjectsApi(self._api)
+        self.core = client.CoreV1Api(self._api)
+        self._secret_ttl = secret_ttl
+        self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
+        self._lock = threading.Lock()
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def create_session(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Create; None when created, else the existing Session of that name (409)."""
+        ns = manifest["metadata"]["namespace"]
+        try:
+            response = self.custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                ns,
+                "sessions",
+                manifest,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            response.read()  # to the end, so the connection goes back to the pool
+            response.release_conn()
+            return None
+        except ApiException as exc:
+            if exc.status != 409:
+                raise self._map(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeUnavailableError(
+                f"the API server cannot be reached: {type(exc).__name__}"
+            ) from exc
+        try:
+            existing = self.custom.get_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                ns,
+                "sessions",
+                manifest["metadata"]["name"],
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except ApiException as exc:
+            raise self._map(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeUnavailableError(
+                f"the API server cannot be reached: {type(exc).__name__}"
+            ) from exc
+        return cast(dict[str, Any], existing)
+
+    @staticmethod
+    def _map(exc: ApiException) -> Exception:
+        if exc.status in (None, 0, 429) or (exc.status or 0) >= 500:
+            return KubeUnavailableError(f"the API server answered {exc.status}")
+        return KubeRefusedError(int(exc.status or 500), _message(exc))
+
+    # --- signing secrets ------------------------------------------------------------------
+
+    def signing_secret(self, namespace: str, secret: str, source: str) -> str | None:
+        """The source's signing secret from the named Secret, cached for a few seconds."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._secrets.get((namespace, secret))
+        if cached is None or cached[0] < now:
+            data = self._read_secret(namespace, secret)
+            with self._lock:
+                self._secrets[(namespace, secret)] = (now + self._secret_ttl, data)
+        else:
+            data = cached[1]
+        return (data or {}).get(source) or None
+
+    def _read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            obj = self.core.read_namespaced_secret(
+                name, namespace, _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise self._map(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeUnavailableError(
+                f"the API server cannot be reached: {type(exc).__name__}"
+            ) from exc
+        raw = obj.data or {}
+        return {k: base64.b64decode(v).decode().strip() for k, v in raw.items()}
 
     # --- the NamespacePolicy watch --------------------------------------------------------
 
