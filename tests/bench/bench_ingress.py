@@ -430,7 +430,11 @@ def main() -> int:
     row("figure", "value", "target")
     floor_aio = statistics.median(floor_rates)
     ratios = [i / f for i, f in zip(ingress_rates, floor_rates, strict=True)]
-    row(f"floor: direct creates/s, kubernetes client ({conc} threads)", f"{floor_thr:.1f}")
+    row(
+        f"floor: direct creates/s, kubernetes client ({conc} threads)",
+        f"{floor_thr:.1f}",
+        "once, first (before this run's other load): for reference only",
+    )
     row(
         f"floor: direct creates/s, ingress's client ({conc} in flight, median)",
         f"{floor_aio:.1f}",
