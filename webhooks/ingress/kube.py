@@ -236,7 +236,11 @@ class AsyncIngressKube:
         for attempt in (1, 2):
             try:
                 async with self._session().request(
-                    method, self._base + path, data=body, headers=self._headers()
+                    method,
+                    self._base + path,
+                    data=body,
+                    headers=self._headers(),
+                    server_hostname=self._cfg.tls_server_name or None,  # kubeconfig's
                 ) as rsp:
                     return rsp.status, await rsp.read()
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
