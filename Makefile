@@ -84,7 +84,7 @@ cluster-status: $(STAMP) ## Is the local control plane up?
 run: $(STAMP) ## Start everything, run the example Session to Completed, keep the operator running
 	$(PY) hack/run.py $(if $(USE_CURRENT_CONTEXT),--use-current-context,)
 
-bench: $(STAMP) ## Benchmarks: 1,000 Sessions against 1,000 direct Jobs; the queue; the artifact store
+bench: $(STAMP) ## Benchmarks: Sessions vs direct Jobs; the ingress; the queue; the admission webhook; the artifact store
 	$(PY) tests/bench/bench_sessions.py
 	$(PY) tests/bench/bench_ingress.py
 	$(PY) tests/bench/bench_queue.py

@@ -118,7 +118,12 @@ class Trigger(ApiModel):
     """The system that sent the event: github, jira, slack, alertmanager, manual or api."""
     event: str = Field(min_length=1, max_length=128)
     """The event type with its action, e.g. pull_request.opened or jira:issue_created."""
-    payload: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE)
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        # Atomic: field ownership is tracked for the payload as one value, not for each of
+        # its (thousands of) keys, which halves the API server's work per Session write.
+        json_schema_extra={**PRESERVE, "x-kubernetes-map-type": "atomic"},
+    )
     """The original event payload, kept as received (or empty when payloadRef is set)."""
     payload_ref: PayloadRef | None = None
     """Set instead of payload when the payload was too large to keep inside the object."""

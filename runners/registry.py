@@ -88,10 +88,13 @@ def load(path: Path = DEFAULT_REGISTRY_FILE) -> Registry:
     return Registry.model_validate(yaml.safe_load(path.read_text()))
 
 
-def resolve(
-    registry: Registry, framework: str, version: str = "latest", image_prefix: str = ""
-) -> ResolvedRunner:
-    """Look up a framework; raise UnknownFrameworkError with a message a person can act on."""
+def check(registry: Registry, framework: str, version: str = "latest") -> None:
+    """What ``resolve`` checks, without building the runner (the admission webhook asks
+    this on every Session create): raise UnknownFrameworkError, or return."""
+    _lookup(registry, framework, version)
+
+
+def _lookup(registry: Registry, framework: str, version: str) -> tuple[str, RunnerVersion]:
     entry = registry.frameworks.get(framework)
     if entry is None:
         known = ", ".join(sorted(registry.frameworks))
@@ -106,6 +109,14 @@ def resolve(
             f"framework {framework!r} has no version {chosen!r} in the runner registry "
             f"(known: {known})"
         )
+    return chosen, runner
+
+
+def resolve(
+    registry: Registry, framework: str, version: str = "latest", image_prefix: str = ""
+) -> ResolvedRunner:
+    """Look up a framework; raise UnknownFrameworkError with a message a person can act on."""
+    chosen, runner = _lookup(registry, framework, version)
     image = runner.image
     if image_prefix and not _has_registry_host(image):
         image = f"{image_prefix.rstrip('/')}/{image}"

@@ -32,7 +32,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, Inexact, localcontext
 from enum import StrEnum
 
 from ambient.crds.models import NamespacePolicy, Session, StorageType, money
-from ambient.runners.registry import Registry, UnknownFrameworkError, resolve
+from ambient.runners.registry import Registry, UnknownFrameworkError, check
 
 MONTH_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 CENT = Decimal("0.01")
@@ -233,7 +233,7 @@ def _listing(names: list[str]) -> str:
 def _framework(session: Session, registry: Registry, out: _Collector) -> None:
     framework = session.spec.framework
     try:
-        resolve(registry, framework.type, framework.version)
+        check(registry, framework.type, framework.version)
     except UnknownFrameworkError as exc:
         known_type = framework.type in registry.frameworks
         path = "spec.framework.version" if known_type else "spec.framework.type"

@@ -1,12 +1,19 @@
 """Benchmark: the admission webhook's latency, and what it costs Session creates.
 
-Run with ``make bench``. Prints figures; asserts nothing (the machine is shared).
+Run with ``make bench`` (or alone: ``.venv/bin/python tests/bench/bench_admission.py``).
+Prints figures with their targets beside them; asserts nothing (the machine is shared).
 
-* direct: AdmissionReview requests for a Session create, 100 in flight at once, sent
-  straight to the webhook over HTTPS; p50 and p99 latency (targets 5 ms and 25 ms).
-* through the API server: the same number of Session creates into a namespace the webhook
-  governs and into one it does not, alternated in rounds; the ratio of the medians
-  (target: no more than 1.3x slower with the webhook).
+* direct, closed loop: AdmissionReview requests for a Session create, 100 always in
+  flight, sent straight to ``python -m ambient.webhooks.admission`` over HTTPS; p50 and
+  p99 latency (targets 5 ms and 25 ms) and reviews/s. With 100 always in flight, latency
+  is 100 / throughput (Little's law), so this mostly measures throughput.
+* direct, open loop: reviews arriving at a fixed rate (``--open-rate``, 200/s: a busy
+  cluster's Session writes) on up to 100 connections, latency from each one's scheduled
+  time: what the API server waits for at that load.
+* the webhook's own decision time (its histogram, bucket upper bounds).
+* through the API server: Session creates into a namespace the webhook governs and into
+  one it does not, in alternating rounds (ABBA order, so drift hits both alike); the
+  median over rounds of each round's with/without time ratio (target <= 1.3x).
 """
 
 from __future__ import annotations
@@ -14,8 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import ssl
 import statistics
 import subprocess
@@ -29,27 +34,17 @@ from typing import Any
 
 import aiohttp
 import httpx
-from kubernetes import client, config
+from kubernetes import client
+from support import ROOT, CpuMeter, control_plane, free_port, pct, py_spy, say
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from integration.conftest import tls_files  # noqa: E402
+from integration.conftest import tls_files
 
-from ambient.webhooks.admission.config import webhook_configuration  # noqa: E402
+from ambient.webhooks.admission.config import webhook_configuration
 
-CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
 LABEL = "ambient.ai/admission-bench"
-
-
-def say(message: str) -> None:
-    print(f"==> [{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+JSON = {"Content-Type": "application/json"}
 
 
 def session(name: str) -> dict[str, Any]:
@@ -100,28 +95,66 @@ def review(namespace: str, i: int) -> bytes:
     ).encode()
 
 
-async def direct(url: str, ca: Path, namespace: str, total: int, concurrency: int) -> list[float]:
+async def closed_loop(
+    url: str, ca: Path, namespace: str, total: int, *, concurrency: int, meter: CpuMeter
+) -> tuple[list[float], float, dict[str, float]]:
     """``concurrency`` requests always in flight (aiohttp: a light client, so the figures
-    are the webhook's, not the load generator's)."""
+    are the webhook's, not the load generator's); latencies, reviews/s and ``meter``'s
+    CPU seconds. 300 reviews first, untimed, on the same connections (the API server
+    keeps its own connections open)."""
     latencies: list[float] = []
     context = ssl.create_default_context(cafile=str(ca))
     connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def burst(bodies: list[bytes], record: bool) -> None:
+            counter = iter(bodies)
+
+            async def worker() -> None:
+                for body in counter:
+                    start = time.perf_counter()
+                    async with http.post(url, data=body, headers=JSON) as rsp:
+                        answer = await rsp.json()
+                    if record:
+                        latencies.append(time.perf_counter() - start)
+                    assert answer["response"]["allowed"], answer
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+        await burst([review(namespace, i) for i in range(300)], record=False)
+        bodies = [review(namespace, i) for i in range(total)]
+        meter.start()
+        started = time.perf_counter()
+        await burst(bodies, record=True)
+        elapsed = time.perf_counter() - started
+        return latencies, total / elapsed, meter.stop()
+
+
+async def open_loop(
+    url: str, ca: Path, namespace: str, total: int, *, rate: float, connections: int
+) -> tuple[list[float], float]:
+    """Review i is due at start + i / rate whatever happened before it, on at most
+    ``connections`` connections; its latency counts from when it was due."""
+    latencies: list[float] = []
+    context = ssl.create_default_context(cafile=str(ca))
+    connector = aiohttp.TCPConnector(ssl=context, limit=connections)
     bodies = [review(namespace, i) for i in range(total)]
     async with aiohttp.ClientSession(connector=connector) as http:
-        counter = iter(bodies)
 
-        async def worker() -> None:
-            for body in counter:
-                start = time.perf_counter()
-                async with http.post(
-                    url, data=body, headers={"Content-Type": "application/json"}
-                ) as rsp:
-                    answer = await rsp.json()
-                latencies.append(time.perf_counter() - start)
-                assert answer["response"]["allowed"], answer
+        async def one(due: float, body: bytes) -> None:
+            async with http.post(url, data=body, headers=JSON) as rsp:
+                answer = await rsp.json()
+            latencies.append(time.perf_counter() - due)
+            assert answer["response"]["allowed"], answer
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
+        started = time.perf_counter()
+        tasks = []
+        for i, body in enumerate(bodies):
+            due = started + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(due, body)))
+        await asyncio.gather(*tasks)
+        return latencies, total / (time.perf_counter() - started)
 
 
 def creates(
@@ -157,46 +190,30 @@ def server_quantile(metrics: str, q: float) -> float:
     return next((le for le, count in buckets if total and count >= q * total), float("nan"))
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def row(label: str, value: str, target: str = "") -> None:
+    print(f"{label:60} {value:>10}  {target}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--creates", type=int, default=200, help="Session creates per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--open-rate", type=float, default=200.0, help="open loop: reviews/s")
+    parser.add_argument("--open-seconds", type=float, default=15.0)
+    parser.add_argument("--creates", type=int, default=1000, help="Session creates per round")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds (each: with and without)")
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--profile", type=Path, help="write py-spy samples here")
     args = parser.parse_args()
 
-    say("local control plane")
-    up = subprocess.run([*CLUSTER, "up"], stdout=subprocess.PIPE, text=True, check=True)
-    kubeconfig = up.stdout.strip().splitlines()[-1]
-    kubectl = subprocess.run(
-        [*CLUSTER, "bin", "kubectl"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-
-    def k(*a: str, stdin: str | None = None) -> None:
-        subprocess.run(
-            [kubectl, *a], env=env, input=stdin, text=True, check=True, capture_output=True
-        )
-
-    k("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    cfg.connection_pool_maxsize = args.workers
-    api = client.ApiClient(cfg)
-    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-
+    cp = control_plane(args.workers)
+    cp.settle()
     run = uuid.uuid4().hex[:6]
     governed, plain = f"bench-adm-{run}", f"bench-noadm-{run}"
-    core.create_namespace({"metadata": {"name": governed, "labels": {LABEL: run}}})
-    core.create_namespace({"metadata": {"name": plain}})
+    cp.core.create_namespace({"metadata": {"name": governed, "labels": {LABEL: run}}})
+    cp.core.create_namespace({"metadata": {"name": plain}})
     for ns in (governed, plain):
-        k("apply", "-n", ns, "-f", "-", stdin=json.dumps(policy()))
+        cp.kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(policy()))
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-admission-"))
     ca, cert, key = tls_files(tmp)
@@ -204,7 +221,7 @@ def main() -> int:
     proc = subprocess.Popen(
         [sys.executable, "-m", "ambient.webhooks.admission"],
         env={
-            **env,
+            **cp.env,
             "AMBIENT_ADMISSION_CERT_FILE": str(cert),
             "AMBIENT_ADMISSION_KEY_FILE": str(key),
             "AMBIENT_ADMISSION_HOST": "127.0.0.1",
@@ -214,6 +231,7 @@ def main() -> int:
         stderr=subprocess.STDOUT,
     )
     name = f"ambient-admission-bench-{run}"
+    n_open = int(args.open_rate * args.open_seconds)
     try:
         url = f"https://127.0.0.1:{port}/validate"
         deadline = time.monotonic() + 30
@@ -225,51 +243,111 @@ def main() -> int:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        say(f"direct: {args.requests} AdmissionReviews, {args.concurrency} in flight")
-        asyncio.run(direct(url, ca, governed, 300, args.concurrency))  # warm up
-        started = time.monotonic()
-        latencies = asyncio.run(direct(url, ca, governed, args.requests, args.concurrency))
-        direct_rate = args.requests / (time.monotonic() - started)
+        say(f"direct, closed loop: {args.requests} AdmissionReviews, {args.concurrency} in flight")
+        spy = None
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            spy = py_spy(proc.pid, args.profile / "admission-closed-loop.txt", 3)
+        latencies, direct_rate, used = asyncio.run(
+            closed_loop(
+                url,
+                ca,
+                governed,
+                args.requests,
+                concurrency=args.concurrency,
+                meter=CpuMeter(webhook=proc.pid),
+            )
+        )
+        webhook_cpu = used["webhook"] / args.requests
+        if spy is not None:
+            spy.wait()
+        say(f"direct, open loop: {n_open} AdmissionReviews at {args.open_rate:g}/s")
+        open_latencies, open_rate = asyncio.run(
+            open_loop(url, ca, governed, n_open, rate=args.open_rate, connections=args.concurrency)
+        )
         metrics = httpx.get(f"https://127.0.0.1:{port}/metrics", verify=str(ca)).text
         cfg_body = webhook_configuration(
             ca.read_bytes(), url=url, name=name, match_labels={LABEL: run}
         )
-        k("apply", "-f", "-", stdin=json.dumps(cfg_body))
+        cp.kubectl("apply", "-f", "-", stdin=json.dumps(cfg_body))
         time.sleep(2)
+        creates(cp.custom, governed, "warm", 50, args.workers)  # the API server's connection
         with_hook: list[float] = []
         without: list[float] = []
+        cpu: dict[str, dict[str, float]] = {"with": {}, "without": {}}
+        pids = {
+            "api": cp.pid("kube-apiserver"),
+            "etcd": cp.pid("etcd"),
+            "webhook": proc.pid,
+        }
         for r in range(args.rounds):
             say(f"round {r + 1}: {args.creates} Session creates with and without the webhook")
-            without.append(creates(custom, plain, f"r{r}", args.creates, args.workers))
-            with_hook.append(creates(custom, governed, f"r{r}", args.creates, args.workers))
+            order = [(plain, without, "without"), (governed, with_hook, "with")]
+            for ns, times, mode in order if r % 2 == 0 else order[::-1]:
+                meter = CpuMeter(**pids)
+                times.append(creates(cp.custom, ns, f"r{r}", args.creates, args.workers))
+                for k, v in meter.stop().items():
+                    cpu[mode][k] = cpu[mode].get(k, 0.0) + v
     finally:
         subprocess.run(
-            [kubectl, "delete", "validatingwebhookconfiguration", name, "--ignore-not-found"],
-            env=env,
+            [cp.kubectl_path, "delete", "validatingwebhookconfiguration", name],
+            env=cp.env,
             capture_output=True,
             check=False,
         )
         proc.terminate()
         proc.wait(timeout=20)
         for ns in (governed, plain):
-            core.delete_namespace(ns)
+            cp.core.delete_namespace(ns)
 
     p50, p99 = pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000
-    rate_with = args.creates / statistics.median(with_hook)
-    rate_without = args.creates / statistics.median(without)
+    o50, o99 = pct(open_latencies, 0.5) * 1000, pct(open_latencies, 0.99) * 1000
+    ratios = [w / wo for w, wo in zip(with_hook, without, strict=True)]
     print()
-    print(f"{'figure':50} {'value':>10}")
-    print(f"{'direct: AdmissionReviews sent':50} {len(latencies):>10}")
-    print(f"{'direct: p50 latency (target <= 5 ms)':50} {p50:>8.1f}ms")
-    print(f"{'direct: p99 latency (target <= 25 ms)':50} {p99:>8.1f}ms")
-    print(f"{'direct: reviews answered per second':50} {direct_rate:>10.1f}")
+    row("figure", "value", "target")
+    row(f"direct, closed loop ({args.concurrency} in flight): reviews", f"{len(latencies)}")
+    row("direct, closed loop: p50 latency (ms)", f"{p50:.1f}", "<= 5")
+    row("direct, closed loop: p99 latency (ms)", f"{p99:.1f}", "<= 25")
+    row("direct, closed loop: reviews answered per second", f"{direct_rate:.0f}")
+    row(
+        f"direct, open loop ({args.open_rate:g}/s, <= {args.concurrency} conns): reviews/s",
+        f"{open_rate:.0f}",
+    )
+    row("direct, open loop: p50 latency (ms, from when due)", f"{o50:.1f}", "<= 5")
+    row("direct, open loop: p99 latency (ms, from when due)", f"{o99:.1f}", "<= 25")
     for q in (0.5, 0.99):
-        label = f"webhook-side decision time p{int(q * 100)} (histogram bucket)"
-        print(f"{label:50} {server_quantile(metrics, q) * 1000:>8.1f}ms")
-    print(f"{'creates/s without the webhook (median)':50} {rate_without:>10.1f}")
-    print(f"{'creates/s with the webhook (median)':50} {rate_with:>10.1f}")
-    ratio = rate_without / rate_with
-    print(f"ratio, creates with the webhook take {ratio:.2f}x as long (target <= 1.3x)")
+        label = f"webhook's own decision time p{int(q * 100)} (ms, bucket bound)"
+        row(label, f"{server_quantile(metrics, q) * 1000:.1f}")
+    row("webhook process CPU per review, closed loop (ms)", f"{webhook_cpu * 1000:.2f}")
+    total = args.creates * args.rounds
+    for mode in ("without", "with"):
+        used = cpu[mode]
+        if "api" in used:
+            server = (used["api"] + used["etcd"]) / total * 1000
+            row(f"CPU ms per create {mode} the webhook: API server + etcd", f"{server:.2f}")
+        if mode == "with":
+            row(
+                "CPU ms per create with the webhook: the webhook",
+                f"{used['webhook'] / total * 1000:.2f}",
+            )
+    row(
+        f"creates/s without the webhook (median of {args.rounds} rounds)",
+        f"{args.creates / statistics.median(without):.1f}",
+    )
+    row(
+        f"creates/s with the webhook (median of {args.rounds} rounds)",
+        f"{args.creates / statistics.median(with_hook):.1f}",
+    )
+    row(
+        "with/without time ratio per round",
+        "",
+        " ".join(f"{r:.2f}" for r in ratios),
+    )
+    row(
+        "creates with the webhook take x as long (median of rounds)",
+        f"{statistics.median(ratios):.2f}x",
+        "<= 1.3x",
+    )
     return 0
 
 

@@ -15,7 +15,6 @@ hand-over latency), with medians and the capped/uncapped ratios.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -26,15 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, watch
+from support import control_plane, say
 
 ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
 GROUP, VERSION = "ambient.ai", "v1alpha1"
-
-
-def say(message: str) -> None:
-    print(f"==> [{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def session_body(name: str, duration: str) -> dict[str, Any]:
@@ -146,28 +141,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
 
-    say("local control plane")
-    up = subprocess.run([*CLUSTER, "up"], stdout=subprocess.PIPE, text=True, check=True)
-    kubeconfig = up.stdout.strip().splitlines()[-1]
-    kubectl = subprocess.run(
-        [*CLUSTER, "bin", "kubectl"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-    subprocess.run(
-        [kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    cfg.connection_pool_maxsize = 16
-    api = client.ApiClient(cfg)
-    batch, core, custom = (
-        client.BatchV1Api(api),
-        client.CoreV1Api(api),
-        client.CustomObjectsApi(api),
-    )
+    cp = control_plane(16)
+    env, batch, core, custom = cp.env, cp.batch, cp.core, cp.custom
     run = uuid.uuid4().hex[:6]
     spaces = {
         "uncapped": (f"bench-uncapped-{run}", args.n),

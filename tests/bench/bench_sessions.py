@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from kubernetes import client, config
+from support import control_plane, say
 
 from ambient.crds.models import Session
 from ambient.operator import builders
@@ -40,12 +39,7 @@ from ambient.operator.settings import OperatorSettings
 from ambient.runners import registry
 
 ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
 GROUP, VERSION = "ambient.ai", "v1alpha1"
-
-
-def say(message: str) -> None:
-    print(f"==> [{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def session_body(name: str) -> dict[str, Any]:
@@ -126,28 +120,8 @@ def main() -> int:
     args = parser.parse_args()
     n = args.n
 
-    say("local control plane")
-    up = subprocess.run([*CLUSTER, "up"], stdout=subprocess.PIPE, text=True, check=True)
-    kubeconfig = up.stdout.strip().splitlines()[-1]
-    kubectl = subprocess.run(
-        [*CLUSTER, "bin", "kubectl"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-    subprocess.run(
-        [kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    cfg.connection_pool_maxsize = args.workers
-    api = client.ApiClient(cfg)
-    batch, core, custom = (
-        client.BatchV1Api(api),
-        client.CoreV1Api(api),
-        client.CustomObjectsApi(api),
-    )
+    cp = control_plane(args.workers)
+    env, api, batch, core, custom = cp.env, cp.api, cp.batch, cp.core, cp.custom
     run = uuid.uuid4().hex[:6]
     floor_ns, op_ns = f"bench-floor-{run}", f"bench-op-{run}"
     for ns in (floor_ns, op_ns):

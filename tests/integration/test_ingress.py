@@ -158,6 +158,9 @@ def test_signed_delivery_creates_the_session_in_the_keys_namespace_only(
     )
     assert trigger["payload"]["pull_request"]["number"] == PR_OPENED["pull_request"]["number"]
     assert stored["spec"]["framework"]["type"] == "script"
+    # the payload is one atomic value: its keys are not each tracked in managedFields
+    (owned,) = [m for m in stored["metadata"]["managedFields"] if m["manager"] == "ambient-ingress"]
+    assert owned["fieldsV1"]["f:spec"]["f:trigger"]["f:payload"] == {}
     assert sessions(cluster, other_namespace) == []
     again = github(ingress, keys["github"], payload, delivery)
     assert (again.status_code, again.json()) == (200, resp.json())

@@ -51,6 +51,12 @@ def _serve(
         port=settings.port,
         log_level="warning",
         access_log=False,
+        loop="uvloop",
+        http="httptools",
+        # The API server keeps its connections to the webhook; closing them after 5 idle
+        # seconds (uvicorn's default) would make a TLS handshake part of a Session write.
+        timeout_keep_alive=60,
+        proxy_headers=False,  # answers depend on the review alone, never on the peer
     )
 
 

@@ -13,7 +13,7 @@ from ambient.webhooks import exporting
 from .app import create_app
 from .delivery_log import DeliveryLog
 from .keyindex import KeyIndex
-from .kube import IngressKube
+from .kube import AsyncIngressKube, IngressKube
 from .settings import Settings
 
 # One store call for a large payload, then one retry: the answer (503, and the sender
@@ -25,7 +25,10 @@ def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(message)s")
     index = KeyIndex()
-    kube = IngressKube(settings.api_connections, settings.secret_ttl_seconds)
+    kube = IngressKube(connections=2)  # the policy watch only
+    backend = AsyncIngressKube(
+        kube.configuration, settings.api_connections, settings.secret_ttl_seconds
+    )
     stop = threading.Event()
 
     def start_watch() -> None:
@@ -59,7 +62,7 @@ def main() -> None:
         export.start()
     app = create_app(
         index,
-        kube,
+        backend,
         settings=settings,
         lifespan_hook=start_watch,
         delivery_log=delivery_log,
@@ -74,6 +77,8 @@ def main() -> None:
             log_level=settings.log_level.lower(),
             access_log=False,  # paths carry keys: never log them
             timeout_keep_alive=30,
+            loop="uvloop",
+            http="httptools",
         )
     finally:
         stop.set()

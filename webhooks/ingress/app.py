@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -49,11 +50,16 @@ log = logging.getLogger("ambient.ingress")
 
 
 class Backend(Protocol):
-    """What the app needs from Kubernetes (kube.IngressKube, or a fake in unit tests)."""
+    """What the app needs from Kubernetes (kube.AsyncIngressKube, or a fake in unit tests).
+    Methods may be coroutines (awaited on the loop) or plain functions (run in threads)."""
 
-    def create_session(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
+    def create_session(
+        self, manifest: dict[str, Any]
+    ) -> dict[str, Any] | Awaitable[dict[str, Any] | None] | None: ...
 
-    def signing_secret(self, namespace: str, secret: str, source: str) -> str | None: ...
+    def signing_secret(
+        self, namespace: str, secret: str, source: str
+    ) -> str | Awaitable[str | None] | None: ...
 
 
 class PayloadStore(Protocol):
@@ -145,6 +151,9 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             lifespan_hook()
         yield
         pool.shutdown(wait=False)
+        close = getattr(backend, "aclose", None)
+        if close is not None:
+            await close()
 
     app = FastAPI(
         title="ambient webhook ingress",
@@ -416,9 +425,10 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
             raise IngressError(401, "InvalidSignature", str(exc)) from exc
 
     async def _call(fn: Callable[..., Any], *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(pool, fn, *args)
+            if inspect.iscoroutinefunction(fn):
+                return await fn(*args)
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except KubeUnavailableError as exc:
             raise IngressError(
                 503, "ApiUnavailable", f"{exc}; retry the delivery", headers={"Retry-After": "5"}

@@ -73,9 +73,14 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def _not_json(constant: str) -> Any:
+    # Python's parser takes NaN and Infinity, which JSON (and the API server) does not.
+    raise MalformedError(f"the body is not valid JSON: {constant} is not a JSON value")
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_not_json)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedError(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):

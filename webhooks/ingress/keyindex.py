@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ from pydantic import ValidationError
 
 from ambient.crds.models import IngressPolicy, NamespacePolicySpec, SessionDefaults
 
+log = logging.getLogger("ambient.ingress.keyindex")
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -110,3 +113,26 @@ class KeyIndex:
             ):
                 return None
             return self._tenants[namespace]
+
+
+class KeyIndexSink:
+    """Adapts the index to the shared NamespacePolicy watch (``webhooks.policy_watch``),
+    which hands over whole objects: the index keeps only each namespace's spec."""
+
+    def __init__(self, index: KeyIndex) -> None:
+        self.index = index
+
+    def replace_all(self, items: list[Mapping[str, Any]]) -> None:
+        self.index.replace_all([(_namespace(i), dict(i.get("spec") or {})) for i in items])
+
+    def upsert(self, item: Mapping[str, Any]) -> None:
+        error = self.index.upsert(_namespace(item), dict(item.get("spec") or {}))
+        if error:
+            log.warning("policy ignored: %s", error)
+
+    def remove(self, item: Mapping[str, Any]) -> None:
+        self.index.remove(_namespace(item))
+
+
+def _namespace(item: Mapping[str, Any]) -> str:
+    return str((item.get("metadata") or {}).get("namespace", ""))

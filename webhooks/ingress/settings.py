@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     secret_ttl_seconds: float = 10.0
     """How long a signing secret read from its Secret is reused."""
     api_connections: int = 64
-    """Connections (and threads) for Kubernetes API calls."""
+    """Kept-alive connections to the API server for the per-delivery calls (one pool on
+    the event loop; deliveries beyond it wait for a free connection)."""
     log_level: str = "INFO"
     audit_flush_seconds: float = 5.0
     """How often delivery records are written to the artifact store (AMBIENT_STORE_*)."""

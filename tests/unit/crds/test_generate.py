@@ -198,6 +198,11 @@ def test_free_form_fields_preserve_unknown(session: dict[str, Any], dotted: str)
     assert "properties" not in node
 
 
+def test_the_payload_is_one_atomic_value(session: dict[str, Any]) -> None:
+    """Field ownership for the payload as a whole: managedFields do not list its keys."""
+    assert _at(session, "spec.trigger.payload")["x-kubernetes-map-type"] == "atomic"
+
+
 @pytest.mark.parametrize("source", ["github", "jira", "slack"])
 def test_api_key_union_preserves_unknown(policy: dict[str, Any], source: str) -> None:
     """str | list[str] cannot be structural: the field preserves what it is given."""

@@ -11,6 +11,7 @@ from ambient.runners.registry import (
     DEFAULT_REGISTRY_FILE,
     Registry,
     UnknownFrameworkError,
+    check,
     load,
     resolve,
 )
@@ -61,6 +62,17 @@ def test_unknown_version_lists_known_versions(registry: Registry) -> None:
     message = str(info.value)
     assert "'crewai'" in message and "'9.9'" in message
     assert "known: 0.80" in message
+
+
+def test_check_refuses_exactly_what_resolve_refuses(registry: Registry) -> None:
+    check(registry, "crewai")
+    check(registry, "langgraph", "0.2")
+    for framework, version in (("autogen", "latest"), ("crewai", "9.9")):
+        with pytest.raises(UnknownFrameworkError) as checked:
+            check(registry, framework, version)
+        with pytest.raises(UnknownFrameworkError) as resolved:
+            resolve(registry, framework, version)
+        assert str(checked.value) == str(resolved.value)
 
 
 def _registry(image: str) -> Registry:

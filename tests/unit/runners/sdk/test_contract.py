@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ambient.crds.models import GeneratedArtifact, SessionStatus
+from ambient.crds.models import GeneratedArtifact, PayloadRef, SessionStatus
 from ambient.operator import builders
 from ambient.operator.observe import runner_verdict
 from ambient.runners.sdk import contract
@@ -36,7 +36,9 @@ def test_context_from_the_operators_builder(make_session, runner):
 def test_the_context_carries_the_payload_reference(make_session, runner):
     session = make_session()
     ref = {"location": "s3://b/ns/payloads/github/d.json", "size": 3, "sha256": "a" * 64}
-    trigger = session.spec.trigger.model_copy(update={"payload": {}, "payload_ref": ref})
+    trigger = session.spec.trigger.model_copy(
+        update={"payload": {}, "payload_ref": PayloadRef.model_validate(ref)}
+    )
     session = session.model_copy(
         update={"spec": session.spec.model_copy(update={"trigger": trigger})}
     )

@@ -92,6 +92,14 @@ def test_github_needs_json_headers_and_an_object() -> None:
         events.parse("github", {"x-github-event": "push", "x-github-delivery": GUID}, b"{", JSON)
     with pytest.raises(MalformedError, match="object"):
         events.parse("github", {"x-github-event": "push", "x-github-delivery": GUID}, b"[]", JSON)
+    for constant in (b"NaN", b"-Infinity"):
+        with pytest.raises(MalformedError, match="not a JSON value"):
+            events.parse(
+                "github",
+                {"x-github-event": "push", "x-github-delivery": GUID},
+                b'{"a": ' + constant + b"}",
+                JSON,
+            )
 
 
 def test_jira_events() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ambient.webhooks.ingress.keyindex import KeyIndex, hashes_of, key_hash
+from ambient.webhooks.ingress.keyindex import KeyIndex, KeyIndexSink, hashes_of, key_hash
 
 
 def _spec(github=None, slack=None, secret=None) -> dict:
@@ -65,4 +65,27 @@ def test_an_invalid_policy_indexes_no_keys() -> None:
     spec = _spec(github=key_hash("a"))
     spec["maxConcurrentSessions"] = -1
     assert index.upsert("team-a", spec) is not None
+    assert index.lookup("github", "a") is None
+
+
+def test_the_watch_sink_indexes_whole_objects_by_their_namespace(caplog) -> None:
+    index = KeyIndex()
+    sink = KeyIndexSink(index)
+
+    def obj(ns: str, spec: dict) -> dict:
+        return {"metadata": {"name": "policy", "namespace": ns}, "spec": spec}
+
+    sink.replace_all([obj("team-a", _spec(github=key_hash("a")))])
+    assert index.synced
+    tenant = index.lookup("github", "a")
+    assert tenant is not None and tenant.namespace == "team-a"
+    sink.upsert(obj("team-b", _spec(github=key_hash("b"))))
+    tenant = index.lookup("github", "b")
+    assert tenant is not None and tenant.namespace == "team-b"
+    bad = _spec(github=key_hash("b"))
+    bad["maxConcurrentSessions"] = -1
+    sink.upsert(obj("team-b", bad))
+    assert index.lookup("github", "b") is None
+    assert "team-b is invalid" in caplog.text
+    sink.remove(obj("team-a", {}))
     assert index.lookup("github", "a") is None

@@ -1,0 +1,145 @@
+"""What every benchmark starts with: the local control plane, the CRDs, API clients.
+
+The bench scripts run as plain files (``python tests/bench/bench_x.py``), so they import
+this as ``support`` from their own folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from kubernetes import client, config
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
+
+
+def say(message: str) -> None:
+    print(f"==> [{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of values, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class CpuMeter:
+    """CPU seconds (user + system) that named processes spent between start() and stop():
+    a figure the other work on a shared machine does not inflate the way it does latency.
+    Processes whose pid is None (not local) are left out."""
+
+    def __init__(self, **pids: int | None) -> None:
+        self.procs = {name: psutil.Process(p) for name, p in pids.items() if p is not None}
+        self.start()
+
+    def _now(self) -> dict[str, float]:
+        return {name: sum(p.cpu_times()[:2]) for name, p in self.procs.items()}
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> dict[str, float]:
+        now = self._now()
+        return {name: now[name] - self._start[name] for name in now}
+
+
+def py_spy(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes]:
+    """Sample process ``pid`` for ``seconds`` with py-spy (a dev dependency) into ``out``:
+    collapsed stacks, one line per stack with its sample count (flamegraph.pl or
+    speedscope read it)."""
+    tool = str(Path(sys.executable).with_name("py-spy"))
+    cmd = [tool, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw"]
+    return subprocess.Popen(
+        [*cmd, "--nonblocking", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@dataclass
+class ControlPlane:
+    """The running local control plane, its CRDs applied, and clients for it."""
+
+    kubeconfig: str
+    kubectl_path: str
+    env: dict[str, str]
+    """This process's environment with KUBECONFIG pointing at the control plane."""
+    api: client.ApiClient
+    core: client.CoreV1Api
+    custom: client.CustomObjectsApi
+    batch: client.BatchV1Api
+
+    def pid(self, component: str) -> int | None:
+        """The process id of a control-plane component (e.g. kube-apiserver), if local."""
+        path = Path(self.kubeconfig).parent / "run" / f"{component}.pid"
+        return int(path.read_text().strip()) if path.is_file() else None
+
+    def settle(self, prefix: str = "bench-", timeout: float = 300) -> None:
+        """Wait (bounded) until namespaces left by earlier runs are gone: deleting their
+        Sessions loads the API server, which would count against this run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = [
+                ns.metadata.name
+                for ns in self.core.list_namespace().items
+                if ns.metadata.name.startswith(prefix)
+            ]
+            if not left:
+                return
+            say(f"waiting for {len(left)} namespaces of earlier runs to be deleted")
+            time.sleep(10)
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> None:
+        subprocess.run(
+            [self.kubectl_path, *args],
+            env=self.env,
+            input=stdin,
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+
+
+def control_plane(connections: int) -> ControlPlane:
+    """Start (or reuse) the local control plane, apply the CRDs, and return clients whose
+    connection pool holds ``connections`` (the benchmark's concurrency)."""
+    say("local control plane")
+    up = subprocess.run([*CLUSTER, "up"], stdout=subprocess.PIPE, text=True, check=True)
+    kubeconfig = up.stdout.strip().splitlines()[-1]
+    kubectl = subprocess.run(
+        [*CLUSTER, "bin", "kubectl"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    env = {**os.environ, "KUBECONFIG": kubeconfig}
+    subprocess.run(
+        [kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    cfg.connection_pool_maxsize = connections
+    api = client.ApiClient(cfg)
+    return ControlPlane(
+        kubeconfig,
+        kubectl,
+        env,
+        api,
+        client.CoreV1Api(api),
+        client.CustomObjectsApi(api),
+        client.BatchV1Api(api),
+    )
