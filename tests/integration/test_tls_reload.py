@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from cryptography import x509
 
 from ambient.webhooks.tls import serve_reloading, tls_server
@@ -67,8 +68,14 @@ def _wait_for_serial(port: int, serial: int, timeout: float = 10) -> None:
         time.sleep(INTERVAL)
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+def _run_on(loop: str, main: Any) -> None:
+    factory = uvloop.new_event_loop if loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])  # the webhook runs on uvloop
+def live(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Path, int]]:
     """The server on the pair in ``live/``; yields the folder and the port."""
     first = tmp_path / "first"
     first.mkdir()
@@ -87,7 +94,9 @@ def live(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         lifespan="off",
     )
     thread = threading.Thread(
-        target=asyncio.run, args=(serve_reloading(server, reloader, INTERVAL),), daemon=True
+        target=_run_on,
+        args=(request.param, serve_reloading(server, reloader, INTERVAL)),
+        daemon=True,
     )
     thread.start()
     deadline = time.monotonic() + 10
