@@ -23,38 +23,24 @@ import hmac
 import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
 import psutil
-from kubernetes import client, config
 from moto.server import ThreadedMotoServer
+from support import ROOT, control_plane, free_port, say
 
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
 PAYLOAD = json.loads((ROOT / "tests/fixtures/github/pull_request.opened.json").read_text())
 SECRET = "bench-signing-secret"
 GROUP, VERSION = "ambient.ai", "v1alpha1"
 SIZES = [100 * 1024, 1024 * 1024, 3 * 1024 * 1024, 10 * 1024 * 1024, 24 * 1024 * 1024]
-
-
-def say(message: str) -> None:
-    print(f"==> [{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def entry(seq: int) -> dict[str, Any]:
@@ -309,23 +295,8 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=5, help="Sessions archived")
     args = parser.parse_args()
 
-    say("local control plane")
-    up = subprocess.run([*CLUSTER, "up"], stdout=subprocess.PIPE, text=True, check=True)
-    kubeconfig = up.stdout.strip().splitlines()[-1]
-    kubectl = subprocess.run(
-        [*CLUSTER, "bin", "kubectl"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-    subprocess.run(
-        [kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    api = client.ApiClient(cfg)
-    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    plane = control_plane(connections=8)
+    env, core, custom = plane.env, plane.core, plane.custom
 
     say("moto S3 server")
     port = free_port()
