@@ -30,6 +30,7 @@ from ambient.operator import audit, background, builders, lifecycle, naming, usa
 from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
+from ambient.operator.policies import PolicyCache
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.workqueue import PROGRESS, START, WorkQueue
 from ambient.runners import registry as runner_registry
@@ -107,6 +108,7 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 MAX_ATTEMPTS = 8
+POSTING_WORKERS = 4
 SLIM = "_payloadOmitted"
 
 
@@ -121,6 +123,10 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     audit.configure()
     settings.execution.max_workers = SETTINGS.workers
     settings.posting.level = logging.INFO
+    # kopf posts each object's Events from its own worker, by default with no limit, and
+    # its HTTP pool has none either: a burst of Sessions opened one TLS connection per
+    # Event in flight (dozens, each with its buffers, and a handshake for the API server).
+    settings.posting.worker_limit = POSTING_WORKERS
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
@@ -136,8 +142,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         ThreadPoolExecutor(SETTINGS.workers, thread_name_prefix="kube")
     )
     _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
-    await background.start(_state["kube"], SETTINGS)
     await _prime_policies(_state["kube"])
+    await background.start(_state["kube"], SETTINGS, POLICIES.policy)
     _tasks.add(asyncio.create_task(_resync_loop(), name="ambient-resync"))
     _tasks.add(asyncio.get_running_loop().create_task(_usage_loop()))
     log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
@@ -224,26 +230,21 @@ async def on_session(
         background.observe_session(key[0], name, None)
         _deadlines.pop(key, None)
         _failed.discard(key)
-        await _kick(key[0], indexes)
+        _forced.discard(key)
+        _names[key[0]].discard(name)
+        _kick(key[0])
         return
     _start_workers(indexes)
     ident = (namespace or "", name)
+    _names[ident[0]].add(name)
+    written = _written.get(ident)
+    if written is not None and body.get("metadata", {}).get("resourceVersion") != written[0]:
+        _written.pop(ident, None)  # the watch caught up with (or passed) our write
     background.observe_session(ident[0], name, body)
     _queue.add(ident, START if _needs_start(ident, body, indexes["job_index"]) else PROGRESS)
     outbox = background.outbox()
     if outbox is not None:
         await outbox.session_changed(body)
-
-
-@kopf.on.event(GROUP, VERSION, "namespacepolicies")
-async def on_policy_notifications(
-    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any
-) -> None:
-    """Policies feed the notification outbox (few objects, rarely changed)."""
-    outbox = background.outbox()
-    if outbox is not None:
-        deleted = event.get("type") == "DELETED"
-        outbox.policy_changed(namespace or "", None if deleted else body)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=SESSION_SELECTOR)
@@ -259,7 +260,7 @@ async def on_job(
     _indexes.update(indexes)
     await _from_child(namespace, labels, indexes)
     if event.get("type") == "DELETED" or not lifecycle.job_active(job_view(dict(body))):
-        await _kick(namespace or "", indexes)
+        _kick(namespace or "")
 
 
 async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[str, Any]) -> None:
@@ -294,10 +295,17 @@ async def _work() -> None:
     while True:
         ident, priority = await _queue.get()
         try:
+            force = ident in _forced
+            _forced.discard(ident)
             body = _indexed(ident)
             if body is not None:
                 await reconcile(
-                    ident[0], ident[1], body, _indexes["job_index"], start=priority == START
+                    ident[0],
+                    ident[1],
+                    body,
+                    _indexes["job_index"],
+                    start=priority == START,
+                    force=force,
                 )
         finally:
             _queue.done(ident)
@@ -593,10 +601,8 @@ async def _usage_loop() -> None:
     while True:
         await asyncio.sleep(USAGE_INTERVAL_SECONDS)
         try:
-            policies = await asyncio.to_thread(kube().list_policies_in, SETTINGS.namespace_list)
-            for p in policies:
-                meta = p["metadata"]
-                await roll_up_usage(meta["namespace"], meta["name"], p.get("status") or {})
+            for known in POLICIES:
+                await roll_up_usage(known.namespace, known.name, known.status)
         except Exception:  # one failed round must not stop the loop
             log.exception("usage roll-up failed; retrying in %ss", USAGE_INTERVAL_SECONDS)
 
@@ -656,28 +662,34 @@ INFLIGHT_SECONDS = 120.0
 # Sessions' last reconcile failed: both drained by the resync loop.
 _deadlines: dict[tuple[str, str], float] = {}
 _failed: set[tuple[str, str]] = set()
-# NamespacePolicies as parsed models, by namespace, with the resourceVersion parsed.
-_policies: dict[str, tuple[str, NamespacePolicy]] = {}
+# Namespaces whose queue is to be looked at (see _kick), and Sessions queued for a plan
+# that must not be skipped as unchanged: a slot may have opened without any event of theirs.
+_kicks: set[str] = set()
+_forced: set[tuple[str, str]] = set()
+# The names of the Sessions seen in each namespace: when there are no more of them than
+# free slots, admission needs no queue order.
+_names: defaultdict[str, set[str]] = defaultdict(set)
+KICK_DELAY_SECONDS = 0.05
 # What admitted Sessions last saw of each namespace's policy (see policy_signature).
 _policy_seen: dict[str, tuple[int, bool] | None] = {}
 
 
-# NamespacePolicy bodies by namespace and name: listed once before any Session is planned
-# (so a restart never admits under a default cap), then kept by the watch.
-_policy_bodies: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+# NamespacePolicies, listed once before any Session is planned (so a restart never admits
+# under a default cap), then kept by the watch. The one copy the lifecycle, notifications
+# and the usage roll-up read.
+POLICIES = PolicyCache()
 
 
-def _keep_policy(body: dict[str, Any], deleted: bool = False) -> None:
-    meta = body.get("metadata") or {}
-    ns, name = meta.get("namespace", ""), meta.get("name", "")
-    if deleted:
-        _policy_bodies[ns].pop(name, None)
-        return
-    _policy_bodies[ns][name] = {
-        "metadata": {k: v for k, v in meta.items() if k != "managedFields"},
-        "spec": dict(body.get("spec") or {}),
-        "status": dict(body.get("status") or {}),
-    }
+def _keep_policy(body: Mapping[str, Any], deleted: bool = False) -> None:
+    error = POLICIES.keep(body, deleted)
+    if error is not None:
+        meta = body.get("metadata") or {}
+        log.error(
+            "NamespacePolicy %s/%s cannot be read: %s",
+            meta.get("namespace"),
+            meta.get("name"),
+            error,
+        )
 
 
 async def _prime_policies(api: Kube) -> None:
@@ -694,9 +706,8 @@ async def on_policy(
     """A NamespacePolicy changed: re-plan the namespace's unfinished Sessions against it
     (timeouts, compliance), and admit queued ones if the cap grew."""
     _indexes.update(indexes)
-    _keep_policy(dict(body), deleted=event.get("type") == "DELETED")
+    _keep_policy(body, deleted=event.get("type") == "DELETED")
     ns = namespace or ""
-    _policies.pop(ns, None)
     signature = lifecycle.policy_signature(_policy(ns), datetime.now(UTC))
     if _policy_seen.get(ns, ()) == signature:
         return
@@ -704,26 +715,11 @@ async def on_policy(
     for item in _namespace_sessions(ns, indexes["session_index"]):
         if (item.get("status") or {}).get("phase") not in ("Completed", "Failed"):
             await reconcile(ns, item["metadata"]["name"], item, indexes["job_index"], force=True)
-    await _kick(ns, indexes)
+    _kick(ns)
 
 
 def _policy(namespace: str) -> NamespacePolicy | None:
-    """The namespace's NamespacePolicy from the index, parsed once per version."""
-    bodies = _policy_bodies.get(namespace)
-    if not bodies:
-        return None
-    body = bodies[min(bodies)]
-    rv = body["metadata"].get("resourceVersion", "")
-    cached = _policies.get(namespace)
-    if cached is not None and cached[0] == rv:
-        return cached[1]
-    try:
-        policy = NamespacePolicy.model_validate(body)
-    except pydantic.ValidationError as exc:
-        log.error("NamespacePolicy in %s cannot be read: %s", namespace, exc)
-        return None
-    _policies[namespace] = (rv, policy)
-    return policy
+    return POLICIES.policy(namespace)
 
 
 def _cap(namespace: str) -> int:
@@ -817,6 +813,12 @@ async def _admit(
     index and the creates in flight, never from Session status."""
     async with _ns_locks[namespace]:
         active, busy = _occupancy(namespace, jobs)
+        if len(active) + len(_names[namespace]) <= _cap(namespace):
+            # Fewer Sessions in the namespace than free slots: whatever their order, this
+            # one is admitted, without ordering every waiting Session (once per admission,
+            # that is quadratic in a burst).
+            _inflight[namespace][job_name] = (body["metadata"]["name"], time.monotonic())
+            return lifecycle.Admission(True)
         waiting = _waiting(namespace, busy, jobs)
         admission = lifecycle.admit(lifecycle.fifo_key(body), waiting, len(active), _cap(namespace))
         if admission.admitted:
@@ -828,27 +830,28 @@ def _release(namespace: str, job_name: str) -> None:
     _inflight[namespace].pop(job_name, None)
 
 
-async def _kick(namespace: str, indexes: dict[str, Any]) -> None:
-    """Wake the queued Sessions that free slots would admit."""
-    jobs = indexes.get("job_index")
-    sessions = indexes.get("session_index")
-    if jobs is None or sessions is None:
+def _kick(namespace: str) -> None:
+    """Wake the queued Sessions that free slots would admit, soon: the events of a burst
+    (many Jobs finishing at once) share one look at the namespace."""
+    if namespace in _kicks:
+        return
+    _kicks.add(namespace)
+    asyncio.get_running_loop().call_later(KICK_DELAY_SECONDS, _wake, namespace)
+
+
+def _wake(namespace: str) -> None:
+    """Queue the heads of the namespace's queue for a fresh plan. Through the work queue,
+    so the reconciles stay bounded by the workers, and a Session being reconciled right
+    now is planned again when its worker is done (its slot may have opened meanwhile)."""
+    _kicks.discard(namespace)
+    jobs = _indexes.get("job_index")
+    if jobs is None:
         return
     active, busy = _occupancy(namespace, jobs)
-    heads = lifecycle.heads(_waiting(namespace, busy, jobs), len(active), _cap(namespace))
-    if not heads:
-        return
-    wanted = {name for _, name in heads}
-    # Concurrently: admission itself is serialised per namespace, the API calls need not
-    # be. A Session being reconciled right now needs no second pass.
-    await asyncio.gather(
-        *(
-            reconcile(namespace, body["metadata"]["name"], body, jobs, force=True)
-            for body in _namespace_sessions(namespace, sessions)
-            if body["metadata"]["name"] in wanted
-            and not _locks[(namespace, body["metadata"]["name"])].locked()
-        )
-    )
+    for key in lifecycle.heads(_waiting(namespace, busy, jobs), len(active), _cap(namespace)):
+        ident = (namespace, key[1])
+        _forced.add(ident)
+        _queue.add(ident, START)
 
 
 async def _delete(api: Kube, namespace: str, names: list[str]) -> None:
@@ -896,7 +899,7 @@ async def _resync() -> None:
             if body["metadata"]["name"] == name:
                 await reconcile(namespace, name, body, jobs, force=True)
     for namespace in {key[0] for key in sessions}:
-        await _kick(namespace, _indexes)
+        _kick(namespace)
 
 
 async def _start(
