@@ -27,6 +27,7 @@ PURE = [
             "audit_export",
             "lifecycle",
             "usage",
+            "policies",
         )
     ),
     ROOT / "runners" / "registry.py",
