@@ -138,10 +138,13 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = NoDiffBase()
     # asyncio.to_thread runs on the loop's default executor, which has only cpu+4 threads:
     # API calls wait on the network, not the CPU, so size it to the client's connections.
+    # Two calls per worker: one starting a Session creates its ServiceAccount and Role at
+    # once, and neither should wait for a thread behind another worker's call.
+    calls = 2 * SETTINGS.workers
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(SETTINGS.workers, thread_name_prefix="kube")
+        ThreadPoolExecutor(calls, thread_name_prefix="kube")
     )
-    _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
+    _state["kube"] = await asyncio.to_thread(Kube, calls)
     await _prime_policies(_state["kube"])
     await background.start(_state["kube"], SETTINGS, POLICIES.policy)
     _tasks.add(asyncio.create_task(_resync_loop(), name="ambient-resync"))
@@ -182,14 +185,20 @@ def _key(namespace: str | None, session: str) -> tuple[str, str]:
     return (namespace or "", naming.session_label_value(session))
 
 
+# The indexers are coroutines although they never wait: kopf runs plain functions on its
+# thread pool, a hand-off (and a context copy) per watch event for a dict lookup's work.
+
+
 @kopf.index(GROUP, VERSION, "sessions")
-def session_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def session_index(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
     """Sessions by key, so that Job and Pod events find their Session without a read."""
     return {_key(namespace, name): _slim(body)}
 
 
 @kopf.index("batch", "v1", "jobs", labels=SESSION_SELECTOR)
-def job_index(
+async def job_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
     """Runner Jobs by Session."""
@@ -232,11 +241,13 @@ async def on_session(
         _failed.discard(key)
         _forced.discard(key)
         _names[key[0]].discard(name)
-        _kick(key[0])
+        _refused[key[0]].discard(name)
         return
     _start_workers(indexes)
     ident = (namespace or "", name)
     _names[ident[0]].add(name)
+    if (body.get("status") or {}).get("phase") in ("Completed", "Failed"):
+        _refused[ident[0]].discard(name)
     written = _written.get(ident)
     if written is not None and body.get("metadata", {}).get("resourceVersion") != written[0]:
         _written.pop(ident, None)  # the watch caught up with (or passed) our write
@@ -259,8 +270,13 @@ async def on_job(
     so wake the queue."""
     _indexes.update(indexes)
     await _from_child(namespace, labels, indexes)
-    if event.get("type") == "DELETED" or not lifecycle.job_active(job_view(dict(body))):
-        _kick(namespace or "")
+    ns, name = namespace or "", body.get("metadata", {}).get("name", "")
+    if event.get("type") != "DELETED" and lifecycle.job_active(job_view(dict(body))):
+        _active_jobs[ns].add(name)
+    else:
+        _active_jobs[ns].discard(name)
+        if _refused[ns]:
+            _kick(ns)
 
 
 async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[str, Any]) -> None:
@@ -666,9 +682,12 @@ _failed: set[tuple[str, str]] = set()
 # that must not be skipped as unchanged: a slot may have opened without any event of theirs.
 _kicks: set[str] = set()
 _forced: set[tuple[str, str]] = set()
-# The names of the Sessions seen in each namespace: when there are no more of them than
-# free slots, admission needs no queue order.
+# Per namespace, counted as the watches go (so that the common case costs no scan of
+# every Session and Job): the Sessions seen, the runner Jobs unfinished, and the Sessions
+# the cap refused (a Job finishing wakes the queue only when someone waits in it).
 _names: defaultdict[str, set[str]] = defaultdict(set)
+_active_jobs: defaultdict[str, set[str]] = defaultdict(set)
+_refused: defaultdict[str, set[str]] = defaultdict(set)
 KICK_DELAY_SECONDS = 0.05
 # What admitted Sessions last saw of each namespace's policy (see policy_signature).
 _policy_seen: dict[str, tuple[int, bool] | None] = {}
@@ -812,13 +831,15 @@ async def _admit(
     """The concurrency cap: one decision at a time per namespace, counted from the Job
     index and the creates in flight, never from Session status."""
     async with _ns_locks[namespace]:
-        active, busy = _occupancy(namespace, jobs)
-        if len(active) + len(_names[namespace]) <= _cap(namespace):
-            # Fewer Sessions in the namespace than free slots: whatever their order, this
-            # one is admitted, without ordering every waiting Session (once per admission,
-            # that is quadratic in a burst).
+        occupied = len(_active_jobs[namespace]) + len(_inflight[namespace])
+        if occupied + len(_names[namespace]) <= _cap(namespace):
+            # More free slots than Sessions in the namespace (counting generously: a Job
+            # both in flight and seen counts twice): whatever their order, this one is
+            # admitted, without scanning every Session and Job (once per admission, that
+            # is quadratic in a burst).
             _inflight[namespace][job_name] = (body["metadata"]["name"], time.monotonic())
             return lifecycle.Admission(True)
+        active, busy = _occupancy(namespace, jobs)
         waiting = _waiting(namespace, busy, jobs)
         admission = lifecycle.admit(lifecycle.fifo_key(body), waiting, len(active), _cap(namespace))
         if admission.admitted:
@@ -917,7 +938,9 @@ async def _start(
     """Create the planned Job if the cap admits it; else the plan that queues the Session."""
     admission = await _admit(namespace, body, job_name, jobs)
     if not admission.admitted:
+        _refused[namespace].add(session.metadata.name)
         return replan(context=_queued_context(ctx, admission, namespace)), None
+    _refused[namespace].discard(session.metadata.name)
     try:
         existing = await _create(api, result, session)
     except Exception:

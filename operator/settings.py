@@ -30,7 +30,8 @@ class OperatorSettings(BaseSettings):
     runner_user_id: int = Field(default=65532, ge=1)
     """UID the runner container runs as (non-root)."""
     workers: int = Field(default=24, ge=1, le=256)
-    """Kubernetes API calls in flight at once (threads and client connections)."""
+    """Sessions reconciled at once; twice as many Kubernetes API calls may be in flight
+    (threads and client connections)."""
     default_max_concurrent_sessions: int = Field(default=50, ge=1, le=10_000)
     """Concurrency cap for namespaces without a NamespacePolicy."""
     resync_seconds: float = Field(default=5.0, gt=0, le=600)
