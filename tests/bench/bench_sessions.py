@@ -100,6 +100,57 @@ def wait_until(what: str, check: Callable[[], int], n: int, start: float, timeou
         time.sleep(1.0)
 
 
+def wait_for_quiet(core: client.CoreV1Api, timeout: float) -> None:
+    """Wait until no namespace is being deleted. A previous run's namespaces take minutes
+    to empty (thousands of Jobs and pods for the garbage collector); that work would land
+    in the middle of this run's measurements, on one side more than the other."""
+    start = time.monotonic()
+    last_print = 0.0
+    while True:
+        terminating = [
+            ns.metadata.name
+            for ns in core.list_namespace().items
+            if ns.status and ns.status.phase == "Terminating"
+        ]
+        now = time.monotonic()
+        if not terminating:
+            return
+        if now - start > timeout:
+            say(f"namespaces still being deleted after {timeout:.0f}s; measuring anyway")
+            return
+        if now - last_print > 15:
+            say(f"waiting for earlier namespaces to go: {', '.join(sorted(terminating))}")
+            last_print = now
+        time.sleep(2)
+
+
+def control_plane(kubeconfig: str) -> dict[str, psutil.Process]:
+    """The local control plane's processes, from the pid files beside its kubeconfig."""
+    procs = {}
+    for pidfile in sorted((Path(kubeconfig).parent / "run").glob("*.pid")):
+        try:
+            procs[pidfile.stem] = psutil.Process(int(pidfile.read_text()))
+        except (ValueError, psutil.Error):
+            continue
+    return procs
+
+
+def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    """CPU time (user + system) each process has used so far."""
+    used = {}
+    for name, proc in procs.items():
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        used[name] = times.user + times.system
+    return used
+
+
+def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before.get(name, 0.0) for name in after}
+
+
 class RssSampler(threading.Thread):
     """Peak resident memory of a process, sampled every 100 ms."""
 
@@ -148,6 +199,7 @@ def main() -> int:
         client.CoreV1Api(api),
         client.CustomObjectsApi(api),
     )
+    wait_for_quiet(core, args.timeout)
     run = uuid.uuid4().hex[:6]
     floor_ns, op_ns = f"bench-floor-{run}", f"bench-op-{run}"
     for ns in (floor_ns, op_ns):
@@ -177,7 +229,9 @@ def main() -> int:
     def jobs_exist(ns: str) -> Callable[[], int]:
         return lambda: count(f"/apis/batch/v1/namespaces/{ns}/jobs")
 
+    components = control_plane(kubeconfig)
     say(f"floor: creating {n} Jobs directly ({args.workers} at a time)")
+    cpu_before = cpu_seconds(components)
     start = time.monotonic()
     floor_create = create_all(
         n,
@@ -185,6 +239,7 @@ def main() -> int:
         lambda i: batch.create_namespaced_job(floor_ns, equivalent_job(floor_ns, f"s{i:04d}")),
     )
     floor_done = wait_until("floor Jobs complete", jobs_complete(floor_ns), n, start, args.timeout)
+    floor_cpu = spent(cpu_before, cpu_seconds(components))
     say(f"floor: {n} Jobs created in {floor_create:.1f}s, all Complete after {floor_done:.1f}s")
 
     say("operator: starting")
@@ -208,6 +263,8 @@ def main() -> int:
     idle_rss = max(sampler.samples[-5:]) if sampler.samples else 0
     try:
         say(f"operator: creating {n} Sessions ({args.workers} at a time)")
+        components["operator"] = sampler.proc
+        cpu_before = cpu_seconds(components)
         start = time.monotonic()
         op_create = create_all(
             n,
@@ -224,6 +281,7 @@ def main() -> int:
             )
 
         op_done = wait_until("Sessions Completed", sessions_completed, n, start, args.timeout)
+        op_cpu = spent(cpu_before, cpu_seconds(components))
     finally:
         sampler.stopped.set()
         operator.terminate()
@@ -245,6 +303,11 @@ def main() -> int:
         f"operator RSS: idle {idle_rss / 2**20:.0f} MiB, median {median:.0f} MiB, "
         f"peak {peak:.0f} MiB (target <= 150 MiB)"
     )
+    print()
+    print("CPU seconds used, from the first create until all finished:")
+    print(f"{'process':26} {'floor':>8} {'operator':>9}")
+    for name in sorted(op_cpu, key=lambda k: (k == "operator", k)):
+        print(f"{name:26} {floor_cpu.get(name, 0.0):8.1f} {op_cpu[name]:9.1f}")
     say("cleaning up the bench namespaces")
     for ns in (floor_ns, op_ns):
         core.delete_namespace(ns)
