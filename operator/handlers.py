@@ -242,6 +242,7 @@ async def on_session(
         _forced.discard(key)
         _names[key[0]].discard(name)
         _refused[key[0]].discard(name)
+        _recorded.pop(key, None)
         return
     _start_workers(indexes)
     ident = (namespace or "", name)
@@ -284,7 +285,7 @@ async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[
     _start_workers(indexes)
     sessions = indexes["session_index"]
     for body in sessions.get((ns, labels.get(naming.LABEL_SESSION, "")), []):
-        _queue.add((ns, body["metadata"]["name"]), PROGRESS)
+        _progress((ns, body["metadata"]["name"]))
 
 
 def _needs_start(ident: tuple[str, str], body: kopf.Body, jobs: kopf.Index[Any, Any]) -> bool:
@@ -292,6 +293,34 @@ def _needs_start(ident: tuple[str, str], body: kopf.Body, jobs: kopf.Index[Any, 
     if body.get("status", {}).get("phase") in ("Completed", "Failed") or ident in _created:
         return False
     return not jobs.get(_key(*ident))
+
+
+# A Session's status is written for its Job's progress at most this often: the states a
+# quick Job passes through meanwhile (created, running) are recorded with the next one.
+# Each write of a Session costs the API server more than creating its Job; in a burst
+# this saves about one per Session. Changes to the Session itself are not delayed.
+PROGRESS_INTERVAL_SECONDS = 1.0
+# When each Session's status was last written (or its Job created), and which are waiting
+# for the interval to pass.
+_recorded: dict[tuple[str, str], float] = {}
+_deferred: set[tuple[str, str]] = set()
+
+
+def _progress(ident: tuple[str, str]) -> None:
+    """Mark a Session dirty for its Job's progress, once the interval since its last
+    status write has passed."""
+    last = _recorded.get(ident)
+    wait = 0.0 if last is None else last + PROGRESS_INTERVAL_SECONDS - time.monotonic()
+    if wait <= 0:
+        _queue.add(ident, PROGRESS)
+    elif ident not in _deferred:
+        _deferred.add(ident)
+        asyncio.get_running_loop().call_later(wait, _undefer, ident)
+
+
+def _undefer(ident: tuple[str, str]) -> None:
+    _deferred.discard(ident)
+    _queue.add(ident, PROGRESS)
 
 
 def _start_workers(indexes: dict[str, Any]) -> None:
@@ -461,7 +490,8 @@ async def _reconcile(
             if job is not None:  # the gate may have queued the Session instead
                 _created[ident] = job_view(job)
                 if start:
-                    _queue.add(ident, PROGRESS)
+                    _recorded[ident] = time.monotonic()
+                    _progress(ident)
                     return
         if result.status is None:
             await _delete(api, namespace, result.delete)
@@ -488,6 +518,7 @@ async def _write(
     except ConflictError:
         return False
     _written[ident] = (sent_rv, _slim(updated))
+    _recorded[ident] = time.monotonic()
     _last_seen[ident] = (updated["metadata"]["resourceVersion"], seen.job, seen.pod, seen.others)
     _announce(session, result)
     await _delete(api, ident[0], result.delete)
