@@ -18,6 +18,7 @@ PURE = [
         ROOT / "operator" / f"{name}.py"
         for name in (
             "planner",
+            "policies",
             "builders",
             "status",
             "observe",
@@ -27,7 +28,6 @@ PURE = [
             "audit_export",
             "lifecycle",
             "usage",
-            "policies",
         )
     ),
     ROOT / "runners" / "registry.py",
