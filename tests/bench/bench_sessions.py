@@ -124,7 +124,7 @@ def wait_for_quiet(core: client.CoreV1Api, timeout: float) -> None:
         time.sleep(2)
 
 
-def control_plane(kubeconfig: str) -> dict[str, psutil.Process]:
+def control_plane_processes(kubeconfig: str) -> dict[str, psutil.Process]:
     """The local control plane's processes, from the pid files beside its kubeconfig."""
     procs = {}
     for pidfile in sorted((Path(kubeconfig).parent / "run").glob("*.pid")):
@@ -229,7 +229,7 @@ def main() -> int:
     def jobs_exist(ns: str) -> Callable[[], int]:
         return lambda: count(f"/apis/batch/v1/namespaces/{ns}/jobs")
 
-    components = control_plane(kubeconfig)
+    components = control_plane_processes(kubeconfig)
     say(f"floor: creating {n} Jobs directly ({args.workers} at a time)")
     cpu_before = cpu_seconds(components)
     start = time.monotonic()
