@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,8 +53,13 @@ def store_from_settings() -> tuple[S3Store | None, str]:
     return (S3Store.from_settings(settings), settings.prefix) if settings.bucket else (None, "")
 
 
-async def start(api: Kube, settings: OperatorSettings) -> metrics.OperatorMetrics:
-    """Start the loops; returns the metrics so handlers can record reconcile timings."""
+async def start(
+    api: Kube,
+    settings: OperatorSettings,
+    policy_of: Callable[[str], NamespacePolicy | None],
+) -> metrics.OperatorMetrics:
+    """Start the loops; returns the metrics so handlers can record reconcile timings.
+    ``policy_of`` gives a namespace's policy from the handlers' watch-fed cache."""
     om = metrics.create(_samples, lambda: list(_policies.values()))
     if settings.metrics_port:
         try:
@@ -68,7 +73,7 @@ async def start(api: Kube, settings: OperatorSettings) -> metrics.OperatorMetric
         _spawn(_export_loop(exporter, settings.audit_flush_seconds, om), "audit-export")
     if settings.retention_interval_seconds:
         _spawn(_retention_loop(api, store, prefix, settings), "retention")
-    outbox = Outbox(api, om, settings.notify_ca_file)
+    outbox = Outbox(api, policy_of, om, settings.notify_ca_file)
     await outbox.start()
     _outbox.append(outbox)
     return om

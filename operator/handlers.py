@@ -32,6 +32,7 @@ from ambient.operator.history_archive import ArchivePolicy
 from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
+from ambient.operator.policies import PolicyCache
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.workqueue import PROGRESS, START, WorkQueue
 from ambient.runners import registry as runner_registry
@@ -109,6 +110,7 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 MAX_ATTEMPTS = 8
+POSTING_WORKERS = 4
 SLIM = "_payloadOmitted"
 
 
@@ -126,6 +128,10 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     audit.configure()
     settings.execution.max_workers = SETTINGS.workers
     settings.posting.level = logging.INFO
+    # kopf posts each object's Events from its own worker, by default with no limit, and
+    # its HTTP pool has none either: a burst of Sessions opened one TLS connection per
+    # Event in flight (dozens, each with its buffers, and a handshake for the API server).
+    settings.posting.worker_limit = POSTING_WORKERS
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
@@ -137,10 +143,13 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = NoDiffBase()
     # asyncio.to_thread runs on the loop's default executor, which has only cpu+4 threads:
     # API calls wait on the network, not the CPU, so size it to the client's connections.
+    # Two calls per worker: one starting a Session creates its ServiceAccount and Role at
+    # once, and neither should wait for a thread behind another worker's call.
+    calls = 2 * SETTINGS.workers
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(SETTINGS.workers, thread_name_prefix="kube")
+        ThreadPoolExecutor(calls, thread_name_prefix="kube")
     )
-    _state["kube"] = await asyncio.to_thread(Kube, SETTINGS.workers)
+    _state["kube"] = await asyncio.to_thread(Kube, calls)
     store, prefix = background.store_from_settings()
     _archiver.append(
         Archiver(
@@ -155,8 +164,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             SETTINGS.identity,
         )
     )
-    await background.start(_state["kube"], SETTINGS)
     await _prime_policies(_state["kube"])
+    await background.start(_state["kube"], SETTINGS, POLICIES.policy)
     _tasks.add(asyncio.create_task(_resync_loop(), name="ambient-resync"))
     _tasks.add(asyncio.get_running_loop().create_task(_usage_loop()))
     log.info("runner registry has frameworks: %s", ", ".join(sorted(REGISTRY.frameworks)))
@@ -195,14 +204,20 @@ def _key(namespace: str | None, session: str) -> tuple[str, str]:
     return (namespace or "", naming.session_label_value(session))
 
 
+# The indexers are coroutines although they never wait: kopf runs plain functions on its
+# thread pool, a hand-off (and a context copy) per watch event for a dict lookup's work.
+
+
 @kopf.index(GROUP, VERSION, "sessions")
-def session_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def session_index(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
     """Sessions by key, so that Job and Pod events find their Session without a read."""
     return {_key(namespace, name): _slim(body)}
 
 
 @kopf.index("batch", "v1", "jobs", labels=SESSION_SELECTOR)
-def job_index(
+async def job_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
     """Runner Jobs by Session."""
@@ -243,26 +258,24 @@ async def on_session(
         background.observe_session(key[0], name, None)
         _deadlines.pop(key, None)
         _failed.discard(key)
-        await _kick(key[0], indexes)
+        _forced.discard(key)
+        _names[key[0]].discard(name)
+        _refused[key[0]].discard(name)
+        _recorded.pop(key, None)
         return
     _start_workers(indexes)
     ident = (namespace or "", name)
+    _names[ident[0]].add(name)
+    if (body.get("status") or {}).get("phase") in ("Completed", "Failed"):
+        _refused[ident[0]].discard(name)
+    written = _written.get(ident)
+    if written is not None and body.get("metadata", {}).get("resourceVersion") != written[0]:
+        _written.pop(ident, None)  # the watch caught up with (or passed) our write
     background.observe_session(ident[0], name, body)
     _queue.add(ident, START if _needs_start(ident, body, indexes["job_index"]) else PROGRESS)
     outbox = background.outbox()
     if outbox is not None:
         await outbox.session_changed(body)
-
-
-@kopf.on.event(GROUP, VERSION, "namespacepolicies")
-async def on_policy_notifications(
-    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any
-) -> None:
-    """Policies feed the notification outbox (few objects, rarely changed)."""
-    outbox = background.outbox()
-    if outbox is not None:
-        deleted = event.get("type") == "DELETED"
-        outbox.policy_changed(namespace or "", None if deleted else body)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=SESSION_SELECTOR)
@@ -277,8 +290,13 @@ async def on_job(
     so wake the queue."""
     _indexes.update(indexes)
     await _from_child(namespace, labels, indexes)
-    if event.get("type") == "DELETED" or not lifecycle.job_active(job_view(dict(body))):
-        await _kick(namespace or "", indexes)
+    ns, name = namespace or "", body.get("metadata", {}).get("name", "")
+    if event.get("type") != "DELETED" and lifecycle.job_active(job_view(dict(body))):
+        _active_jobs[ns].add(name)
+    else:
+        _active_jobs[ns].discard(name)
+        if _refused[ns]:
+            _kick(ns)
 
 
 async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[str, Any]) -> None:
@@ -286,7 +304,7 @@ async def _from_child(namespace: str | None, labels: kopf.Labels, indexes: dict[
     _start_workers(indexes)
     sessions = indexes["session_index"]
     for body in sessions.get((ns, labels.get(naming.LABEL_SESSION, "")), []):
-        _queue.add((ns, body["metadata"]["name"]), PROGRESS)
+        _progress((ns, body["metadata"]["name"]))
 
 
 def _needs_start(ident: tuple[str, str], body: kopf.Body, jobs: kopf.Index[Any, Any]) -> bool:
@@ -294,6 +312,34 @@ def _needs_start(ident: tuple[str, str], body: kopf.Body, jobs: kopf.Index[Any, 
     if body.get("status", {}).get("phase") in ("Completed", "Failed") or ident in _created:
         return False
     return not jobs.get(_key(*ident))
+
+
+# A Session's status is written for its Job's progress at most this often: the states a
+# quick Job passes through meanwhile (created, running) are recorded with the next one.
+# Each write of a Session costs the API server more than creating its Job; in a burst
+# this saves about one per Session. Changes to the Session itself are not delayed.
+PROGRESS_INTERVAL_SECONDS = 1.0
+# When each Session's status was last written (or its Job created), and which are waiting
+# for the interval to pass.
+_recorded: dict[tuple[str, str], float] = {}
+_deferred: set[tuple[str, str]] = set()
+
+
+def _progress(ident: tuple[str, str]) -> None:
+    """Mark a Session dirty for its Job's progress, once the interval since its last
+    status write has passed."""
+    last = _recorded.get(ident)
+    wait = 0.0 if last is None else last + PROGRESS_INTERVAL_SECONDS - time.monotonic()
+    if wait <= 0:
+        _queue.add(ident, PROGRESS)
+    elif ident not in _deferred:
+        _deferred.add(ident)
+        asyncio.get_running_loop().call_later(wait, _undefer, ident)
+
+
+def _undefer(ident: tuple[str, str]) -> None:
+    _deferred.discard(ident)
+    _queue.add(ident, PROGRESS)
 
 
 def _start_workers(indexes: dict[str, Any]) -> None:
@@ -313,10 +359,17 @@ async def _work() -> None:
     while True:
         ident, priority = await _queue.get()
         try:
+            force = ident in _forced
+            _forced.discard(ident)
             body = _indexed(ident)
             if body is not None:
                 await reconcile(
-                    ident[0], ident[1], body, _indexes["job_index"], start=priority == START
+                    ident[0],
+                    ident[1],
+                    body,
+                    _indexes["job_index"],
+                    start=priority == START,
+                    force=force,
                 )
         finally:
             _queue.done(ident)
@@ -455,12 +508,8 @@ async def _reconcile(
             if existing is not None:
                 override_job = existing
                 continue
-            job = next((m for m in result.create if m["kind"] == "Job"), None)
-            if job is not None:  # the gate may have queued the Session instead
-                _created[ident] = job_view(job)
-                if start:
-                    _queue.add(ident, PROGRESS)
-                    return
+            if _job_created(ident, result, start):
+                return
         if result.status is None:
             await _delete(api, namespace, result.delete)
             _last_seen[ident] = fingerprint
@@ -472,6 +521,21 @@ async def _reconcile(
     log.warning(
         "Session %s/%s: gave up after %d conflicting attempts", namespace, name, MAX_ATTEMPTS
     )
+
+
+def _job_created(ident: tuple[str, str], result: Plan, start: bool) -> bool:
+    """Remember the Job this pass created (the gate may have queued the Session instead).
+    True when its status write is left to the progress pass, behind Sessions still
+    waiting for their Job."""
+    job = next((m for m in result.create if m["kind"] == "Job"), None)
+    if job is None:
+        return False
+    _created[ident] = job_view(job)
+    if not start:
+        return False
+    _recorded[ident] = time.monotonic()
+    _progress(ident)
+    return True
 
 
 async def _archive_first(
@@ -502,6 +566,7 @@ async def _write(
     except ConflictError:
         return False
     _written[ident] = (sent_rv, _slim(updated))
+    _recorded[ident] = time.monotonic()
     _last_seen[ident] = (updated["metadata"]["resourceVersion"], seen.job, seen.pod, seen.others)
     _announce(session, result)
     await _delete(api, ident[0], result.delete)
@@ -631,10 +696,8 @@ async def _usage_loop() -> None:
     while True:
         await asyncio.sleep(USAGE_INTERVAL_SECONDS)
         try:
-            policies = await asyncio.to_thread(kube().list_policies_in, SETTINGS.namespace_list)
-            for p in policies:
-                meta = p["metadata"]
-                await roll_up_usage(meta["namespace"], meta["name"], p.get("status") or {})
+            for known in POLICIES:
+                await roll_up_usage(known.namespace, known.name, known.status)
         except Exception:  # one failed round must not stop the loop
             log.exception("usage roll-up failed; retrying in %ss", USAGE_INTERVAL_SECONDS)
 
@@ -694,28 +757,37 @@ INFLIGHT_SECONDS = 120.0
 # Sessions' last reconcile failed: both drained by the resync loop.
 _deadlines: dict[tuple[str, str], float] = {}
 _failed: set[tuple[str, str]] = set()
-# NamespacePolicies as parsed models, by namespace, with the resourceVersion parsed.
-_policies: dict[str, tuple[str, NamespacePolicy]] = {}
+# Namespaces whose queue is to be looked at (see _kick), and Sessions queued for a plan
+# that must not be skipped as unchanged: a slot may have opened without any event of theirs.
+_kicks: set[str] = set()
+_forced: set[tuple[str, str]] = set()
+# Per namespace, counted as the watches go (so that the common case costs no scan of
+# every Session and Job): the Sessions seen, the runner Jobs unfinished, and the Sessions
+# the cap refused (a Job finishing wakes the queue only when someone waits in it).
+_names: defaultdict[str, set[str]] = defaultdict(set)
+_active_jobs: defaultdict[str, set[str]] = defaultdict(set)
+_refused: defaultdict[str, set[str]] = defaultdict(set)
+KICK_DELAY_SECONDS = 0.05
 # What admitted Sessions last saw of each namespace's policy (see policy_signature).
 _policy_seen: dict[str, tuple[int, bool] | None] = {}
 
 
-# NamespacePolicy bodies by namespace and name: listed once before any Session is planned
-# (so a restart never admits under a default cap), then kept by the watch.
-_policy_bodies: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+# NamespacePolicies, listed once before any Session is planned (so a restart never admits
+# under a default cap), then kept by the watch. The one copy the lifecycle, notifications
+# and the usage roll-up read.
+POLICIES = PolicyCache()
 
 
-def _keep_policy(body: dict[str, Any], deleted: bool = False) -> None:
-    meta = body.get("metadata") or {}
-    ns, name = meta.get("namespace", ""), meta.get("name", "")
-    if deleted:
-        _policy_bodies[ns].pop(name, None)
-        return
-    _policy_bodies[ns][name] = {
-        "metadata": {k: v for k, v in meta.items() if k != "managedFields"},
-        "spec": dict(body.get("spec") or {}),
-        "status": dict(body.get("status") or {}),
-    }
+def _keep_policy(body: Mapping[str, Any], deleted: bool = False) -> None:
+    error = POLICIES.keep(body, deleted)
+    if error is not None:
+        meta = body.get("metadata") or {}
+        log.error(
+            "NamespacePolicy %s/%s cannot be read: %s",
+            meta.get("namespace"),
+            meta.get("name"),
+            error,
+        )
 
 
 async def _prime_policies(api: Kube) -> None:
@@ -732,9 +804,8 @@ async def on_policy(
     """A NamespacePolicy changed: re-plan the namespace's unfinished Sessions against it
     (timeouts, compliance), and admit queued ones if the cap grew."""
     _indexes.update(indexes)
-    _keep_policy(dict(body), deleted=event.get("type") == "DELETED")
+    _keep_policy(body, deleted=event.get("type") == "DELETED")
     ns = namespace or ""
-    _policies.pop(ns, None)
     signature = lifecycle.policy_signature(_policy(ns), datetime.now(UTC))
     if _policy_seen.get(ns, ()) == signature:
         return
@@ -742,26 +813,11 @@ async def on_policy(
     for item in _namespace_sessions(ns, indexes["session_index"]):
         if (item.get("status") or {}).get("phase") not in ("Completed", "Failed"):
             await reconcile(ns, item["metadata"]["name"], item, indexes["job_index"], force=True)
-    await _kick(ns, indexes)
+    _kick(ns)
 
 
 def _policy(namespace: str) -> NamespacePolicy | None:
-    """The namespace's NamespacePolicy from the index, parsed once per version."""
-    bodies = _policy_bodies.get(namespace)
-    if not bodies:
-        return None
-    body = bodies[min(bodies)]
-    rv = body["metadata"].get("resourceVersion", "")
-    cached = _policies.get(namespace)
-    if cached is not None and cached[0] == rv:
-        return cached[1]
-    try:
-        policy = NamespacePolicy.model_validate(body)
-    except pydantic.ValidationError as exc:
-        log.error("NamespacePolicy in %s cannot be read: %s", namespace, exc)
-        return None
-    _policies[namespace] = (rv, policy)
-    return policy
+    return POLICIES.policy(namespace)
 
 
 def _cap(namespace: str) -> int:
@@ -854,6 +910,14 @@ async def _admit(
     """The concurrency cap: one decision at a time per namespace, counted from the Job
     index and the creates in flight, never from Session status."""
     async with _ns_locks[namespace]:
+        occupied = len(_active_jobs[namespace]) + len(_inflight[namespace])
+        if occupied + len(_names[namespace]) <= _cap(namespace):
+            # More free slots than Sessions in the namespace (counting generously: a Job
+            # both in flight and seen counts twice): whatever their order, this one is
+            # admitted, without scanning every Session and Job (once per admission, that
+            # is quadratic in a burst).
+            _inflight[namespace][job_name] = (body["metadata"]["name"], time.monotonic())
+            return lifecycle.Admission(True)
         active, busy = _occupancy(namespace, jobs)
         waiting = _waiting(namespace, busy, jobs)
         admission = lifecycle.admit(lifecycle.fifo_key(body), waiting, len(active), _cap(namespace))
@@ -866,27 +930,28 @@ def _release(namespace: str, job_name: str) -> None:
     _inflight[namespace].pop(job_name, None)
 
 
-async def _kick(namespace: str, indexes: dict[str, Any]) -> None:
-    """Wake the queued Sessions that free slots would admit."""
-    jobs = indexes.get("job_index")
-    sessions = indexes.get("session_index")
-    if jobs is None or sessions is None:
+def _kick(namespace: str) -> None:
+    """Wake the queued Sessions that free slots would admit, soon: the events of a burst
+    (many Jobs finishing at once) share one look at the namespace."""
+    if namespace in _kicks:
+        return
+    _kicks.add(namespace)
+    asyncio.get_running_loop().call_later(KICK_DELAY_SECONDS, _wake, namespace)
+
+
+def _wake(namespace: str) -> None:
+    """Queue the heads of the namespace's queue for a fresh plan. Through the work queue,
+    so the reconciles stay bounded by the workers, and a Session being reconciled right
+    now is planned again when its worker is done (its slot may have opened meanwhile)."""
+    _kicks.discard(namespace)
+    jobs = _indexes.get("job_index")
+    if jobs is None:
         return
     active, busy = _occupancy(namespace, jobs)
-    heads = lifecycle.heads(_waiting(namespace, busy, jobs), len(active), _cap(namespace))
-    if not heads:
-        return
-    wanted = {name for _, name in heads}
-    # Concurrently: admission itself is serialised per namespace, the API calls need not
-    # be. A Session being reconciled right now needs no second pass.
-    await asyncio.gather(
-        *(
-            reconcile(namespace, body["metadata"]["name"], body, jobs, force=True)
-            for body in _namespace_sessions(namespace, sessions)
-            if body["metadata"]["name"] in wanted
-            and not _locks[(namespace, body["metadata"]["name"])].locked()
-        )
-    )
+    for key in lifecycle.heads(_waiting(namespace, busy, jobs), len(active), _cap(namespace)):
+        ident = (namespace, key[1])
+        _forced.add(ident)
+        _queue.add(ident, START)
 
 
 async def _delete(api: Kube, namespace: str, names: list[str]) -> None:
@@ -934,7 +999,7 @@ async def _resync() -> None:
             if body["metadata"]["name"] == name:
                 await reconcile(namespace, name, body, jobs, force=True)
     for namespace in {key[0] for key in sessions}:
-        await _kick(namespace, _indexes)
+        _kick(namespace)
 
 
 async def _start(
@@ -952,7 +1017,9 @@ async def _start(
     """Create the planned Job if the cap admits it; else the plan that queues the Session."""
     admission = await _admit(namespace, body, job_name, jobs)
     if not admission.admitted:
+        _refused[namespace].add(session.metadata.name)
         return replan(context=_queued_context(ctx, admission, namespace)), None
+    _refused[namespace].discard(session.metadata.name)
     try:
         existing = await _create(api, result, session)
     except Exception:

@@ -13,7 +13,7 @@ import logging
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,17 +35,19 @@ WRITE_ATTEMPTS = 8
 
 
 class Outbox:
-    """Per-operator state: the policies' notification settings, secrets, the notifier."""
+    """Per-operator state: signing secrets, the notifier. The policies' notification
+    settings come from ``policy_of`` (the operator's one policy cache)."""
 
     def __init__(
         self,
         api: Kube,
+        policy_of: Callable[[str], NamespacePolicy | None],
         metrics: OperatorMetrics | None = None,
         ca_file: Path | None = None,
     ) -> None:
         self._api = api
         self._metrics = metrics
-        self._policies: dict[str, NamespacePolicy] = {}
+        self._policy_of = policy_of
         self._secrets: dict[tuple[str, str], tuple[float, bytes | None]] = {}
         # Deliveries recorded by this process: a stale event must not send them again.
         self._recorded: OrderedDict[str, None] = OrderedDict()
@@ -61,23 +63,10 @@ class Outbox:
     async def stop(self) -> None:
         await self.notifier.stop()
 
-    def policy_changed(self, namespace: str, body: Mapping[str, Any] | None) -> None:
-        """Keep the namespace's policy (None: deleted)."""
-        if body is None:
-            self._policies.pop(namespace, None)
-            return
-        try:
-            self._policies[namespace] = NamespacePolicy.model_validate(dict(body))
-        except pydantic.ValidationError as exc:
-            log.warning(
-                "NamespacePolicy in %s unreadable; notifications paused: %s", namespace, exc
-            )
-            self._policies.pop(namespace, None)
-
     async def session_changed(self, body: Mapping[str, Any]) -> None:
         """Submit whatever the Session's state owes that its history does not record."""
         namespace = str(body.get("metadata", {}).get("namespace", ""))
-        policy = self._policies.get(namespace)
+        policy = self._policy_of(namespace)
         if policy is None or not policy.spec.notifications.webhooks:
             return
         try:

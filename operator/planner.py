@@ -324,6 +324,7 @@ def _workload(
         # The Job was created by a pass that left recording it to a later one (a burst
         # creates every Job before any status is written).
         edit.status.attempt = attempt
+    _admitted(edit)  # likewise a queued Session's admission
     failure = lifecycle.attempt_failure(job, observed.pod, ctx.lifecycle.retries, edit_now(edit))
     if failure is not None and failure.retryable:
         if attempt <= ctx.lifecycle.retries.limit:

@@ -29,8 +29,11 @@ class OperatorSettings(BaseSettings):
     """Largest context passed through a pod annotation; larger ones go in a ConfigMap."""
     runner_user_id: int = Field(default=65532, ge=1)
     """UID the runner container runs as (non-root)."""
-    workers: int = Field(default=24, ge=1, le=256)
-    """Kubernetes API calls in flight at once (threads and client connections)."""
+    workers: int = Field(default=48, ge=1, le=256)
+    """Sessions reconciled at once; twice as many Kubernetes API calls may be in flight
+    (threads and client connections). Starting a Session takes three round trips (its
+    identity, then its binding, then its Job), so a burst starts about workers / (3 x API
+    latency) Sessions a second."""
     default_max_concurrent_sessions: int = Field(default=50, ge=1, le=10_000)
     """Concurrency cap for namespaces without a NamespacePolicy."""
     resync_seconds: float = Field(default=5.0, gt=0, le=600)

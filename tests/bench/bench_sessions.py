@@ -94,6 +94,33 @@ def wait_until(what: str, check: Callable[[], int], n: int, start: float, timeou
         time.sleep(1.0)
 
 
+def control_plane_processes(kubeconfig: str) -> dict[str, psutil.Process]:
+    """The local control plane's processes, from the pid files beside its kubeconfig."""
+    procs = {}
+    for pidfile in sorted((Path(kubeconfig).parent / "run").glob("*.pid")):
+        try:
+            procs[pidfile.stem] = psutil.Process(int(pidfile.read_text()))
+        except (ValueError, psutil.Error):
+            continue
+    return procs
+
+
+def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    """CPU time (user + system) each process has used so far."""
+    used = {}
+    for name, proc in procs.items():
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        used[name] = times.user + times.system
+    return used
+
+
+def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before.get(name, 0.0) for name in after}
+
+
 class RssSampler(threading.Thread):
     """Peak resident memory of a process, sampled every 100 ms."""
 
@@ -121,7 +148,9 @@ def main() -> int:
     n = args.n
 
     cp = control_plane(args.workers)
+    cp.settle()
     env, api, batch, core, custom = cp.env, cp.api, cp.batch, cp.core, cp.custom
+    kubeconfig = cp.kubeconfig
     run = uuid.uuid4().hex[:6]
     floor_ns, op_ns = f"bench-floor-{run}", f"bench-op-{run}"
     for ns in (floor_ns, op_ns):
@@ -151,7 +180,9 @@ def main() -> int:
     def jobs_exist(ns: str) -> Callable[[], int]:
         return lambda: count(f"/apis/batch/v1/namespaces/{ns}/jobs")
 
+    components = control_plane_processes(kubeconfig)
     say(f"floor: creating {n} Jobs directly ({args.workers} at a time)")
+    cpu_before = cpu_seconds(components)
     start = time.monotonic()
     floor_create = create_all(
         n,
@@ -159,6 +190,7 @@ def main() -> int:
         lambda i: batch.create_namespaced_job(floor_ns, equivalent_job(floor_ns, f"s{i:04d}")),
     )
     floor_done = wait_until("floor Jobs complete", jobs_complete(floor_ns), n, start, args.timeout)
+    floor_cpu = spent(cpu_before, cpu_seconds(components))
     say(f"floor: {n} Jobs created in {floor_create:.1f}s, all Complete after {floor_done:.1f}s")
 
     say("operator: starting")
@@ -182,6 +214,8 @@ def main() -> int:
     idle_rss = max(sampler.samples[-5:]) if sampler.samples else 0
     try:
         say(f"operator: creating {n} Sessions ({args.workers} at a time)")
+        components["operator"] = sampler.proc
+        cpu_before = cpu_seconds(components)
         start = time.monotonic()
         op_create = create_all(
             n,
@@ -198,6 +232,7 @@ def main() -> int:
             )
 
         op_done = wait_until("Sessions Completed", sessions_completed, n, start, args.timeout)
+        op_cpu = spent(cpu_before, cpu_seconds(components))
     finally:
         sampler.stopped.set()
         operator.terminate()
@@ -219,6 +254,11 @@ def main() -> int:
         f"operator RSS: idle {idle_rss / 2**20:.0f} MiB, median {median:.0f} MiB, "
         f"peak {peak:.0f} MiB (target <= 150 MiB)"
     )
+    print()
+    print("CPU seconds used, from the first create until all finished:")
+    print(f"{'process':26} {'floor':>8} {'operator':>9}")
+    for name in sorted(op_cpu, key=lambda k: (k == "operator", k)):
+        print(f"{name:26} {floor_cpu.get(name, 0.0):8.1f} {op_cpu[name]:9.1f}")
     say("cleaning up the bench namespaces")
     for ns in (floor_ns, op_ns):
         core.delete_namespace(ns)

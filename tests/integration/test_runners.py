@@ -365,7 +365,8 @@ def test_runner_cannot_write_another_sessions_status(cluster, operator, namespac
         runner.client._request("PUT", runner.client.path + "/status", body)
     assert put_denied.value.status == 403
     after = cluster.session(namespace, "theirs")
-    assert not any(e["id"].startswith("runner:") for e in after["status"].get("history", []))
+    history = after.get("status", {}).get("history", [])
+    assert not any(e["id"].startswith("runner:") for e in history)
     # and the same token works on its own Session
     own = _in_process_runner(cluster, namespace, "mine", "mine", tmp_path)
     own.history("Hello", {"x": "y"}, key="hello")

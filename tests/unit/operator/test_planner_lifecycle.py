@@ -278,3 +278,24 @@ def test_a_job_created_by_an_earlier_pass_is_recorded_with_its_attempt(
     assert result.status is not None and not result.create
     assert result.status.attempt == 1
     assert "WorkloadCreated" in _events(result.status)
+
+
+def test_a_queued_session_whose_job_an_earlier_pass_created_is_recorded_as_admitted(
+    make_session: MakeSession,
+    runner: ResolvedRunner,
+    settings: OperatorSettings,
+    now: datetime,
+    with_status: Advance,
+) -> None:
+    # Admitted from the queue by a pass that only created the Job: the pass that records
+    # it must still say the Session left the queue.
+    session = make_session()
+    ctx = lifecycle.Context(admitted=False, queue_position=1, queue_length=1, cap=1)
+    queued = with_status(
+        session, plan(session, Observed(), runner, settings, now, context=ctx).status
+    )
+    result = plan(queued, Observed(job=_job(active=1)), runner, settings, now)
+    assert result.status is not None and not result.create
+    cond = next(c for c in result.status.conditions if c.type == "Queued")
+    assert (cond.status, cond.reason) == ("False", "Admitted")
+    assert result.status.reason == "WorkloadCreated"
