@@ -3,9 +3,10 @@
 Thin: each function is one API call with its error mapped to what the caller decides on.
 Everything here is synchronous; the async handlers call it through a thread.
 
-Plain JSON over HTTPS (urllib3), not the official client: the operator sends manifests
-and reads JSON, and the client's import alone (a model class for every Kubernetes type)
-holds about 40 MiB for as long as the process lives.
+The official client's loader decides where the API server is and how to log in
+(``configuration``); the requests themselves are plain JSON over its HTTP library, urllib3:
+the operator sends manifests and reads JSON, so the client's per-type models, deep copies
+and thread hand-offs would only cost memory and time.
 """
 
 from __future__ import annotations
@@ -14,18 +15,15 @@ import base64
 import json
 import os
 import ssl
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 import urllib3
-import yaml
+from kubernetes import client
+from kubernetes import config as k8s_config
 
 from ambient.crds.models import GROUP, VERSION
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TIMEOUT_SECONDS = 30.0
 
 _COLLECTIONS = {
@@ -60,109 +58,36 @@ class ApiError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Connection:
-    """Where the API server is and how to prove who we are, from the pod's service
-    account or a kubeconfig (certificates, a token or a token file)."""
+def configuration(kubeconfig: str | None = None) -> client.Configuration:
+    """In a cluster, the pod's service account; else the kubeconfig's current context
+    (``kubeconfig``, $KUBECONFIG or ~/.kube/config), loaded by the official client, so
+    every way of logging in it supports works here too: certificates, tokens, token
+    files, and exec plugins such as EKS's and GKE's."""
+    cfg = client.Configuration()
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=cfg)
+            return cfg
+        except k8s_config.ConfigException:
+            pass
+    # $KUBECONFIG read now (the loader's default is read at its import), a list of paths
+    # merged as kubectl does.
+    path = kubeconfig or os.environ.get("KUBECONFIG") or None
+    k8s_config.load_kube_config(config_file=path, client_configuration=cfg)
+    return cfg
 
-    server: str
-    ca_file: str | None = None
-    ca_data: str | None = None
-    insecure: bool = False
-    cert_file: str | None = None
-    cert_data: str | None = None
-    key_file: str | None = None
-    key_data: str | None = None
-    token: str | None = None
-    token_file: str | None = None
-    """Read again on every request: projected service account tokens are rotated."""
 
-
-def in_cluster() -> Connection | None:
-    """The pod's service account, when running in a cluster."""
-    host, port = (
-        os.environ.get("KUBERNETES_SERVICE_HOST"),
-        os.environ.get("KUBERNETES_SERVICE_PORT"),
-    )
-    token = SERVICE_ACCOUNT_DIR / "token"
-    if not host or not port or not token.exists():
+def ssl_context(cfg: client.Configuration) -> ssl.SSLContext | None:
+    """The configuration's TLS settings as an SSLContext (None for plain HTTP): the
+    cluster's CA, the client certificate (the loader writes embedded data to files)."""
+    if not cfg.host.startswith("https"):
         return None
-    host = f"[{host}]" if ":" in host else host
-    return Connection(
-        server=f"https://{host}:{port}",
-        ca_file=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
-        token_file=str(token),
-    )
-
-
-def from_kubeconfig(path: str | None = None) -> Connection:
-    """The current context of a kubeconfig (``path``, else $KUBECONFIG, else
-    ~/.kube/config). Relative file names are relative to the kubeconfig's folder."""
-    location = Path(
-        path or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or "~/.kube/config"
-    ).expanduser()
-    config = yaml.safe_load(location.read_text()) or {}
-
-    def named(section: str, name: str) -> dict[str, Any]:
-        for item in config.get(section) or []:
-            if item.get("name") == name:
-                return cast(dict[str, Any], item.get(section[:-1]) or {})
-        raise ValueError(f"kubeconfig {location}: no {section[:-1]} named {name!r}")
-
-    context = named("contexts", config.get("current-context") or "")
-    cluster = named("clusters", context.get("cluster", ""))
-    user = named("users", context.get("user", ""))
-    if user.get("exec") or user.get("auth-provider"):
-        raise ValueError(
-            f"kubeconfig {location}: the user authenticates with a plugin; the operator "
-            "needs a client certificate or a token (or runs in the cluster)"
-        )
-
-    def file(value: str | None) -> str | None:
-        return str(location.parent / value) if value else None
-
-    return Connection(
-        server=cluster["server"],
-        ca_file=file(cluster.get("certificate-authority")),
-        ca_data=cluster.get("certificate-authority-data"),
-        insecure=bool(cluster.get("insecure-skip-tls-verify")),
-        cert_file=file(user.get("client-certificate")),
-        cert_data=user.get("client-certificate-data"),
-        key_file=file(user.get("client-key")),
-        key_data=user.get("client-key-data"),
-        token=user.get("token"),
-        token_file=file(user.get("tokenFile")),
-    )
-
-
-def connection(kubeconfig: str | None = None) -> Connection:
-    """In the cluster, the service account; else the kubeconfig."""
-    found = None if kubeconfig else in_cluster()
-    return found or from_kubeconfig(kubeconfig)
-
-
-def ssl_context(conn: Connection) -> ssl.SSLContext:
-    """Verifies the API server against the cluster's CA; presents the client certificate."""
-    context = ssl.create_default_context(
-        cafile=conn.ca_file,
-        cadata=base64.b64decode(conn.ca_data).decode() if conn.ca_data else None,
-    )
-    if conn.insecure:
+    context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+    if cfg.cert_file:
+        context.load_cert_chain(cfg.cert_file, cfg.key_file)
+    if not cfg.verify_ssl:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    if conn.cert_data or conn.key_data:
-        # ssl loads a key pair only from files: a private folder, removed at once.
-        with tempfile.TemporaryDirectory() as folder:
-            cert, key = Path(folder, "cert.pem"), Path(folder, "key.pem")
-            for target, data, given in (
-                (cert, conn.cert_data, conn.cert_file),
-                (key, conn.key_data, conn.key_file),
-            ):
-                pem = base64.b64decode(data) if data else Path(given or "").read_bytes()
-                target.write_bytes(pem)  # the folder is the owner's only (mode 0700)
-            context.load_cert_chain(str(cert), str(key))
-    elif conn.cert_file and conn.key_file:
-        context.load_cert_chain(conn.cert_file, conn.key_file)
     return context
 
 
@@ -170,23 +95,25 @@ class Kube:
     """Typed-enough access to the handful of calls the operator makes."""
 
     def __init__(self, connections: int = 32, kubeconfig: str | None = None) -> None:
-        self._conn = connection(kubeconfig)
+        self._cfg = configuration(kubeconfig)
+        self._server = self._cfg.host.rstrip("/")
         self._http = urllib3.PoolManager(
             num_pools=1,
             maxsize=connections,
-            ssl_context=ssl_context(self._conn),
-            assert_hostname=False if self._conn.insecure else None,
+            ssl_context=ssl_context(self._cfg),
+            assert_hostname=False if not self._cfg.verify_ssl else None,
+            server_hostname=self._cfg.tls_server_name or None,
             timeout=urllib3.Timeout(total=TIMEOUT_SECONDS),
             retries=False,
         )
 
     def _headers(self, content_type: str = "application/json") -> dict[str, str]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        token = self._conn.token
-        if self._conn.token_file:
-            token = Path(self._conn.token_file).read_text().strip()
+        # The loader's refresh hook runs here: a rotated service-account token is re-read,
+        # an exec plugin's expired credential fetched again.
+        token = self._cfg.get_api_key_with_prefix("authorization")
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = token
         return headers
 
     def _call(
@@ -199,7 +126,7 @@ class Kube:
     ) -> dict[str, Any]:
         """One request; the decoded answer, or an error by status (404 GoneError, 409
         ConflictError, others ApiError)."""
-        url = self._conn.server.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
+        url = self._server + path + (f"?{urlencode(query)}" if query else "")
         response = self._http.request(
             method,
             url,

@@ -7,16 +7,10 @@ import ctypes
 import logging
 import sys
 
-# kopf imports the official Kubernetes client whenever it is installed (it is, for the
-# tests and the webhooks), only to offer it for logging in; the operator does not use it
-# (kube.py speaks JSON over HTTPS, kopf logs in from the kubeconfig or the service account
-# itself), and the import alone holds about 40 MiB. None in sys.modules makes it absent.
-sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
+import kopf
 
-import kopf  # noqa: E402
-
-from ambient.operator import audit, handlers  # noqa: E402
-from ambient.operator.settings import OperatorSettings  # noqa: E402
+from ambient.operator import audit, handlers
+from ambient.operator.settings import OperatorSettings
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import json
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from ambient.crds.models import GROUP, VERSION
+from ambient.operator.kube import ssl_context as _ssl_context
 from ambient.webhooks.policy_watch import watch_policies
 
 from .errors import KubeRefusedError, KubeUnavailableError
@@ -325,16 +325,3 @@ def _refusal(status: int, body: bytes) -> Exception:
     except (ValueError, AttributeError):
         message = f"the API server answered {status}"
     return KubeRefusedError(status, message)
-
-
-def _ssl_context(cfg: client.Configuration) -> ssl.SSLContext | None:
-    """The client's TLS settings as an SSLContext (None for plain HTTP)."""
-    if not cfg.host.startswith("https"):
-        return None
-    context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
-    if cfg.cert_file:
-        context.load_cert_chain(cfg.cert_file, cfg.key_file)
-    if not cfg.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
