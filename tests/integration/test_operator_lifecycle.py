@@ -24,9 +24,12 @@ def _history(body) -> list[str]:
 
 
 def test_example_session_runs_to_completed(cluster, operator):
-    for name in ("namespace", "namespacepolicy", "session"):
-        cluster.kubectl("apply", "-f", str(ROOT / "examples" / f"{name}.yaml"))
     ns, name = "team-alpha", "fix-flaky-test"
+    # The control plane outlives test runs and `make run` applies the same example: start
+    # from a new Session, not one finished (its Events expired) in an earlier run.
+    cluster.kubectl("delete", "session", "-n", ns, name, "--ignore-not-found", "--wait=true")
+    for example in ("namespace", "namespacepolicy", "session"):
+        cluster.kubectl("apply", "-f", str(ROOT / "examples" / f"{example}.yaml"))
     body = cluster.wait_phase(ns, name, "Completed")
 
     status = body["status"]
