@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import logging
 import sys
 
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     audit.configure()
     settings = OperatorSettings()
     assert handlers.REGISTRY.frameworks  # importing handlers registered them with kopf
+    # Everything imported so far (kopf, pydantic's schemas, the official client's model
+    # classes) lives as long as the process: out of the collector's sight, a full
+    # collection during a burst of Sessions walks only what the Sessions allocate.
+    gc.freeze()
     kopf.run(
         standalone=True,
         clusterwide=not settings.namespace_list,
