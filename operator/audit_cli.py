@@ -28,7 +28,8 @@ from ambient.operator.audit_export import ObjectStore, read_trail
 from ambient.operator.objectstore import S3Store, StoreSettings
 
 
-def _when(value: str) -> datetime:
+def iso_time(value: str) -> datetime:
+    """An argparse type: an ISO 8601 time, UTC when it names no zone."""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -54,12 +55,12 @@ def parser() -> argparse.ArgumentParser:
     one = sub.add_parser("session", help="one Session's full trail")
     one.add_argument("namespace")
     one.add_argument("session", help="the Session's name or uid")
-    one.add_argument("--since", type=_when, help="default: 400 days ago")
-    one.add_argument("--until", type=_when, help="default: now")
+    one.add_argument("--since", type=iso_time, help="default: 400 days ago")
+    one.add_argument("--until", type=iso_time, help="default: now")
     many = sub.add_parser("namespace", help="one namespace's records in a time range")
     many.add_argument("namespace")
-    many.add_argument("--since", type=_when, required=True)
-    many.add_argument("--until", type=_when, help="default: now")
+    many.add_argument("--since", type=iso_time, required=True)
+    many.add_argument("--until", type=iso_time, help="default: now")
     trail = sub.add_parser("history", help="one Session's history, archived entries included")
     trail.add_argument("namespace")
     trail.add_argument("session", help="the Session's name")

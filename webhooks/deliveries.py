@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import pydantic
 
+from ambient.operator.audit_cli import iso_time
 from ambient.operator.audit_export import AuditExporter, ObjectStore, read_trail
 from ambient.operator.objectstore import (
     ContentConflictError,
@@ -63,16 +64,6 @@ class ReplayApi(Protocol):
     def create_session(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
 
 
-def _when(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a time: use ISO 8601, e.g. 2026-03-01 or 2026-03-01T12:00:00Z"
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deliveries", description="The ingress's delivery log.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -87,8 +78,8 @@ def parser() -> argparse.ArgumentParser:
     again.add_argument("id")
     for sp in (ls, show, again):
         sp.add_argument("-n", "--namespace", required=True)
-        sp.add_argument("--since", type=_when, help="default: 30 days before --until")
-        sp.add_argument("--until", type=_when, help="default: now")
+        sp.add_argument("--since", type=iso_time, help="default: 30 days before --until")
+        sp.add_argument("--until", type=iso_time, help="default: now")
     return p
 
 
