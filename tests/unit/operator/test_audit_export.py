@@ -13,27 +13,6 @@ from ambient.operator.audit_export import AuditExporter, read_trail
 T0 = datetime(2026, 3, 1, 23, 59, 0, tzinfo=UTC)
 
 
-class MemoryStore:
-    """An in-memory store with S3's create-only put semantics; can be told to fail."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.fail = False
-
-    def put_new(self, key: str, body: bytes) -> None:
-        if self.fail:
-            raise ConnectionError("store unreachable")
-        if key in self.objects:
-            raise FileExistsError(key)
-        self.objects[key] = body
-
-    def list_keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self.objects if k.startswith(prefix))
-
-    def get(self, key: str) -> bytes:
-        return self.objects[key]
-
-
 def _record(
     namespace: str, minutes: int, session: str = "s1", action: str = "Created"
 ) -> dict[str, Any]:
@@ -50,8 +29,8 @@ def _record(
     )
 
 
-def test_flush_writes_one_object_per_namespace_and_day() -> None:
-    store = MemoryStore()
+def test_flush_writes_one_object_per_namespace_and_day(memory_store) -> None:
+    store = memory_store
     exporter = AuditExporter(store, prefix="archive")
     for rec in (_record("a", 0), _record("a", 2), _record("b", 0)):
         exporter.add(rec)
@@ -63,8 +42,8 @@ def test_flush_writes_one_object_per_namespace_and_day() -> None:
     assert exporter.flush() == []
 
 
-def test_flushes_never_overwrite() -> None:
-    store = MemoryStore()
+def test_flushes_never_overwrite(memory_store) -> None:
+    store = memory_store
     exporter = AuditExporter(store)
     for _ in range(3):
         exporter.add(_record("a", 0))
@@ -72,8 +51,8 @@ def test_flushes_never_overwrite() -> None:
     assert len(store.objects) == 3
 
 
-def test_a_failed_flush_keeps_the_records() -> None:
-    store = MemoryStore()
+def test_a_failed_flush_keeps_the_records(memory_store) -> None:
+    store = memory_store
     exporter = AuditExporter(store)
     exporter.add(_record("a", 0))
     store.fail = True
@@ -83,14 +62,14 @@ def test_a_failed_flush_keeps_the_records() -> None:
     assert len(store.objects) == 1
 
 
-def test_add_says_when_the_buffer_is_full() -> None:
-    exporter = AuditExporter(MemoryStore(), max_buffer=2)
+def test_add_says_when_the_buffer_is_full(memory_store) -> None:
+    exporter = AuditExporter(memory_store, max_buffer=2)
     assert exporter.add(_record("a", 0)) is False
     assert exporter.add(_record("a", 0)) is True
 
 
-def test_trail_by_session_name_or_uid_and_range() -> None:
-    store = MemoryStore()
+def test_trail_by_session_name_or_uid_and_range(memory_store) -> None:
+    store = memory_store
     exporter = AuditExporter(store)
     for rec in (_record("a", 0, "s1"), _record("a", 1, "s2"), _record("a", 3, "s1", "Completed")):
         exporter.add(rec)
@@ -106,6 +85,6 @@ def test_trail_by_session_name_or_uid_and_range() -> None:
     assert list(read_trail(store, "", "b", since=since, until=until)) == []
 
 
-def test_trail_refuses_naive_times() -> None:
+def test_trail_refuses_naive_times(memory_store) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        list(read_trail(MemoryStore(), "", "a", since=datetime(2026, 1, 1), until=T0))
+        list(read_trail(memory_store, "", "a", since=datetime(2026, 1, 1), until=T0))
