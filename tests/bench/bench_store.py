@@ -53,8 +53,17 @@ def entry(seq: int) -> dict[str, Any]:
     }
 
 
-def tenant(core: Any, custom: Any, ns: str) -> str:
+CREATED: list[str] = []
+"""This run's namespaces, deleted at the end (later runs wait for deletions to finish)."""
+
+
+def new_namespace(core: Any, ns: str) -> None:
     core.create_namespace({"metadata": {"name": ns}})
+    CREATED.append(ns)
+
+
+def tenant(core: Any, custom: Any, ns: str) -> str:
+    new_namespace(core, ns)
     key = uuid.uuid4().hex
     core.create_namespaced_secret(
         ns,
@@ -199,7 +208,7 @@ def session(name: str) -> dict[str, Any]:
 def bench_status_writes(core: Any, custom: Any, writes: int) -> None:
     """Round-robin over the cases, so the shared machine's load hits each alike."""
     ns = f"bench-cel-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": ns}})
+    new_namespace(core, ns)
     cases = (
         ("10-entry window", 0, 10),
         ("900-entry window, no archives", 0, 900),
@@ -243,7 +252,7 @@ def bench_status_writes(core: Any, custom: Any, writes: int) -> None:
 
 def bench_archival(env: dict[str, str], core: Any, custom: Any, sessions: int) -> None:
     ns = f"bench-arch-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": ns}})
+    new_namespace(core, ns)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ambient.operator", "--liveness", ""],
         env={**env, "AMBIENT_METRICS_PORT": "0", "AMBIENT_NAMESPACES": ns},
@@ -322,6 +331,8 @@ def main() -> int:
         bench_archival(store_env, core, custom, args.sessions)
     finally:
         moto.stop()
+        for ns in CREATED:
+            core.delete_namespace(ns)
     return 0
 
 

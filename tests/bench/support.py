@@ -88,19 +88,19 @@ class ControlPlane:
         path = Path(self.kubeconfig).parent / "run" / f"{component}.pid"
         return int(path.read_text().strip()) if path.is_file() else None
 
-    def settle(self, prefix: str = "bench-", timeout: float = 300) -> None:
-        """Wait (bounded) until namespaces left by earlier runs are gone: deleting their
+    def settle(self, timeout: float = 300) -> None:
+        """Wait (bounded) until no namespace is being deleted: deleting an earlier run's
         Sessions loads the API server, which would count against this run."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             left = [
                 ns.metadata.name
                 for ns in self.core.list_namespace().items
-                if ns.metadata.name.startswith(prefix)
+                if ns.status and ns.status.phase == "Terminating"
             ]
             if not left:
                 return
-            say(f"waiting for {len(left)} namespaces of earlier runs to be deleted")
+            say(f"waiting for {len(left)} namespaces being deleted: {', '.join(left[:3])}")
             time.sleep(10)
 
     def kubectl(self, *args: str, stdin: str | None = None) -> None:
