@@ -30,7 +30,14 @@ from ambient.operator import audit, background, builders, lifecycle, naming, usa
 from ambient.operator.archiver import Archiver
 from ambient.operator.history_archive import ArchivePolicy
 from ambient.operator.kube import ConflictError, GoneError, Kube
-from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_view
+from ambient.operator.observe import (
+    JobView,
+    PodView,
+    job_view,
+    newest_pod,
+    pod_outdated,
+    pod_view,
+)
 from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
 from ambient.operator.policies import PolicyCache
 from ambient.operator.settings import OperatorSettings
@@ -596,15 +603,6 @@ def _runner(
         return exc
 
 
-def _pod_outdated(job: JobView, pod: PodView | None) -> bool:
-    """Whether the Job's state says more about its pod than the pod last read does."""
-    if job.complete or job.failed:
-        return pod is None or pod.phase not in ("Succeeded", "Failed")
-    if job.ready > 0:
-        return pod is None or pod.phase == "Pending"
-    return job.active > 0 and pod is None
-
-
 async def _confirm(
     api: Kube, session: Session, observed: Observed, job_name: str
 ) -> Observed | None:
@@ -619,11 +617,11 @@ async def _confirm(
         if found is not None:
             return Observed(job=job_view(found))
     job = observed.job
-    if job is not None and _pod_outdated(job, observed.pod):
+    if job is not None and pod_outdated(job, observed.pod):
         for consistent in (False, True):
             listed = await _call(api.list_pods, namespace, job_name, consistent)
             fresh = newest_pod([pod_view(p) for p in listed], job_name)
-            if fresh is not None and not _pod_outdated(job, fresh):
+            if fresh is not None and not pod_outdated(job, fresh):
                 break
         if fresh is not None and fresh != observed.pod:
             _pods[(namespace, job_name)] = fresh

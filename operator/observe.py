@@ -25,6 +25,8 @@ class JobView(BaseModel):
     ready: int = 0
     complete: bool = False
     failed: bool = False
+    pods_failed: int = 0
+    """How many of its pods failed (more than none only with a backoffLimit above 0)."""
     failure_reason: str = ""
     failure_message: str = ""
 
@@ -74,6 +76,7 @@ def job_view(body: dict[str, Any]) -> JobView:
         ready=status.get("ready") or 0,
         complete=_true(conditions, "Complete") is not None,
         failed=failed is not None,
+        pods_failed=status.get("failed") or 0,
         failure_reason=(failed or {}).get("reason", ""),
         failure_message=(failed or {}).get("message", ""),
     )
@@ -127,6 +130,21 @@ def runner_verdict(message: str) -> tuple[str, str] | None:
     if not isinstance(reason, str) or not RUNNER_REASON.fullmatch(reason):
         return None
     return reason, str(body.get("message") or "")
+
+
+def pod_outdated(job: JobView, pod: PodView | None) -> bool:
+    """Whether the Job's state says more about its pod than the pod last read does, so
+    reading the pod again is worth a request.
+
+    A Job that succeeded needs only its pod's name: the pod last read (even while it ran)
+    is the one that succeeded unless an earlier pod failed (a backoffLimit above 0)."""
+    if job.complete:
+        return pod is None or (job.pods_failed > 0 and pod.phase != "Succeeded")
+    if job.failed:
+        return pod is None or pod.phase not in ("Succeeded", "Failed")
+    if job.ready > 0:
+        return pod is None or pod.phase == "Pending"
+    return job.active > 0 and pod is None
 
 
 def newest_pod(pods: list[PodView], job: str) -> PodView | None:

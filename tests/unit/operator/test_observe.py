@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ambient.operator.observe import PodView, job_view, newest_pod, pod_view
+from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_outdated, pod_view
 
 UID = "5b1c2f4e-0000-4000-8000-000000000001"
 
@@ -224,3 +224,43 @@ def test_pod_view_reads_the_runner_container() -> None:
     view = pod_view(body)
     assert view.termination is not None
     assert (view.termination.exit_code, view.termination.message) == (3, "boom")
+
+
+def test_failed_pod_count() -> None:
+    assert job_view(_job({"failed": 2, "active": 1})).pods_failed == 2
+    assert job_view(_job(None)).pods_failed == 0
+
+
+def _seen(phase: str) -> PodView:
+    return PodView(name="review-pr-42-a1-x7k2p", job_name="review-pr-42-a1", phase=phase)
+
+
+def test_a_succeeded_job_needs_only_the_pod_it_saw_running() -> None:
+    done = JobView(name="review-pr-42-a1", owner_uid=UID, complete=True)
+    assert not pod_outdated(done, _seen("Running"))
+    assert not pod_outdated(done, _seen("Pending"))
+    assert pod_outdated(done, None)
+
+
+def test_a_succeeded_job_after_a_failed_pod_reads_the_pod_again() -> None:
+    # With a backoffLimit above 0, the pod seen running may be the one that failed.
+    done = JobView(name="review-pr-42-a1", owner_uid=UID, complete=True, pods_failed=1)
+    assert pod_outdated(done, _seen("Running"))
+    assert pod_outdated(done, _seen("Failed"))
+    assert not pod_outdated(done, _seen("Succeeded"))
+
+
+def test_a_failed_job_reads_the_pod_until_it_has_its_exit() -> None:
+    failed = JobView(name="review-pr-42-a1", owner_uid=UID, failed=True, pods_failed=1)
+    assert pod_outdated(failed, _seen("Running"))
+    assert pod_outdated(failed, None)
+    assert not pod_outdated(failed, _seen("Failed"))
+
+
+def test_a_running_job_reads_a_pod_still_seen_pending() -> None:
+    ready = JobView(name="review-pr-42-a1", owner_uid=UID, active=1, ready=1)
+    assert pod_outdated(ready, _seen("Pending"))
+    assert not pod_outdated(ready, _seen("Running"))
+    starting = JobView(name="review-pr-42-a1", owner_uid=UID, active=1)
+    assert pod_outdated(starting, None)
+    assert not pod_outdated(starting, _seen("Pending"))
