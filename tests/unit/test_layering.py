@@ -45,6 +45,7 @@ PURE = [
             "settings",
             "deliveries",
             "replay",
+            "pipeline",
         )
     ),
 ]

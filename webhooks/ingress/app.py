@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ambient.operator.objectstore import ContentConflictError, StoreUnavailableError
 
-from . import events
+from . import events, pipeline
 from .errors import ErrorBody, IngressError, KubeRefusedError, KubeUnavailableError, error_body
 from .keyindex import KeyIndex, Tenant, key_hash
 from .ratelimit import RateLimiter, retry_after
@@ -336,11 +336,12 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         audit.extra.update(body=body, headers=headers)  # for the delivery log, never logged
         await _verify(tenant, source, body, headers)
         try:
-            delivery = events.parse(source, headers, body, content_type)
+            decision = pipeline.decide(tenant, source, headers, body, content_type)
         except events.MediaTypeError as exc:
             raise IngressError(415, "UnsupportedMediaType", str(exc)) from exc
         except events.MalformedError as exc:
             raise IngressError(422, "MalformedPayload", str(exc)) from exc
+        delivery = decision.delivery
         audit.event, audit.delivery_id = delivery.event, delivery.delivery_id
         if delivery.kind == "ping":
             audit.outcome = "ping"
@@ -348,11 +349,11 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         if delivery.kind == "challenge":
             audit.outcome = "challenge"
             return JSONResponse({"challenge": delivery.challenge}, status_code=200)
-        reason = events.ignore_reason(delivery, tenant.ingress)
-        if reason is not None:
+        if decision.manifest is None:
+            reason = decision.ignored or ""
             audit.outcome, audit.reason = "ignored", reason
             return JSONResponse(Ignored(reason=reason).model_dump(), status_code=200)
-        manifest = events.build_session(delivery, tenant.namespace, tenant.defaults)
+        manifest = decision.manifest
         name = manifest["metadata"]["name"]
         audit.session = name
         if len(body) > cfg.max_body_bytes:

@@ -1,11 +1,10 @@
 """Replaying a stored delivery: the ingress's own pipeline, run again. Pure.
 
 The same functions the app runs decide a replay: the signature is verified with the
-namespace's *current* signing secret (signatures.VERIFIERS), the body parsed
-(events.parse), the *current* policy's event selection applied (events.ignore_reason),
-and the Session built with the same deterministic name from the delivery id
-(events.build_session), so a second replay, or the sender's own redelivery, finds the
-Session already there and creates nothing (invariant 2).
+namespace's *current* signing secret (signatures.VERIFIERS), then pipeline.decide parses
+the body, applies the *current* policy's event selection and builds the Session with the
+same deterministic name from the delivery id, so a second replay, or the sender's own
+redelivery, finds the Session already there and creates nothing (invariant 2).
 
 Slack signs a timestamp and refuses it after five minutes; a replay checks it against the
 time the request was received, which the stored request records. An admin replay is not
@@ -22,7 +21,7 @@ from typing import Any, Literal
 from ambient.crds.models import NamespacePolicySpec
 from ambient.operator.naming import ANNOTATION_REPLAYED_BY, ANNOTATION_REPLAYED_FROM
 
-from . import events
+from . import events, pipeline
 from .deliveries import StoredRequest
 from .keyindex import Tenant
 from .signatures import VERIFIERS, SignatureError, verify_slack
@@ -82,15 +81,14 @@ def plan(
         except SignatureError as exc:
             return Plan("refused", f"InvalidSignature: {exc}")
     try:
-        delivery = events.parse(source, headers, body, headers.get("content-type"))
+        decision = pipeline.decide(tenant, source, headers, body, headers.get("content-type"))
     except (events.MediaTypeError, events.MalformedError) as exc:
         return Plan("refused", f"MalformedPayload: {exc}")
-    if delivery.kind != "session":
+    delivery, manifest = decision.delivery, decision.manifest
+    if decision.ignored is not None:
+        return Plan("ignored", decision.ignored, delivery=delivery)
+    if manifest is None:
         return Plan("nothing", f"a {delivery.kind} starts no Session", delivery=delivery)
-    reason = events.ignore_reason(delivery, tenant.ingress)
-    if reason is not None:
-        return Plan("ignored", reason, delivery=delivery)
-    manifest = events.build_session(delivery, tenant.namespace, tenant.defaults)
     manifest["metadata"]["annotations"] = {
         ANNOTATION_REPLAYED_BY: replayed_by,
         ANNOTATION_REPLAYED_FROM: stored.trace_id,
