@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import hashlib
 import hmac
 import json
@@ -46,7 +45,18 @@ from typing import Any
 
 import aiohttp
 from kubernetes import watch
-from support import ROOT, ControlPlane, CpuMeter, control_plane, free_port, pct, py_spy, say
+from support import (
+    ROOT,
+    ControlPlane,
+    CpuMeter,
+    control_plane,
+    free_port,
+    github_tenant,
+    pct,
+    py_spy,
+    say,
+    start_ingress,
+)
 
 from ambient.crds.models import SessionDefaults
 from ambient.webhooks.ingress import events
@@ -60,38 +70,10 @@ FRAMEWORK = {"type": "script", "config": {"command": ["true"]}}
 
 
 def tenant(cp: ControlPlane, ns: str, cap: int = 50) -> str:
-    """A namespace whose NamespacePolicy takes GitHub deliveries signed with SECRET and
+    """A new namespace whose NamespacePolicy takes GitHub deliveries signed with SECRET and
     runs at most ``cap`` Sessions at once."""
     cp.core.create_namespace({"metadata": {"name": ns}})
-    key = uuid.uuid4().hex
-    cp.core.create_namespaced_secret(
-        ns,
-        {
-            "metadata": {"name": "signing"},
-            "data": {"github": base64.b64encode(SECRET.encode()).decode()},
-        },
-    )
-    cp.custom.create_namespaced_custom_object(
-        "ambient.ai",
-        "v1alpha1",
-        ns,
-        "namespacepolicies",
-        {
-            "apiVersion": "ambient.ai/v1alpha1",
-            "kind": "NamespacePolicy",
-            "metadata": {"name": "policy"},
-            "spec": {
-                "webhookAuth": {
-                    "apiKeys": {"github": hashlib.sha256(key.encode()).hexdigest()},
-                    "signingSecretRef": {"name": "signing"},
-                },
-                "defaults": {"framework": FRAMEWORK},
-                "ingress": {"github": {}},
-                "maxConcurrentSessions": cap,
-            },
-        },
-    )
-    return key
+    return github_tenant(cp.core, cp.custom, ns, SECRET, FRAMEWORK, cap=cap)
 
 
 def headers(delivery: str) -> dict[str, str]:
@@ -300,19 +282,7 @@ def main() -> int:
     log_dir.mkdir(exist_ok=True)
     say("ingress: starting python -m ambient.webhooks.ingress")
     with (log_dir / "bench-ingress.log").open("wb") as out:
-        ingress = subprocess.Popen(
-            [sys.executable, "-m", "ambient.webhooks.ingress"],
-            env={
-                **cp.env,
-                "AMBIENT_INGRESS_HOST": "127.0.0.1",
-                "AMBIENT_INGRESS_PORT": str(port),
-                "AMBIENT_INGRESS_RATE_PER_SECOND": "100000",
-                "AMBIENT_INGRESS_RATE_BURST": "100000",
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+        ingress = start_ingress(cp.env, port, out, RATE_PER_SECOND="100000", RATE_BURST="100000")
     operator = None
     try:
         wait_ready(url, key)

@@ -17,7 +17,6 @@ moto's S3 server in-process.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import hmac
 import json
@@ -35,7 +34,7 @@ import boto3
 import httpx
 import psutil
 from moto.server import ThreadedMotoServer
-from support import ROOT, control_plane, free_port, say
+from support import ROOT, control_plane, free_port, github_tenant, say, start_ingress
 
 PAYLOAD = json.loads((ROOT / "tests/fixtures/github/pull_request.opened.json").read_text())
 SECRET = "bench-signing-secret"
@@ -64,33 +63,8 @@ def new_namespace(core: Any, ns: str) -> None:
 
 def tenant(core: Any, custom: Any, ns: str) -> str:
     new_namespace(core, ns)
-    key = uuid.uuid4().hex
-    core.create_namespaced_secret(
-        ns,
-        {
-            "metadata": {"name": "signing"},
-            "data": {"github": base64.b64encode(SECRET.encode()).decode()},
-        },
-    )
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        ns,
-        "namespacepolicies",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "NamespacePolicy",
-            "metadata": {"name": "policy"},
-            "spec": {
-                "webhookAuth": {
-                    "apiKeys": {"github": hashlib.sha256(key.encode()).hexdigest()},
-                    "signingSecretRef": {"name": "signing"},
-                },
-                "defaults": {"framework": {"type": "script", "config": {"command": ["true"]}}},
-            },
-        },
-    )
-    return key
+    framework = {"type": "script", "config": {"command": ["true"]}}
+    return github_tenant(core, custom, ns, SECRET, framework)
 
 
 def post(url: str, key: str, body: bytes, delivery: str, event: str = "pull_request") -> int:
@@ -129,18 +103,8 @@ def bench_ingress(env: dict[str, str], core: Any, custom: Any, repeats: int) -> 
     ns = f"bench-store-{uuid.uuid4().hex[:6]}"
     key = tenant(core, custom, ns)
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ambient.webhooks.ingress"],
-        env={
-            **env,
-            "AMBIENT_INGRESS_HOST": "127.0.0.1",
-            "AMBIENT_INGRESS_PORT": str(port),
-            "AMBIENT_INGRESS_REQUEST_TIMEOUT_SECONDS": "60",
-            "AMBIENT_INGRESS_LOG_LEVEL": "WARNING",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
+    proc = start_ingress(
+        env, port, subprocess.DEVNULL, REQUEST_TIMEOUT_SECONDS="60", LOG_LEVEL="WARNING"
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -6,13 +6,17 @@ this as ``support`` from their own folder.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import psutil
 from kubernetes import client, config
@@ -29,6 +33,62 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def github_tenant(
+    core: Any, custom: Any, ns: str, secret: str, framework: dict[str, Any], *, cap: int = 50
+) -> str:
+    """Make namespace ``ns`` take GitHub deliveries signed with ``secret`` (a signing Secret
+    and a NamespacePolicy running at most ``cap`` Sessions at once); return its new API key."""
+    key = uuid.uuid4().hex
+    core.create_namespaced_secret(
+        ns,
+        {
+            "metadata": {"name": "signing"},
+            "data": {"github": base64.b64encode(secret.encode()).decode()},
+        },
+    )
+    custom.create_namespaced_custom_object(
+        "ambient.ai",
+        "v1alpha1",
+        ns,
+        "namespacepolicies",
+        {
+            "apiVersion": "ambient.ai/v1alpha1",
+            "kind": "NamespacePolicy",
+            "metadata": {"name": "policy"},
+            "spec": {
+                "webhookAuth": {
+                    "apiKeys": {"github": hashlib.sha256(key.encode()).hexdigest()},
+                    "signingSecretRef": {"name": "signing"},
+                },
+                "defaults": {"framework": framework},
+                "ingress": {"github": {}},
+                "maxConcurrentSessions": cap,
+            },
+        },
+    )
+    return key
+
+
+def start_ingress(
+    env: dict[str, str], port: int, out: IO[bytes] | int, **settings: str
+) -> subprocess.Popen[bytes]:
+    """``python -m ambient.webhooks.ingress`` on 127.0.0.1:``port``; ``settings`` are extra
+    AMBIENT_INGRESS_* variables (RATE_BURST="100000" sets AMBIENT_INGRESS_RATE_BURST)."""
+    extra = {f"AMBIENT_INGRESS_{name}": value for name, value in settings.items()}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ambient.webhooks.ingress"],
+        env={
+            **env,
+            "AMBIENT_INGRESS_HOST": "127.0.0.1",
+            "AMBIENT_INGRESS_PORT": str(port),
+            **extra,
+        },
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
 
 
 def pct(values: list[float], q: float) -> float:
