@@ -349,11 +349,11 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         if delivery.kind == "challenge":
             audit.outcome = "challenge"
             return JSONResponse({"challenge": delivery.challenge}, status_code=200)
-        if decision.manifest is None:
-            reason = decision.ignored or ""
-            audit.outcome, audit.reason = "ignored", reason
-            return JSONResponse(Ignored(reason=reason).model_dump(), status_code=200)
+        if decision.ignored is not None:
+            audit.outcome, audit.reason = "ignored", decision.ignored
+            return JSONResponse(Ignored(reason=decision.ignored).model_dump(), status_code=200)
         manifest = decision.manifest
+        assert manifest is not None  # a Session delivery the policy selects
         name = manifest["metadata"]["name"]
         audit.session = name
         if len(body) > cfg.max_body_bytes:
