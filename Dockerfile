@@ -19,6 +19,7 @@ COPY crds/ crds/
 COPY operator/ operator/
 COPY webhooks/ webhooks/
 COPY runners/ runners/
+COPY common/ common/
 # -c requirements.lock: every runtime dependency at the exact version tested; the dev
 # tools in the lock are not installed (constraints only pin what is asked for).
 RUN /opt/ambient/bin/pip install -c requirements.lock . \

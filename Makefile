@@ -45,10 +45,11 @@ crds: $(STAMP) ## Regenerate the CRD YAML from crds/models.py
 crds-check: $(STAMP) ## Fail when the committed CRD YAML drifts from the models
 	$(PY) -m ambient.crds.generate --check
 
-lint: $(STAMP) ## ruff and mypy --strict (the import layering is a unit test)
+lint: $(STAMP) ## ruff, mypy --strict and the import layering contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy -p ambient
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy hack/cluster.py hack/run.py
 
 test-unit: $(STAMP) ## Unit tests only (no cluster)

@@ -11,16 +11,17 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from ambient.common.audit import trail as audit
+from ambient.common.audit.records import record as audit_record
+from ambient.common.kube.client import ConflictError, Kube
+from ambient.common.store.s3 import ContentConflictError, S3Store
 from ambient.crds.models import Session
-from ambient.operator import audit
 from ambient.operator.history_archive import (
     ArchivePolicy,
     ArchiveStep,
     archived_status,
     plan_archive,
 )
-from ambient.operator.kube import ConflictError, Kube
-from ambient.operator.objectstore import ContentConflictError, S3Store
 
 log = logging.getLogger("ambient.operator.archiver")
 
@@ -89,7 +90,7 @@ class Archiver:
         self, session: Session, step: ArchiveStep, outcome: str, extra: dict[str, str]
     ) -> None:
         audit.emit(
-            audit.record(
+            audit_record(
                 namespace=session.metadata.namespace,
                 session_id=session.metadata.uid,
                 actor=self.actor,

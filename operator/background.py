@@ -17,11 +17,12 @@ from typing import Any
 import pydantic
 from prometheus_client import start_http_server
 
+from ambient.common.audit import trail as audit
+from ambient.common.audit.export import AuditExporter
+from ambient.common.kube.client import Kube
+from ambient.common.store.s3 import S3Store, StoreSettings
 from ambient.crds.models import NamespacePolicy
-from ambient.operator import audit, janitor, metrics
-from ambient.operator.audit_export import AuditExporter
-from ambient.operator.kube import Kube
-from ambient.operator.objectstore import S3Store, StoreSettings
+from ambient.operator import janitor, metrics
 from ambient.operator.outbox import Outbox
 from ambient.operator.settings import OperatorSettings
 

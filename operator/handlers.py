@@ -25,11 +25,14 @@ from typing import Any, TypeVar, cast
 import kopf
 import pydantic
 
+from ambient.common.audit import trail as audit
+from ambient.common.audit.records import record as audit_record
+from ambient.common.kube.client import ConflictError, GoneError, Kube
+from ambient.crds import naming
 from ambient.crds.models import GROUP, VERSION, HistoryEntry, NamespacePolicy, Session
-from ambient.operator import audit, background, builders, lifecycle, naming, usage
+from ambient.operator import background, builders, lifecycle, usage
 from ambient.operator.archiver import Archiver
 from ambient.operator.history_archive import ArchivePolicy
-from ambient.operator.kube import ConflictError, GoneError, Kube
 from ambient.operator.observe import (
     JobView,
     PodView,
@@ -712,7 +715,7 @@ def _announce(session: Session, result: Plan) -> None:
         if entry.event in MILESTONES:
             _event(ref, entry)
         audit.emit(
-            audit.record(
+            audit_record(
                 namespace=session.metadata.namespace,
                 session_id=session.metadata.uid,
                 actor=_actor(session, entry),

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from ambient.common.store.keys import sha256_hex
 from ambient.crds.history import CARRIED_KEY, carry_forward, encode_carried, window_start
 from ambient.crds.models import (
     API_VERSION,
@@ -25,7 +26,6 @@ from ambient.crds.models import (
     Session,
     SessionStatus,
 )
-from ambient.operator.objectstore import sha256_hex
 from ambient.operator.status import rfc3339
 
 ARCHIVE_KIND = "SessionHistoryArchive"

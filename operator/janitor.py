@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 
 import pydantic
 
+from ambient.common import retention
+from ambient.common.audit import trail as audit
+from ambient.common.audit.export import ObjectStore, key_day
+from ambient.common.audit.records import record as audit_record
+from ambient.common.retention import AuditObject, Sweep
 from ambient.crds.models import RetentionPolicy, Session
-from ambient.operator import audit, retention
-from ambient.operator.audit_export import ObjectStore, key_day
-from ambient.operator.retention import AuditObject, Sweep
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ def run(
     if not dry_run:
         _execute(api, store, found, outcome, prefix)
     audit.emit(
-        audit.record(
+        audit_record(
             namespace=namespace,
             session_id="",
             actor="ambient-operator",

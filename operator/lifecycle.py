@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ambient.common.policy import Code, UserInfo, Violation, evaluate
+from ambient.crds import naming
 from ambient.crds.history import carried
 from ambient.crds.models import (
     TERMINAL_PHASES,
@@ -22,10 +24,8 @@ from ambient.crds.models import (
     ViolationAction,
     money,
 )
-from ambient.operator import naming
 from ambient.operator.observe import JobView, PodView
 from ambient.runners.registry import Registry
-from ambient.webhooks.policy import Code, UserInfo, Violation, evaluate
 
 # How long past a Session's timeout the operator waits for the Job's own
 # activeDeadlineSeconds to fire before it ends the Session itself.

@@ -10,7 +10,8 @@ import sys
 
 import kopf
 
-from ambient.operator import audit, handlers
+from ambient.common.audit import trail as audit
+from ambient.operator import handlers
 from ambient.operator.settings import OperatorSettings
 
 

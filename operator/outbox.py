@@ -20,9 +20,11 @@ from typing import Any
 
 import pydantic
 
+from ambient.common.audit import trail as audit
+from ambient.common.audit.records import record as audit_record
+from ambient.common.kube.client import ConflictError, GoneError, Kube
 from ambient.crds.models import NamespacePolicy, Session, SessionStatus
-from ambient.operator import audit, notifications
-from ambient.operator.kube import ConflictError, GoneError, Kube
+from ambient.operator import notifications
 from ambient.operator.metrics import OperatorMetrics
 from ambient.operator.notifier import Job, Notifier, Outcome
 from ambient.operator.status import StatusEditor
@@ -148,7 +150,7 @@ class Outbox:
             except GoneError:
                 return
             audit.emit(
-                audit.record(
+                audit_record(
                     namespace=job.namespace,
                     session_id=session.metadata.uid,
                     actor="ambient-operator",

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ambient.crds import naming
 from ambient.crds.models import TERMINAL_PHASES, HistoryEntry, Phase, Session, SessionStatus
-from ambient.operator import builders, lifecycle, naming
+from ambient.operator import builders, lifecycle
 from ambient.operator.observe import JobView, PodView, runner_verdict
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.status import StatusEditor

@@ -28,14 +28,14 @@ from typing import Any, Protocol
 
 import pydantic
 
-from ambient.operator.audit_cli import iso_time
-from ambient.operator.audit_export import AuditExporter, ObjectStore, read_trail
-from ambient.operator.objectstore import (
+from ambient.common.audit.cli import iso_time
+from ambient.common.audit.export import AuditExporter, ObjectStore, read_trail
+from ambient.common.store.keys import sha256_hex
+from ambient.common.store.s3 import (
     ContentConflictError,
     S3Store,
     StoreSettings,
     StoreUnavailableError,
-    sha256_hex,
 )
 from ambient.webhooks.ingress import deliveries, events, replay
 from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableError

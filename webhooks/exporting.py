@@ -3,7 +3,7 @@
 The ingress and the admission webhook are servers without an asyncio task runner of their
 own, so a daemon thread flushes the shared ``AuditExporter`` every few seconds, or at once
 when its buffer fills. Records are grouped per namespace and day and written create-only,
-exactly as the operator writes its own (operator/audit_export.py).
+exactly as the operator writes its own (common/audit/export.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ambient.operator.audit_export import AuditExporter, ObjectStore
-from ambient.operator.objectstore import S3Store, StoreSettings
+from ambient.common.audit.export import AuditExporter, ObjectStore
+from ambient.common.store.s3 import S3Store, StoreSettings
 
 log = logging.getLogger(__name__)
 

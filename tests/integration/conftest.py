@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto.server import ThreadedMotoServer
 
-from ambient.operator.objectstore import S3Store
+from ambient.common.store.s3 import S3Store
 
 
 def free_port() -> int:

@@ -9,16 +9,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ambient.operator import audit
-from ambient.operator.audit_cli import run
-from ambient.operator.audit_export import AuditExporter
-from ambient.operator.objectstore import AlreadyExistsError, S3Store
+from ambient.common.audit.cli import run
+from ambient.common.audit.export import AuditExporter
+from ambient.common.audit.records import record as audit_record
+from ambient.common.store.s3 import AlreadyExistsError, S3Store
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _record(session: str, minutes: int, action: str) -> dict[str, object]:
-    return audit.record(
+    return audit_record(
         namespace="team-alpha",
         session_id=f"uid-{session}",
         actor="ambient-operator",

@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
+from ambient.common.audit.cli import run as audit_cli
+from ambient.common.store.s3 import S3Store
 from ambient.crds.models import RetentionPolicy
 from ambient.operator import janitor
-from ambient.operator.audit_cli import run as audit_cli
-from ambient.operator.objectstore import S3Store
 from ambient.webhooks.ingress.deliveries import StoredRequest
 
 from .conftest import free_port, tls_files

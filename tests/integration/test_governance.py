@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ambient.operator.audit_cli import run as audit_cli
-from ambient.operator.objectstore import S3Store
+from ambient.common.audit.cli import run as audit_cli
+from ambient.common.store.s3 import S3Store
 
 from .conftest import free_port
 

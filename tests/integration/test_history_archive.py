@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from ambient.common.audit.cli import run as audit_cli
+from ambient.common.store.s3 import S3Store
 from ambient.crds.history import CarriedEntry, encode_carried
 from ambient.crds.models import Session
-from ambient.operator.audit_cli import run as audit_cli
 from ambient.operator.history_archive import ArchivePolicy, plan_archive
-from ambient.operator.objectstore import S3Store
 
 pytestmark = pytest.mark.integration
 

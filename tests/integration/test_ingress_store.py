@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ambient.operator.objectstore import S3Store
+from ambient.common.store.s3 import S3Store
 from ambient.runners.sdk.contract import CONTEXT_SCHEMA, Context
 from ambient.runners.sdk.runtime import Runner
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ambient.operator.objectstore import (
+from ambient.common.store.s3 import (
     ContentConflictError,
     S3Store,
     StoreUnavailableError,

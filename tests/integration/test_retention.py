@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from ambient.common.kube.client import Kube
+from ambient.common.store.s3 import S3Store
 from ambient.crds.models import RetentionPolicy
 from ambient.operator import janitor
-from ambient.operator.kube import Kube
-from ambient.operator.objectstore import S3Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

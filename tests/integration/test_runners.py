@@ -24,8 +24,9 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
+from ambient.crds import naming
 from ambient.crds.models import Session
-from ambient.operator import builders, naming
+from ambient.operator import builders
 from ambient.runners import registry as runner_registry
 from ambient.runners.sdk.artifacts import PvcStore
 from ambient.runners.sdk.contract import (

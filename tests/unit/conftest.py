@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from ambient.common.store.s3 import AlreadyExistsError, ContentConflictError
 from ambient.crds.models import Session, SessionStatus
-from ambient.operator.objectstore import AlreadyExistsError, ContentConflictError
 from ambient.operator.settings import OperatorSettings
 from ambient.runners import registry as runner_registry
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from ambient.operator import audit
+from ambient.common.audit import trail as audit
 from ambient.webhooks import exporting
 from ambient.webhooks.admission.app import create_app, start_cache
 from ambient.webhooks.admission.cache import PolicyCache

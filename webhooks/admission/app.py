@@ -28,8 +28,9 @@ from prometheus_client import (
 )
 from starlette.types import Receive, Scope, Send
 
+from ambient.common.audit import trail as audit
+from ambient.common.audit.records import record as audit_record
 from ambient.crds.models import NamespacePolicy
-from ambient.operator import audit
 from ambient.runners import registry as runner_registry
 from ambient.webhooks.admission.cache import PolicyCache
 from ambient.webhooks.admission.config import PATH
@@ -205,7 +206,7 @@ def _audit(request: dict[str, Any], verdict: Verdict) -> None:
     resource = (request.get("resource") or {}).get("resource", "")
     name = request.get("name") or meta.get("name") or ""
     audit.emit(
-        audit.record(
+        audit_record(
             namespace=str(request.get("namespace") or meta.get("namespace") or ""),
             session_id=str(meta.get("uid") or "") if resource == "sessions" else "",
             actor=user_of(request).username,

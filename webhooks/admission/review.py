@@ -17,17 +17,17 @@ from urllib.parse import urlsplit
 
 import pydantic
 
+from ambient.common.policy import UserInfo, evaluate
+from ambient.common.retention import parse_duration
 from ambient.crds.history import transition_problems
 from ambient.crds.models import GROUP, NamespacePolicy, Session
-from ambient.operator.naming import (
+from ambient.crds.naming import (
     ANNOTATION_APPROVED_BY,
     ANNOTATION_CANCELLED_BY,
     ANNOTATION_REPLAYED_BY,
     runner_username,
 )
-from ambient.operator.retention import parse_duration
 from ambient.runners.registry import Registry
-from ambient.webhooks.policy import UserInfo, evaluate
 
 # Marks whose value must be the person who set them: they go into the Session's history.
 SIGNED_ANNOTATIONS = (ANNOTATION_APPROVED_BY, ANNOTATION_CANCELLED_BY, ANNOTATION_REPLAYED_BY)

@@ -7,7 +7,7 @@ import threading
 
 import uvicorn
 
-from ambient.operator.objectstore import S3Store, StoreSettings
+from ambient.common.store.s3 import S3Store, StoreSettings
 from ambient.webhooks import exporting
 
 from .app import create_app

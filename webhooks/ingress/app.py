@@ -33,7 +33,7 @@ from prometheus_client import (
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ambient.operator.objectstore import ContentConflictError, StoreUnavailableError
+from ambient.common.store.s3 import ContentConflictError, StoreUnavailableError
 
 from . import events, pipeline
 from .errors import ErrorBody, IngressError, KubeRefusedError, KubeUnavailableError, error_body

@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from ambient.operator import audit
-from ambient.operator.audit_export import day_prefix
+from ambient.common.audit.export import day_prefix
+from ambient.common.audit.records import record as audit_record
 
 from . import events
 
@@ -165,7 +165,7 @@ def delivery_record(
     }
     if request_key:
         details["requestKey"] = request_key
-    return audit.record(
+    return audit_record(
         namespace=namespace,
         session_id="",
         actor=f"webhook:{source}",
@@ -190,7 +190,7 @@ def replay_record(
 ) -> dict[str, Any]:
     """Who replayed which delivery, and what came of it."""
     details = original.get("details") or {}
-    return audit.record(
+    return audit_record(
         namespace=str(original["namespace"]),
         session_id="",
         actor=actor,

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 
-from ambient.operator.objectstore import AlreadyExistsError
+from ambient.common.store.s3 import AlreadyExistsError
 from ambient.webhooks.exporting import BackgroundExport
 
 from . import deliveries

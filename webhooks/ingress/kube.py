@@ -24,8 +24,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from ambient.common.kube.client import ssl_context as _ssl_context
 from ambient.crds.models import GROUP, VERSION
-from ambient.operator.kube import ssl_context as _ssl_context
 from ambient.webhooks.policy_watch import watch_policies
 
 from .errors import KubeRefusedError, KubeUnavailableError

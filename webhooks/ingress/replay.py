@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ambient.crds.models import NamespacePolicySpec
-from ambient.operator.naming import ANNOTATION_REPLAYED_BY, ANNOTATION_REPLAYED_FROM
+from ambient.crds.naming import ANNOTATION_REPLAYED_BY, ANNOTATION_REPLAYED_FROM
 
 from . import events, pipeline
 from .deliveries import StoredRequest

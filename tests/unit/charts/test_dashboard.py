@@ -13,8 +13,8 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
+from ambient.common.store.s3 import AlreadyExistsError
 from ambient.operator import metrics as operator_metrics
-from ambient.operator.objectstore import AlreadyExistsError
 from ambient.webhooks.admission.app import create_app as admission_app
 from ambient.webhooks.admission.cache import PolicyCache
 from ambient.webhooks.admission.settings import AdmissionSettings

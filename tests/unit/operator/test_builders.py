@@ -6,8 +6,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ambient.crds import naming
 from ambient.crds.models import Session
-from ambient.operator import builders, naming
+from ambient.operator import builders
 from ambient.operator.settings import OperatorSettings
 from ambient.runners.registry import Registry, ResolvedRunner, load, resolve
 

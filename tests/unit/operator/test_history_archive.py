@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from ambient.common.store.keys import sha256_hex
 from ambient.crds.history import carried, transition_problems
 from ambient.crds.models import HistoryEntry, Session, SessionStatus
 from ambient.operator import lifecycle
@@ -16,7 +17,6 @@ from ambient.operator.history_archive import (
     how_many,
     plan_archive,
 )
-from ambient.operator.objectstore import sha256_hex
 from ambient.operator.status import StatusEditor
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

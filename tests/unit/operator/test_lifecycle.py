@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ambient.common.policy import Code
 from ambient.crds.models import (
     HistoryEntry,
     LifecyclePolicy,
@@ -19,7 +20,6 @@ from ambient.crds.models import (
 from ambient.operator import lifecycle
 from ambient.operator.observe import JobView, PodView, Termination
 from ambient.runners.registry import Registry
-from ambient.webhooks.policy import Code
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 MakeSession = Callable[..., Session]

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from ambient.crds import naming
 from ambient.crds.models import ConditionStatus, Phase, Session, SessionStatus
-from ambient.operator import naming
 from ambient.operator.observe import JobView, PodView, Termination
 from ambient.operator.planner import Observed, Plan, plan
 from ambient.operator.settings import OperatorSettings

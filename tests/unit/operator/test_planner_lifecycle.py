@@ -6,13 +6,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from ambient.common.policy import Code, Violation
+from ambient.crds import naming
 from ambient.crds.models import LifecyclePolicy, Phase, RetryPolicy, Session, SessionStatus
-from ambient.operator import lifecycle, naming
+from ambient.operator import lifecycle
 from ambient.operator.observe import JobView, PodView, Termination
 from ambient.operator.planner import Observed, plan
 from ambient.operator.settings import OperatorSettings
 from ambient.runners.registry import ResolvedRunner
-from ambient.webhooks.policy import Code, Violation
 
 MakeSession = Callable[..., Session]
 Advance = Callable[[Session, SessionStatus | None], Session]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ambient.crds import naming
 from ambient.crds.models import Session
-from ambient.operator import builders, naming
+from ambient.operator import builders
 from ambient.runners.sdk.artifacts import PVC_MOUNT
 
 

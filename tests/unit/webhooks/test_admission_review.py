@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ambient.crds.models import NamespacePolicy
-from ambient.operator.naming import (
+from ambient.crds.naming import (
     ANNOTATION_APPROVED_BY,
     ANNOTATION_REPLAYED_BY,
     runner_username,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ambient.operator.audit_export import AuditExporter
-from ambient.operator.naming import ANNOTATION_REPLAYED_BY
+from ambient.common.audit.export import AuditExporter
+from ambient.crds.naming import ANNOTATION_REPLAYED_BY
 from ambient.webhooks.deliveries import run
 from ambient.webhooks.ingress import deliveries as d
 from ambient.webhooks.ingress.errors import KubeRefusedError

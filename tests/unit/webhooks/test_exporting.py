@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ambient.operator import audit
+from ambient.common.audit.records import record as audit_record
 from ambient.webhooks import exporting
 
 
 def _record(namespace: str) -> dict[str, object]:
-    return audit.record(
+    return audit_record(
         namespace=namespace,
         session_id="",
         actor="alice",

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-from ambient.operator.objectstore import ContentConflictError, StoreUnavailableError
+from ambient.common.store.s3 import ContentConflictError, StoreUnavailableError
 from ambient.webhooks.ingress.app import create_app
 from ambient.webhooks.ingress.errors import KubeUnavailableError
 from ambient.webhooks.ingress.keyindex import KeyIndex, key_hash

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ambient.operator.naming import ANNOTATION_REPLAYED_BY, ANNOTATION_REPLAYED_FROM
+from ambient.crds.naming import ANNOTATION_REPLAYED_BY, ANNOTATION_REPLAYED_FROM
 from ambient.webhooks.ingress import events, replay
 from ambient.webhooks.ingress.deliveries import StoredRequest
 

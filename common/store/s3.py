@@ -7,11 +7,12 @@ archives are immutable once written.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ambient.common.store.keys import sha256_hex
 
 
 class StoreSettings(BaseSettings):
@@ -38,10 +39,6 @@ class ContentConflictError(Exception):
 
 class StoreUnavailableError(Exception):
     """The store could not be reached or refused the request; try again later."""
-
-
-def sha256_hex(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
 
 
 class StoredObject(BaseModel):

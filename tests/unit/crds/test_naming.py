@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ambient.operator import naming
+from ambient.crds import naming
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -31,32 +30,6 @@ def configure(level: int = logging.INFO) -> None:
         cache_logger_on_first_use=True,
     )
     _configured = True
-
-
-def record(
-    *,
-    namespace: str,
-    session_id: str,
-    actor: str,
-    action: str,
-    resource: str,
-    outcome: str,
-    details: dict[str, Any],
-    trace_id: str,
-    timestamp: datetime | None = None,
-) -> dict[str, Any]:
-    """Build one audit record (pure), with exactly the spec's fields."""
-    return {
-        "timestamp": (timestamp or datetime.now(UTC)).isoformat(),
-        "namespace": namespace,
-        "sessionId": session_id,
-        "actor": actor,
-        "action": action,
-        "resource": resource,
-        "outcome": outcome,
-        "details": details,
-        "traceId": trace_id,
-    }
 
 
 def emit(entry: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ambient.operator.audit_cli import history_trail, run
+from ambient.common.audit.cli import history_trail, run
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

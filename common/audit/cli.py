@@ -1,4 +1,4 @@
-"""``python -m ambient.operator.audit_cli``: read the exported audit trail back.
+"""``python -m ambient.common.audit.cli``: read the exported audit trail back.
 
     audit_cli session  <namespace> <session> [--since ISO] [--until ISO]
     audit_cli namespace <namespace> --since ISO [--until ISO]
@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ambient.operator.audit_export import ObjectStore, read_trail
-from ambient.operator.objectstore import S3Store, StoreSettings
+from ambient.common.audit.export import ObjectStore, read_trail
+from ambient.common.store.s3 import S3Store, StoreSettings
 
 
 def iso_time(value: str) -> datetime:

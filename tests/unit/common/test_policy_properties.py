@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ambient.common.policy import Code, UserInfo, evaluate
 from ambient.crds.models import NamespacePolicy, Session
 from ambient.runners.registry import Registry
-from ambient.webhooks.policy import Code, UserInfo, evaluate
 
 NS = "team-alpha"
 NOW = datetime(2026, 3, 10, tzinfo=UTC)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ambient.operator import audit
-from ambient.operator.audit_export import AuditExporter, read_trail
+from ambient.common.audit.export import AuditExporter, read_trail
+from ambient.common.audit.records import record as audit_record
 
 T0 = datetime(2026, 3, 1, 23, 59, 0, tzinfo=UTC)
 
@@ -16,7 +16,7 @@ T0 = datetime(2026, 3, 1, 23, 59, 0, tzinfo=UTC)
 def _record(
     namespace: str, minutes: int, session: str = "s1", action: str = "Created"
 ) -> dict[str, Any]:
-    return audit.record(
+    return audit_record(
         namespace=namespace,
         session_id=f"uid-{session}",
         actor="ambient-operator",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ambient.operator import kube
+from ambient.common.kube import client as kube
 
 
 def _kubeconfig(tmp_path: Path, user: dict[str, object], cluster: dict[str, object]) -> Path:

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from ambient.crds.models import NamespacePolicy, Session, StorageType
-from ambient.runners.registry import Registry
-from ambient.webhooks.policy import (
+from ambient.common.policy import (
     Code,
     Decision,
     StoragePolicy,
@@ -20,6 +18,8 @@ from ambient.webhooks.policy import (
     Violation,
     evaluate,
 )
+from ambient.crds.models import NamespacePolicy, Session, StorageType
+from ambient.runners.registry import Registry
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 USER = UserInfo("alice", ("team-alpha-devs",), "u-1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from ambient.operator import audit
+from ambient.common.audit.records import record as audit_record
 
 FIELDS = {
     "timestamp",
@@ -22,7 +22,7 @@ FIELDS = {
 
 def test_record_has_exactly_the_spec_fields() -> None:
     moment = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-    entry = audit.record(
+    entry = audit_record(
         namespace="team-alpha",
         session_id="5b1c2f4e",
         actor="ambient-operator",
@@ -43,7 +43,7 @@ def test_record_has_exactly_the_spec_fields() -> None:
 
 def test_record_defaults_to_now_in_utc() -> None:
     before = datetime.now(UTC)
-    entry = audit.record(
+    entry = audit_record(
         namespace="n",
         session_id="s",
         actor="a",

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from ambient.common import retention as r
 from ambient.crds.models import RetentionPolicy, Session
-from ambient.operator import retention as r
 
 MakeSession = Callable[..., Session]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""The one Kubernetes access layer: configuration, errors and the clients."""

@@ -1,0 +1,1 @@
+"""The object store (S3-compatible) and the layout of every key in it."""
