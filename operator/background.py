@@ -23,7 +23,7 @@ from ambient.common.kube.client import Kube
 from ambient.common.store.s3 import S3Store, StoreSettings
 from ambient.crds.models import NamespacePolicy
 from ambient.operator import janitor, metrics
-from ambient.operator.outbox import Outbox
+from ambient.operator.notify.outbox import Outbox
 from ambient.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)

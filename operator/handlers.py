@@ -30,10 +30,12 @@ from ambient.common.audit.records import record as audit_record
 from ambient.common.kube.client import ConflictError, GoneError, Kube
 from ambient.crds import naming
 from ambient.crds.models import GROUP, VERSION, HistoryEntry, NamespacePolicy, Session
-from ambient.operator import background, builders, lifecycle, usage
-from ambient.operator.archiver import Archiver
-from ambient.operator.history_archive import ArchivePolicy
-from ambient.operator.observe import (
+from ambient.operator import background, usage
+from ambient.operator.history.archiver import Archiver
+from ambient.operator.history.rules import ArchivePolicy
+from ambient.operator.policies import PolicyCache
+from ambient.operator.sessions import builders, lifecycle
+from ambient.operator.sessions.observe import (
     JobView,
     PodView,
     job_view,
@@ -41,8 +43,7 @@ from ambient.operator.observe import (
     pod_outdated,
     pod_view,
 )
-from ambient.operator.planner import WARNING_EVENTS, Observed, Plan, approver, plan
-from ambient.operator.policies import PolicyCache
+from ambient.operator.sessions.planner import WARNING_EVENTS, Observed, Plan, approver, plan
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.workqueue import PROGRESS, START, WorkQueue
 from ambient.runners import registry as runner_registry

@@ -34,7 +34,7 @@ import psutil
 from support import control_plane, say
 
 from ambient.crds.models import Session
-from ambient.operator import builders
+from ambient.operator.sessions import builders
 from ambient.operator.settings import OperatorSettings
 from ambient.runners import registry
 

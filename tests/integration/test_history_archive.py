@@ -19,7 +19,7 @@ from ambient.common.audit.cli import run as audit_cli
 from ambient.common.store.s3 import S3Store
 from ambient.crds.history import CarriedEntry, encode_carried
 from ambient.crds.models import Session
-from ambient.operator.history_archive import ArchivePolicy, plan_archive
+from ambient.operator.history.rules import ArchivePolicy, plan_archive
 
 pytestmark = pytest.mark.integration
 

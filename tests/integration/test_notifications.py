@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ambient.operator import notifications as n
+from ambient.operator.notify import rules as n
 
 from .conftest import tls_files
 

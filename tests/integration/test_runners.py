@@ -26,7 +26,7 @@ import yaml
 
 from ambient.crds import naming
 from ambient.crds.models import Session
-from ambient.operator import builders
+from ambient.operator.sessions import builders
 from ambient.runners import registry as runner_registry
 from ambient.runners.sdk.artifacts import PvcStore
 from ambient.runners.sdk.contract import (

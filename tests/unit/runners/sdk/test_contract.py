@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ambient.crds.models import GeneratedArtifact, PayloadRef, SessionStatus
-from ambient.operator import builders
-from ambient.operator.observe import runner_verdict
+from ambient.operator.sessions import builders
+from ambient.operator.sessions.observe import runner_verdict
 from ambient.runners.sdk import contract
 from ambient.runners.sdk.artifacts import PvcStore, check_name, s3_key, split_location
 from ambient.runners.sdk.claude_code import allowed_tools, choose_model, cost

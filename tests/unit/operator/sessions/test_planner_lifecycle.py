@@ -9,9 +9,9 @@ from typing import Any
 from ambient.common.policy import Code, Violation
 from ambient.crds import naming
 from ambient.crds.models import LifecyclePolicy, Phase, RetryPolicy, Session, SessionStatus
-from ambient.operator import lifecycle
-from ambient.operator.observe import JobView, PodView, Termination
-from ambient.operator.planner import Observed, plan
+from ambient.operator.sessions import lifecycle
+from ambient.operator.sessions.observe import JobView, PodView, Termination
+from ambient.operator.sessions.planner import Observed, plan
 from ambient.operator.settings import OperatorSettings
 from ambient.runners.registry import ResolvedRunner
 

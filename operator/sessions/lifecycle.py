@@ -24,7 +24,7 @@ from ambient.crds.models import (
     ViolationAction,
     money,
 )
-from ambient.operator.observe import JobView, PodView
+from ambient.operator.sessions.observe import JobView, PodView
 from ambient.runners.registry import Registry
 
 # How long past a Session's timeout the operator waits for the Job's own

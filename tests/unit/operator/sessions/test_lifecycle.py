@@ -17,8 +17,8 @@ from ambient.crds.models import (
     Session,
     SessionStatus,
 )
-from ambient.operator import lifecycle
-from ambient.operator.observe import JobView, PodView, Termination
+from ambient.operator.sessions import lifecycle
+from ambient.operator.sessions.observe import JobView, PodView, Termination
 from ambient.runners.registry import Registry
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -16,14 +16,14 @@ from ambient.common.audit.records import record as audit_record
 from ambient.common.kube.client import ConflictError, Kube
 from ambient.common.store.s3 import ContentConflictError, S3Store
 from ambient.crds.models import Session
-from ambient.operator.history_archive import (
+from ambient.operator.history.rules import (
     ArchivePolicy,
     ArchiveStep,
     archived_status,
     plan_archive,
 )
 
-log = logging.getLogger("ambient.operator.archiver")
+log = logging.getLogger("ambient.operator.history.archiver")
 
 
 class Archiver:

@@ -11,7 +11,7 @@ from ambient.crds.models import (
     Phase,
     SessionStatus,
 )
-from ambient.operator.status import StatusEditor, rfc3339
+from ambient.operator.sessions.status import StatusEditor, rfc3339
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ambient.operator.observe import JobView, PodView, job_view, newest_pod, pod_outdated, pod_view
+from ambient.operator.sessions.observe import (
+    JobView,
+    PodView,
+    job_view,
+    newest_pod,
+    pod_outdated,
+    pod_view,
+)
 
 UID = "5b1c2f4e-0000-4000-8000-000000000001"
 

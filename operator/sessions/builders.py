@@ -7,7 +7,7 @@ from typing import Any
 
 from ambient.crds import naming
 from ambient.crds.models import API_VERSION, GROUP, Session, StorageType
-from ambient.operator.observe import RUNNER_CONTAINER
+from ambient.operator.sessions.observe import RUNNER_CONTAINER
 from ambient.operator.settings import OperatorSettings
 from ambient.runners.registry import ResolvedRunner
 

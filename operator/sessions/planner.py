@@ -15,10 +15,10 @@ from typing import Any
 
 from ambient.crds import naming
 from ambient.crds.models import TERMINAL_PHASES, HistoryEntry, Phase, Session, SessionStatus
-from ambient.operator import builders, lifecycle
-from ambient.operator.observe import JobView, PodView, runner_verdict
+from ambient.operator.sessions import builders, lifecycle
+from ambient.operator.sessions.observe import JobView, PodView, runner_verdict
+from ambient.operator.sessions.status import StatusEditor
 from ambient.operator.settings import OperatorSettings
-from ambient.operator.status import StatusEditor
 from ambient.runners.registry import ResolvedRunner, UnknownFrameworkError
 
 # Condition types, per the Kubernetes API conventions (positive polarity).

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ambient.crds.models import NotificationPolicy, Session
-from ambient.operator import notifications as n
+from ambient.operator.notify import rules as n
 
 MakeSession = Callable[..., Session]
 HOOK = "https://hooks.example.test/ambient"

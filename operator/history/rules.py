@@ -26,7 +26,7 @@ from ambient.crds.models import (
     Session,
     SessionStatus,
 )
-from ambient.operator.status import rfc3339
+from ambient.operator.sessions.status import rfc3339
 
 ARCHIVE_KIND = "SessionHistoryArchive"
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ambient.operator import notifications
-from ambient.operator.notifications import Delivery
+from ambient.operator.notify import rules as notifications
+from ambient.operator.notify.rules import Delivery
 
 log = logging.getLogger(__name__)
 

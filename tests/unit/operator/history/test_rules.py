@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 from ambient.common.store.keys import sha256_hex
 from ambient.crds.history import carried, transition_problems
 from ambient.crds.models import HistoryEntry, Session, SessionStatus
-from ambient.operator import lifecycle
-from ambient.operator.history_archive import (
+from ambient.operator.history.rules import (
     ArchivePolicy,
     archive_body,
     archive_key,
@@ -17,7 +16,8 @@ from ambient.operator.history_archive import (
     how_many,
     plan_archive,
 )
-from ambient.operator.status import StatusEditor
+from ambient.operator.sessions import lifecycle
+from ambient.operator.sessions.status import StatusEditor
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = ArchivePolicy(at_entries=900, batch=500, at_bytes=512 * 1024)

@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ambient.operator import notifications as n
-from ambient.operator.notifier import Job, Notifier, Outcome
+from ambient.operator.notify import rules as n
+from ambient.operator.notify.sender import Job, Notifier, Outcome
 
 SECRET = b"notify-secret"
 

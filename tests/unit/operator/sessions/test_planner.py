@@ -11,10 +11,10 @@ import pytest
 
 from ambient.crds import naming
 from ambient.crds.models import ConditionStatus, Phase, Session, SessionStatus
-from ambient.operator.observe import JobView, PodView, Termination
-from ambient.operator.planner import Observed, Plan, plan
+from ambient.operator.sessions.observe import JobView, PodView, Termination
+from ambient.operator.sessions.planner import Observed, Plan, plan
+from ambient.operator.sessions.status import rfc3339
 from ambient.operator.settings import OperatorSettings
-from ambient.operator.status import rfc3339
 from ambient.runners.registry import Registry, ResolvedRunner, UnknownFrameworkError, resolve
 
 MakeSession = Callable[..., Session]

@@ -24,10 +24,10 @@ from ambient.common.audit import trail as audit
 from ambient.common.audit.records import record as audit_record
 from ambient.common.kube.client import ConflictError, GoneError, Kube
 from ambient.crds.models import NamespacePolicy, Session, SessionStatus
-from ambient.operator import notifications
 from ambient.operator.metrics import OperatorMetrics
-from ambient.operator.notifier import Job, Notifier, Outcome
-from ambient.operator.status import StatusEditor
+from ambient.operator.notify import rules as notifications
+from ambient.operator.notify.sender import Job, Notifier, Outcome
+from ambient.operator.sessions.status import StatusEditor
 
 log = logging.getLogger(__name__)
 

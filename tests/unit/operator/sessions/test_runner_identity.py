@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ambient.crds import naming
 from ambient.crds.models import Session
-from ambient.operator import builders
+from ambient.operator.sessions import builders
 from ambient.runners.sdk.artifacts import PVC_MOUNT
 
 

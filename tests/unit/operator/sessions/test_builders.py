@@ -8,7 +8,7 @@ from typing import Any
 
 from ambient.crds import naming
 from ambient.crds.models import Session
-from ambient.operator import builders
+from ambient.operator.sessions import builders
 from ambient.operator.settings import OperatorSettings
 from ambient.runners.registry import Registry, ResolvedRunner, load, resolve
 
