@@ -50,7 +50,7 @@ lint: $(STAMP) ## ruff, mypy --strict and the import layering contracts (lint-im
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy -p ambient
 	$(VENV)/bin/lint-imports --no-cache
-	$(VENV)/bin/mypy hack/cluster.py hack/run.py
+	MYPYPATH=hack $(VENV)/bin/mypy hack/cluster.py hack/run.py hack/controlplane
 
 test-unit: $(STAMP) ## Unit tests only (no cluster)
 	$(VENV)/bin/pytest tests/unit
