@@ -16,7 +16,6 @@ from ambient.runners.sdk.artifacts import ExternalStore, Store, open_store, read
 from ambient.runners.sdk.contract import BudgetExceededError, Context
 from ambient.runners.sdk.status_client import Connection, StatusClient
 
-CONTEXT_FILE = "/var/run/ambient/session.json"
 TERMINATION_LOG = "/dev/termination-log"
 
 
@@ -37,7 +36,7 @@ class Runner:
     @classmethod
     def from_env(cls) -> Runner:
         """The runner as a pod starts it: context file and API access from the environment."""
-        path = Path(os.environ.get("AMBIENT_CONTEXT_FILE", CONTEXT_FILE))
+        path = Path(os.environ.get(contract.CONTEXT_ENV, contract.CONTEXT_PATH))
         context = Context.parse(path.read_text())
         client = StatusClient(Connection.from_env(), context.namespace, context.name)
         return cls(context, client)
