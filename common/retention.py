@@ -2,7 +2,8 @@
 
 The operator runs this from one timer over the few NamespacePolicies, not one timer per
 Session. ``sweep`` returns a plan that dry-run mode prints and normal mode carries out:
-archive each expired Session's history and audit trail first, then delete it.
+archive each expired Session's history and audit trail first, then delete it. Objects in
+the store are read back by the layout in common/store/keys.py, the one their writers use.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """History archival, decided purely: when to move the oldest entries to the store, the
-archive object's key and bytes, and the status that records the move.
+archive object's key (laid out by common/store/keys.history_archive_key) and bytes, and the
+status that records the move.
 
 Two steps, each safe to repeat: the archive object is written create-only at a
 deterministic key with deterministic bytes (a re-run after a crash finds the same object
