@@ -40,11 +40,9 @@ SLACK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 HISTORY_DELIVERED = HistoryEvent.NOTIFICATION_DELIVERED
 HISTORY_FAILED = HistoryEvent.NOTIFICATION_FAILED
 
-# status.reason -> the notification it stands for (the reasons are named as the history
-# events the planner appends with them).
 _REASON_EVENTS = {
-    HistoryEvent.AWAITING_APPROVAL.value: NotificationEvent.AWAITING_APPROVAL,
-    HistoryEvent.QUEUED.value: NotificationEvent.QUEUED,
+    "AwaitingApproval": NotificationEvent.AWAITING_APPROVAL,
+    "Queued": NotificationEvent.QUEUED,
 }
 
 
