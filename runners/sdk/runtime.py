@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ambient.crds.digests import sha256_hex
 from ambient.crds.models import MAX_GENERATED_ARTIFACTS, GeneratedArtifact
 from ambient.runners.sdk import contract
 from ambient.runners.sdk.artifacts import ExternalStore, Store, open_store, read_s3
@@ -98,9 +98,7 @@ class Runner:
             if contract.add_artifact(status, artifact):
                 contract.append_history(
                     status,
-                    self._id(
-                        "artifact-" + hashlib.sha256(artifact.location.encode()).hexdigest()[:16]
-                    ),
+                    self._id("artifact-" + sha256_hex(artifact.location)[:16]),
                     "ArtifactStored",
                     {"location": artifact.location, "size": str(artifact.size or 0)},
                     artifact.created_at,
