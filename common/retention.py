@@ -2,7 +2,8 @@
 
 The operator runs this from one timer over the few NamespacePolicies, not one timer per
 Session. ``sweep`` returns a plan that dry-run mode prints and normal mode carries out:
-archive each expired Session's history and audit trail first, then delete it.
+archive each expired Session's history and audit trail first, then delete it. Objects in
+the store are read back by the layout in common/store/keys.py, the one their writers use.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from ambient.common.store.keys import key_day
 from ambient.crds.models import DURATION_PATTERN, TERMINAL_PHASES, RetentionPolicy, Session
+from ambient.crds.times import parse_or_none
 
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
@@ -27,16 +30,6 @@ def parse_duration(value: str) -> timedelta:
     return number * (timedelta(days=365) if unit == "y" else _UNITS[unit])
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def finished_at(session: Session) -> datetime | None:
     """When a finished Session finished; None while it is still live.
 
@@ -45,10 +38,10 @@ def finished_at(session: Session) -> datetime | None:
     """
     if session.status.phase not in TERMINAL_PHASES:
         return None
-    moment = _parse_time(session.status.completion_time)
+    moment = parse_or_none(session.status.completion_time)
     if moment is None and session.status.history:
-        moment = _parse_time(session.status.history[-1].timestamp)
-    return moment or _parse_time(session.metadata.creation_timestamp)
+        moment = parse_or_none(session.status.history[-1].timestamp)
+    return moment or parse_or_none(session.metadata.creation_timestamp)
 
 
 @dataclass(frozen=True)
@@ -62,10 +55,22 @@ class ExpiredArtifact:
 
 @dataclass(frozen=True)
 class AuditObject:
-    """An exported audit batch in the store, named by namespace and day."""
+    """A dated object in the store (an audit batch, a delivery request), named by
+    namespace and day."""
 
     key: str
     day: datetime
+
+
+def dated_objects(keys: Iterable[str]) -> list[AuditObject]:
+    """The dated objects among listed keys, with the day read from each key
+    (common/store/keys.day_prefix); a key without one is not ours and is left alone."""
+    found = []
+    for key in keys:
+        day = key_day(key)
+        if day is not None:
+            found.append(AuditObject(key, datetime(day.year, day.month, day.day, tzinfo=UTC)))
+    return found
 
 
 @dataclass
@@ -121,7 +126,7 @@ def sweep(
         if done is not None and now - done >= keep_sessions:
             result.sessions.append(session.metadata.name)
         for artifact in session.status.artifacts.generated:
-            created = _parse_time(artifact.created_at)
+            created = parse_or_none(artifact.created_at)
             if created is not None and now - created >= keep_artifacts:
                 result.artifacts.append(
                     ExpiredArtifact(session.metadata.name, artifact.location, created)

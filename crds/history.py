@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ambient.crds.models import HISTORY_ARCHIVED, HistoryArchive, HistoryEntry
+from ambient.crds.events import HistoryEvent
+from ambient.crds.models import HistoryArchive, HistoryEntry
 
 RUNNER_PREFIX = "runner:"
 CARRIED_KEY = "carried"
@@ -55,7 +56,7 @@ class CarriedEntry:
 def carried(history: Sequence[HistoryEntry]) -> list[CarriedEntry]:
     """What the newest HistoryArchived entry in the window carries (oldest first)."""
     for entry in reversed(history):
-        if entry.event == HISTORY_ARCHIVED:
+        if entry.event == HistoryEvent.HISTORY_ARCHIVED:
             return decode_carried(entry.data.get(CARRIED_KEY, ""))
     return []
 
@@ -89,7 +90,7 @@ def carry_forward(
     out = carried(history)
     seen = {e.id for e in out}
     for entry in archived:
-        if entry.id.startswith(RUNNER_PREFIX) or entry.event == HISTORY_ARCHIVED:
+        if entry.id.startswith(RUNNER_PREFIX) or entry.event == HistoryEvent.HISTORY_ARCHIVED:
             continue
         if entry.id not in seen:
             seen.add(entry.id)
@@ -161,7 +162,7 @@ def transition_problems(
     if added:
         location = added[0].location
         if not any(
-            e.event == HISTORY_ARCHIVED and e.data.get("location") == location
+            e.event == HistoryEvent.HISTORY_ARCHIVED and e.data.get("location") == location
             for e in new_history[len(kept) :]
         ):
             return [

@@ -34,8 +34,6 @@ MAX_HISTORY_ARCHIVES = 1000
 The object's budget under etcd's 1.5 MiB: an inline payload of at most 256 KiB (larger ones
 are in the store), a history window the operator keeps under 384 KiB, and at most 1,000
 archive records of about 300 bytes: about 1 MiB in the worst case."""
-HISTORY_ARCHIVED = "HistoryArchived"
-"""The event of the entry the operator appends when it archives a prefix of the history."""
 MAX_GENERATED_ARTIFACTS = 100
 """The spec's per-Session artifact cap."""
 

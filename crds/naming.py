@@ -6,7 +6,7 @@ a second create answers 409 AlreadyExists instead of making a duplicate.
 
 from __future__ import annotations
 
-import hashlib
+from ambient.crds.digests import sha256_hex
 
 MAX_NAME = 63  # Job names end up in the pods' job-name label, which caps them at 63.
 
@@ -15,6 +15,11 @@ LABEL_FRAMEWORK = "ambient.ai/framework"
 LABEL_ATTEMPT = "ambient.ai/attempt"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "ambient-operator"
+LABEL_TRIGGER_SOURCE = "ambient.ai/trigger-source"
+"""On an ingress-created Session: the source that sent the delivery (github, jira, slack)."""
+LABEL_CREATED_BY = "ambient.ai/created-by"
+"""On an ingress-created Session: CREATED_BY_INGRESS."""
+CREATED_BY_INGRESS = "ambient-ingress"
 ANNOTATION_APPROVED_BY = "ambient.ai/approved-by"
 ANNOTATION_CONTEXT = "ambient.ai/context"
 ANNOTATION_CANCELLED_BY = "ambient.ai/cancelled-by"
@@ -31,7 +36,7 @@ def _fit(base: str, suffix: str) -> str:
     """base+suffix within 63 characters; a hash keeps shortened names distinct."""
     if len(base) + len(suffix) <= MAX_NAME:
         return base + suffix
-    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    digest = sha256_hex(base)[:8]
     keep = MAX_NAME - len(suffix) - len(digest) - 1
     return f"{base[:keep].rstrip('-.')}-{digest}{suffix}"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -18,9 +18,10 @@ import pydantic
 
 from ambient.common import retention
 from ambient.common.audit import trail as audit
-from ambient.common.audit.export import ObjectStore, key_day
+from ambient.common.audit.export import ObjectStore
 from ambient.common.audit.records import record as audit_record
 from ambient.common.retention import AuditObject, Sweep
+from ambient.common.store import keys
 from ambient.crds.models import RetentionPolicy, Session
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,6 @@ class Outcome:
     """What was expired but kept, and why."""
 
 
-def archive_key(prefix: str, namespace: str, session: Session) -> str:
-    base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-    return f"{base}archive/sessions/{namespace}/{session.metadata.name}-{session.metadata.uid}.json"
-
-
 def dated_objects(
     store: ObjectStore | None, prefix: str, namespace: str, kind: str = "audit"
 ) -> list[AuditObject]:
@@ -63,19 +59,12 @@ def dated_objects(
     day read from the key."""
     if store is None:
         return []
-    base = f"{prefix.strip('/')}/{kind}" if prefix.strip("/") else kind
-    found = []
-    for key in store.list_keys(f"{base}/{namespace}/"):
-        day = key_day(key)
-        if day is None:
-            continue  # not an object this product wrote: leave it alone
-        found.append(AuditObject(key, datetime(day.year, day.month, day.day, tzinfo=UTC)))
-    return found
+    return retention.dated_objects(store.list_keys(keys.dated_prefix(prefix, namespace, kind)))
 
 
 def audit_objects(store: ObjectStore | None, prefix: str, namespace: str) -> list[AuditObject]:
     """Exported audit batches of a namespace."""
-    return dated_objects(store, prefix, namespace, "audit")
+    return dated_objects(store, prefix, namespace, keys.AUDIT)
 
 
 def _ours(store: DeletingStore, location: str) -> str | None:
@@ -110,7 +99,7 @@ def run(
         (s for s, _ in found.values()),
         audit_objects(store, prefix, namespace),
         now,
-        delivery_objects=dated_objects(store, prefix, namespace, "deliveries"),
+        delivery_objects=dated_objects(store, prefix, namespace, keys.DELIVERIES),
     )
     outcome = Outcome(result, dry_run)
     if not dry_run:
@@ -144,7 +133,7 @@ def _execute(
             outcome.skipped[name] = "no artifact store configured to archive it first"
             continue
         session, body = found[name]
-        key = archive_key(prefix, namespace, session)
+        key = keys.session_archive_key(prefix, namespace, name, session.metadata.uid)
         try:
             store.put_new(key, json.dumps(body, sort_keys=True).encode())
         except Exception as exc:  # the object may exist from a run that died before delete

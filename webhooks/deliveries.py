@@ -30,13 +30,14 @@ import pydantic
 
 from ambient.common.audit.cli import iso_time
 from ambient.common.audit.export import AuditExporter, ObjectStore, read_trail
-from ambient.common.store.keys import sha256_hex
+from ambient.common.store import keys
 from ambient.common.store.s3 import (
     ContentConflictError,
     S3Store,
     StoreSettings,
     StoreUnavailableError,
 )
+from ambient.crds.digests import sha256_hex
 from ambient.webhooks.ingress import deliveries, events, replay
 from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableError
 from ambient.webhooks.ingress.settings import Settings as IngressSettings
@@ -210,7 +211,7 @@ def _offload_large_payload(
         return ""
     if len(body) <= IngressSettings().max_body_bytes:
         return ""
-    key = events.payload_key(prefix, stored.namespace, stored.source, plan.delivery.delivery_id)
+    key = keys.payload_key(prefix, stored.namespace, stored.source, plan.delivery.delivery_id)
     try:
         store.put_once(key, body)
     except ContentConflictError:

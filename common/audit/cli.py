@@ -16,7 +16,6 @@ the standard AWS chain. Prints a table, or JSON lines with ``--json``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from collections.abc import Iterable
@@ -25,18 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from ambient.common.audit.export import ObjectStore, read_trail
+from ambient.common.store import keys
 from ambient.common.store.s3 import S3Store, StoreSettings
+from ambient.crds import times
+from ambient.crds.digests import sha256_hex
 
 
 def iso_time(value: str) -> datetime:
     """An argparse type: an ISO 8601 time, UTC when it names no zone."""
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return times.parse(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a time: use ISO 8601, e.g. 2026-03-01 or 2026-03-01T12:00:00Z"
         ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _table(records: Iterable[dict[str, Any]]) -> str:
@@ -74,9 +75,10 @@ def parser() -> argparse.ArgumentParser:
 
 def _archive_key(location: str) -> str:
     """The key inside the store's bucket of an s3://bucket/key location."""
-    if not location.startswith("s3://"):
+    found = keys.split_location(location)
+    if found is None:
         raise SystemExit(f"history archive {location!r} is not an s3:// location")
-    return location.removeprefix("s3://").partition("/")[2]
+    return found[1]
 
 
 def history_trail(
@@ -88,17 +90,17 @@ def history_trail(
     if body is not None:
         for record in status.get("historyArchives") or []:
             blob = store.get(_archive_key(str(record["location"])))
-            if hashlib.sha256(blob).hexdigest() != record["sha256"]:
+            if sha256_hex(blob) != record["sha256"]:
                 raise SystemExit(
                     f"history archive {record['location']} does not match its sha256 "
                     f"{record['sha256']}: it was changed in the store"
                 )
             entries.extend(json.loads(blob)["entries"])
         return entries + list(status.get("history") or [])
-    base = "/".join(p for p in (prefix.strip("/"), namespace, session) if p) + "/"
-    keys = [k for k in store.list_keys(base) if "/history/" in k and k.endswith(".json")]
-    for key in keys:
-        entries.extend(json.loads(store.get(key))["entries"])
+    base = keys.history_archive_prefix(prefix, namespace, session)
+    for key in store.list_keys(base):
+        if keys.history_archive_range(prefix, namespace, session, key) is not None:
+            entries.extend(json.loads(store.get(key))["entries"])
     return sorted(entries, key=lambda e: int(e["seq"]))
 
 

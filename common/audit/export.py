@@ -1,9 +1,9 @@
 """Audit records exported to the artifact store, batched, one new object per flush.
 
 Objects are append-only: each flush writes new keys (never rewrites one), named
-``<prefix>/audit/<namespace>/<YYYY>/<MM>/<DD>/<first-record-time>-<batch>.jsonl`` so a
-namespace's trail for a time range is a prefix listing, and retention can delete whole
-days. The records outlive the Sessions they describe.
+``<prefix>/audit/<namespace>/<YYYY>/<MM>/<DD>/<first-record-time>-<batch>.jsonl``
+(common/store/keys.py) so a namespace's trail for a time range is a prefix listing, and
+retention can delete whole days. The records outlive the Sessions they describe.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
+
+from ambient.common.store.keys import audit_batch_key, day_prefix
+from ambient.crds import times
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +39,7 @@ class ObjectStore(Protocol):
 
 def record_day(record: dict[str, Any]) -> date:
     """The UTC day a record belongs to (its own timestamp, not the flush time)."""
-    moment = datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).date()
-
-
-def day_prefix(prefix: str, namespace: str, day: date, kind: str = "audit") -> str:
-    """``<prefix>/<kind>/<namespace>/<YYYY>/<MM>/<DD>/``: every dated object is keyed so."""
-    base = f"{prefix.strip('/')}/{kind}" if prefix.strip("/") else kind
-    return f"{base}/{namespace}/{day:%Y/%m/%d}/"
-
-
-def key_day(key: str) -> date | None:
-    """The day of a key laid out by ``day_prefix`` (its last three folders), else None."""
-    parts = key.split("/")
-    try:
-        return date(int(parts[-4]), int(parts[-3]), int(parts[-2]))
-    except (IndexError, ValueError):
-        return None
+    return times.parse(str(record["timestamp"])).date()
 
 
 def group(records: Iterable[dict[str, Any]]) -> dict[tuple[str, date], list[dict[str, Any]]]:
@@ -63,11 +50,6 @@ def group(records: Iterable[dict[str, Any]]) -> dict[tuple[str, date], list[dict
     for batch in groups.values():
         batch.sort(key=lambda r: str(r["timestamp"]))
     return dict(groups)
-
-
-def batch_key(prefix: str, namespace: str, day: date, first: dict[str, Any], batch: str) -> str:
-    stamp = str(first["timestamp"]).replace(":", "").replace("-", "")[:15]
-    return f"{day_prefix(prefix, namespace, day)}{stamp}-{batch}.jsonl"
 
 
 def encode(batch: list[dict[str, Any]]) -> bytes:
@@ -104,7 +86,13 @@ class AuditExporter:
             written: list[str] = []
             try:
                 for (namespace, day), batch in group(records).items():
-                    key = batch_key(self.prefix, namespace, day, batch[0], uuid.uuid4().hex[:12])
+                    key = audit_batch_key(
+                        self.prefix,
+                        namespace,
+                        day,
+                        str(batch[0]["timestamp"]),
+                        uuid.uuid4().hex[:12],
+                    )
                     self.store.put_new(key, encode(batch))
                     written.append(key)
                     self.records_written += len(batch)
@@ -144,7 +132,7 @@ def read_trail(
         for key in store.list_keys(day_prefix(prefix, namespace, day)):
             for line in store.get(key).splitlines():
                 record = json.loads(line)
-                moment = datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00"))
+                moment = times.parse(str(record["timestamp"]))
                 if not since <= moment < until:
                     continue
                 if session is not None and session not in _session_names(record):

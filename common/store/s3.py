@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ambient.common.store.keys import sha256_hex
+from ambient.common.store import keys
+from ambient.crds.digests import sha256_hex
 
 
 class StoreSettings(BaseSettings):
@@ -137,7 +138,7 @@ class S3Store:
 
     def location(self, key: str) -> str:
         """The s3:// URI of a key in this bucket."""
-        return f"s3://{self.bucket}/{key}"
+        return keys.location(self.bucket, key)
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

@@ -15,6 +15,7 @@ from ambient.common.audit import trail as audit
 from ambient.common.audit.records import record as audit_record
 from ambient.common.kube.client import ConflictError, Kube
 from ambient.common.store.s3 import ContentConflictError, S3Store
+from ambient.crds.events import HistoryEvent
 from ambient.crds.models import Session
 from ambient.operator.history.rules import (
     ArchivePolicy,
@@ -94,7 +95,7 @@ class Archiver:
                 namespace=session.metadata.namespace,
                 session_id=session.metadata.uid,
                 actor=self.actor,
-                action="HistoryArchived",
+                action=HistoryEvent.HISTORY_ARCHIVED,
                 resource=f"sessions/{session.metadata.name}",
                 outcome=outcome,
                 details={

@@ -1,5 +1,6 @@
 """History archival, decided purely: when to move the oldest entries to the store, the
-archive object's key and bytes, and the status that records the move.
+archive object's key (laid out by common/store/keys.history_archive_key) and bytes, and the
+status that records the move.
 
 Two steps, each safe to repeat: the archive object is written create-only at a
 deterministic key with deterministic bytes (a re-run after a crash finds the same object
@@ -14,11 +15,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from ambient.common.store.keys import sha256_hex
+from ambient.common.store.keys import history_archive_key
+from ambient.crds.digests import sha256_hex
+from ambient.crds.events import HistoryEvent
 from ambient.crds.history import CARRIED_KEY, carry_forward, encode_carried, window_start
 from ambient.crds.models import (
     API_VERSION,
-    HISTORY_ARCHIVED,
     MAX_HISTORY_ARCHIVES,
     MAX_HISTORY_ENTRIES,
     HistoryArchive,
@@ -26,7 +28,7 @@ from ambient.crds.models import (
     Session,
     SessionStatus,
 )
-from ambient.operator.sessions.status import rfc3339
+from ambient.crds.times import rfc3339
 
 ARCHIVE_KIND = "SessionHistoryArchive"
 
@@ -86,14 +88,6 @@ def how_many(history: list[HistoryEntry], policy: ArchivePolicy) -> int:
     return max(0, min(count, len(history), MAX_HISTORY_ENTRIES))
 
 
-def archive_key(prefix: str, session: Session, from_seq: int, to_seq: int) -> str:
-    """<prefix>/<namespace>/<session>/<uid>/history/<fromSeq>-<toSeq>.json: the uid keeps
-    a re-created Session of the same name from meeting its predecessor's archives."""
-    meta = session.metadata
-    parts = [prefix.strip("/"), meta.namespace, meta.name, meta.uid, "history"]
-    return "/".join(p for p in parts if p) + f"/{from_seq}-{to_seq}.json"
-
-
 def archive_body(session: Session, entries: tuple[HistoryEntry, ...]) -> bytes:
     """Canonical JSON (sorted keys, no timestamps of its own): the same entries always
     give the same bytes, so a repeated write is recognised by its sha256."""
@@ -121,7 +115,14 @@ def plan_archive(session: Session, policy: ArchivePolicy, prefix: str) -> Archiv
     entries = tuple(status.history[:n])
     return ArchiveStep(
         entries=entries,
-        key=archive_key(prefix, session, entries[0].seq, entries[-1].seq),
+        key=history_archive_key(
+            prefix,
+            session.metadata.namespace,
+            session.metadata.name,
+            session.metadata.uid,
+            from_seq=entries[0].seq,
+            to_seq=entries[-1].seq,
+        ),
         body=archive_body(session, entries),
     )
 
@@ -151,7 +152,7 @@ def archived_status(
         seq=next_seq,
         id=f"history-archived/{step.from_seq}-{step.to_seq}",
         timestamp=stamp,
-        event=HISTORY_ARCHIVED,
+        event=HistoryEvent.HISTORY_ARCHIVED,
         data={
             "location": location,
             "fromSeq": str(step.from_seq),

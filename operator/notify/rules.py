@@ -17,6 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from ambient.crds import times
+from ambient.crds.digests import sha256_hex
+from ambient.crds.events import HistoryEvent
 from ambient.crds.history import carried, known_ids
 from ambient.crds.models import (
     NotificationEvent,
@@ -34,8 +37,8 @@ EVENT_HEADER = "X-Ambient-Event"
 # itself is the secret.
 SLACK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 
-HISTORY_DELIVERED = "NotificationDelivered"
-HISTORY_FAILED = "NotificationFailed"
+HISTORY_DELIVERED = HistoryEvent.NOTIFICATION_DELIVERED
+HISTORY_FAILED = HistoryEvent.NOTIFICATION_FAILED
 
 _REASON_EVENTS = {
     "AwaitingApproval": NotificationEvent.AWAITING_APPROVAL,
@@ -66,7 +69,7 @@ def is_slack(url: str) -> bool:
 
 def endpoint_id(url: str) -> str:
     """A short, stable name for an endpoint that does not reveal its URL (Slack's is secret)."""
-    return hashlib.sha256(url.encode()).hexdigest()[:12]
+    return sha256_hex(url)[:12]
 
 
 def current_event(
@@ -84,7 +87,7 @@ def current_event(
         return NotificationEvent.FAILED
     event = _REASON_EVENTS.get(status.reason or "")
     if event is NotificationEvent.QUEUED:
-        since = _waiting_since(session, "Queued")
+        since = _waiting_since(session, HistoryEvent.QUEUED)
         if since is None or now - since < queued_after:
             return None
     return event
@@ -94,19 +97,11 @@ def _waiting_since(session: Session, reason: str) -> datetime | None:
     """When the Session entered ``reason``: the newest history entry that names it."""
     for entry in reversed(session.status.history):
         if entry.event == reason or entry.data.get("reason") == reason:
-            return _parse_time(entry.timestamp)
+            return times.parse_or_none(entry.timestamp)
     for archived in reversed(carried(session.status.history)):
         if archived.event == reason:
-            return _parse_time(archived.timestamp)
-    created = session.metadata.creation_timestamp
-    return _parse_time(created) if created else None
-
-
-def _parse_time(value: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+            return times.parse_or_none(archived.timestamp)
+    return times.parse_or_none(session.metadata.creation_timestamp)
 
 
 def owed(

@@ -10,13 +10,16 @@ from ambient.crds.models import API_VERSION, GROUP, Session, StorageType
 from ambient.operator.sessions.observe import RUNNER_CONTAINER
 from ambient.operator.settings import OperatorSettings
 from ambient.runners.registry import ResolvedRunner
+from ambient.runners.sdk.contract import (
+    ARTIFACTS_MOUNT,
+    CONTEXT_DIR,
+    CONTEXT_ENV,
+    CONTEXT_FILE,
+    CONTEXT_PATH,
+    context_document,
+)
 
-CONTEXT_DIR = "/var/run/ambient"
-CONTEXT_FILE = "session.json"
-CONTEXT_SCHEMA = "ambient.ai/runner-context/v1"
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105 - a path
-ARTIFACTS_MOUNT = "/var/run/ambient/artifacts"
-"""Where a pvc artifact store is mounted (runners/sdk/artifacts.py PVC_MOUNT)."""
 TOKEN_EXPIRY_SECONDS = 3600
 """The projected runner token's lifetime; the kubelet refreshes it before it expires."""
 
@@ -24,24 +27,19 @@ TOKEN_EXPIRY_SECONDS = 3600
 def runner_context(session: Session, runner: ResolvedRunner, job_name: str) -> dict[str, Any]:
     """Everything the runner needs to know, as the mounted context file holds it."""
     spec = session.spec
-    return {
-        "schema": CONTEXT_SCHEMA,
-        "session": {
-            "name": session.metadata.name,
-            "namespace": session.metadata.namespace,
-            "uid": session.metadata.uid,
-            "jobName": job_name,
-        },
-        "trigger": spec.trigger.model_dump(mode="json", exclude_none=True),
-        "framework": {
-            "type": runner.framework,
-            "version": runner.version,
-            "config": spec.framework.config,
-        },
-        "policy": spec.policy.model_dump(mode="json", exclude_none=True),
-        "artifacts": spec.artifacts.model_dump(mode="json", exclude_none=True),
-        "timeoutSeconds": spec.timeout_seconds or runner.timeout_seconds,
-    }
+    return context_document(
+        name=session.metadata.name,
+        namespace=session.metadata.namespace,
+        uid=session.metadata.uid,
+        job_name=job_name,
+        trigger=spec.trigger.model_dump(mode="json", exclude_none=True),
+        framework=runner.framework,
+        version=runner.version,
+        config=spec.framework.config,
+        policy=spec.policy.model_dump(mode="json", exclude_none=True),
+        artifacts=spec.artifacts.model_dump(mode="json", exclude_none=True),
+        timeout_seconds=spec.timeout_seconds or runner.timeout_seconds,
+    )
 
 
 def owner_reference(session: Session) -> dict[str, Any]:
@@ -249,7 +247,7 @@ def runner_job(
     if runner.resources.limits:
         resources["limits"] = runner.resources.limits
     env = [
-        {"name": "AMBIENT_CONTEXT_FILE", "value": f"{CONTEXT_DIR}/{CONTEXT_FILE}"},
+        {"name": CONTEXT_ENV, "value": CONTEXT_PATH},
         {"name": "AMBIENT_SESSION_NAME", "value": session.metadata.name},
         {"name": "AMBIENT_SESSION_NAMESPACE", "value": session.metadata.namespace},
         {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the container's own tmpfs

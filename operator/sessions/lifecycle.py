@@ -13,6 +13,7 @@ from typing import Any
 
 from ambient.common.policy import Code, UserInfo, Violation, evaluate
 from ambient.crds import naming
+from ambient.crds.events import HistoryEvent
 from ambient.crds.history import carried
 from ambient.crds.models import (
     TERMINAL_PHASES,
@@ -24,6 +25,7 @@ from ambient.crds.models import (
     ViolationAction,
     money,
 )
+from ambient.crds.times import parse_or_none
 from ambient.operator.sessions.observe import JobView, PodView
 from ambient.runners.registry import Registry
 
@@ -65,23 +67,13 @@ class Context:
 # --- time ---------------------------------------------------------------------------------
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """An RFC 3339 timestamp as Kubernetes writes it, or None."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
-
-
-def first_entry_time(status: SessionStatus, event: str) -> datetime | None:
+def first_entry_time(status: SessionStatus, event: HistoryEvent) -> datetime | None:
     """When the first history entry with this event was written (archived ones first)."""
     archived = next((c for c in carried(status.history) if c.event == event), None)
     if archived is not None:
-        return parse_time(archived.timestamp)
+        return parse_or_none(archived.timestamp)
     entry = next((e for e in status.history if e.event == event), None)
-    return parse_time(entry.timestamp) if entry else None
+    return parse_or_none(entry.timestamp) if entry else None
 
 
 def effective_timeout(session: Session, lifecycle: LifecyclePolicy, runner_default: int) -> int:
@@ -96,7 +88,7 @@ def effective_timeout(session: Session, lifecycle: LifecyclePolicy, runner_defau
 def timed_out(status: SessionStatus, timeout: int, now: datetime) -> bool:
     """Whether the work has run longer than the timeout (counted from the first runner
     Job, across retries) plus a grace for the Job's own deadline to fire first."""
-    started = first_entry_time(status, "WorkloadCreated")
+    started = first_entry_time(status, HistoryEvent.WORKLOAD_CREATED)
     return started is not None and now >= started + timedelta(
         seconds=timeout + TIMEOUT_GRACE_SECONDS
     )
@@ -105,7 +97,7 @@ def timed_out(status: SessionStatus, timeout: int, now: datetime) -> bool:
 def approval_expired(status: SessionStatus, lifecycle: LifecyclePolicy, now: datetime) -> bool:
     """Whether the Session has waited for approval longer than the policy allows."""
     limit = lifecycle.approval_timeout_seconds
-    since = first_entry_time(status, "AwaitingApproval")
+    since = first_entry_time(status, HistoryEvent.AWAITING_APPROVAL)
     return limit is not None and since is not None and now >= since + timedelta(seconds=limit)
 
 
@@ -117,10 +109,10 @@ def next_deadline(
     if status.phase in TERMINAL_PHASES:
         return None
     if status.reason == "AwaitingApproval" and lifecycle.approval_timeout_seconds:
-        since = first_entry_time(status, "AwaitingApproval")
+        since = first_entry_time(status, HistoryEvent.AWAITING_APPROVAL)
         if since is not None:
             return since + timedelta(seconds=lifecycle.approval_timeout_seconds)
-    started = first_entry_time(status, "WorkloadCreated")
+    started = first_entry_time(status, HistoryEvent.WORKLOAD_CREATED)
     if started is not None:
         return started + timedelta(seconds=timeout + TIMEOUT_GRACE_SECONDS)
     return None
@@ -166,7 +158,7 @@ def attempt_failure(
             )
         return AttemptFailure(job.failure_reason or "JobFailed", job.failure_message, False)
     if pod is not None and pod.waiting_reason in PULL_WAITING:
-        created = parse_time(pod.created)
+        created = parse_or_none(pod.created)
         grace = timedelta(seconds=retry.image_pull_grace_seconds)
         if created is not None and now >= created + grace:
             message = f"pod {pod.name}: {pod.waiting_reason} for over {grace.seconds}s"

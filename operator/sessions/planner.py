@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ambient.crds import naming
+from ambient.crds import events, naming
+from ambient.crds.events import HistoryEvent
 from ambient.crds.models import TERMINAL_PHASES, HistoryEntry, Phase, Session, SessionStatus
+from ambient.crds.times import parse
 from ambient.operator.sessions import builders, lifecycle
 from ambient.operator.sessions.observe import JobView, PodView, runner_verdict
 from ambient.operator.sessions.status import StatusEditor
@@ -35,20 +37,8 @@ STUCK_WAITING = frozenset(
     {"ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName"}
 )
 
-WARNING_EVENTS = frozenset(
-    {
-        "WorkloadFailed",
-        "FrameworkUnknown",
-        "WorkloadLost",
-        "WorkloadConflict",
-        "Cancelled",
-        "TimedOut",
-        "ApprovalExpired",
-        "PolicyViolation",
-        "PolicyViolationFlagged",
-        "AttemptFailed",
-    }
-)
+# Kept for the kopf handlers until they import it from ambient.crds.events.
+WARNING_EVENTS = events.WARNING_EVENTS
 
 
 @dataclass(frozen=True)
@@ -119,7 +109,7 @@ def plan(
     trigger = session.spec.trigger
     edit.append(
         "created",
-        "SessionCreated",
+        HistoryEvent.SESSION_CREATED,
         {
             "source": trigger.source.value,
             "event": trigger.event,
@@ -177,7 +167,7 @@ def _decide(
         return []
     if isinstance(runner, UnknownFrameworkError):
         edit.condition(POLICY_VALIDATED, False, "UnknownFramework", str(runner))
-        edit.append("framework-unknown", "FrameworkUnknown", {"message": str(runner)})
+        edit.append("framework-unknown", HistoryEvent.FRAMEWORK_UNKNOWN, {"message": str(runner)})
         edit.phase(Phase.FAILED, "UnknownFramework", str(runner))
         return []
     edit.condition(
@@ -198,11 +188,11 @@ def _decide(
                     "(NamespacePolicy spec.lifecycle.approvalTimeoutSeconds)"
                 )
                 edit.condition(APPROVED, False, "ApprovalExpired", message)
-                edit.append("approval-expired", "ApprovalExpired")
+                edit.append("approval-expired", HistoryEvent.APPROVAL_EXPIRED)
                 edit.phase(Phase.FAILED, "ApprovalExpired", message)
                 return []
             edit.condition(APPROVED, False, "AwaitingApproval", "waiting for an approver")
-            edit.append("awaiting-approval", "AwaitingApproval")
+            edit.append("awaiting-approval", HistoryEvent.AWAITING_APPROVAL)
             edit.phase(
                 Phase.PENDING,
                 "AwaitingApproval",
@@ -211,15 +201,13 @@ def _decide(
             return []
         if who is not None:
             edit.condition(APPROVED, True, "Approved", f"approved by {who}")
-            edit.append("approved", "Approved", {"approvedBy": who})
+            edit.append("approved", HistoryEvent.APPROVED, {"approvedBy": who})
     return _workload(session, observed, runner, settings, edit, ctx=ctx)
 
 
 def edit_now(edit: StatusEditor) -> datetime:
     """The editor's time as a datetime (it keeps the RFC 3339 text)."""
-    moment = lifecycle.parse_time(edit.now)
-    assert moment is not None
-    return moment
+    return parse(edit.now)
 
 
 def attempt_of(status: SessionStatus) -> int:
@@ -233,7 +221,7 @@ def _cancel(session: Session, edit: StatusEditor) -> None:
     edit.condition(WORKLOAD_RUNNING, False, "Cancelled", message)
     edit.append(
         "cancelled",
-        "Cancelled",
+        HistoryEvent.CANCELLED,
         {"cancelledBy": who or "unknown", "jobName": edit.status.workload.job_name or ""},
     )
     edit.phase(Phase.FAILED, "Cancelled", message)
@@ -257,10 +245,14 @@ def _policy_changed(session: Session, edit: StatusEditor, ctx: lifecycle.Context
     }
     edit.condition(POLICY_COMPLIANT, False, "PolicyViolation", message)
     if lifecycle.stops(ctx):
-        edit.append(f"policy-violation/g{ctx.policy_generation}", "PolicyViolation", data)
+        edit.append(
+            f"policy-violation/g{ctx.policy_generation}", HistoryEvent.POLICY_VIOLATION, data
+        )
         edit.phase(Phase.FAILED, "PolicyViolation", f"stopped: {message}")
         return True
-    edit.append(f"policy-flagged/g{ctx.policy_generation}", "PolicyViolationFlagged", data)
+    edit.append(
+        f"policy-flagged/g{ctx.policy_generation}", HistoryEvent.POLICY_VIOLATION_FLAGGED, data
+    )
     return False
 
 
@@ -283,7 +275,11 @@ def _workload(
     ):
         message = f"the Session did not finish within {timeout}s"
         edit.condition(WORKLOAD_RUNNING, False, "TimedOut", message)
-        edit.append("timed-out", "TimedOut", {"jobName": job_name, "timeoutSeconds": str(timeout)})
+        edit.append(
+            "timed-out",
+            HistoryEvent.TIMED_OUT,
+            {"jobName": job_name, "timeoutSeconds": str(timeout)},
+        )
         edit.phase(Phase.FAILED, "TimedOut", message)
         return []
     if job is None:
@@ -292,7 +288,7 @@ def _workload(
                 f"Job {edit.status.workload.job_name} disappeared before its result was recorded"
             )
             edit.condition(WORKLOAD_RUNNING, False, "WorkloadLost", message)
-            edit.append(f"{job_name}/lost", "WorkloadLost", {"jobName": job_name})
+            edit.append(f"{job_name}/lost", HistoryEvent.WORKLOAD_LOST, {"jobName": job_name})
             edit.phase(Phase.FAILED, "WorkloadLost", message)
             return []
         if not ctx.admitted:
@@ -317,7 +313,7 @@ def _workload(
 
     if job.owner_uid != session.metadata.uid:
         message = f"a Job named {job.name} exists and is not owned by this Session"
-        edit.append(f"{job.name}/conflict", "WorkloadConflict", {"jobName": job.name})
+        edit.append(f"{job.name}/conflict", HistoryEvent.WORKLOAD_CONFLICT, {"jobName": job.name})
         edit.phase(Phase.FAILED, "WorkloadConflict", message)
         return []
 
@@ -335,7 +331,7 @@ def _workload(
             _record_created(edit, job.name)
             edit.append(
                 f"{job.name}/failed",
-                "WorkloadFailed",
+                HistoryEvent.WORKLOAD_FAILED,
                 {"jobName": job.name, "reason": failure.reason},
             )
             edit.phase(Phase.FAILED, failure.reason, failure.message)
@@ -357,7 +353,7 @@ def _retry(
     _record_created(edit, job.name)
     edit.append(
         f"{job.name}/retry",
-        "AttemptFailed",
+        HistoryEvent.ATTEMPT_FAILED,
         {
             "jobName": job.name,
             "podName": pod.name if pod else "",
@@ -382,7 +378,7 @@ def _queued(edit: StatusEditor, ctx: lifecycle.Context) -> None:
         f"{ctx.cap} concurrent Session slots"
     )
     edit.condition(QUEUED, True, "Queued", message)
-    edit.append("queued", "Queued", {"position": str(ctx.queue_position)})
+    edit.append("queued", HistoryEvent.QUEUED, {"position": str(ctx.queue_position)})
     edit.phase(Phase.PENDING, "Queued", message)
 
 
@@ -404,7 +400,7 @@ def _follow(edit: StatusEditor, job: JobView, pod: PodView | None) -> None:
         edit.condition(SUCCEEDED, True, "Succeeded", "the runner exited 0")
         edit.append(
             f"{job.name}/succeeded",
-            "WorkloadSucceeded",
+            HistoryEvent.WORKLOAD_SUCCEEDED,
             {"jobName": job.name, "podName": pod.name if pod else ""},
         )
         edit.phase(Phase.COMPLETED, "Succeeded", "the runner finished successfully")
@@ -412,7 +408,7 @@ def _follow(edit: StatusEditor, job: JobView, pod: PodView | None) -> None:
         reason, message, data = _failure(job, pod)
         edit.condition(WORKLOAD_RUNNING, False, reason, message)
         edit.condition(SUCCEEDED, False, reason, message)
-        edit.append(f"{job.name}/failed", "WorkloadFailed", data | {"reason": reason})
+        edit.append(f"{job.name}/failed", HistoryEvent.WORKLOAD_FAILED, data | {"reason": reason})
         edit.phase(Phase.FAILED, reason, message)
     elif pod is not None and pod.phase == "Running":
         edit.condition(WORKLOAD_RUNNING, True, "PodRunning", f"pod {pod.name} is running")
@@ -428,12 +424,14 @@ def _follow(edit: StatusEditor, job: JobView, pod: PodView | None) -> None:
 def _record_created(edit: StatusEditor, job_name: str) -> None:
     edit.status.workload.job_name = job_name
     edit.condition(WORKLOAD_CREATED, True, "JobCreated", f"runner Job {job_name} created")
-    edit.append(f"{job_name}/created", "WorkloadCreated", {"jobName": job_name})
+    edit.append(f"{job_name}/created", HistoryEvent.WORKLOAD_CREATED, {"jobName": job_name})
 
 
 def _record_started(edit: StatusEditor, job_name: str, pod: PodView) -> None:
     if not edit.status.start_time:
         edit.status.start_time = edit.now
     edit.append(
-        f"{job_name}/started", "WorkloadStarted", {"podName": pod.name, "jobName": job_name}
+        f"{job_name}/started",
+        HistoryEvent.WORKLOAD_STARTED,
+        {"podName": pod.name, "jobName": job_name},
     )

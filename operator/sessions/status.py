@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
+from ambient.crds.events import HistoryEvent
 from ambient.crds.history import known_ids, next_seq
 from ambient.crds.models import (
     MAX_HISTORY_ENTRIES,
@@ -13,11 +14,7 @@ from ambient.crds.models import (
     Phase,
     SessionStatus,
 )
-
-
-def rfc3339(moment: datetime) -> str:
-    """Seconds precision in UTC, as Kubernetes writes timestamps."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+from ambient.crds.times import rfc3339
 
 
 class StatusEditor:
@@ -35,7 +32,9 @@ class StatusEditor:
         the newest HistoryArchived entry carries the operator's archived ids)."""
         return entry_id in self._ids
 
-    def append(self, entry_id: str, event: str, data: dict[str, str] | None = None) -> bool:
+    def append(
+        self, entry_id: str, event: HistoryEvent, data: dict[str, str] | None = None
+    ) -> bool:
         """Append an entry unless one with the same id exists (idempotent across restarts)."""
         if self.has(entry_id):
             return False

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ambient.crds.models import GeneratedArtifact
-from ambient.runners.sdk.contract import ContractError, now_rfc3339
+from ambient.runners.sdk.contract import ARTIFACTS_MOUNT, ContractError, artifact_key, now_rfc3339
 
-PVC_MOUNT = "/var/run/ambient/artifacts"
-"""Where the operator mounts an artifacts claim (AMBIENT_PVC_MOUNT overrides it locally)."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,200}$")
 
 
@@ -39,12 +37,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def s3_key(prefix: str, namespace: str, session: str, name: str) -> str:
-    """<prefix>/<namespace>/<session>/<name>: every Session's objects under its own path."""
-    parts = [p for p in (prefix.strip("/"), namespace, session, name) if p]
-    return "/".join(parts)
 
 
 def split_location(location: str) -> tuple[str, str]:
@@ -74,7 +66,7 @@ class S3Store:
         self.client: Any = boto3.client("s3")
 
     def put(self, name: str, path: Path, kind: str = "output") -> GeneratedArtifact:
-        key = s3_key(self.prefix, self.namespace, self.session, check_name(name))
+        key = artifact_key(self.prefix, self.namespace, self.session, check_name(name))
         checksum = sha256_file(path)
         with path.open("rb") as fh:
             self.client.put_object(
@@ -94,11 +86,11 @@ class PvcStore:
 
     def __init__(self, claim: str, namespace: str, session: str) -> None:
         self.claim = claim or "artifacts"
-        self.root = Path(os.environ.get("AMBIENT_PVC_MOUNT", PVC_MOUNT))
+        self.root = Path(os.environ.get("AMBIENT_PVC_MOUNT", ARTIFACTS_MOUNT))
         self.namespace, self.session = namespace, session
 
     def put(self, name: str, path: Path, kind: str = "output") -> GeneratedArtifact:
-        rel = s3_key("", self.namespace, self.session, check_name(name))
+        rel = artifact_key("", self.namespace, self.session, check_name(name))
         target = self.root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.resolve() != target.resolve():

@@ -6,13 +6,14 @@ do the API and storage calls.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from ambient.crds import times
+from ambient.crds.digests import sha256_hex
 from ambient.crds.history import next_seq_raw
 from ambient.crds.models import (
     MAX_GENERATED_ARTIFACTS,
@@ -22,7 +23,19 @@ from ambient.crds.models import (
     money,
 )
 
+# The context file: the operator's builders write it (runner_context, mounted from a
+# ConfigMap), the runner library reads it (Context.parse). Both sides use these names.
 CONTEXT_SCHEMA = "ambient.ai/runner-context/v1"
+"""The context file's ``schema``: a runner refuses a context of another version."""
+CONTEXT_DIR = "/var/run/ambient"
+"""Where the context is mounted in the runner's container."""
+CONTEXT_FILE = "session.json"
+"""The context file's name in CONTEXT_DIR (and its key in the context ConfigMap)."""
+CONTEXT_PATH = f"{CONTEXT_DIR}/{CONTEXT_FILE}"
+CONTEXT_ENV = "AMBIENT_CONTEXT_FILE"
+"""The environment variable that names the context file (CONTEXT_PATH in a Job)."""
+ARTIFACTS_MOUNT = f"{CONTEXT_DIR}/artifacts"
+"""Where a pvc artifact store is mounted (AMBIENT_PVC_MOUNT overrides it locally)."""
 ENTRY_PREFIX = "runner:"
 """Runner history ids start with this, so they never collide with the operator's ids."""
 
@@ -54,9 +67,35 @@ class BudgetExceededError(ContractError):
     """The Session's spend reached its budget; the runner must stop."""
 
 
+def context_document(
+    *,
+    name: str,
+    namespace: str,
+    uid: str,
+    job_name: str,
+    trigger: dict[str, Any],
+    framework: str,
+    version: str,
+    config: dict[str, Any],
+    policy: dict[str, Any],
+    artifacts: dict[str, Any],
+    timeout_seconds: int,
+) -> dict[str, Any]:
+    """The context file's content, as the operator writes it and ``Context`` reads it."""
+    return {
+        "schema": CONTEXT_SCHEMA,
+        "session": {"name": name, "namespace": namespace, "uid": uid, "jobName": job_name},
+        "trigger": trigger,
+        "framework": {"type": framework, "version": version, "config": config},
+        "policy": policy,
+        "artifacts": artifacts,
+        "timeoutSeconds": timeout_seconds,
+    }
+
+
 @dataclass(frozen=True)
 class Context:
-    """The mounted context file, as the operator's builders.runner_context writes it."""
+    """The mounted context file, as ``context_document`` lays it out."""
 
     raw: dict[str, Any]
 
@@ -126,8 +165,17 @@ class Context:
 
 
 def now_rfc3339(moment: datetime | None = None) -> str:
-    """Seconds precision in UTC, as the operator writes timestamps."""
-    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Seconds precision in UTC, as the operator writes timestamps (crds/times.py)."""
+    return times.rfc3339(moment or datetime.now(UTC))
+
+
+def artifact_key(prefix: str, namespace: str, session: str, name: str) -> str:
+    """<prefix>/<namespace>/<session>/<name>: every Session's artifacts under its own path.
+
+    The one artifact key layout (common/store/keys.py lists it with every other key; it is
+    defined here because the runner library cannot import ``common``)."""
+    parts = [p for p in (prefix.strip("/"), namespace, session, name) if p]
+    return "/".join(parts)
 
 
 def append_history(
@@ -165,7 +213,7 @@ def verify_payload(body: bytes, ref: dict[str, Any]) -> dict[str, Any]:
         raise PayloadError(
             f"the payload at {ref.get('location')} has {len(body)} bytes, not {ref.get('size')}"
         )
-    digest = hashlib.sha256(body).hexdigest()
+    digest = sha256_hex(body)
     if digest != ref.get("sha256"):
         raise PayloadError(
             f"the payload at {ref.get('location')} has sha256 {digest}, not {ref.get('sha256')}"

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ambient.crds.digests import sha256_hex
 from ambient.crds.models import MAX_GENERATED_ARTIFACTS, GeneratedArtifact
 from ambient.runners.sdk import contract
 from ambient.runners.sdk.artifacts import ExternalStore, Store, open_store, read_s3
 from ambient.runners.sdk.contract import BudgetExceededError, Context
 from ambient.runners.sdk.status_client import Connection, StatusClient
 
-CONTEXT_FILE = "/var/run/ambient/session.json"
 TERMINATION_LOG = "/dev/termination-log"
 
 
@@ -37,7 +36,7 @@ class Runner:
     @classmethod
     def from_env(cls) -> Runner:
         """The runner as a pod starts it: context file and API access from the environment."""
-        path = Path(os.environ.get("AMBIENT_CONTEXT_FILE", CONTEXT_FILE))
+        path = Path(os.environ.get(contract.CONTEXT_ENV, contract.CONTEXT_PATH))
         context = Context.parse(path.read_text())
         client = StatusClient(Connection.from_env(), context.namespace, context.name)
         return cls(context, client)
@@ -99,9 +98,7 @@ class Runner:
             if contract.add_artifact(status, artifact):
                 contract.append_history(
                     status,
-                    self._id(
-                        "artifact-" + hashlib.sha256(artifact.location.encode()).hexdigest()[:16]
-                    ),
+                    self._id("artifact-" + sha256_hex(artifact.location)[:16]),
                     "ArtifactStored",
                     {"location": artifact.location, "size": str(artifact.size or 0)},
                     artifact.created_at,

@@ -8,7 +8,6 @@ stored (invariant 1, 2 and 5 of ARCHITECTURE.md).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import json
 import logging
@@ -33,7 +32,9 @@ from prometheus_client import (
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ambient.common.store import keys
 from ambient.common.store.s3 import ContentConflictError, StoreUnavailableError
+from ambient.crds.digests import sha256_hex
 
 from . import events, pipeline
 from .errors import ErrorBody, IngressError, KubeRefusedError, KubeUnavailableError, error_body
@@ -380,7 +381,7 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
         delivery: events.Delivery,
     ) -> None:
         assert store is not None  # the body limit keeps large bodies out without one
-        key = events.payload_key(store_prefix, namespace, delivery.source, delivery.delivery_id)
+        key = keys.payload_key(store_prefix, namespace, delivery.source, delivery.delivery_id)
         loop = asyncio.get_running_loop()
         try:
             # False when the same bytes were there already (a redelivery): fine.
@@ -401,7 +402,7 @@ def create_app(  # noqa: PLR0915 - one factory closing over the app's handlers
                 "the delivery",
                 headers={"Retry-After": "5"},
             ) from exc
-        digest = hashlib.sha256(body).hexdigest()
+        digest = sha256_hex(body)
         events.with_payload_ref(manifest, store.location(key), len(body), digest)
 
     async def _verify(tenant: Tenant, source: str, body: bytes, headers: dict[str, str]) -> None:

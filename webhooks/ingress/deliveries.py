@@ -12,23 +12,20 @@ it after fixing the cause. Retention deletes those after ``spec.retention.delive
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from ambient.common.audit.export import day_prefix
 from ambient.common.audit.records import record as audit_record
 
 from . import events
 
 ACTION_DELIVERY = "WebhookDelivery"
 ACTION_REPLAY = "DeliveryReplayed"
-KIND = "deliveries"
 
 # What a replay needs to parse and verify a request again. Authorization (a key) and
 # cookies are never kept; signatures are HMAC outputs, not secrets.
@@ -81,16 +78,6 @@ def should_keep(outcome: str, *, body_read: bool, namespace: str, keep_ignored: 
     if not namespace or not body_read or outcome in SETTLED:
         return False
     return keep_ignored if outcome == "ignored" else True
-
-
-def request_key(
-    prefix: str, namespace: str, *, source: str, delivery_id: str, body: bytes, day: date
-) -> str:
-    """Deterministic: the same request on the same day is the same object (create-only)."""
-    digest = hashlib.sha256(
-        f"{source}\n{delivery_id}\n".encode() + hashlib.sha256(body).digest()
-    ).hexdigest()[:40]
-    return f"{day_prefix(prefix, namespace, day, KIND)}{source}-{digest}.json"
 
 
 class StoredRequest(BaseModel):

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 
+from ambient.common.store import keys
 from ambient.common.store.s3 import AlreadyExistsError
 from ambient.webhooks.exporting import BackgroundExport
 
@@ -136,7 +137,7 @@ class DeliveryLog:
         body: bytes,
         pool: Executor,
     ) -> str | None:
-        key = deliveries.request_key(
+        key = keys.delivery_request_key(
             self.export.prefix,
             audit.namespace,
             source=audit.source,

@@ -21,11 +21,9 @@ from ambient.crds.models import (
     IngressSourcePolicy,
     SessionDefaults,
 )
+from ambient.crds.naming import CREATED_BY_INGRESS, LABEL_CREATED_BY, LABEL_TRIGGER_SOURCE
 
 SOURCES = ("github", "jira", "slack")
-LABEL_SOURCE = "ambient.ai/trigger-source"
-LABEL_CREATED_BY = "ambient.ai/created-by"
-CREATED_BY = "ambient-ingress"
 MAX_NAME = 63  # the operator derives Job names (<= 63) from the Session name
 MAX_DELIVERY_ID = 128  # spec.trigger.deliveryId's schema limit
 
@@ -251,7 +249,7 @@ def build_session(delivery: Delivery, namespace: str, defaults: SessionDefaults)
         "metadata": {
             "name": session_name(delivery.source, delivery.delivery_id),
             "namespace": namespace,
-            "labels": {LABEL_SOURCE: delivery.source, LABEL_CREATED_BY: CREATED_BY},
+            "labels": {LABEL_TRIGGER_SOURCE: delivery.source, LABEL_CREATED_BY: CREATED_BY_INGRESS},
         },
         "spec": {
             "trigger": {
@@ -269,22 +267,6 @@ def build_session(delivery: Delivery, namespace: str, defaults: SessionDefaults)
             ),
         },
     }
-
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def payload_key(prefix: str, namespace: str, source: str, delivery_id: str) -> str:
-    """<prefix>/<namespace>/payloads/<source>/<delivery-id>.json: deterministic, so a
-    redelivery finds the object it stored before. An id that is not a plain key segment
-    is replaced by its sha256."""
-    ident = (
-        delivery_id
-        if _SAFE_ID.fullmatch(delivery_id)
-        else hashlib.sha256(delivery_id.encode()).hexdigest()
-    )
-    parts = [prefix.strip("/"), namespace, "payloads", source]
-    return "/".join(p for p in parts if p) + f"/{ident}.json"
 
 
 def with_payload_ref(manifest: dict[str, Any], location: str, size: int, sha256: str) -> None:

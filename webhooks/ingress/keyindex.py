@@ -7,7 +7,6 @@ two namespaces is ambiguous and authenticates nowhere (fail closed).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import re
@@ -18,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ambient.crds.digests import sha256_hex
 from ambient.crds.models import IngressPolicy, NamespacePolicySpec, SessionDefaults
 
 log = logging.getLogger("ambient.ingress.keyindex")
@@ -26,7 +26,7 @@ HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 def key_hash(key: str) -> str:
     """Lowercase hex SHA-256 of a key: what spec.webhookAuth.apiKeys.<source> holds."""
-    return hashlib.sha256(key.encode()).hexdigest()
+    return sha256_hex(key)
 
 
 def hashes_of(value: Any) -> list[str]:

@@ -15,9 +15,9 @@ admission webhook checks the ``ambient.ai/replayed-by`` annotation names them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
+from ambient.crds import times
 from ambient.crds.models import NamespacePolicySpec
 from ambient.crds.naming import ANNOTATION_REPLAYED_BY, ANNOTATION_REPLAYED_FROM
 
@@ -74,7 +74,7 @@ def plan(
     else:
         try:
             if source == "slack":
-                received = datetime.fromisoformat(stored.received_at).timestamp()
+                received = times.parse(stored.received_at).timestamp()
                 verify_slack(body, headers, secret, clock=lambda: received)
             else:
                 VERIFIERS[source](body, headers, secret)

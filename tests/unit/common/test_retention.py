@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ambient.common import retention as r
+from ambient.common.store import keys
 from ambient.crds.models import RetentionPolicy, Session
 
 MakeSession = Callable[..., Session]
@@ -124,3 +125,10 @@ def test_report_is_sorted_and_json_friendly(make_session: MakeSession) -> None:
 def test_naive_now_is_refused(make_session: MakeSession) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         r.sweep("ns", RetentionPolicy(), [], [], datetime(2026, 1, 1))
+
+
+def test_dated_objects_read_the_day_from_the_key_layout() -> None:
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    batch = keys.audit_batch_key("p", "team-a", day.date(), "2026-03-01T12:00:00Z", "b1")
+    found = r.dated_objects([batch, "p/audit/team-a/README", "p/audit/team-a/x/y/z"])
+    assert found == [r.AuditObject(batch, day)]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ambient.common.audit.export import AuditExporter
+from ambient.common.store import keys
 from ambient.crds.naming import ANNOTATION_REPLAYED_BY
 from ambient.webhooks.deliveries import run
 from ambient.webhooks.ingress import deliveries as d
@@ -58,7 +59,7 @@ def _seed(store, *, outcome: str = "refused", trace: str = "a" * 32, body: bytes
     at = NOW - timedelta(hours=1)
     key = None
     if outcome == "refused":
-        key = d.request_key(
+        key = keys.delivery_request_key(
             "", "team-a", source="github", delivery_id=DELIVERY, body=body, day=at.date()
         )
         sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from ambient.common.store.keys import sha256_hex
+from ambient.crds.digests import sha256_hex
 from ambient.crds.history import carried, transition_problems
 from ambient.crds.models import HistoryEntry, Session, SessionStatus
 from ambient.operator.history.rules import (
     ArchivePolicy,
     archive_body,
-    archive_key,
     archived_status,
     how_many,
     plan_archive,
@@ -58,7 +57,8 @@ def test_at_the_threshold_the_oldest_batch_is_archived() -> None:
     assert step is not None
     assert (step.from_seq, step.to_seq, len(step.entries)) == (0, 499, 500)
     assert step.key == "pfx/team-alpha/s1/u-1/history/0-499.json"
-    assert archive_key("", _session([]), 5, 9) == "team-alpha/s1/u-1/history/5-9.json"
+    assert plan_archive(_session(_entries(900)), POLICY, "") is not None
+    assert step.key.endswith("/history/0-499.json")  # the layout: common/store/keys.py
 
 
 def test_large_entries_are_archived_by_size_before_the_count() -> None:

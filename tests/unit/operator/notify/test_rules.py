@@ -62,6 +62,21 @@ def test_queued_is_news_only_after_the_threshold(make_session: MakeSession, now:
     assert event is not None and event.value == "session.queued"
 
 
+def test_a_history_time_without_a_zone_is_utc_not_naive(
+    make_session: MakeSession, now: datetime
+) -> None:
+    """A stored time that names no zone is UTC: comparing it with the aware ``now`` used
+    to raise TypeError (the old parser returned a naive datetime)."""
+    entered = now - timedelta(minutes=15)
+    status = _status("Pending", "Queued")
+    status["history"] = _history(("queued", "Queued", {}))
+    status["history"][0]["timestamp"] = entered.strftime("%Y-%m-%dT%H:%M:%S")  # no Z
+    session = make_session(status=status)
+    event = n.current_event(session, now, timedelta(minutes=10))
+    assert event is not None and event.value == "session.queued"
+    assert n.current_event(session, now, timedelta(minutes=20)) is None
+
+
 def test_owed_lists_each_subscribed_endpoint_once(make_session: MakeSession, now: datetime) -> None:
     policy = _policy(
         (HOOK, ["session.completed", "session.failed"]),

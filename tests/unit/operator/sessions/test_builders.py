@@ -11,6 +11,7 @@ from ambient.crds.models import Session
 from ambient.operator.sessions import builders
 from ambient.operator.settings import OperatorSettings
 from ambient.runners.registry import Registry, ResolvedRunner, load, resolve
+from ambient.runners.sdk import contract
 
 MakeSession = Callable[..., Session]
 UID = "5b1c2f4e-0000-4000-8000-000000000001"
@@ -152,7 +153,9 @@ def test_context_annotation_is_mounted_through_the_downward_api(
     annotations = job["spec"]["template"]["metadata"]["annotations"]
     context = json.loads(annotations[naming.ANNOTATION_CONTEXT])
 
-    assert context["schema"] == builders.CONTEXT_SCHEMA
+    assert context["schema"] == contract.CONTEXT_SCHEMA
+    # the runner library reads what the builder wrote
+    assert contract.Context.parse(json.dumps(context)).name == context["session"]["name"]
     assert context["session"] == {
         "name": "review-pr-42",
         "namespace": "team-alpha",

@@ -11,9 +11,9 @@ import pytest
 
 from ambient.crds import naming
 from ambient.crds.models import ConditionStatus, Phase, Session, SessionStatus
+from ambient.crds.times import rfc3339
 from ambient.operator.sessions.observe import JobView, PodView, Termination
 from ambient.operator.sessions.planner import Observed, Plan, plan
-from ambient.operator.sessions.status import rfc3339
 from ambient.operator.settings import OperatorSettings
 from ambient.runners.registry import Registry, ResolvedRunner, UnknownFrameworkError, resolve
 

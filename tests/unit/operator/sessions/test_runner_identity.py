@@ -5,7 +5,7 @@ from __future__ import annotations
 from ambient.crds import naming
 from ambient.crds.models import Session
 from ambient.operator.sessions import builders
-from ambient.runners.sdk.artifacts import PVC_MOUNT
+from ambient.runners.sdk.contract import ARTIFACTS_MOUNT
 
 
 def test_identity_is_owned_by_the_session_and_named_for_it(make_session):
@@ -82,7 +82,7 @@ def test_artifact_store_wiring(make_body, runner, settings):
         {"secretRef": {"name": settings.artifacts_secret, "optional": True}}
     ]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts["artifacts"] == builders.ARTIFACTS_MOUNT == PVC_MOUNT
+    assert mounts["artifacts"] == ARTIFACTS_MOUNT == "/var/run/ambient/artifacts"
     claim = next(v for v in pod["volumes"] if v["name"] == "artifacts")
     assert claim["persistentVolumeClaim"] == {"claimName": "team-claim"}
 

@@ -13,7 +13,7 @@ from ambient.crds.models import GeneratedArtifact, PayloadRef, SessionStatus
 from ambient.operator.sessions import builders
 from ambient.operator.sessions.observe import runner_verdict
 from ambient.runners.sdk import contract
-from ambient.runners.sdk.artifacts import PvcStore, check_name, s3_key, split_location
+from ambient.runners.sdk.artifacts import PvcStore, check_name, split_location
 from ambient.runners.sdk.claude_code import allowed_tools, choose_model, cost
 
 
@@ -160,8 +160,8 @@ def test_anything_else_is_not_a_verdict(message):
 
 
 def test_keys_are_prefixed_by_namespace_and_session():
-    assert s3_key("runs/", "team-a", "s1", "out/r.txt") == "runs/team-a/s1/out/r.txt"
-    assert s3_key("", "team-a", "s1", "r.txt") == "team-a/s1/r.txt"
+    assert contract.artifact_key("runs/", "team-a", "s1", "out/r.txt") == "runs/team-a/s1/out/r.txt"
+    assert contract.artifact_key("", "team-a", "s1", "r.txt") == "team-a/s1/r.txt"
     assert split_location("s3://bucket/a/b") == ("bucket", "a/b")
     assert split_location("bucket") == ("bucket", "")
 
@@ -193,3 +193,25 @@ def test_claude_code_passes_only_allowed_models_and_tools():
     tools = [{"name": "Bash"}, {"name": "Read"}, {"name": "WebFetch"}]
     assert allowed_tools(tools, ["bash", "Read"]) == [{"name": "Bash"}, {"name": "Read"}]
     assert cost({"inputPerMTok": "3", "outputPerMTok": "15"}, 1_000_000, 100_000) == Decimal("4.5")
+
+
+def test_the_context_document_is_what_context_reads() -> None:
+    doc = contract.context_document(
+        name="s1",
+        namespace="team-a",
+        uid="u-1",
+        job_name="s1-a1",
+        trigger={"source": "manual", "event": "test"},
+        framework="script",
+        version="1",
+        config={"command": ["true"]},
+        policy={"modelConstraints": {"allowed": ["m"]}},
+        artifacts={"storage": {"type": "pvc", "location": "claim"}},
+        timeout_seconds=60,
+    )
+    assert doc["schema"] == contract.CONTEXT_SCHEMA
+    context = contract.Context.parse(json.dumps(doc))
+    assert (context.name, context.namespace, context.job_name) == ("s1", "team-a", "s1-a1")
+    assert context.config == {"command": ["true"]} and context.allowed_models == ["m"]
+    assert context.storage == {"type": "pvc", "location": "claim"}
+    assert contract.CONTEXT_PATH == "/var/run/ambient/session.json"

@@ -1,0 +1,89 @@
+"""The history event vocabulary: every event the operator writes into ``status.history``.
+
+One name per event, and the two sets a reader of the history needs: which events are
+warnings (the Session went wrong or was stopped) and which also become Kubernetes Events
+(what a person running ``kubectl describe session`` wants to see). Every entry the operator
+writes is an audit record; only ``KUBERNETES_EVENTS`` cost an extra API write each.
+
+The values are the strings already stored in Sessions' histories: a member compares and
+serialises as its string, so stored history reads the same. Runner entries (ids
+``runner:...``) carry the runner's own event names and are not in this vocabulary.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class HistoryEvent(StrEnum):
+    """The ``event`` of an operator-written history entry."""
+
+    SESSION_CREATED = "SessionCreated"
+    FRAMEWORK_UNKNOWN = "FrameworkUnknown"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    APPROVED = "Approved"
+    APPROVAL_EXPIRED = "ApprovalExpired"
+    QUEUED = "Queued"
+    POLICY_VIOLATION = "PolicyViolation"
+    POLICY_VIOLATION_FLAGGED = "PolicyViolationFlagged"
+    WORKLOAD_CREATED = "WorkloadCreated"
+    WORKLOAD_STARTED = "WorkloadStarted"
+    WORKLOAD_SUCCEEDED = "WorkloadSucceeded"
+    WORKLOAD_FAILED = "WorkloadFailed"
+    WORKLOAD_LOST = "WorkloadLost"
+    WORKLOAD_CONFLICT = "WorkloadConflict"
+    ATTEMPT_FAILED = "AttemptFailed"
+    TIMED_OUT = "TimedOut"
+    CANCELLED = "Cancelled"
+    HISTORY_ARCHIVED = "HistoryArchived"
+    """The operator moved a prefix of the history to the store (crds/history.py)."""
+    NOTIFICATION_DELIVERED = "NotificationDelivered"
+    NOTIFICATION_FAILED = "NotificationFailed"
+
+
+WARNING_EVENTS: frozenset[HistoryEvent] = frozenset(
+    {
+        HistoryEvent.WORKLOAD_FAILED,
+        HistoryEvent.FRAMEWORK_UNKNOWN,
+        HistoryEvent.WORKLOAD_LOST,
+        HistoryEvent.WORKLOAD_CONFLICT,
+        HistoryEvent.CANCELLED,
+        HistoryEvent.TIMED_OUT,
+        HistoryEvent.APPROVAL_EXPIRED,
+        HistoryEvent.POLICY_VIOLATION,
+        HistoryEvent.POLICY_VIOLATION_FLAGGED,
+        HistoryEvent.ATTEMPT_FAILED,
+    }
+)
+"""Events that say the Session went wrong or was stopped: a Kubernetes Event of type
+Warning and an audit record with outcome failure."""
+
+KUBERNETES_EVENTS: frozenset[HistoryEvent] = WARNING_EVENTS | {
+    HistoryEvent.WORKLOAD_CREATED,
+    HistoryEvent.WORKLOAD_SUCCEEDED,
+    HistoryEvent.AWAITING_APPROVAL,
+    HistoryEvent.APPROVED,
+}
+"""Entries that also become Kubernetes Events: every warning, and the milestones of the
+Session's life. The rest (creation, queueing, a pod starting, archiving, notifications)
+stay in the history and the audit trail only."""
+
+
+def is_warning(event: str) -> bool:
+    """Whether an entry's event is a warning (any string: runner events never are)."""
+    return event in WARNING_EVENTS
+
+
+def becomes_kubernetes_event(event: str) -> bool:
+    """Whether an entry's event is also posted as a Kubernetes Event."""
+    return event in KUBERNETES_EVENTS
+
+
+def kubernetes_event_type(event: str) -> str:
+    """The Kubernetes Event type for an entry: Warning or Normal."""
+    return "Warning" if is_warning(event) else "Normal"
+
+
+def audit_outcome(event: str) -> str:
+    """The audit record's outcome for an entry: failure for a warning, else success."""
+    return "failure" if is_warning(event) else "success"
