@@ -8,7 +8,7 @@ import sys
 from ambient.common.audit import trail as audit
 from ambient.webhooks import exporting
 from ambient.webhooks.admission.app import create_app, start_cache
-from ambient.webhooks.admission.cache import PolicyCache
+from ambient.webhooks.admission.policy_index import PolicyIndex
 from ambient.webhooks.admission.settings import AdmissionSettings
 from ambient.webhooks.tls import run_tls
 
@@ -24,7 +24,7 @@ def main() -> int:
                 "Set AMBIENT_ADMISSION_CERT_FILE and AMBIENT_ADMISSION_KEY_FILE.\n"
             )
             return 2
-    cache = PolicyCache()
+    cache = PolicyIndex()
     start_cache(cache)
     # With a store (AMBIENT_STORE_*), every decision's audit record is exported too.
     export = exporting.from_environment(settings.audit_flush_seconds)
@@ -40,7 +40,7 @@ def main() -> int:
 
 
 def _serve(
-    settings: AdmissionSettings, cache: PolicyCache, export: exporting.BackgroundExport | None
+    settings: AdmissionSettings, cache: PolicyIndex, export: exporting.BackgroundExport | None
 ) -> None:
     run_tls(
         create_app(settings, cache, export=export),

@@ -32,8 +32,8 @@ from ambient.common.audit import trail as audit
 from ambient.common.audit.records import record as audit_record
 from ambient.crds.models import NamespacePolicy
 from ambient.runners import registry as runner_registry
-from ambient.webhooks.admission.cache import PolicyCache
-from ambient.webhooks.admission.config import PATH
+from ambient.webhooks.admission.policy_index import PolicyIndex
+from ambient.webhooks.admission.registration import PATH
 from ambient.webhooks.admission.review import Identities, State, Verdict, deny, review, user_of
 from ambient.webhooks.admission.settings import AdmissionSettings
 from ambient.webhooks.exporting import BackgroundExport
@@ -64,7 +64,7 @@ def response(uid: str, verdict: Verdict) -> dict[str, Any]:
 
 def create_app(
     settings: AdmissionSettings,
-    cache: PolicyCache,
+    cache: PolicyIndex,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     export: BackgroundExport | None = None,
@@ -219,7 +219,7 @@ def _audit(request: dict[str, Any], verdict: Verdict) -> None:
     )
 
 
-def start_cache(cache: PolicyCache, kubeconfig: str | None = None) -> threading.Event:
+def start_cache(cache: PolicyIndex, kubeconfig: str | None = None) -> threading.Event:
     """The watch thread that keeps ``cache`` current; set the returned event to stop it."""
     from ambient.webhooks.admission.kube import custom_objects, watch_policies  # noqa: PLC0415
 

@@ -16,7 +16,7 @@ from prometheus_client import generate_latest
 from ambient.common.store.s3 import AlreadyExistsError
 from ambient.operator import metrics as operator_metrics
 from ambient.webhooks.admission.app import create_app as admission_app
-from ambient.webhooks.admission.cache import PolicyCache
+from ambient.webhooks.admission.policy_index import PolicyIndex as PolicyCache
 from ambient.webhooks.admission.settings import AdmissionSettings
 from ambient.webhooks.exporting import BackgroundExport
 from ambient.webhooks.ingress.app import create_app as ingress_app

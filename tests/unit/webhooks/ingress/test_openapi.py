@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
 
 from ambient.webhooks.ingress.app import create_app
 from ambient.webhooks.ingress.keyindex import KeyIndex, key_hash
-from ambient.webhooks.ingress.settings import Settings
+from ambient.webhooks.ingress.settings import IngressSettings
 
 
 class _Backend:
@@ -41,7 +41,7 @@ def _app() -> Any:
             )
         ]
     )
-    return create_app(index, _Backend(), settings=Settings())
+    return create_app(index, _Backend(), settings=IngressSettings())
 
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app())

@@ -13,8 +13,8 @@ import pytest
 
 from ambient.common.audit.export import AuditExporter
 from ambient.crds.naming import ANNOTATION_REPLAYED_BY
-from ambient.webhooks.deliveries import run
-from ambient.webhooks.ingress import deliveries as d
+from ambient.webhooks.cli.deliveries import run
+from ambient.webhooks.ingress import delivery_records as d
 from ambient.webhooks.ingress.errors import KubeRefusedError
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
