@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .delivery_log import DeliveryLog
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reply:
     """The answer to one delivery: status, JSON body, headers (always X-Trace-Id)."""
 
