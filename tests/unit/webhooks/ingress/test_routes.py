@@ -1,5 +1,6 @@
-"""Schemathesis against the app's own OpenAPI: no input makes it fail with a 5xx or answer
-outside what the schema declares. Kept small (max_examples) so the unit run stays fast."""
+"""The routes under Schemathesis against their own OpenAPI: no input makes them fail with
+a 5xx or answer outside what the schema declares. Kept small (max_examples) so the unit
+run stays fast."""
 
 from __future__ import annotations
 
