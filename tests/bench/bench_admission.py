@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from integration.conftest import tls_files
 
-from ambient.webhooks.admission.config import webhook_configuration
+from ambient.webhooks.admission.registration import webhook_configuration
 
 LABEL = "ambient.ai/admission-bench"
 JSON = {"Content-Type": "application/json"}

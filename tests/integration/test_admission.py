@@ -24,7 +24,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from ambient.webhooks.admission.config import webhook_configuration
+from ambient.webhooks.admission.registration import webhook_configuration
 
 from .conftest import client_certificate, free_port, tls_files
 

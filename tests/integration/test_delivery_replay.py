@@ -1,6 +1,6 @@
 """The delivery log and replay on the real API server and a real S3-compatible server
 (moto's server mode): the ingress and the admission webhook run as the real processes,
-the CLI as an admin runs it (python -m ambient.webhooks.deliveries, with the admin's
+the CLI as an admin runs it (python -m ambient.webhooks.cli.deliveries, with the admin's
 kubeconfig)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ambient.common.audit.cli import run as audit_cli
 from ambient.common.store.s3 import S3Store
 from ambient.crds.models import RetentionPolicy
 from ambient.operator import janitor
-from ambient.webhooks.ingress.deliveries import StoredRequest
+from ambient.webhooks.ingress.delivery_records import StoredRequest
 
 from .conftest import free_port, tls_files
 
@@ -128,7 +128,7 @@ def _github(url: str, key: str, payload: dict[str, Any], delivery: str) -> httpx
 
 def _cli(cluster: Any, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ambient.webhooks.deliveries", *args],
+        [sys.executable, "-m", "ambient.webhooks.cli.deliveries", *args],
         env={**cluster.env, **env},
         capture_output=True,
         text=True,

@@ -234,7 +234,7 @@ def test_key_cli_create_then_revoke_takes_effect_through_the_watch(
     cluster, ingress, namespace
 ) -> None:
     tenant(cluster, namespace, sources=("github",))
-    cmd = [sys.executable, "-m", "ambient.webhooks.keys"]
+    cmd = [sys.executable, "-m", "ambient.webhooks.cli.keys"]
     out = subprocess.run(
         [
             *cmd,

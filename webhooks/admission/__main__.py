@@ -7,8 +7,8 @@ import sys
 
 from ambient.common.audit import trail as audit
 from ambient.webhooks import exporting
-from ambient.webhooks.admission.app import create_app, start_cache
-from ambient.webhooks.admission.cache import PolicyCache
+from ambient.webhooks.admission.app import create_app, start_policy_watch
+from ambient.webhooks.admission.policy_index import PolicyIndex
 from ambient.webhooks.admission.settings import AdmissionSettings
 from ambient.webhooks.tls import run_tls
 
@@ -24,15 +24,15 @@ def main() -> int:
                 "Set AMBIENT_ADMISSION_CERT_FILE and AMBIENT_ADMISSION_KEY_FILE.\n"
             )
             return 2
-    cache = PolicyCache()
-    start_cache(cache)
+    index = PolicyIndex()
+    start_policy_watch(index)
     # With a store (AMBIENT_STORE_*), every decision's audit record is exported too.
     export = exporting.from_environment(settings.audit_flush_seconds)
     if export is not None:
         audit.add_sink(export.add)
         export.start()
     try:
-        _serve(settings, cache, export)
+        _serve(settings, index, export)
     finally:
         if export is not None:
             export.stop()
@@ -40,10 +40,10 @@ def main() -> int:
 
 
 def _serve(
-    settings: AdmissionSettings, cache: PolicyCache, export: exporting.BackgroundExport | None
+    settings: AdmissionSettings, index: PolicyIndex, export: exporting.BackgroundExport | None
 ) -> None:
     run_tls(
-        create_app(settings, cache, export=export),
+        create_app(settings, index, export=export),
         settings.cert_file,
         settings.key_file,
         settings.cert_reload_seconds,

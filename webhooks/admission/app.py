@@ -1,6 +1,6 @@
 """The HTTPS admission server: AdmissionReview in, AdmissionReview out.
 
-Fails closed everywhere: before the policy cache has synced every request is denied, an
+Fails closed everywhere: before the policy index has synced every request is denied, an
 unknown path answers a denying review, and an error inside a decision denies it.
 """
 
@@ -32,8 +32,8 @@ from ambient.common.audit import trail as audit
 from ambient.common.audit.records import record as audit_record
 from ambient.crds.models import NamespacePolicy
 from ambient.runners import registry as runner_registry
-from ambient.webhooks.admission.cache import PolicyCache
-from ambient.webhooks.admission.config import PATH
+from ambient.webhooks.admission.policy_index import PolicyIndex
+from ambient.webhooks.admission.registration import PATH
 from ambient.webhooks.admission.review import Identities, State, Verdict, deny, review, user_of
 from ambient.webhooks.admission.settings import AdmissionSettings
 from ambient.webhooks.exporting import BackgroundExport
@@ -64,7 +64,7 @@ def response(uid: str, verdict: Verdict) -> dict[str, Any]:
 
 def create_app(
     settings: AdmissionSettings,
-    cache: PolicyCache,
+    index: PolicyIndex,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     export: BackgroundExport | None = None,
@@ -100,12 +100,12 @@ def create_app(
         uid = str(request.get("uid", ""))
         kind = (request.get("resource") or {}).get("resource", "?")
         action = f"{request.get('operation', '?')} {kind}"
-        if not cache.synced:
+        if not index.synced:
             verdict = deny(
                 action, "the policy cache has not synced yet; try again in a moment", code=503
             )
         else:
-            policies, owners = cache.snapshot()
+            policies, owners = index.snapshot()
             state = State(policies, registry, identities, clock(), default_policy, owners)
             verdict = review(request, state)
         resource = (request.get("resource") or {}).get("resource", "unknown")
@@ -129,7 +129,7 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> PlainTextResponse:
-        if cache.synced:
+        if index.synced:
             return PlainTextResponse("ok")
         return PlainTextResponse("policy cache not synced", status_code=503)
 
@@ -219,14 +219,14 @@ def _audit(request: dict[str, Any], verdict: Verdict) -> None:
     )
 
 
-def start_cache(cache: PolicyCache, kubeconfig: str | None = None) -> threading.Event:
-    """The watch thread that keeps ``cache`` current; set the returned event to stop it."""
+def start_policy_watch(index: PolicyIndex, kubeconfig: str | None = None) -> threading.Event:
+    """The watch thread that keeps ``index`` current; set the returned event to stop it."""
     from ambient.webhooks.admission.kube import custom_objects, watch_policies  # noqa: PLC0415
 
     stop = threading.Event()
     thread = threading.Thread(
         target=watch_policies,
-        args=(custom_objects(kubeconfig), cache, stop),
+        args=(custom_objects(kubeconfig), index, stop),
         name="policy-watch",
         daemon=True,
     )

@@ -1,5 +1,8 @@
 """The inbound webhook ingress: GitHub, Jira and Slack events become Sessions.
 
-Pure modules decide (signatures, events, keyindex, ratelimit, errors); kube.py is the one
-place that talks to the Kubernetes API; app.py is the FastAPI adapter.
+Decides (pure): signatures, events, keyindex, ratelimit, errors, settings, rules (the
+pipeline's steps), replay, delivery_records. Talks: kube.py (the Kubernetes API),
+pipeline.py (verify, decide, offload, create, through what it is given), handler.py (one
+delivery without HTTP), routes.py (the FastAPI routes), delivery_log.py (the delivery
+log's exports and kept requests). app.py composes them; __main__.py serves them.
 """

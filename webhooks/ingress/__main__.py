@@ -14,7 +14,7 @@ from .app import create_app
 from .delivery_log import DeliveryLog
 from .keyindex import KeyIndex
 from .kube import AsyncIngressKube, IngressKube
-from .settings import Settings
+from .settings import IngressSettings
 
 # One store call for a large payload, then one retry: the answer (503, and the sender
 # retries) must come well inside GitHub's 10 s.
@@ -22,7 +22,7 @@ PAYLOAD_STORE_TIMEOUT_SECONDS = 3.0
 
 
 def main() -> None:
-    settings = Settings()
+    settings = IngressSettings()
     logging.basicConfig(level=settings.log_level, format="%(message)s")
     index = KeyIndex()
     kube = IngressKube(connections=2)  # the policy watch only

@@ -23,14 +23,14 @@ from ambient.common.store import keys
 from ambient.common.store.s3 import AlreadyExistsError
 from ambient.webhooks.exporting import BackgroundExport
 
-from . import deliveries
+from . import delivery_records
 from .ratelimit import RateLimiter
 
 log = logging.getLogger("ambient.ingress.deliveries")
 
 
 class DeliveryAudit(Protocol):
-    """What the app's per-delivery Audit carries (app.Audit)."""
+    """What the pipeline's per-delivery Audit carries (pipeline.Audit)."""
 
     source: str
     trace_id: str
@@ -45,7 +45,7 @@ class DeliveryAudit(Protocol):
 
 
 class DeliveryLog:
-    """Records deliveries; the app calls ``record`` once per delivery, after deciding."""
+    """Records deliveries; the handler calls ``record`` once per delivery, after deciding."""
 
     def __init__(
         self,
@@ -96,13 +96,15 @@ class DeliveryLog:
         headers: dict[str, str] = audit.extra.get("headers") or {}
         if not audit.namespace:
             return
-        delivery_id = audit.delivery_id or deliveries.peek_delivery_id(audit.source, headers)
-        event = audit.event or deliveries.peek_event(audit.source, headers)
+        delivery_id = audit.delivery_id or delivery_records.peek_delivery_id(audit.source, headers)
+        event = audit.event or delivery_records.peek_event(audit.source, headers)
         # The Session this delivery maps to (deterministic), so a refused or ignored
         # delivery shows in the trail of the Session a replay later creates.
-        session = audit.session or deliveries.session_of(audit.source, delivery_id, audit.outcome)
+        session = audit.session or delivery_records.session_of(
+            audit.source, delivery_id, audit.outcome
+        )
         key = None
-        if body is not None and deliveries.should_keep(
+        if body is not None and delivery_records.should_keep(
             audit.outcome,
             body_read=True,
             namespace=audit.namespace,
@@ -112,7 +114,7 @@ class DeliveryLog:
                 audit, now, delivery_id, headers=headers, body=body, pool=executor
             )
         self.export.add(
-            deliveries.delivery_record(
+            delivery_records.delivery_record(
                 timestamp=now,
                 namespace=audit.namespace,
                 source=audit.source,
@@ -145,7 +147,7 @@ class DeliveryLog:
             body=body,
             day=now.date(),
         )
-        stored = deliveries.StoredRequest.of(
+        stored = delivery_records.StoredRequest.of(
             source=audit.source,
             namespace=audit.namespace,
             received_at=now,

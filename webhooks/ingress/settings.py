@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class IngressSettings(BaseSettings):
     """Where to listen and how much to accept."""
 
     model_config = SettingsConfigDict(env_prefix="AMBIENT_INGRESS_")

@@ -16,7 +16,7 @@ from prometheus_client import generate_latest
 from ambient.common.store.s3 import AlreadyExistsError
 from ambient.operator import metrics as operator_metrics
 from ambient.webhooks.admission.app import create_app as admission_app
-from ambient.webhooks.admission.cache import PolicyCache
+from ambient.webhooks.admission.policy_index import PolicyIndex
 from ambient.webhooks.admission.settings import AdmissionSettings
 from ambient.webhooks.exporting import BackgroundExport
 from ambient.webhooks.ingress.app import create_app as ingress_app
@@ -65,7 +65,7 @@ def exported() -> dict[str, str]:
     export = BackgroundExport(_NoStore(), "", every=60)
     ingress = ingress_app(KeyIndex(), _NoKube(), delivery_log=DeliveryLog(export))
     families |= _families(TestClient(ingress).get("/metrics").text)
-    admission = admission_app(AdmissionSettings(), PolicyCache(), export=export)
+    admission = admission_app(AdmissionSettings(), PolicyIndex(), export=export)
     families |= _families(TestClient(admission).get("/metrics").text)
     return {
         name: kind

@@ -17,7 +17,7 @@ from ambient.common.store.s3 import ContentConflictError, StoreUnavailableError
 from ambient.webhooks.ingress.app import create_app
 from ambient.webhooks.ingress.errors import KubeUnavailableError
 from ambient.webhooks.ingress.keyindex import KeyIndex, key_hash
-from ambient.webhooks.ingress.settings import Settings
+from ambient.webhooks.ingress.settings import IngressSettings
 
 KEY = "k-github-team-a"
 SLACK_KEY = "k-slack-team-a"
@@ -85,7 +85,9 @@ def make(
     backend = FakeBackend(
         {"github": signer.secret, "slack": signer.secret} if secrets is None else secrets
     )
-    app = create_app(index, backend, settings=Settings(**settings), store=store, store_prefix="pfx")
+    app = create_app(
+        index, backend, settings=IngressSettings(**settings), store=store, store_prefix="pfx"
+    )
     return TestClient(app), backend
 
 
@@ -245,7 +247,7 @@ def test_audit_records_have_the_fields_and_never_the_key(signer, github_example,
 
 def test_health_readiness_metrics_and_openapi(signer) -> None:
     index = KeyIndex()
-    client = TestClient(create_app(index, FakeBackend(), settings=Settings()))
+    client = TestClient(create_app(index, FakeBackend(), settings=IngressSettings()))
     assert client.get("/healthz").status_code == 200
     assert_error(client.get("/readyz"), 503, "NotReady")
     index.replace_all([])
@@ -290,7 +292,7 @@ def test_jira_delivery_signed_with_x_hub_signature(signer) -> None:
         ]
     )
     backend = FakeBackend({"jira": signer.secret})
-    client = TestClient(create_app(index, backend, settings=Settings()))
+    client = TestClient(create_app(index, backend, settings=IngressSettings()))
     body = json.dumps({"webhookEvent": "comment_created", "comment": {"body": "hi"}}).encode()
     headers = {
         "Content-Type": "application/json",
@@ -439,7 +441,7 @@ def test_large_deliveries_are_taken_a_few_at_a_time(signer, github_example) -> N
     app = create_app(
         index,
         backend,
-        settings=Settings(max_body_bytes=10_000, max_large_deliveries=1),
+        settings=IngressSettings(max_body_bytes=10_000, max_large_deliveries=1),
         store=store,
     )
     payload = _large(github_example, 50_000)

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 
 from ambient.webhooks.exporting import BackgroundExport
 from ambient.webhooks.ingress.app import create_app
-from ambient.webhooks.ingress.deliveries import ACTION_DELIVERY, StoredRequest
 from ambient.webhooks.ingress.delivery_log import DeliveryLog
+from ambient.webhooks.ingress.delivery_records import ACTION_DELIVERY, StoredRequest
 from ambient.webhooks.ingress.keyindex import KeyIndex, key_hash
-from ambient.webhooks.ingress.settings import Settings
+from ambient.webhooks.ingress.settings import IngressSettings
 
 KEY = "k-github-team-a"
 GUID = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
@@ -72,7 +72,7 @@ def _app(
         keep_burst=burst,
         monotonic=lambda: 0,
     )
-    app = create_app(index, backend, settings=Settings(), delivery_log=log)
+    app = create_app(index, backend, settings=IngressSettings(), delivery_log=log)
     return TestClient(app), export
 
 

@@ -1,54 +1,138 @@
-"""The decision the ingress and a replay share, once a request's signature holds."""
+"""The pipeline, written once for the ingress and a replay: verify, decide, offload, create,
+in that order, with the failures of each step as the stable IngressErrors callers answer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
 
-from ambient.webhooks.ingress import events, pipeline, replay
+from ambient.common.store.s3 import StoreUnavailableError
+from ambient.webhooks.ingress import events, replay
+from ambient.webhooks.ingress.errors import IngressError, KubeRefusedError, KubeUnavailableError
+from ambient.webhooks.ingress.pipeline import Audit, Pipeline, Result, offload_payload
 
 GUID = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
-SPEC: dict[str, Any] = {"defaults": {"framework": {"type": "script"}}}
+SPEC: dict[str, Any] = {
+    "webhookAuth": {"signingSecretRef": {"name": "signing"}},
+    "defaults": {"framework": {"type": "script"}},
+}
 
 
-def _headers(event: str) -> dict[str, str]:
-    return {
-        "content-type": "application/json",
-        "x-github-event": event,
-        "x-github-delivery": GUID,
-    }
-
-
-def _decide(payload: Any, event: str = "pull_request", spec: dict[str, Any] = SPEC):
+def _run(pipe: Pipeline, signer, payload: Any, audit: Audit | None = None) -> Result:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    tenant = replay.tenant_of("team-a", spec)
-    return pipeline.decide(tenant, "github", _headers(event), body, "application/json")
+    headers = {
+        "content-type": "application/json",
+        "x-github-event": "pull_request",
+        "x-github-delivery": GUID,
+        "x-hub-signature-256": signer.github(body),
+    }
+    return asyncio.run(
+        pipe.run(
+            replay.tenant_of("team-a", SPEC),
+            "github",
+            headers,
+            body,
+            audit or Audit(source="github", trace_id="t"),
+        )
+    )
 
 
-def test_a_selected_event_becomes_its_session(github_example) -> None:
-    decision = _decide(github_example("pull_request.opened"))
-    assert decision.ignored is None and decision.manifest is not None
-    assert decision.manifest["metadata"]["name"] == events.session_name("github", GUID)
-    assert decision.manifest["metadata"]["namespace"] == "team-a"
-    assert decision.manifest["spec"]["framework"]["type"] == "script"
-    assert decision.delivery.event == "pull_request.opened"
+def test_the_audit_says_how_far_a_delivery_got(signer, github_example, creator) -> None:
+    audit = Audit(source="github", trace_id="t")
+    result = _run(
+        Pipeline(creator, inline_limit=1 << 20),
+        signer,
+        github_example("pull_request.opened"),
+        audit,
+    )
+    assert result.outcome == "created"
+    assert (audit.event, audit.delivery_id) == ("pull_request.opened", GUID)
+    assert (audit.session, audit.outcome) == (f"github-{GUID}", "created")
+    assert creator.secret_reads == 1 and creator.creates == 1
 
 
-def test_an_event_the_policy_does_not_select_is_ignored_with_its_reason(github_example) -> None:
-    narrowed = {**SPEC, "ingress": {"github": {"events": ["issues.opened"]}}}
-    decision = _decide(github_example("pull_request.opened"), spec=narrowed)
-    assert decision.manifest is None
-    assert decision.ignored is not None and "not selected" in decision.ignored
+def test_a_name_held_by_another_delivery_is_a_conflict(signer, github_example, creator) -> None:
+    creator.sessions[("team-a", f"github-{GUID}")] = {
+        "spec": {"trigger": {"source": "github", "deliveryId": "other"}}
+    }
+    audit = Audit(source="github", trace_id="t")
+    with pytest.raises(IngressError) as refused:
+        _run(
+            Pipeline(creator, inline_limit=1 << 20),
+            signer,
+            github_example("pull_request.opened"),
+            audit,
+        )
+    assert (refused.value.status, refused.value.code) == (409, "NameTaken")
+    assert audit.outcome == "conflict"
 
 
-def test_a_ping_starts_nothing_and_is_not_ignored() -> None:
-    decision = _decide({"zen": "Keep it logically awesome.", "hook_id": 1}, event="ping")
-    assert decision.delivery.kind == "ping"
-    assert decision.manifest is None and decision.ignored is None
+@pytest.mark.parametrize(
+    "case",
+    [
+        (KubeUnavailableError("connection refused"), 503, "ApiUnavailable"),
+        (KubeRefusedError(422, "invalid"), 422, "RefusedByApiServer"),
+        (KubeRefusedError(400, "bad"), 403, "RefusedByApiServer"),
+    ],
+)
+def test_api_errors_become_answers(signer, github_example, creator, case) -> None:
+    error, status, code = case
+    creator.error = error
+    with pytest.raises(IngressError) as refused:
+        _run(Pipeline(creator, inline_limit=1 << 20), signer, github_example("pull_request.opened"))
+    assert (refused.value.status, refused.value.code) == (status, code)
 
 
-def test_a_body_that_is_not_json_raises_for_the_caller_to_answer() -> None:
-    with pytest.raises(events.MalformedError):
-        _decide(b"{not json")
+def test_a_synchronous_creator_runs_in_the_executor(signer, github_example) -> None:
+    class Sync:
+        def __init__(self) -> None:
+            self.made: list[str] = []
+
+        def signing_secret(self, namespace: str, secret: str, source: str) -> str:
+            return signer.secret
+
+        def create_session(self, manifest: dict[str, Any]) -> None:
+            self.made.append(manifest["metadata"]["name"])
+
+    sync = Sync()
+    assert (
+        _run(
+            Pipeline(sync, inline_limit=1 << 20), signer, github_example("pull_request.opened")
+        ).outcome
+        == "created"
+    )
+    assert sync.made == [f"github-{GUID}"]
+
+
+def test_a_large_payload_is_stored_before_the_session(
+    signer, github_example, creator, store
+) -> None:
+    payload = github_example("pull_request.opened")
+    payload["pull_request"]["body"] = "x" * 5_000
+    store.error = StoreUnavailableError("down")
+    pipe = Pipeline(creator, inline_limit=1_000, store=store, store_prefix="p")
+    with pytest.raises(IngressError) as refused:
+        _run(pipe, signer, payload)
+    assert (refused.value.status, refused.value.code) == (503, "StoreUnavailable")
+    assert refused.value.headers == {"Retry-After": "5"}
+    assert creator.creates == 0  # never a Session pointing at nothing
+    store.error = None
+    assert _run(pipe, signer, payload).outcome == "created"
+    assert list(store.objects) == [f"p/team-a/payloads/github/{GUID}.json"]
+
+
+def test_offload_refuses_a_different_payload_under_the_same_delivery(store) -> None:
+    delivery = events.Delivery("github", "push", GUID, {})
+    manifest: dict[str, Any] = {
+        "metadata": {"namespace": "team-a"},
+        "spec": {"trigger": {"payload": {"a": 1}}},
+    }
+    offload_payload(store, "", manifest, b"one", delivery)
+    assert manifest["spec"]["trigger"]["payloadRef"]["size"] == 3
+    offload_payload(store, "", manifest, b"one", delivery)  # a redelivery: fine
+    with pytest.raises(IngressError) as refused:
+        offload_payload(store, "", manifest, b"two", delivery)
+    assert (refused.value.status, refused.value.code) == (409, "PayloadConflict")

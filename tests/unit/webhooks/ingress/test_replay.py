@@ -1,15 +1,20 @@
-"""Replay decisions: the ingress's own checks, under the current secret and policy."""
+"""Replays: the ingress's own pipeline, run again under the current secret and policy."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from ambient.crds.naming import ANNOTATION_REPLAYED_BY, ANNOTATION_REPLAYED_FROM
 from ambient.webhooks.ingress import events, replay
-from ambient.webhooks.ingress.deliveries import StoredRequest
+from ambient.webhooks.ingress.delivery_records import StoredRequest
+from ambient.webhooks.ingress.errors import IngressError
+from ambient.webhooks.ingress.pipeline import Audit, Pipeline, Result
 
 GUID = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 SPEC: dict[str, Any] = {
@@ -37,50 +42,76 @@ def _github(signer, payload: dict[str, Any], *, event: str = "pull_request", sec
     )
 
 
-def test_a_good_request_becomes_the_same_session_the_ingress_makes(signer, github_example) -> None:
+def _replay(stored: StoredRequest, spec: dict[str, Any], creator, who: str = "alice") -> Result:
+    """What cli/deliveries.py does once the stored request may be replayed at all."""
+    tenant = replay.tenant_of(stored.namespace, spec)
+    assert replay.refusal(stored, tenant) is None
+    pipeline = Pipeline(creator, inline_limit=256 * 1024)
+    return asyncio.run(
+        pipeline.run(
+            tenant,
+            stored.source,
+            stored.headers,
+            stored.raw_body(),
+            Audit(source=stored.source, trace_id=stored.trace_id),
+            signed_at=replay.signed_at(stored),
+            annotations=replay.annotations_for(stored, who),
+        )
+    )
+
+
+def test_a_good_request_becomes_the_same_session_the_ingress_makes(
+    signer, github_example, creator
+) -> None:
     stored = _github(signer, github_example("pull_request.opened"))
-    plan = replay.plan(stored, replay.tenant_of("team-a", SPEC), signer.secret, replayed_by="alice")
-    assert plan.outcome == "create" and plan.manifest is not None
-    meta = plan.manifest["metadata"]
+    assert _replay(stored, SPEC, creator).outcome == "created"
+    (manifest,) = creator.sessions.values()
+    meta = manifest["metadata"]
     assert meta["name"] == events.session_name("github", GUID)
     assert meta["namespace"] == "team-a"
     assert meta["annotations"] == {
         ANNOTATION_REPLAYED_BY: "alice",
         ANNOTATION_REPLAYED_FROM: "trace-1",
     }
-    assert plan.manifest["spec"]["trigger"]["deliveryId"] == GUID
+    assert manifest["spec"]["trigger"]["deliveryId"] == GUID
+    assert _replay(stored, SPEC, creator).outcome == "duplicate"
+    assert len(creator.sessions) == 1
 
 
-def test_the_current_secret_must_verify_it(signer, github_example) -> None:
+def test_the_current_secret_must_verify_it(signer, github_example, creator) -> None:
     stored = _github(signer, github_example("pull_request.opened"), secret="old-wrong-secret")
-    plan = replay.plan(stored, replay.tenant_of("team-a", SPEC), signer.secret, replayed_by="a")
-    assert plan.outcome == "refused" and plan.reason.startswith("InvalidSignature")
-    assert plan.manifest is None
+    with pytest.raises(IngressError) as refused:
+        _replay(stored, SPEC, creator)
+    assert refused.value.code == "InvalidSignature"
+    assert creator.sessions == {}
 
 
-def test_no_secret_is_refused_unless_unsigned_is_allowed(signer, github_example) -> None:
+def test_no_secret_is_refused_unless_unsigned_is_allowed(signer, github_example, creator) -> None:
     stored = _github(signer, github_example("pull_request.opened"))
-    refused = replay.plan(stored, replay.tenant_of("team-a", SPEC), None, replayed_by="a")
-    assert refused.outcome == "refused" and "SigningSecretMissing" in refused.reason
+    creator.secrets.clear()
+    with pytest.raises(IngressError) as refused:
+        _replay(stored, SPEC, creator)
+    assert refused.value.code == "SigningSecretMissing"
     unsigned = {**SPEC, "ingress": {"github": {"allowUnsigned": True}}}
-    allowed = replay.plan(stored, replay.tenant_of("team-a", unsigned), None, replayed_by="a")
-    assert allowed.outcome == "create"
+    assert _replay(stored, unsigned, creator).outcome == "created"
 
 
-def test_the_current_policy_selects_the_event(signer, github_example) -> None:
+def test_the_current_policy_selects_the_event(signer, github_example, creator) -> None:
     stored = _github(signer, github_example("pull_request.opened"))
     narrowed = {**SPEC, "ingress": {"github": {"events": ["issues.opened"]}}}
-    plan = replay.plan(stored, replay.tenant_of("team-a", narrowed), signer.secret, replayed_by="a")
-    assert plan.outcome == "ignored" and "not selected" in plan.reason
+    result = _replay(stored, narrowed, creator)
+    assert result.outcome == "ignored" and "not selected" in (result.decision.ignored or "")
+    assert creator.creates == 0
 
 
-def test_a_request_of_another_namespace_is_refused(signer, github_example) -> None:
+def test_a_request_of_another_namespace_or_source_is_refused(signer, github_example) -> None:
     stored = _github(signer, github_example("pull_request.opened"))
-    plan = replay.plan(stored, replay.tenant_of("team-b", SPEC), signer.secret, replayed_by="a")
-    assert plan.outcome == "refused"
+    assert replay.refusal(stored, replay.tenant_of("team-b", SPEC)) is not None
+    odd = stored.model_copy(update={"source": "gitlab"})
+    assert "unknown source" in (replay.refusal(odd, replay.tenant_of("team-a", SPEC)) or "")
 
 
-def test_slack_is_checked_against_the_time_it_arrived(signer) -> None:
+def test_slack_is_checked_against_the_time_it_arrived(signer, creator) -> None:
     body = json.dumps(
         {
             "type": "event_callback",
@@ -99,7 +130,12 @@ def test_slack_is_checked_against_the_time_it_arrived(signer) -> None:
         headers=headers,
         body=body,
     )
-    tenant = replay.tenant_of("team-a", SPEC)
-    assert replay.plan(stored, tenant, signer.secret, replayed_by="a").outcome == "create"
+    assert _replay(stored, SPEC, creator).outcome == "created"
     tampered = stored.model_copy(update={"received_at": datetime.now(UTC).isoformat()})
-    assert replay.plan(tampered, tenant, signer.secret, replayed_by="a").outcome == "refused"
+    with pytest.raises(IngressError) as refused:
+        _replay(tampered, SPEC, creator)
+    assert refused.value.code == "InvalidSignature"
+
+
+def test_only_slack_gets_a_time_of_receipt(signer, github_example) -> None:
+    assert replay.signed_at(_github(signer, github_example("pull_request.opened"))) is None

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ambient.webhooks.ingress import deliveries as d
+from ambient.webhooks.ingress import delivery_records as d
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

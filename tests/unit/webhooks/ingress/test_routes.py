@@ -1,5 +1,6 @@
-"""Schemathesis against the app's own OpenAPI: no input makes it fail with a 5xx or answer
-outside what the schema declares. Kept small (max_examples) so the unit run stays fast."""
+"""The routes under Schemathesis against their own OpenAPI: no input makes them fail with
+a 5xx or answer outside what the schema declares. Kept small (max_examples) so the unit
+run stays fast."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from schemathesis.specs.openapi.checks import (
 
 from ambient.webhooks.ingress.app import create_app
 from ambient.webhooks.ingress.keyindex import KeyIndex, key_hash
-from ambient.webhooks.ingress.settings import Settings
+from ambient.webhooks.ingress.settings import IngressSettings
 
 
 class _Backend:
@@ -41,7 +42,7 @@ def _app() -> Any:
             )
         ]
     )
-    return create_app(index, _Backend(), settings=Settings())
+    return create_app(index, _Backend(), settings=IngressSettings())
 
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app())

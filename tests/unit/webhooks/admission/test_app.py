@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from ambient.webhooks.admission.app import create_app
-from ambient.webhooks.admission.cache import PolicyCache
+from ambient.webhooks.admission.policy_index import PolicyIndex
 from ambient.webhooks.admission.settings import AdmissionSettings
 
 NS = "team-alpha"
@@ -40,7 +40,7 @@ def _review(model: str) -> dict[str, Any]:
 
 
 def _client(synced: bool = True) -> TestClient:
-    cache = PolicyCache()
+    cache = PolicyIndex()
     if synced:
         cache.replace_all(
             [

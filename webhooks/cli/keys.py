@@ -1,4 +1,4 @@
-"""Key management for admins: python -m ambient.webhooks.keys create|rotate|revoke.
+"""Key management for admins: python -m ambient.webhooks.cli.keys create|rotate|revoke.
 
 create: a new key replaces any existing ones for the source. rotate: a new key is added
 next to the current ones (both work until the old one is revoked with --hash).
@@ -27,7 +27,9 @@ def new_key() -> str:
     return secrets.token_urlsafe(32)
 
 
-def plan(action: str, current: Any, new_hash: str | None, revoke_hash: str | None) -> list[str]:
+def hashes_after(
+    action: str, current: Any, new_hash: str | None, revoke_hash: str | None
+) -> list[str]:
     """The hash list after the action. Pure."""
     existing = hashes_of(current)
     if action == "create":
@@ -46,7 +48,9 @@ def webhook_url(base_url: str, source: str, key: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ambient.webhooks.keys", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m ambient.webhooks.cli.keys", description=__doc__
+    )
     parser.add_argument("action", choices=("create", "rotate", "revoke"))
     parser.add_argument("--namespace", "-n", required=True)
     parser.add_argument("--source", "-s", required=True, choices=SOURCES)
@@ -71,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     current = policy.get("spec", {}).get("webhookAuth", {}).get("apiKeys", {}).get(args.source)
     key = new_key() if args.action in ("create", "rotate") else None
     try:
-        hashes = plan(args.action, current, key_hash(key) if key else None, args.revoke_hash)
+        hashes = hashes_after(
+            args.action, current, key_hash(key) if key else None, args.revoke_hash
+        )
     except ValueError as exc:
         _say(f"error: {exc}", err=True)
         return 2

@@ -13,10 +13,11 @@ import pytest
 
 from ambient.common.audit.export import AuditExporter
 from ambient.common.store import keys
+from ambient.common.store.s3 import StoreUnavailableError
 from ambient.crds.naming import ANNOTATION_REPLAYED_BY
-from ambient.webhooks.deliveries import run
-from ambient.webhooks.ingress import deliveries as d
-from ambient.webhooks.ingress.errors import KubeRefusedError
+from ambient.webhooks.cli.deliveries import run
+from ambient.webhooks.ingress import delivery_records as d
+from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableError
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECRET = "good-secret"
@@ -199,3 +200,34 @@ def test_an_empty_range_is_refused(memory_store) -> None:
             "--until",
             "2026-03-01",
         )
+
+
+def test_an_unreachable_api_server_is_an_error_that_creates_nothing(memory_store) -> None:
+    trace = _seed(memory_store)
+
+    class Down(FakeApi):
+        def signing_secret(self, namespace: str, secret: str, source: str) -> str | None:
+            raise KubeUnavailableError("the API server cannot be reached: ConnectionError")
+
+    api = Down()
+    code, out = _cli(memory_store, api, "replay", "-n", "team-a", trace)
+    assert code == 1 and "not replayed (error)" in out and "cannot be reached" in out
+    assert api.sessions == {}
+
+
+def test_a_store_outage_keeps_a_large_payload_from_being_replayed(
+    memory_store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    large = json.dumps(
+        {"action": "opened", "pull_request": {"number": 1, "body": "x" * 300_000}}
+    ).encode()
+    trace = _seed(memory_store, body=large)
+
+    def down(key: str, body: bytes) -> bool:
+        raise StoreUnavailableError("connection refused")
+
+    monkeypatch.setattr(memory_store, "put_once", down)
+    api = FakeApi()
+    code, out = _cli(memory_store, api, "replay", "-n", "team-a", trace)
+    assert code == 1 and "cannot be reached to keep the large payload" in out
+    assert api.sessions == {}

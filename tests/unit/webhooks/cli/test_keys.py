@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ambient.webhooks import keys
+from ambient.webhooks.cli import keys
 from ambient.webhooks.ingress.keyindex import key_hash
 
 
@@ -14,12 +14,12 @@ def test_new_keys_are_random_and_url_safe() -> None:
 
 def test_create_replaces_rotate_adds_revoke_removes() -> None:
     old, new = key_hash("old"), key_hash("new")
-    assert keys.plan("create", [old], new, None) == [new]
-    assert keys.plan("rotate", old, new, None) == [old, new]
-    assert keys.plan("revoke", [old, new], None, old) == [new]
-    assert keys.plan("revoke", [old, new], None, None) == []
+    assert keys.hashes_after("create", [old], new, None) == [new]
+    assert keys.hashes_after("rotate", old, new, None) == [old, new]
+    assert keys.hashes_after("revoke", [old, new], None, old) == [new]
+    assert keys.hashes_after("revoke", [old, new], None, None) == []
     with pytest.raises(ValueError, match="not among"):
-        keys.plan("revoke", [old], None, new)
+        keys.hashes_after("revoke", [old], None, new)
 
 
 def test_the_url_to_paste_carries_the_key_in_the_path() -> None:

@@ -1,4 +1,4 @@
-"""``python -m ambient.webhooks.deliveries``: the ingress's delivery log, for admins.
+"""``python -m ambient.webhooks.cli.deliveries``: the ingress's delivery log, for admins.
 
     deliveries list   -n NS [--since ISO] [--until ISO] [--outcome O] [--source S] [--json]
     deliveries show   -n NS ID [--since ISO] [--until ISO] [--body]
@@ -19,6 +19,7 @@ ignored (the reason is printed; nothing was created); 2 bad usage or nothing to 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import uuid
@@ -30,17 +31,13 @@ import pydantic
 
 from ambient.common.audit.cli import iso_time
 from ambient.common.audit.export import AuditExporter, ObjectStore, read_trail
-from ambient.common.store import keys
-from ambient.common.store.s3 import (
-    ContentConflictError,
-    S3Store,
-    StoreSettings,
-    StoreUnavailableError,
-)
-from ambient.crds.digests import sha256_hex
-from ambient.webhooks.ingress import deliveries, events, replay
-from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableError
-from ambient.webhooks.ingress.settings import Settings as IngressSettings
+from ambient.common.store.s3 import S3Store, StoreSettings
+from ambient.webhooks.ingress import delivery_records as deliveries
+from ambient.webhooks.ingress import events, replay
+from ambient.webhooks.ingress.errors import IngressError
+from ambient.webhooks.ingress.keyindex import Tenant
+from ambient.webhooks.ingress.pipeline import Audit, Pipeline
+from ambient.webhooks.ingress.settings import IngressSettings
 
 DEFAULT_WINDOW = timedelta(days=30)  # retention.deliveries' default
 
@@ -167,17 +164,13 @@ def _replay(
             tenant = replay.tenant_of(namespace, body.get("spec") or {})
         except pydantic.ValidationError as exc:
             return 1, f"the NamespacePolicy in {namespace} is invalid: {exc.error_count()} errors"
-        secret = (
-            api.signing_secret(namespace, tenant.signing_secret, stored.source)
-            if tenant.signing_secret
-            else None
-        )
-        plan = replay.plan(stored, tenant, secret, replayed_by=who)
-        problem = _offload_large_payload(plan, stored, store, prefix)
-        if problem:
-            code, outcome, reason, session = 1, "error", problem, ""
+        refused = replay.refusal(stored, tenant)
+        if refused is not None:
+            code, outcome, reason, session = 1, "refused", refused, ""
         else:
-            code, outcome, reason, session = _carry_out(plan, api)
+            code, outcome, reason, session = _run_pipeline(
+                stored, tenant, who=who, store=store, prefix=prefix, api=api
+            )
     entry = deliveries.replay_record(
         timestamp=now,
         original=record,
@@ -201,43 +194,61 @@ def _replay(
     return code, text
 
 
-def _offload_large_payload(
-    plan: replay.Plan, stored: deliveries.StoredRequest, store: ReplayStore, prefix: str
-) -> str:
-    """As the ingress does: a payload too large for the Session goes to the store, at the
-    delivery's own key, and the Session references it. The problem, or "" when done."""
-    body = stored.raw_body()
-    if plan.manifest is None or plan.delivery is None:
-        return ""
-    if len(body) <= IngressSettings().max_body_bytes:
-        return ""
-    key = keys.payload_key(prefix, stored.namespace, stored.source, plan.delivery.delivery_id)
+def _run_pipeline(
+    stored: deliveries.StoredRequest,
+    tenant: Tenant,
+    *,
+    who: str,
+    store: ReplayStore,
+    prefix: str,
+    api: ReplayApi,
+) -> tuple[int, str, str, str]:
+    """(exit code, outcome, reason, session) of running ``stored`` through the ingress's
+    pipeline again, with the same limit for payloads kept inside the Session."""
+    pipeline = Pipeline(
+        api, inline_limit=IngressSettings().max_body_bytes, store=store, store_prefix=prefix
+    )
+    headers = stored.headers
+    audit = Audit(source=stored.source, trace_id=stored.trace_id, namespace=tenant.namespace)
     try:
-        store.put_once(key, body)
-    except ContentConflictError:
-        return "a different payload was already stored for this delivery id"
-    except StoreUnavailableError as exc:
-        return f"the artifact store cannot be reached to keep the large payload: {exc}"
-    events.with_payload_ref(plan.manifest, store.location(key), len(body), sha256_hex(body))
-    return ""
+        result = asyncio.run(
+            pipeline.run(
+                tenant,
+                stored.source,
+                headers,
+                stored.raw_body(),
+                audit,
+                signed_at=replay.signed_at(stored),
+                annotations=replay.annotations_for(stored, who),
+            )
+        )
+    except IngressError as exc:
+        return (1, *_failure(exc), "")
+    if result.outcome == "created":
+        return 0, "created", "", audit.session
+    if result.outcome == "duplicate":
+        return 0, "exists", "", audit.session
+    if result.outcome == "ignored":
+        return 1, "ignored", result.decision.ignored or "", ""
+    return 1, "nothing", f"a {result.decision.delivery.kind} starts no Session", ""
 
 
-def _carry_out(plan: replay.Plan, api: ReplayApi) -> tuple[int, str, str, str]:
-    """(exit code, outcome, reason, session) of creating what the plan says."""
-    if plan.outcome != "create" or plan.manifest is None or plan.delivery is None:
-        return 1, plan.outcome, plan.reason, ""
-    name = str(plan.manifest["metadata"]["name"])
-    try:
-        existing = api.create_session(plan.manifest)
-    except KubeRefusedError as exc:
-        return 1, "refused", f"the API server refused the Session: {exc.message}", ""
-    except KubeUnavailableError as exc:
-        return 1, "error", str(exc), ""
-    if existing is None:
-        return 0, "created", "", name
-    if events.is_same_delivery(existing, plan.delivery):
-        return 0, "exists", "", name
-    return 1, "conflict", f"Session {name} exists but was not created for this delivery", ""
+def _failure(exc: IngressError) -> tuple[str, str]:
+    """(outcome, reason) of a replay the pipeline refused, in the words an admin reads."""
+    cause = exc.__cause__
+    if exc.code == "NameTaken":
+        return "conflict", exc.message
+    if exc.code == "RefusedByApiServer":
+        return "refused", f"the API server refused the Session: {exc.message}"
+    if exc.code == "ApiUnavailable":
+        return "error", str(cause or exc.message)
+    if exc.code == "PayloadConflict":
+        return "error", exc.message
+    if exc.code == "StoreUnavailable":
+        return "error", f"the artifact store cannot be reached to keep the large payload: {cause}"
+    if exc.code == "UnsupportedMediaType":
+        return "refused", f"MalformedPayload: {exc.message}"
+    return "refused", f"{exc.code}: {exc.message}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""NamespacePolicies as the watch last delivered them, for decisions without API calls."""
+"""NamespacePolicies as the watch last delivered them, indexed for the admission webhook's
+decisions without API calls (the ingress's counterpart is ``ingress.keyindex.KeyIndex``)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _hashes(policy: Mapping[str, Any]) -> list[str]:
     return found
 
 
-class PolicyCache:
+class PolicyIndex:
     """Thread-safe: the watch thread writes, request handlers read a consistent snapshot."""
 
     def __init__(self) -> None:
