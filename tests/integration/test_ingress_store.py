@@ -21,7 +21,7 @@ from ambient.runners.sdk.contract import CONTEXT_SCHEMA, Context
 from ambient.runners.sdk.runtime import Runner
 
 from .conftest import free_port
-from .test_ingress import PR_OPENED, github, sessions, tenant, wait_indexed
+from .test_ingress_sessions import PR_OPENED, github, sessions, tenant, wait_indexed
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """The certificate reloader (webhooks/tls.py) without a network: contexts built from
 throwaway pairs, the SNI callback called as OpenSSL would (served over real TLS:
-tests/integration/test_tls_reload.py)."""
+tests/integration/test_webhooks_tls_reload.py)."""
 
 from __future__ import annotations
 

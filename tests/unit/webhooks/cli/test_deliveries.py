@@ -1,5 +1,5 @@
 """The deliveries CLI over an in-memory store and a fake API (the real ones:
-tests/integration/test_delivery_replay.py)."""
+tests/integration/test_ingress_replay.py)."""
 
 from __future__ import annotations
 

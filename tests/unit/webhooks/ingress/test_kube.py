@@ -1,5 +1,5 @@
 """The ingress's async API calls against a small HTTP server that answers as the API server
-does (the real API server: tests/integration/test_ingress.py)."""
+does (the real API server: tests/integration/test_ingress_sessions.py)."""
 
 from __future__ import annotations
 
