@@ -50,7 +50,7 @@ log = logging.getLogger("ambient.ingress")
 
 
 class Backend(Protocol):
-    """What the app needs from Kubernetes (kube.AsyncIngressKube, or a fake in unit tests).
+    """What the app needs from Kubernetes (sessions_api.AsyncSessionsApi, or a fake in unit tests).
     Methods may be coroutines (awaited on the loop) or plain functions (run in threads)."""
 
     def create_session(
