@@ -2,7 +2,7 @@
 
 The ingress feeds its key index (through ``ingress.keyindex.KeyIndexSink``), the admission
 webhook its policy cache. Neither makes an API call per request: what they know about
-policies is what this loop last delivered.
+policies is what this loop last delivered. The calls go through ``common.kube.client``.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from kubernetes import client, watch
-
+from ambient.common.kube.client import Kube
 from ambient.crds.models import GROUP, VERSION
 
 log = logging.getLogger(__name__)
 WATCH_SECONDS = 300  # the server ends each watch after this; the loop lists again
+POLICIES = f"/apis/{GROUP}/{VERSION}/namespacepolicies"
 
 
 class PolicySink(Protocol):
@@ -34,38 +34,22 @@ class PolicySink(Protocol):
 
 
 def watch_policies(
-    custom: client.CustomObjectsApi,
+    kube: Kube,
     sink: PolicySink,
     stop: threading.Event,
     *,
-    request_timeout: float = 30.0,
     retry_seconds: float = 1.0,
 ) -> None:
     """List, then watch from the list's resourceVersion; list again after any failure, an
     ERROR event (e.g. 410 Gone) or the watch's end, until ``stop`` is set."""
     while not stop.is_set():
         try:
-            listing = cast(
-                dict[str, Any],
-                custom.list_cluster_custom_object(
-                    GROUP, VERSION, "namespacepolicies", _request_timeout=request_timeout
-                ),
-            )
+            listing = kube.call("GET", POLICIES)
             sink.replace_all(listing["items"])
-            w = watch.Watch()
-            for event in w.stream(
-                custom.list_cluster_custom_object,
-                GROUP,
-                VERSION,
-                "namespacepolicies",
-                resource_version=listing["metadata"]["resourceVersion"],
-                timeout_seconds=WATCH_SECONDS,
-                allow_watch_bookmarks=True,
-            ):
+            rv = str(listing["metadata"]["resourceVersion"])
+            for kind, obj in kube.watch(POLICIES, rv, timeout_seconds=WATCH_SECONDS):
                 if stop.is_set():
-                    w.stop()
                     break
-                kind, obj = event["type"], event["object"]
                 if kind == "BOOKMARK":
                     continue
                 if kind == "ERROR":

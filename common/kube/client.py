@@ -1,30 +1,35 @@
-"""The one module that talks to the Kubernetes API (besides kopf's own watching).
+"""The synchronous client: plain JSON over urllib3, one call per method.
 
-Thin: each function is one API call with its error mapped to what the caller decides on.
-Everything here is synchronous; the async handlers call it through a thread.
+Thin: each function is one API call; a non-2xx answer or no answer at all raises the one
+taxonomy of ``errors`` (NotFoundError, ConflictError, InvalidError, RefusedError,
+UnavailableError). The operator calls it from its handlers through a thread; the webhooks'
+policy watch thread and the CLIs call it directly. ``aio`` is the asynchronous flavour over
+the same configuration (``config``) and errors.
 
-The official client's loader decides where the API server is and how to log in
-(``configuration``); the requests themselves are plain JSON over its HTTP library, urllib3:
-the operator sends manifests and reads JSON, so the client's per-type models, deep copies
-and thread hand-offs would only cost memory and time.
+Why not the official client's API classes: the callers send manifests and read JSON, so
+its per-type models, deep copies (``sanitize_for_serialization``) and thread hand-offs
+would only cost memory and time; its loader (``config``) is kept.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import ssl
+from collections.abc import Iterator
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 import urllib3
-from kubernetes import client
-from kubernetes import config as k8s_config
 
 from ambient.crds.models import GROUP, VERSION
 
+from . import errors
+from .config import Configuration, authorization, configuration, ssl_context
+
+__all__ = ["ApiError", "ConflictError", "GoneError", "Kube", "configuration", "ssl_context"]
+
 TIMEOUT_SECONDS = 30.0
+WATCH_SECONDS = 300  # the server ends each watch after this; callers list again
 
 _COLLECTIONS = {
     "Job": "/apis/batch/v1/namespaces/{ns}/jobs",
@@ -37,86 +42,77 @@ _COLLECTIONS = {
 
 _CUSTOM = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}"
 
-
-class ConflictError(Exception):
-    """The object changed since it was read (HTTP 409 on an update)."""
-
-
-class GoneError(Exception):
-    """The object no longer exists (HTTP 404)."""
-
-
-class ApiError(Exception):
-    """The API server refused a request (any status the caller does not map)."""
-
-    def __init__(self, status: int, method: str, path: str, body: bytes) -> None:
-        try:
-            message = json.loads(body).get("message", "")
-        except ValueError:
-            message = body[:200].decode("utf-8", "replace")
-        super().__init__(f"{method} {path}: HTTP {status}: {message}")
-        self.status = status
-
-
-def configuration(kubeconfig: str | None = None) -> client.Configuration:
-    """In a cluster, the pod's service account; else the kubeconfig's current context
-    (``kubeconfig``, $KUBECONFIG or ~/.kube/config), loaded by the official client, so
-    every way of logging in it supports works here too: certificates, tokens, token
-    files, and exec plugins such as EKS's and GKE's."""
-    cfg = client.Configuration()
-    if kubeconfig is None:
-        try:
-            k8s_config.load_incluster_config(client_configuration=cfg)
-            return cfg
-        except k8s_config.ConfigException:
-            pass
-    # $KUBECONFIG read now (the loader's default is read at its import), a list of paths
-    # merged as kubectl does.
-    path = kubeconfig or os.environ.get("KUBECONFIG") or None
-    k8s_config.load_kube_config(config_file=path, client_configuration=cfg)
-    return cfg
-
-
-def ssl_context(cfg: client.Configuration) -> ssl.SSLContext | None:
-    """The configuration's TLS settings as an SSLContext (None for plain HTTP): the
-    cluster's CA, the client certificate (the loader writes embedded data to files)."""
-    if not cfg.host.startswith("https"):
-        return None
-    context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
-    if cfg.cert_file:
-        context.load_cert_chain(cfg.cert_file, cfg.key_file)
-    if not cfg.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+# The operator's names for the taxonomy's classes, kept while its modules move over.
+ConflictError = errors.ConflictError
+GoneError = errors.NotFoundError
+ApiError = errors.KubeError
 
 
 class Kube:
-    """Typed-enough access to the handful of calls the operator makes."""
+    """Typed-enough access to the handful of calls the operator, the webhooks' policy watch
+    and the CLIs make; ``call`` and ``watch`` for the rest."""
 
-    def __init__(self, connections: int = 32, kubeconfig: str | None = None) -> None:
-        self._cfg = configuration(kubeconfig)
+    def __init__(
+        self,
+        connections: int = 32,
+        kubeconfig: str | None = None,
+        *,
+        cfg: Configuration | None = None,
+        timeout: float | tuple[float, float] = TIMEOUT_SECONDS,
+    ) -> None:
+        """``cfg`` an already loaded configuration (else loaded now, from ``kubeconfig`` or
+        as ``config.configuration`` says); ``timeout`` in total, or (connect, read)."""
+        self._cfg = cfg if cfg is not None else configuration(kubeconfig)
         self._server = self._cfg.host.rstrip("/")
+        self._connect_timeout = timeout[0] if isinstance(timeout, tuple) else timeout
         self._http = urllib3.PoolManager(
             num_pools=1,
             maxsize=connections,
             ssl_context=ssl_context(self._cfg),
             assert_hostname=False if not self._cfg.verify_ssl else None,
             server_hostname=self._cfg.tls_server_name or None,
-            timeout=urllib3.Timeout(total=TIMEOUT_SECONDS),
+            timeout=(
+                urllib3.Timeout(connect=timeout[0], read=timeout[1])
+                if isinstance(timeout, tuple)
+                else urllib3.Timeout(total=timeout)
+            ),
             retries=False,
         )
 
+    @property
+    def configuration(self) -> Configuration:
+        """The loaded configuration, to share with the asynchronous flavour."""
+        return self._cfg
+
     def _headers(self, content_type: str = "application/json") -> dict[str, str]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        # The loader's refresh hook runs here: a rotated service-account token is re-read,
-        # an exec plugin's expired credential fetched again.
-        token = self._cfg.get_api_key_with_prefix("authorization")
+        token = authorization(self._cfg)  # runs the loader's refresh hook
         if token:
             headers["Authorization"] = token
         return headers
 
-    def _call(
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        query: dict[str, str] | None,
+        content_type: str,
+        **kwargs: Any,
+    ) -> urllib3.BaseHTTPResponse:
+        url = self._server + path + (f"?{urlencode(query)}" if query else "")
+        try:
+            return self._http.request(
+                method,
+                url,
+                body=None if body is None else json.dumps(body).encode(),
+                headers=self._headers(content_type),
+                **kwargs,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise errors.unreachable(exc, f"{method} {path}") from exc
+
+    def call(
         self,
         method: str,
         path: str,
@@ -124,22 +120,61 @@ class Kube:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        """One request; the decoded answer, or an error by status (404 GoneError, 409
-        ConflictError, others ApiError)."""
-        url = self._server + path + (f"?{urlencode(query)}" if query else "")
-        response = self._http.request(
-            method,
-            url,
-            body=None if body is None else json.dumps(body).encode(),
-            headers=self._headers(content_type),
-        )
-        if response.status == 404:
-            raise GoneError(path)
-        if response.status == 409:
-            raise ConflictError(path)
+        """One request; the decoded answer, or the taxonomy's error for its status."""
+        response = self._send(method, path, body, query, content_type)
         if response.status >= 400:
-            raise ApiError(response.status, method, path, response.data)
+            raise errors.from_status(response.status, response.data, f"{method} {path}")
         return cast(dict[str, Any], json.loads(response.data) if response.data else {})
+
+    def watch(
+        self,
+        path: str,
+        resource_version: str,
+        *,
+        timeout_seconds: int = WATCH_SECONDS,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Watch a collection from ``resource_version``: (type, object) per event, bookmarks
+        included, until the server ends the watch after ``timeout_seconds``. An ERROR event
+        (e.g. 410 Gone: list again) is yielded like the others."""
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+            "allowWatchBookmarks": "true",
+        }
+        response = self._send(
+            "GET",
+            path,
+            None,
+            query,
+            "application/json",
+            preload_content=False,
+            # Events come when they come; the server ends the watch on time.
+            timeout=urllib3.Timeout(connect=self._connect_timeout, read=timeout_seconds + 30),
+        )
+        try:
+            if response.status >= 400:
+                raise errors.from_status(response.status, response.read(), f"WATCH {path}")
+            for line in response:
+                if line.strip():
+                    event = json.loads(line)
+                    yield str(event["type"]), cast(dict[str, Any], event["object"])
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise errors.unreachable(exc, f"WATCH {path}") from exc
+        finally:
+            # Closed, not returned as is: a watch left early still has unread events.
+            response.close()
+            response.release_conn()
+
+    def whoami(self) -> str:
+        """The username the API server authenticates these credentials as
+        (SelfSubjectReview)."""
+        review = self.call(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        return str(review["status"]["userInfo"]["username"])
 
     def create(self, manifest: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         """Create a Job, ConfigMap or runner identity object; on 409 return the existing
@@ -150,16 +185,16 @@ class Kube:
         collection = _COLLECTIONS[kind].format(ns=quote(manifest["metadata"]["namespace"]))
         try:
             # The answer is not kept: the manifest says what was asked for.
-            self._call("POST", collection, manifest)
-        except ConflictError:
-            return False, self._call("GET", f"{collection}/{quote(manifest['metadata']['name'])}")
+            self.call("POST", collection, manifest)
+        except errors.ConflictError:
+            return False, self.call("GET", f"{collection}/{quote(manifest['metadata']['name'])}")
         return True, manifest
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Job by name, or None."""
         try:
-            return self._call("GET", _COLLECTIONS["Job"].format(ns=quote(namespace)) + f"/{name}")
-        except GoneError:
+            return self.call("GET", _COLLECTIONS["Job"].format(ns=quote(namespace)) + f"/{name}")
+        except errors.NotFoundError:
             return None
 
     def list_pods(
@@ -170,25 +205,25 @@ class Kube:
         query = {"labelSelector": f"job-name={job_name}"}
         if not consistent:
             query["resourceVersion"] = "0"
-        body = self._call("GET", f"/api/v1/namespaces/{quote(namespace)}/pods", query=query)
+        body = self.call("GET", f"/api/v1/namespaces/{quote(namespace)}/pods", query=query)
         return list(body.get("items") or [])
 
     def _sessions(self, namespace: str) -> str:
         return _CUSTOM.format(ns=quote(namespace)) + "/sessions"
 
     def get_session(self, namespace: str, name: str) -> dict[str, Any]:
-        """A Session by name; GoneError when it was deleted."""
-        return self._call("GET", f"{self._sessions(namespace)}/{quote(name)}")
+        """A Session by name; NotFoundError when it was deleted."""
+        return self.call("GET", f"{self._sessions(namespace)}/{quote(name)}")
 
     def list_sessions_cached(self, namespace: str) -> list[dict[str, Any]]:
         """Every Session in a namespace (from the watch cache)."""
-        body = self._call("GET", self._sessions(namespace), query={"resourceVersion": "0"})
+        body = self.call("GET", self._sessions(namespace), query={"resourceVersion": "0"})
         return list(body.get("items") or [])
 
     def patch_policy_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch a NamespacePolicy's status (the usage roll-up's fields only)."""
         path = _CUSTOM.format(ns=quote(namespace)) + f"/namespacepolicies/{quote(name)}/status"
-        self._call("PATCH", path, patch, content_type="application/merge-patch+json")
+        self.call("PATCH", path, patch, content_type="application/merge-patch+json")
 
     def replace_session_status(
         self, namespace: str, name: str, resource_version: str, status: dict[str, Any]
@@ -200,34 +235,34 @@ class Kube:
             "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
             "status": status,
         }
-        return self._call("PUT", f"{self._sessions(namespace)}/{quote(name)}/status", body)
+        return self.call("PUT", f"{self._sessions(namespace)}/{quote(name)}/status", body)
 
     def list_sessions(self, namespace: str) -> list[dict[str, Any]]:
         """Every Session in a namespace (retention runs rarely; one list per namespace)."""
-        return list(self._call("GET", self._sessions(namespace)).get("items") or [])
+        return list(self.call("GET", self._sessions(namespace)).get("items") or [])
 
     def delete_session(self, namespace: str, name: str, uid: str) -> bool:
         """Delete a Session only if it is still the one with ``uid`` (a recreated Session of
         the same name is not the one that expired); False when it is already gone."""
         try:
-            self._call(
+            self.call(
                 "DELETE",
                 f"{self._sessions(namespace)}/{quote(name)}",
                 {"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
             )
-        except (GoneError, ConflictError):
+        except (errors.NotFoundError, errors.ConflictError):
             return False
         return True
 
     def delete_job(self, namespace: str, name: str) -> bool:
         """Delete a Job and, in the background, its pods; False when it was already gone."""
         try:
-            self._call(
+            self.call(
                 "DELETE",
                 _COLLECTIONS["Job"].format(ns=quote(namespace)) + f"/{quote(name)}",
                 {"propagationPolicy": "Background"},
             )
-        except GoneError:
+        except errors.NotFoundError:
             return False
         return True
 
@@ -237,13 +272,13 @@ class Kube:
             path = f"/apis/{GROUP}/{VERSION}/namespacepolicies"
         else:
             path = _CUSTOM.format(ns=quote(namespace)) + "/namespacepolicies"
-        return list(self._call("GET", path).get("items") or [])
+        return list(self.call("GET", path).get("items") or [])
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
         """One data key of a Secret, decoded; None when the Secret or the key is missing."""
         try:
-            secret = self._call("GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{name}")
-        except GoneError:
+            secret = self.call("GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{name}")
+        except errors.NotFoundError:
             return None
         value = (secret.get("data") or {}).get(key)
         return base64.b64decode(value) if value else None

@@ -60,7 +60,7 @@ from support import (
 
 from ambient.crds.models import SessionDefaults
 from ambient.webhooks.ingress import events
-from ambient.webhooks.ingress.kube import AsyncIngressKube
+from ambient.webhooks.ingress.sessions_api import AsyncSessionsApi
 
 PAYLOAD = json.loads((ROOT / "tests/fixtures/github/pull_request.opened.json").read_text())
 BODY = json.dumps(PAYLOAD).encode()
@@ -199,7 +199,7 @@ def floor_async(cp: ControlPlane, ns: str, n: int, concurrency: int) -> float:
     warm, todo = manifests(ns, concurrency), manifests(ns, n)
 
     async def run() -> float:
-        kube = AsyncIngressKube(cp.api.configuration, connections=concurrency)
+        kube = AsyncSessionsApi(cp.api.configuration, connections=concurrency)
 
         async def burst(batch: list[dict[str, Any]]) -> float:
             pending = iter(batch)

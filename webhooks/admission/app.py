@@ -221,12 +221,13 @@ def _audit(request: dict[str, Any], verdict: Verdict) -> None:
 
 def start_policy_watch(index: PolicyIndex, kubeconfig: str | None = None) -> threading.Event:
     """The watch thread that keeps ``index`` current; set the returned event to stop it."""
-    from ambient.webhooks.admission.kube import custom_objects, watch_policies  # noqa: PLC0415
+    from ambient.common.kube.client import Kube  # noqa: PLC0415
+    from ambient.webhooks.policy_watch import watch_policies  # noqa: PLC0415
 
     stop = threading.Event()
     thread = threading.Thread(
         target=watch_policies,
-        args=(custom_objects(kubeconfig), index, stop),
+        args=(Kube(2, kubeconfig), index, stop),
         name="policy-watch",
         daemon=True,
     )

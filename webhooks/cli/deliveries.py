@@ -51,7 +51,7 @@ class ReplayStore(ObjectStore, Protocol):
 
 
 class ReplayApi(Protocol):
-    """The Kubernetes calls a replay makes (ingress.kube.IngressKube)."""
+    """The Kubernetes calls a replay makes (ingress.sessions_api.SessionsApi)."""
 
     def whoami(self) -> str: ...
 
@@ -261,9 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def kube() -> ReplayApi:
-        from ambient.webhooks.ingress.kube import IngressKube  # noqa: PLC0415 - replay only
+        from ambient.webhooks.ingress.sessions_api import SessionsApi  # noqa: PLC0415 - replay only
 
-        return IngressKube(connections=4, secret_ttl=0.0)
+        return SessionsApi(connections=4, secret_ttl=0.0)
 
     code, out = run(
         sys.argv[1:] if argv is None else argv,

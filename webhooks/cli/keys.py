@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hash", dest="revoke_hash", help="revoke only this key hash")
     args = parser.parse_args(argv)
 
-    from ambient.webhooks.ingress.kube import IngressKube  # noqa: PLC0415 - keeps --help fast
+    from ambient.webhooks.ingress.sessions_api import SessionsApi  # noqa: PLC0415 - keeps --help fast
 
-    kube = IngressKube(connections=2)
+    kube = SessionsApi(connections=2)
     policy = kube.read_policy(args.namespace)
     if policy is None:
         _say(

@@ -1,8 +1,9 @@
 """The inbound webhook ingress: GitHub, Jira and Slack events become Sessions.
 
 Decides (pure): signatures, events, keyindex, ratelimit, errors, settings, rules (the
-pipeline's steps), replay, delivery_records. Talks: kube.py (the Kubernetes API),
-pipeline.py (verify, decide, offload, create, through what it is given), handler.py (one
-delivery without HTTP), routes.py (the FastAPI routes), delivery_log.py (the delivery
-log's exports and kept requests). app.py composes them; __main__.py serves them.
+pipeline's steps), replay, delivery_records. Talks: sessions_api.py (the Kubernetes API,
+over common/kube), pipeline.py (verify, decide, offload, create, through what it is
+given), handler.py (one delivery without HTTP), routes.py (the FastAPI routes),
+delivery_log.py (the delivery log's exports and kept requests). app.py composes them;
+__main__.py serves them.
 """

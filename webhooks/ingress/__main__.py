@@ -13,7 +13,7 @@ from ambient.webhooks import exporting
 from .app import create_app
 from .delivery_log import DeliveryLog
 from .keyindex import KeyIndex
-from .kube import AsyncIngressKube, IngressKube
+from .sessions_api import AsyncSessionsApi, SessionsApi
 from .settings import IngressSettings
 
 # One store call for a large payload, then one retry: the answer (503, and the sender
@@ -25,8 +25,8 @@ def main() -> None:
     settings = IngressSettings()
     logging.basicConfig(level=settings.log_level, format="%(message)s")
     index = KeyIndex()
-    kube = IngressKube(connections=2)  # the policy watch only
-    backend = AsyncIngressKube(
+    kube = SessionsApi(connections=2)  # the policy watch only
+    backend = AsyncSessionsApi(
         kube.configuration, settings.api_connections, settings.secret_ttl_seconds
     )
     stop = threading.Event()

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ambient.common.kube.errors import RefusedError, UnavailableError
+
 
 class ErrorBody(BaseModel):
     """An error answer."""
@@ -54,14 +56,7 @@ def error_body(
     ).model_dump()
 
 
-class KubeUnavailableError(Exception):
-    """The API server cannot be reached or is overloaded: the sender should retry (503)."""
-
-
-class KubeRefusedError(Exception):
-    """The API server answered no (admission denial, invalid object, too large)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+# The Kubernetes access layer's taxonomy (common/kube/errors.py), under the names the
+# ingress decides on: unavailable is answered 503 (retry), refused passed on.
+KubeUnavailableError = UnavailableError
+KubeRefusedError = RefusedError

@@ -34,8 +34,8 @@ log = logging.getLogger("ambient.ingress")
 
 
 class SessionCreator(Protocol):
-    """What the pipeline needs from Kubernetes (kube.AsyncIngressKube in the ingress,
-    kube.IngressKube in a replay, a fake in unit tests). Methods may be coroutines
+    """What the pipeline needs from Kubernetes (sessions_api.AsyncSessionsApi in the ingress,
+    sessions_api.SessionsApi in a replay, a fake in unit tests). Methods may be coroutines
     (awaited on the loop) or plain functions (run in the executor)."""
 
     def create_session(

@@ -1,86 +1,139 @@
-"""Where the operator's API client connects and how it logs in: the official client's
-loader decides (kubeconfig or in-cluster), the requests go over urllib3."""
+"""The synchronous client against a small HTTP server that answers as the API server does
+(the real one: the integration tests): answers become the taxonomy's errors, watches
+stream events."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import yaml
+from kubernetes import client
 
-from ambient.common.kube import client as kube
+from ambient.common.kube import errors
+from ambient.common.kube.client import ConflictError, GoneError, Kube
 
-
-def _kubeconfig(tmp_path: Path, user: dict[str, object], cluster: dict[str, object]) -> Path:
-    path = tmp_path / "config"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {"name": "other", "cluster": {"server": "https://wrong:1"}},
-                    {"name": "c", "cluster": {"server": "https://api:6443", **cluster}},
-                ],
-                "users": [{"name": "u", "user": user}],
-                "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "ctx",
-            }
-        )
-    )
-    return path
+EVENTS = [
+    {"type": "ADDED", "object": {"metadata": {"name": "a"}}},
+    {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "7"}}},
+    {"type": "DELETED", "object": {"metadata": {"name": "a"}}},
+]
 
 
-def _client(path: Path) -> kube.Kube:
-    return kube.Kube(connections=1, kubeconfig=str(path))
+class FakeApiServer(BaseHTTPRequestHandler):
+    seen: list[tuple[str, str, str]] = []  # noqa: RUF012 - per test, reset by the fixture
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _answer(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self.seen.append(("GET", self.path, self.headers.get("Authorization", "")))
+        path = self.path.split("?")[0]
+        if "watch=1" in self.path:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for event in EVENTS:
+                self.wfile.write(json.dumps(event).encode() + b"\n")
+                self.wfile.flush()
+            self.close_connection = True
+            return
+        statuses = {"/missing": 404, "/conflict": 409, "/invalid": 422, "/broken": 500}
+        status = statuses.get(path, 200)
+        if status == 200:
+            self._answer(200, {"items": [], "big": 2**70})
+        else:
+            self._answer(status, {"kind": "Status", "reason": "R", "message": f"m{status}"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.seen.append(("POST", self.path, self.rfile.read(length).decode()))
+        if self.path.startswith("/apis/authentication.k8s.io/v1/selfsubjectreviews"):
+            self._answer(201, {"status": {"userInfo": {"username": "alice"}}})
+        else:
+            self._answer(403, {"kind": "Status", "reason": "Forbidden", "message": "no"})
 
 
-def test_the_current_context_and_its_token(tmp_path: Path) -> None:
-    api = _client(_kubeconfig(tmp_path, {"token": "t0k"}, {"insecure-skip-tls-verify": True}))
-    assert api._server == "https://api:6443"
-    assert api._headers()["Authorization"] == "Bearer t0k"
+@pytest.fixture
+def kube() -> Iterator[Kube]:
+    FakeApiServer.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApiServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    cfg = client.Configuration()
+    cfg.host = f"http://127.0.0.1:{server.server_address[1]}"
+    cfg.api_key = {"authorization": "token"}
+    cfg.api_key_prefix = {"authorization": "Bearer"}
+    try:
+        yield Kube(connections=2, cfg=cfg)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-def test_an_exec_plugin_login_works_as_with_kubectl(tmp_path: Path) -> None:
-    # EKS and GKE log in through exec plugins; the loader runs the plugin and uses its token.
-    plugin = tmp_path / "plugin.py"
-    credential = {
-        "apiVersion": "client.authentication.k8s.io/v1",
-        "kind": "ExecCredential",
-        "status": {"token": "from-the-plugin"},
-    }
-    plugin.write_text(f"print({json.dumps(json.dumps(credential))})\n")
-    user = {
-        "exec": {
-            "apiVersion": "client.authentication.k8s.io/v1",
-            "command": sys.executable,
-            "args": [str(plugin)],
-            "interactiveMode": "Never",
-        }
-    }
-    api = _client(_kubeconfig(tmp_path, user, {"insecure-skip-tls-verify": True}))
-    assert api._headers()["Authorization"] == "Bearer from-the-plugin"
+def test_answers_are_decoded_and_carry_the_credential(kube: Kube) -> None:
+    assert kube.call("GET", "/ok")["big"] == 2**70
+    assert FakeApiServer.seen[-1][2] == "Bearer token"
 
 
-def test_the_kubeconfig_environment_variable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("path", "cls"),
+    [
+        ("/missing", errors.NotFoundError),
+        ("/conflict", errors.ConflictError),
+        ("/invalid", errors.InvalidError),
+        ("/broken", errors.UnavailableError),
+    ],
+)
+def test_a_status_becomes_the_taxonomys_error(
+    kube: Kube, path: str, cls: type[errors.KubeError]
 ) -> None:
-    path = _kubeconfig(tmp_path, {"token": "t"}, {"insecure-skip-tls-verify": True})
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    assert kube.configuration().host == "https://api:6443"
+    with pytest.raises(cls) as raised:
+        kube.call("GET", path)
+    assert str(raised.value).startswith(f"GET {path}: HTTP {raised.value.status}: m")
 
 
-def test_a_missing_context_is_an_error_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / "config"
-    path.write_text(yaml.safe_dump({"current-context": "gone", "contexts": []}))
-    with pytest.raises(Exception, match="gone"):
-        kube.configuration(str(path))
+def test_the_operators_names_are_the_taxonomys(kube: Kube) -> None:
+    with pytest.raises(GoneError):
+        kube.call("GET", "/missing")
+    with pytest.raises(ConflictError):
+        kube.call("GET", "/conflict")
+    with pytest.raises(errors.RefusedError) as refused:
+        kube.call("POST", "/elsewhere", {"a": 1})
+    assert (refused.value.status, refused.value.message) == (403, "no")
 
 
-def test_plain_http_has_no_tls_context(tmp_path: Path) -> None:
-    cfg = kube.configuration(str(_kubeconfig(tmp_path, {"token": "t"}, {})))
-    cfg.host = "http://127.0.0.1:8080"
-    assert kube.ssl_context(cfg) is None
+def test_no_answer_is_unavailable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    cfg = client.Configuration()
+    cfg.host = f"http://127.0.0.1:{port}"
+    with pytest.raises(errors.UnavailableError) as raised:
+        Kube(connections=1, cfg=cfg).call("GET", "/ok")
+    assert raised.value.status == 0
+
+
+def test_a_watch_streams_each_event(kube: Kube) -> None:
+    events = list(kube.watch("/things", "5", timeout_seconds=10))
+    assert [kind for kind, _ in events] == ["ADDED", "BOOKMARK", "DELETED"]
+    assert events[0][1] == {"metadata": {"name": "a"}}
+    query = FakeApiServer.seen[-1][1].split("?")[1]
+    assert "resourceVersion=5" in query and "allowWatchBookmarks=true" in query
+    assert "timeoutSeconds=10" in query
+
+
+def test_whoami_asks_the_api_server(kube: Kube) -> None:
+    assert kube.whoami() == "alice"

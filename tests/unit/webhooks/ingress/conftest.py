@@ -51,7 +51,7 @@ def github_example() -> Any:
 
 
 class FakeCreator:
-    """The session creator the pipeline talks to (kube.AsyncIngressKube in production):
+    """The session creator the pipeline talks to (sessions_api.AsyncSessionsApi in production):
     Sessions by (namespace, name), signing secrets by source, every call counted."""
 
     def __init__(self, secrets: dict[str, str] | None = None) -> None:

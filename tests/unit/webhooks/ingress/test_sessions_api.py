@@ -15,7 +15,7 @@ from aiohttp import web
 from kubernetes import client
 
 from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableError
-from ambient.webhooks.ingress.kube import AsyncIngressKube
+from ambient.webhooks.ingress.sessions_api import AsyncSessionsApi
 
 SESSIONS = "/apis/ambient.ai/v1alpha1/namespaces/{ns}/sessions"
 
@@ -64,7 +64,7 @@ class FakeApiServer:
         return web.json_response({"data": data})
 
 
-def _serve(test: Callable[[AsyncIngressKube, FakeApiServer], Awaitable[None]]) -> None:
+def _serve(test: Callable[[AsyncSessionsApi, FakeApiServer], Awaitable[None]]) -> None:
     async def main() -> None:
         fake = FakeApiServer()
         runner = web.AppRunner(fake.app())
@@ -77,7 +77,7 @@ def _serve(test: Callable[[AsyncIngressKube, FakeApiServer], Awaitable[None]]) -
         cfg.host = f"http://127.0.0.1:{port}"
         cfg.api_key = {"authorization": "token"}
         cfg.api_key_prefix = {"authorization": "Bearer"}
-        kube = AsyncIngressKube(cfg, connections=4)
+        kube = AsyncSessionsApi(cfg, connections=4)
         try:
             await test(kube, fake)
         finally:
@@ -88,7 +88,7 @@ def _serve(test: Callable[[AsyncIngressKube, FakeApiServer], Awaitable[None]]) -
 
 
 def test_create_then_the_same_name_reads_back_the_existing_session() -> None:
-    async def test(kube: AsyncIngressKube, fake: FakeApiServer) -> None:
+    async def test(kube: AsyncSessionsApi, fake: FakeApiServer) -> None:
         assert await kube.create_session(_manifest("team-a", "s1")) is None
         # integers beyond 64 bits survive serialisation
         assert fake.objects[("team-a", "s1")]["spec"]["n"] == 2**70
@@ -100,7 +100,7 @@ def test_create_then_the_same_name_reads_back_the_existing_session() -> None:
 
 
 def test_api_errors_map_to_refused_or_unavailable() -> None:
-    async def test(kube: AsyncIngressKube, fake: FakeApiServer) -> None:
+    async def test(kube: AsyncSessionsApi, fake: FakeApiServer) -> None:
         with pytest.raises(KubeRefusedError) as refused:
             await kube.create_session(_manifest("denied", "s1"))
         assert (refused.value.status, refused.value.message) == (403, "admission webhook said no")
@@ -118,7 +118,7 @@ def test_an_unreachable_api_server_is_unavailable() -> None:
             port = s.getsockname()[1]  # nothing listens here once closed
         cfg = client.Configuration()
         cfg.host = f"http://127.0.0.1:{port}"
-        kube = AsyncIngressKube(cfg)
+        kube = AsyncSessionsApi(cfg)
         try:
             with pytest.raises(KubeUnavailableError):
                 await kube.create_session(_manifest("team-a", "s1"))
@@ -129,7 +129,7 @@ def test_an_unreachable_api_server_is_unavailable() -> None:
 
 
 def test_concurrent_secret_lookups_make_one_read_and_are_cached() -> None:
-    async def test(kube: AsyncIngressKube, fake: FakeApiServer) -> None:
+    async def test(kube: AsyncSessionsApi, fake: FakeApiServer) -> None:
         found = await asyncio.gather(
             *(kube.signing_secret("team-a", "signing", "github") for _ in range(50))
         )
