@@ -1,0 +1,144 @@
+"""The egress rule: which resolved addresses a notification may be sent to."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ambient.operator.notify import egress
+from ambient.operator.notify.egress import EgressRule, parse_rule, refusal, url_refusal
+
+DEFAULT = EgressRule()
+CLUSTER = parse_rule(cluster_cidrs="34.118.224.0/20, 2600:1900:4000::/44")
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.255.255.254", "loopback"),
+        ("::1", "loopback"),
+        ("10.0.0.1", "private"),
+        ("172.16.0.1", "private"),
+        ("172.31.255.255", "private"),
+        ("192.168.1.1", "private"),
+        ("fd00::1", "private"),
+        ("fc00::1", "private"),
+        ("169.254.169.254", "link-local"),  # the cloud metadata service
+        ("169.254.0.1", "link-local"),
+        ("fe80::1", "link-local"),
+        ("fe80::1%eth0", "link-local"),
+        ("100.64.0.1", "shared (CGNAT)"),
+        ("100.127.255.255", "shared (CGNAT)"),
+        ("224.0.0.1", "multicast"),
+        ("239.255.255.250", "multicast"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("255.255.255.255", "reserved"),
+        ("240.0.0.1", "reserved"),
+        ("192.0.2.10", "reserved"),
+        ("2001:db8::1", "reserved"),
+        ("::ffff:127.0.0.1", "loopback (IPv4 inside IPv6)"),
+        ("::ffff:169.254.169.254", "link-local (IPv4 inside IPv6)"),
+        ("::ffff:10.1.2.3", "private (IPv4 inside IPv6)"),
+        ("64:ff9b::a9fe:a9fe", "link-local (IPv4 inside IPv6)"),  # NAT64 of the metadata IP
+        ("2002:7f00:1::1", "loopback (IPv4 inside IPv6)"),  # 6to4 of 127.0.0.1
+        ("2001::1", "reserved"),  # Teredo
+        ("not-an-address", "not an IP address"),
+    ],
+)
+def test_internal_addresses_are_refused(address: str, why: str) -> None:
+    assert refusal(DEFAULT, "hooks.example.com", address) == why
+
+
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "1.1.1.1", "140.82.112.3", "2606:4700::1111", "::ffff:8.8.8.8"]
+)
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert refusal(DEFAULT, "hooks.example.com", address) == ""
+
+
+def test_the_cluster_networks_are_refused_even_when_public() -> None:
+    assert refusal(DEFAULT, "h", "34.118.224.10") == ""
+    assert refusal(CLUSTER, "h", "34.118.224.10") == "cluster-internal"
+    assert refusal(CLUSTER, "h", "2600:1900:4000::1") == "cluster-internal"
+
+
+def test_the_allow_list_overrides_by_network_or_by_host_name() -> None:
+    rule = parse_rule(
+        cluster_cidrs="34.118.224.0/20",
+        allow="10.20.0.0/16, 34.118.224.7, receiver.ambient-system.svc.",
+    )
+    assert refusal(rule, "h", "10.20.3.4") == ""
+    assert refusal(rule, "h", "10.21.3.4") == "private"
+    assert refusal(rule, "h", "34.118.224.7") == ""
+    assert refusal(rule, "h", "34.118.224.8") == "cluster-internal"
+    assert refusal(rule, "Receiver.Ambient-System.svc", "127.0.0.1") == ""
+    assert refusal(rule, "receiver.ambient-system.svc.", "169.254.169.254") == ""
+    assert refusal(rule, "other.svc", "127.0.0.1") == "loopback"
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.0/33", "300.1.1.1", "under_score.example", "a..b", "-x"])
+def test_a_bad_setting_is_an_error_not_a_silent_allow(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a"):
+        parse_rule(allow=bad)
+    with pytest.raises(ValueError, match="not a"):
+        parse_rule(cluster_cidrs="10.0.0.0/8," + bad)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://hooks.example.com/x", ""),
+        ("https://8.8.8.8/x", ""),
+        ("https://[2606:4700::1111]:8443/x", ""),
+        ("https://169.254.169.254/latest/meta-data/", "the host is a link-local address"),
+        ("https://127.0.0.1:8443/hook", "the host is a loopback address"),
+        ("https://[::1]/hook", "the host is a loopback address"),
+        ("https://[::ffff:a9fe:a9fe]/", "the host is a link-local (IPv4 inside IPv6) address"),
+        ("https://10.1.2.3/", "the host is a private address"),
+        ("http://hooks.example.com/x", "only https URLs are allowed"),
+        ("https:///x", "the URL names no host"),
+        ("https://user:pw@hooks.example.com/", "credentials in the URL are not allowed"),
+        ("https://hooks.example.com:99999/", "not a valid URL"),
+    ],
+)
+def test_url_refusal(url: str, why: str) -> None:
+    assert url_refusal(url) == why
+
+
+_NETWORKS = [net for net, _ in egress.INTERNAL_NETWORKS]
+
+
+@st.composite
+def _refused(draw: st.DrawFn) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    net = draw(st.sampled_from(_NETWORKS))
+    offset = draw(st.integers(0, net.num_addresses - 1))
+    return net.network_address + offset
+
+
+@given(_refused(), st.booleans())
+def test_any_address_in_a_refused_network_is_refused_unless_allow_listed(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address, listed: bool
+) -> None:
+    if listed:
+        rule = parse_rule(allow=f"{ip}/{ip.max_prefixlen}")
+        assert refusal(rule, "h", str(ip)) == ""
+    else:
+        assert refusal(DEFAULT, "h", str(ip)) != ""
+        assert url_refusal(f"https://[{ip}]/" if ip.version == 6 else f"https://{ip}/") != ""
+    if ip.version == 4:  # the same address written as IPv4-mapped IPv6
+        assert refusal(DEFAULT, "h", f"::ffff:{ip}") != ""
+
+
+@given(st.sampled_from(_NETWORKS), st.integers(0, 2**128 - 1))
+def test_an_allow_listed_network_admits_each_of_its_addresses(
+    net: ipaddress.IPv4Network | ipaddress.IPv6Network, n: int
+) -> None:
+    ip = net.network_address + n % net.num_addresses
+    rule = parse_rule(allow=str(net))
+    assert refusal(rule, "h", str(ip)) == ""
