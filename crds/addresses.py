@@ -9,6 +9,7 @@ to and adds the cluster's own CIDRs and the admin's allow-list.
 from __future__ import annotations
 
 import ipaddress
+import re
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -91,25 +92,59 @@ def ip_literal(host: str) -> IPAddress | None:
         return None
 
 
+URL_SHAPE = r"^https://(\[[0-9A-Fa-f:.]+\]|[^/?#@\[\]:]+)(:[0-9]{1,5})?([/?#].*)?$"
+"""A notification URL: https, a host (an IPv6 address in brackets, without a zone), an
+optional port, no credentials."""
+
+_NUMERIC_HOST = r"(^|\.)(0[xX][0-9a-fA-F]*|[0-9]+)\.?$"
+"""A host whose last label is a number is an address in some legacy form (127.1,
+2130706433, 0x7f.1), never a DNS name: only the canonical form is accepted."""
+
+
 def literal_host_refusal(host: str) -> str:
     """Why a URL's host, written as an address, may not be a notification endpoint ("" for
     a public address or a host name): admission's check, without the operator's
     allow-list (name an allow-listed internal receiver by host name)."""
     ip = ip_literal(host)
     if ip is None:
-        return ""
+        return "the host is not a canonical address" if re.search(_NUMERIC_HOST, host) else ""
     why = internal_class(ip)
     if not why and any(ip in net for net in TRANSLATED_NETWORKS):
         why = "translated (IPv4 inside IPv6)"
     return f"the host is a {why} address" if why else ""
 
 
-def cel_public_host(host: str) -> str:
-    """A CEL expression, true when ``host`` (a CEL string expression: a URL's hostname)
-    is a host name or a public address literal; the same table as ``literal_host_refusal``.
-    Kubernetes' ``ip()`` refuses IPv4-mapped addresses and zones, so a host with a colon
-    that ``isIP`` refuses is refused too."""
-    cidrs = [str(net) for net, _ in INTERNAL_NETWORKS] + [str(n) for n in TRANSLATED_NETWORKS]
-    listed = ", ".join(f"'{c}'" for c in cidrs)
-    public = f"![{listed}].exists(c, cidr(c).containsIP(ip({host})))"
-    return f"isIP({host}) ? {public} : !{host}.contains(':')"
+# The URL's host, cut out of ``self.url`` (of a shape URL_SHAPE admits) with string
+# functions: CEL's url() gives a hostname of unbounded estimated size, and any function
+# applied to it exceeds the CRD's cost budget.
+_CEL_NAME_HOST = "self.url.substring(8).split('/')[0].split('?')[0].split('#')[0].split(':')[0]"
+_CEL_V6_HOST = "self.url.substring(9).split(']')[0]"
+
+
+def _cel_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def cel_rules(shape_message: str, message: str) -> list[dict[str, str]]:
+    """CEL rules on an object with a ``url`` field, refusing what ``URL_SHAPE`` (with
+    ``shape_message``) and ``literal_host_refusal`` (with ``message``) refuse. Kubernetes'
+    ``ip()`` refuses IPv4-mapped addresses, so such a host fails ``isIP``: refused too."""
+    # cidr() refuses an IPv4-mapped prefix, as ip() refuses such an address.
+    translated = [str(n) for n in TRANSLATED_NETWORKS if n != MAPPED]
+    cidrs = [str(net) for net, _ in INTERNAL_NETWORKS] + translated
+    listed = "[" + ", ".join(f"'{c}'" for c in cidrs) + "]"
+    name, v6 = _CEL_NAME_HOST, _CEL_V6_HOST
+    return [
+        {"rule": f"self.url.matches({_cel_string(URL_SHAPE)})", "message": shape_message},
+        {
+            "rule": f"self.url.startsWith('https://[') || (isIP({name}) ? "
+            f"!{listed}.exists(c, cidr(c).containsIP(ip({name}))) : "
+            f"!{name}.matches({_cel_string(_NUMERIC_HOST)}))",
+            "message": message,
+        },
+        {
+            "rule": f"!self.url.startsWith('https://[') || (isIP({v6}) && "
+            f"!{listed}.exists(c, cidr(c).containsIP(ip({v6}))))",
+            "message": message,
+        },
+    ]

@@ -26,7 +26,14 @@ from ambient.crds.addresses import (
     ip_literal,
 )
 
-__all__ = ["INTERNAL_NETWORKS", "EgressRule", "ip_literal", "parse_rule", "refusal", "url_refusal"]
+__all__ = [
+    "INTERNAL_NETWORKS",
+    "EgressRule",
+    "ip_literal",
+    "literal_refusal",
+    "parse_rule",
+    "refusal",
+]
 
 
 @dataclass(frozen=True)
@@ -70,27 +77,17 @@ def refusal(rule: EgressRule, host: str, address: str) -> str:
     return why
 
 
-def url_refusal(url: str, rule: EgressRule | None = None) -> str:
-    """What is wrong with a notification URL before any lookup: a scheme other than https,
-    no host, or a host that is an address refused by ``rule`` (by default: no allow-list,
-    as at admission, where the operator's settings are not known)."""
+def literal_refusal(rule: EgressRule, url: str) -> str:
+    """Why the URL's host, when it is an address literal, may not be called ("" when it
+    may, or when it is a name: names are checked once resolved). An address literal is
+    never looked up, so the resolver's check would not see it. The scheme and the URL's
+    shape are admission's business (ambient.crds.addresses.URL_SHAPE)."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        host = urlsplit(url).hostname or ""
     except ValueError:
-        return "not a valid URL"
-    if parts.scheme.lower() != "https":
-        return "only https URLs are allowed"
-    host = parts.hostname
-    if not host:
-        return "the URL names no host"
-    if parts.username is not None or parts.password is not None:
-        return "credentials in the URL are not allowed"
+        return "unparsable URL"
     literal = ip_literal(host)
-    if literal is None:
-        return ""
-    why = refusal(rule or EgressRule(), host, str(literal))
-    return f"the host is a {why} address" if why else ""
+    return refusal(rule, host, str(literal)) if literal is not None else ""
 
 
 def _entries(value: str) -> list[str]:

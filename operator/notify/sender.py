@@ -24,7 +24,6 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -211,7 +210,7 @@ class Notifier:
         error = ""
         for attempt in range(1, self._max_attempts + 1):
             # An address literal is not looked up, so the resolver never sees it: check here.
-            refused = _literal_refusal(self._rule, job.delivery.url)
+            refused = egress.literal_refusal(self._rule, job.delivery.url)
             if refused:
                 return Outcome(False, attempt, None, f"egress refused: {refused} address")
             headers = notifications.headers(job.delivery, job.body, int(self._clock()), job.secret)
@@ -238,14 +237,3 @@ class Notifier:
                 notifications.backoff(attempt, self._base_backoff, self._max_backoff)
             )
         return Outcome(False, attempt, status, (error or f"HTTP {status}")[:ERROR_MAX])
-
-
-def _literal_refusal(rule: egress.EgressRule, url: str) -> str:
-    """Why the URL's host, when it is an address literal, may not be called ("" if it may).
-    The scheme is the admission's business (the CRD admits https only)."""
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return "unparsable"
-    literal = egress.ip_literal(host)
-    return egress.refusal(rule, host, str(literal)) if literal is not None else ""
