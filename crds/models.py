@@ -15,9 +15,12 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+from ambient.crds import addresses
 
 GROUP = "ambient.ai"
 VERSION = "v1alpha1"
@@ -590,13 +593,44 @@ class NotificationEvent(StrEnum):
     QUEUED = "session.queued"
 
 
+_INTERNAL_HOST_MESSAGE = (
+    "url must be an https URL whose host is a host name or a public address: loopback, "
+    "private, link-local (169.254.169.254), CGNAT, multicast and reserved addresses are "
+    "refused (an internal receiver the cluster admin allow-listed is named by host name)"
+)
+
+_URL_SHAPE_MESSAGE = (
+    "url must be an https URL with a host: https://host[:port][/path], no credentials, "
+    "an IPv6 address in brackets"
+)
+_URL_RULES: list[Any] = list(addresses.cel_rules(_URL_SHAPE_MESSAGE, _INTERNAL_HOST_MESSAGE))
+
+
 class NotificationWebhook(ApiModel):
     """An HTTPS endpoint that receives Session events."""
 
+    # Admission refuses what is plainly internal; the operator checks every address a host
+    # name resolves to before it connects (ambient.operator.notify.egress).
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _URL_RULES})
+
     url: str = Field(pattern=r"^https://", max_length=2048)
-    """HTTPS URL; Slack incoming-webhook URLs get a Slack-formatted message."""
+    """HTTPS URL whose host is a host name or a public address (internal addresses are refused); Slack incoming-webhook URLs get a Slack-formatted message."""  # noqa: E501
     events: list[NotificationEvent] = Field(min_length=1, max_length=8)
     """Which events to send."""
+
+    @field_validator("url")
+    @classmethod
+    def _host_is_not_internal(cls, url: str) -> str:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            host = None
+        if not host or not re.fullmatch(addresses.URL_SHAPE, url):
+            raise ValueError(_URL_SHAPE_MESSAGE)
+        why = addresses.literal_host_refusal(host)
+        if why:
+            raise ValueError(f"{_INTERNAL_HOST_MESSAGE}; {why}")
+        return url
 
 
 class NotificationPolicy(ApiModel):

@@ -74,7 +74,7 @@ async def start(
         _spawn(_export_loop(exporter, settings.audit_flush_seconds, om), "audit-export")
     if settings.retention_interval_seconds:
         _spawn(_retention_loop(api, store, prefix, settings), "retention")
-    outbox = Outbox(api, policy_of, om, settings.notify_ca_file)
+    outbox = Outbox(api, policy_of, om, settings.notify_ca_file, settings.notify_egress_rule)
     await outbox.start()
     _outbox.append(outbox)
     return om

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ambient.operator.notify import egress
 from ambient.runners.registry import DEFAULT_REGISTRY_FILE
 
 
@@ -58,6 +59,14 @@ class OperatorSettings(BaseSettings):
     """Longest an audit record waits before it is exported to the store."""
     notify_ca_file: Path | None = None
     """Extra CA bundle trusted for notification endpoints (private CAs), besides the system's."""
+    notify_egress_allow: str = ""
+    """Comma-separated CIDRs, addresses and host names that notification endpoints may
+    reach although the egress rule refuses them (loopback, private, link-local, cluster
+    ranges), e.g. an in-cluster receiver's Service name. Name such receivers by host
+    name in policies: admission refuses URLs whose host is an internal address literal."""
+    notify_cluster_cidrs: str = ""
+    """Comma-separated service and pod CIDRs of the cluster, refused as notification
+    endpoints like private ranges (set them when they are not RFC 1918 ranges)."""
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     """Port of the Prometheus /metrics endpoint; 0 turns it off."""
     history_archive_at_entries: int = Field(default=900, ge=10, le=999)
@@ -68,6 +77,23 @@ class OperatorSettings(BaseSettings):
     history_archive_at_bytes: int = Field(default=384 * 1024, ge=16 * 1024, le=512 * 1024)
     """Archive also when the history's JSON reaches this size (keeps the object well
     under etcd's 1.5 MiB)."""
+
+    @field_validator("notify_egress_allow")
+    @classmethod
+    def _allow_list_parses(cls, value: str) -> str:
+        egress.parse_rule(allow=value)  # a bad entry stops the operator at start
+        return value
+
+    @field_validator("notify_cluster_cidrs")
+    @classmethod
+    def _cluster_cidrs_parse(cls, value: str) -> str:
+        egress.parse_rule(cluster_cidrs=value)
+        return value
+
+    @property
+    def notify_egress_rule(self) -> egress.EgressRule:
+        """The notification egress rule these settings describe."""
+        return egress.parse_rule(self.notify_cluster_cidrs, self.notify_egress_allow)
 
     @property
     def namespace_list(self) -> list[str]:

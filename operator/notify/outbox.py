@@ -26,7 +26,8 @@ from ambient.common.kube.client import ConflictError, GoneError, Kube
 from ambient.crds.models import NamespacePolicy, Session, SessionStatus
 from ambient.operator.metrics import OperatorMetrics
 from ambient.operator.notify import rules as notifications
-from ambient.operator.notify.sender import Job, Notifier, Outcome
+from ambient.operator.notify.egress import EgressRule
+from ambient.operator.notify.sender import ERROR_MAX, Job, Notifier, Outcome
 from ambient.operator.sessions.status import StatusEditor
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Outbox:
         policy_of: Callable[[str], NamespacePolicy | None],
         metrics: OperatorMetrics | None = None,
         ca_file: Path | None = None,
+        egress_rule: EgressRule | None = None,
     ) -> None:
         self._api = api
         self._metrics = metrics
@@ -57,7 +59,8 @@ class Outbox:
         if ca_file is not None:
             context = ssl.create_default_context()
             context.load_verify_locations(cafile=str(ca_file))
-        self.notifier = Notifier(self._record, ssl_context=context)
+        # Without a rule every internal address is refused (no allow-list).
+        self.notifier = Notifier(self._record, ssl_context=context, egress_rule=egress_rule)
 
     async def start(self) -> None:
         await self.notifier.start()
@@ -121,7 +124,7 @@ class Outbox:
             "endpoint": notifications.endpoint_id(job.delivery.url),
             "attempts": str(outcome.attempts),
             "status": str(outcome.status or ""),
-            "error": outcome.error,
+            "error": outcome.error[:ERROR_MAX],  # bounded: history is the tenant's to read
         }
         if self._metrics is not None:
             self._metrics.notifications.labels(

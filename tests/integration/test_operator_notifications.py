@@ -59,7 +59,10 @@ def receiver(tmp_path: Path) -> Iterator[tuple[Receiver, Path]]:
 @pytest.fixture
 def notifying_operator(operator: Any, receiver: tuple[Receiver, Path]) -> Iterator[Any]:
     operator.stop()
-    operator.start({"AMBIENT_NOTIFY_CA_FILE": str(receiver[1])})
+    # The receiver is on loopback, which the egress rule refuses unless the admin allows it.
+    operator.start(
+        {"AMBIENT_NOTIFY_CA_FILE": str(receiver[1]), "AMBIENT_NOTIFY_EGRESS_ALLOW": "localhost"}
+    )
     try:
         yield operator
     finally:
@@ -75,7 +78,8 @@ def test_completed_session_is_notified_signed_after_two_failures(
     notifying_operator: Any,
 ) -> None:
     server, _ = receiver
-    url = f"https://127.0.0.1:{server.server_address[1]}/hook"
+    # By name: admission refuses a loopback address written literally.
+    url = f"https://localhost:{server.server_address[1]}/hook"
     cluster.core.create_namespaced_secret(
         namespace,
         {"metadata": {"name": "notify"}, "stringData": {"notifications": SECRET.decode()}},

@@ -9,30 +9,37 @@ from typing import Any
 
 from aiohttp import web
 
+from ambient.operator.notify import egress
 from ambient.operator.notify import rules as n
 from ambient.operator.notify.sender import Job, Notifier, Outcome
 
 SECRET = b"notify-secret"
+# The receiver listens on loopback, which the egress rule refuses unless allow-listed.
+LOOPBACK_ALLOWED = egress.parse_rule(allow="127.0.0.1/32")
 
 
 class Receiver:
     """Answers ``fail_first`` requests with 503, then 200; keeps what it received."""
 
-    def __init__(self, fail_first: int = 0, status: int = 503) -> None:
+    def __init__(
+        self, fail_first: int = 0, status: int = 503, headers: dict[str, str] | None = None
+    ) -> None:
         self.fail_first = fail_first
         self.status = status
+        self.headers = headers or {}
         self.requests: list[tuple[dict[str, str], bytes]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append((dict(request.headers), await request.read()))
         if len(self.requests) <= self.fail_first:
-            return web.Response(status=self.status)
+            return web.Response(status=self.status, headers=self.headers)
         return web.Response(status=200)
 
 
 async def _serve(receiver: Receiver) -> tuple[web.AppRunner, str]:
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
+    app.router.add_route("*", "/elsewhere", receiver.handle)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -58,7 +65,9 @@ def _run(
 
     async def main() -> Any:
         runner, url = await _serve(receiver)
-        notifier = Notifier(record, **{"base_backoff": 0.01, **kwargs})
+        notifier = Notifier(
+            record, **{"base_backoff": 0.01, "egress_rule": LOOPBACK_ALLOWED, **kwargs}
+        )
         await notifier.start()
         try:
             return await body(notifier, url, done)
@@ -147,3 +156,101 @@ def test_a_full_queue_refuses_instead_of_growing() -> None:
 
     _, accepted = _run(Receiver(), body, workers=1, queue_size=1)
     assert accepted.count(True) <= 2 and accepted[-1] is False
+
+
+# The egress rule, enforced by the sender: one lookup per request, every address checked,
+# the connection made to the checked address, no redirect followed.
+
+
+class FakeDNS:
+    """Answers each lookup with the next answer in line (the last one repeats)."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.lookups: list[str] = []
+
+    async def resolve(self, host: str, _port: int) -> list[str]:
+        self.lookups.append(host)
+        return self.answers[min(len(self.lookups), len(self.answers)) - 1]
+
+
+def _send_once(
+    receiver: Receiver, make_url: Callable[[str], str], **kwargs: Any
+) -> tuple[Outcome, int]:
+    async def body(notifier: Notifier, url: str, done: list[tuple[Job, Outcome]]) -> None:
+        notifier.submit(_job(make_url(url)))
+        await notifier.drain()
+
+    done, _ = _run(receiver, body, **kwargs)
+    ((_, outcome),) = done
+    return outcome, len(receiver.requests)
+
+
+def _named(host: str) -> Callable[[str], str]:
+    """The receiver's URL with its address replaced by a host name."""
+    return lambda url: url.replace("127.0.0.1", host)
+
+
+def test_a_loopback_literal_is_refused_without_a_request() -> None:
+    outcome, received = _send_once(Receiver(), lambda url: url, egress_rule=egress.EgressRule())
+    assert outcome == Outcome(False, 1, None, "egress refused: loopback address")
+    assert received == 0
+
+
+def test_a_name_resolving_to_an_internal_address_is_refused_and_not_retried() -> None:
+    dns = FakeDNS(["169.254.169.254"])
+    outcome, received = _send_once(Receiver(), _named("hooks.example"), resolve=dns.resolve)
+    assert (outcome.delivered, outcome.attempts, outcome.status) == (False, 1, None)
+    assert outcome.error == "egress refused: link-local address"
+    assert "169.254" not in outcome.error  # the tenant learns the class, not the address
+    assert received == 0 and dns.lookups == ["hooks.example"]
+
+
+def test_every_resolved_address_is_checked() -> None:
+    dns = FakeDNS(["127.0.0.1", "10.0.0.7"])  # the first allowed, the second private
+    outcome, received = _send_once(Receiver(), _named("hooks.example"), resolve=dns.resolve)
+    assert outcome.error == "egress refused: private address" and received == 0
+
+
+def test_the_connection_goes_to_the_checked_address_without_a_second_lookup() -> None:
+    # A name the system cannot resolve reaches the receiver: the connection used the
+    # address the fake lookup answered and the rule checked, and nothing looked it up again.
+    dns = FakeDNS(["127.0.0.1"], ["10.0.0.7"])
+    outcome, received = _send_once(
+        Receiver(), _named("hooks.invalid"), resolve=dns.resolve, max_attempts=1
+    )
+    assert outcome == Outcome(True, 1, 200)
+    assert received == 1 and dns.lookups == ["hooks.invalid"]
+
+
+def test_a_name_rebound_to_an_internal_address_between_attempts_is_refused() -> None:
+    # First lookup: an allowed address (the receiver answers 503); the retry's lookup: the
+    # metadata service. The retry is refused before any connection.
+    dns = FakeDNS(["127.0.0.1"], ["169.254.169.254"])
+    outcome, received = _send_once(
+        Receiver(fail_first=99), _named("hooks.example"), resolve=dns.resolve
+    )
+    assert (outcome.delivered, outcome.attempts, outcome.error) == (
+        False,
+        2,
+        "egress refused: link-local address",
+    )
+    assert received == 1 and len(dns.lookups) == 2
+
+
+def test_an_allow_listed_host_may_resolve_to_an_internal_address() -> None:
+    dns = FakeDNS(["127.0.0.1"])
+    rule = egress.parse_rule(allow="receiver.ambient-system.svc")
+    outcome, received = _send_once(
+        Receiver(), _named("receiver.ambient-system.svc"), resolve=dns.resolve, egress_rule=rule
+    )
+    assert outcome.delivered and received == 1
+
+
+def test_a_redirect_is_not_followed() -> None:
+    for status in (301, 302, 307, 308):
+        receiver = Receiver(fail_first=99, status=status, headers={"Location": "/elsewhere"})
+        outcome, received = _send_once(receiver, lambda url: url)
+        assert (outcome.delivered, outcome.attempts, outcome.status) == (False, 1, status)
+        assert outcome.error == f"redirect not followed (HTTP {status})"
+        assert received == 1  # /elsewhere was never asked
