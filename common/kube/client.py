@@ -23,6 +23,7 @@ from kubernetes import client
 from kubernetes import config as k8s_config
 
 from ambient.crds.models import GROUP, VERSION
+from ambient.crds.naming import namespace_name, object_name
 
 TIMEOUT_SECONDS = 30.0
 
@@ -36,6 +37,15 @@ _COLLECTIONS = {
 """The kinds the operator creates, and where."""
 
 _CUSTOM = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}"
+
+
+def secret_path(namespace: str, name: str) -> str:
+    """The API path of one Secret, each segment quoted whole. Refuses (InvalidNameError,
+    a ValueError) a namespace or a name that Kubernetes could not have given a Secret:
+    names come from tenants' objects, and ``../../team-alpha/secrets/x`` must not walk the
+    path into another namespace's Secret."""
+    ns = quote(namespace_name(namespace), safe="")
+    return f"/api/v1/namespaces/{ns}/secrets/{quote(object_name(name, 'Secret'), safe='')}"
 
 
 class ConflictError(Exception):
@@ -158,7 +168,8 @@ class Kube:
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Job by name, or None."""
         try:
-            return self._call("GET", _COLLECTIONS["Job"].format(ns=quote(namespace)) + f"/{name}")
+            path = _COLLECTIONS["Job"].format(ns=quote(namespace)) + f"/{quote(name, safe='')}"
+            return self._call("GET", path)
         except GoneError:
             return None
 
@@ -240,9 +251,11 @@ class Kube:
         return list(self._call("GET", path).get("items") or [])
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
-        """One data key of a Secret, decoded; None when the Secret or the key is missing."""
+        """One data key of a Secret, decoded; None when the Secret or the key is missing.
+        InvalidNameError (a ValueError) for a name no Secret can have: nothing is read."""
+        path = secret_path(namespace, name)
         try:
-            secret = self._call("GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{name}")
+            secret = self._call("GET", path)
         except GoneError:
             return None
         value = (secret.get("data") or {}).get(key)

@@ -24,6 +24,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from ambient.common.kube.client import secret_path
 from ambient.common.kube.client import ssl_context as _ssl_context
 from ambient.crds.models import GROUP, VERSION
 from ambient.webhooks.policy_watch import watch_policies
@@ -127,6 +128,7 @@ class IngressKube:
         return (data or {}).get(source) or None
 
     def _read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        secret_path(namespace, name)  # InvalidNameError before a request is built from it
         try:
             obj = self.core.read_namespaced_secret(
                 name, namespace, _request_timeout=REQUEST_TIMEOUT
@@ -301,7 +303,8 @@ class AsyncIngressKube:
         return (data or {}).get(source) or None
 
     async def _read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        status, body = await self._request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        # InvalidNameError for a name no Secret can have: nothing is read (fail closed).
+        status, body = await self._request("GET", secret_path(namespace, name))
         if status == 404:
             return None
         if status != 200:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from ambient.common.kube import client as kube
+from ambient.crds import naming
 
 
 def _kubeconfig(tmp_path: Path, user: dict[str, object], cluster: dict[str, object]) -> Path:
@@ -84,3 +85,40 @@ def test_plain_http_has_no_tls_context(tmp_path: Path) -> None:
     cfg = kube.configuration(str(_kubeconfig(tmp_path, {"token": "t"}, {})))
     cfg.host = "http://127.0.0.1:8080"
     assert kube.ssl_context(cfg) is None
+
+
+# --- Secret paths: names from tenants' objects (finding 2) --------------------------------
+
+
+def test_a_secret_path_quotes_a_valid_name() -> None:
+    assert (
+        kube.secret_path("team-a", "signing.v2") == "/api/v1/namespaces/team-a/secrets/signing.v2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("namespace", "name"),
+    [
+        ("team-b", "../../team-alpha/secrets/x"),
+        ("team-b", ".."),
+        ("team-b", "x/y"),
+        ("team-b", "x%2Fy"),
+        ("team-b", ""),
+        ("..", "x"),
+        ("team-b/secrets", "x"),
+    ],
+)
+def test_a_name_that_walks_the_path_is_refused(namespace: str, name: str) -> None:
+    with pytest.raises(naming.InvalidNameError):
+        kube.secret_path(namespace, name)
+
+
+def test_the_operator_reads_no_secret_for_an_invalid_name(tmp_path: Path) -> None:
+    api = _client(_kubeconfig(tmp_path, {"token": "t"}, {"insecure-skip-tls-verify": True}))
+    calls: list[str] = []
+    api._call = lambda method, path, *a, **k: calls.append(path) or {}  # type: ignore[method-assign]
+    with pytest.raises(naming.InvalidNameError, match="Secret name"):
+        api.read_secret_key("team-b", "../../team-alpha/secrets/x", "notifications")
+    assert calls == []
+    assert api.read_secret_key("team-b", "signing", "notifications") is None
+    assert calls == ["/api/v1/namespaces/team-b/secrets/signing"]
