@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ambient.crds import naming
 
@@ -112,3 +114,22 @@ def test_namespace_names(name: str) -> None:
 def test_namespace_names_are_dns_labels(name: str) -> None:
     with pytest.raises(naming.InvalidNameError, match="namespace"):
         naming.namespace_name(name)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.from_regex(r"[a-z0-9./%-]{1,20}", fullmatch=True),
+    )
+)
+def test_an_accepted_name_is_always_one_path_segment(name: str) -> None:
+    """Whatever a tenant writes: refused, or a name that stays one segment of an API path
+    (no '/', no '%' escape, not '.' or '..') and that Kubernetes itself would accept."""
+    try:
+        accepted = naming.object_name(name)
+    except naming.InvalidNameError:
+        return
+    assert "/" not in accepted and "%" not in accepted
+    assert accepted not in (".", "..") and ".." not in accepted
+    assert accepted == accepted.lower().strip() and 1 <= len(accepted) <= 253
