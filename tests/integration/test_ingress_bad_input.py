@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import subprocess
 import sys
@@ -148,6 +149,99 @@ def test_non_ascii_signature_headers_are_401_json_audited_and_counted(
         assert records[trace]["namespace"] == namespace
     assert "Traceback" not in log.read_text(errors="replace")
     # nothing created
+    items = cluster.custom.list_namespaced_custom_object(
+        "ambient.ai", "v1alpha1", namespace, "sessions"
+    )
+    assert items["items"] == []
+
+
+# --- a fault of the ingress itself, in the real process -----------------------------------
+
+# The real entry point with two faults injected: a bug in the pipeline for every delivery
+# that passes its signature, and one past the handler when a request asks for it.
+FAULTY = """
+import ambient.webhooks.ingress.handler as handler
+import ambient.webhooks.ingress.rules as rules
+from ambient.webhooks.ingress.__main__ import main
+
+def decide_or_refuse(*args, **kwargs):
+    raise RuntimeError("injected pipeline fault /etc/injected-detail")
+
+handle = handler.IngressHandler.handle
+
+async def handle_or_fail(self, source, key, headers, body):
+    if headers.get("x-inject-fault"):
+        raise RuntimeError("injected route fault /etc/injected-detail")
+    return await handle(self, source, key, headers, body)
+
+rules.decide_or_refuse = decide_or_refuse
+handler.IngressHandler.handle = handle_or_fail
+main()
+"""
+
+
+@pytest.fixture(scope="module")
+def faulty_ingress(cluster, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("faulty-ingress") / "ingress.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FAULTY],
+        env={**cluster.env, "AMBIENT_INGRESS_HOST": "127.0.0.1", "AMBIENT_INGRESS_PORT": str(port)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    cluster.wait_for("ingress ready", lambda: httpx.get(f"{url}/readyz").status_code == 200, 60)
+    yield url, log
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def _signed_headers(body: bytes) -> dict[str, str]:
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "X-GitHub-Event": "pull_request",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": f"sha256={digest}",
+    }
+
+
+def test_a_fault_of_the_ingress_is_500_json_logged_counted_and_audited(
+    cluster, faulty_ingress, namespace
+) -> None:
+    url, log = faulty_ingress
+    keys = _tenant(cluster, namespace)
+    cluster.wait_for(
+        "the key to be indexed",
+        lambda: _post(url, "github", keys["github"], {}).json()["error_code"] != "UnknownKey",
+        30,
+    )
+    traces = {}
+    for where, extra in (("delivery", {}), ("http", {"X-Inject-Fault": "1"})):
+        answer = _post(url, "github", keys["github"], {**_signed_headers(PR_OPENED), **extra})
+        assert answer.status_code == 500, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        body = answer.json()
+        assert set(body) == SHAPE and body["error_code"] == "InternalError"
+        assert body["trace_id"] == answer.headers["x-trace-id"]
+        assert "Traceback" not in answer.text and "injected" not in answer.text
+        traces[where] = body["trace_id"]
+        assert _sample(url, f'ambient_ingress_unexpected_errors_total{{where="{where}"}}') == 1
+    errors = 'ambient_ingress_deliveries_total{outcome="error",source="github"}'
+    assert _sample(url, errors) == 2
+    text = log.read_text(errors="replace")
+    audits = {
+        r["trace_id"]: r
+        for r in (json.loads(line) for line in text.splitlines() if '"WebhookEvent"' in line)
+    }
+    for trace in traces.values():
+        assert (audits[trace]["outcome"], audits[trace]["status"]) == ("error", 500)
+        assert f"{trace} failed: RuntimeError" in text  # logged under its trace id
+    assert audits[traces["delivery"]]["namespace"] == namespace
+    assert text.count("Traceback") == 2  # the stack traces are in the log, not the answers
+    # the ingress goes on answering
+    assert httpx.get(f"{url}/healthz").status_code == 200
     items = cluster.custom.list_namespaced_custom_object(
         "ambient.ai", "v1alpha1", namespace, "sessions"
     )
