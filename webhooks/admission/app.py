@@ -118,7 +118,7 @@ def _failed(body: dict[str, Any], exc: Exception, metrics: _Metrics) -> dict[str
     log.error("review %s failed (trace %s): %s", uid, trace, type(exc).__name__, exc_info=exc)
     metrics.errors.labels("review").inc()
     verdict = deny(
-        "review",
+        _action_of(request),
         f"the webhook failed to evaluate this request (trace id {trace}); it is denied until "
         "it can be, retry it",
         code=500,
@@ -268,6 +268,13 @@ class LeanValidate:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _action_of(request: dict[str, Any]) -> str:
+    """What was asked, e.g. 'CREATE sessions', from a request that may be malformed."""
+    resource = request.get("resource")
+    kind = resource.get("resource", "?") if isinstance(resource, dict) else "?"
+    return f"{request.get('operation', '?')} {kind}"
 
 
 def _resource_of(request: dict[str, Any]) -> str:
