@@ -17,10 +17,16 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from ambient.crds import addresses
+from ambient.crds.naming import (
+    DNS_LABEL_PATTERN,
+    DNS_SUBDOMAIN_PATTERN,
+    MAX_SUBDOMAIN,
+    is_dns_subdomain,
+)
 
 GROUP = "ambient.ai"
 VERSION = "v1alpha1"
@@ -41,7 +47,6 @@ MAX_GENERATED_ARTIFACTS = 100
 """The spec's per-Session artifact cap."""
 
 MONEY_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 NAME_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9._:/@]*$"
 DURATION_PATTERN = r"^[1-9][0-9]{0,4}[hdwy]$"
 
@@ -58,6 +63,11 @@ Money = Annotated[
 ]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=NAME_PATTERN)]
 """A model or tool name, e.g. claude-3-sonnet or Bash."""
+ObjectName = Annotated[
+    str, Field(min_length=1, max_length=MAX_SUBDOMAIN, pattern=DNS_SUBDOMAIN_PATTERN)
+]
+"""The name of a Kubernetes object (a Secret, a claim): a DNS-1123 subdomain, as the API
+server requires. Anything else (a '/' or '..') could walk an API path out of the namespace."""
 
 
 def money(value: str) -> Decimal:
@@ -178,13 +188,42 @@ class StorageType(StrEnum):
     EXTERNAL = "external"
 
 
+# The same pattern inside a CEL string literal, where '\.' is not a valid escape.
+_CEL_SUBDOMAIN = DNS_SUBDOMAIN_PATTERN.replace("\\.", "[.]")
+
+
 class ArtifactStorage(ApiModel):
     """Where the runner stores what it produces."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    # A claim is an object of the Session's namespace: only a valid name.
+                    "rule": "self.type != 'pvc' || size(self.location) == 0 || "
+                    f"(size(self.location) <= {MAX_SUBDOMAIN} && "
+                    f"self.location.matches('{_CEL_SUBDOMAIN}'))",
+                    "message": "spec.artifacts.storage.location of a pvc store must be a "
+                    "PersistentVolumeClaim name (a DNS-1123 subdomain: lowercase letters, "
+                    "digits, '-' and '.')",
+                }
+            ]
+        }
+    )
 
     type: StorageType = StorageType.S3
     """s3 (bucket and prefix), pvc (a claim mounted into the runner) or external (references only)."""  # noqa: E501
     location: str = Field(default="", max_length=1024)
     """Bucket and prefix (s3), claim name (pvc) or a URI (external)."""
+
+    @model_validator(mode="after")
+    def _claim_name(self) -> ArtifactStorage:
+        """The CEL rule above, for readers of the model (the admission webhook, the operator)."""
+        if self.type == StorageType.PVC and self.location and not is_dns_subdomain(self.location):
+            raise ValueError(
+                "a pvc store's location must be a PersistentVolumeClaim name (a DNS-1123 subdomain)"
+            )
+        return self
 
 
 class ArtifactReference(ApiModel):
@@ -650,8 +689,8 @@ _KEY_HASHES_EXTRA: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": Tru
 class SecretRef(ApiModel):
     """A Secret in the same namespace."""
 
-    name: str = Field(min_length=1, max_length=253)
-    """Name of the Secret."""
+    name: ObjectName
+    """Name of the Secret in the policy's own namespace (a DNS-1123 subdomain)."""
 
 
 class ApiKeys(ApiModel):

@@ -6,9 +6,20 @@ a second create answers 409 AlreadyExists instead of making a duplicate.
 
 from __future__ import annotations
 
+import re
+
 from ambient.crds.digests import sha256_hex
 
 MAX_NAME = 63  # Job names end up in the pods' job-name label, which caps them at 63.
+
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""A DNS-1123 subdomain: what Kubernetes requires of a Secret's (and most objects') name."""
+MAX_SUBDOMAIN = 253
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""A DNS-1123 label: what Kubernetes requires of a namespace's name."""
+MAX_LABEL = 63
+_SUBDOMAIN = re.compile(DNS_SUBDOMAIN_PATTERN)
+_LABEL = re.compile(DNS_LABEL_PATTERN)
 
 LABEL_SESSION = "ambient.ai/session"
 LABEL_FRAMEWORK = "ambient.ai/framework"
@@ -68,3 +79,48 @@ def runner_service_account(session: str) -> str:
 def runner_username(namespace: str, session: str) -> str:
     """The API server's username for a Session's runner identity."""
     return f"system:serviceaccount:{namespace}:{runner_service_account(session)}"
+
+
+class InvalidNameError(ValueError):
+    """A name that Kubernetes would never give an object: refused before it reaches a URL."""
+
+
+def is_dns_subdomain(name: object) -> bool:
+    """True for a DNS-1123 subdomain of at most 253 characters (a Secret's name)."""
+    # fullmatch, not $: '$' also matches before a trailing newline.
+    return isinstance(name, str) and len(name) <= MAX_SUBDOMAIN and bool(_SUBDOMAIN.fullmatch(name))
+
+
+def is_dns_label(name: object) -> bool:
+    """True for a DNS-1123 label of at most 63 characters (a namespace's name)."""
+    return isinstance(name, str) and len(name) <= MAX_LABEL and bool(_LABEL.fullmatch(name))
+
+
+def object_name(name: object, what: str = "object") -> str:
+    """``name`` when it is a valid object name (a DNS-1123 subdomain), else InvalidNameError.
+
+    Called where a name from a tenant's object becomes part of an API path: a name such as
+    ``../../team-alpha/secrets/x`` would otherwise walk the path into another namespace.
+    """
+    if isinstance(name, str) and is_dns_subdomain(name):
+        return name
+    raise InvalidNameError(
+        f"{what} name {_shown(name)} is not a valid Kubernetes name (a DNS-1123 "
+        f"subdomain: lowercase letters, digits, '-' and '.', at most {MAX_SUBDOMAIN})"
+    )
+
+
+def namespace_name(name: object) -> str:
+    """``name`` when it is a valid namespace name (a DNS-1123 label), else InvalidNameError."""
+    if isinstance(name, str) and is_dns_label(name):
+        return name
+    raise InvalidNameError(
+        f"namespace {_shown(name)} is not a valid Kubernetes namespace name (a DNS-1123 "
+        f"label: lowercase letters, digits and '-', at most {MAX_LABEL})"
+    )
+
+
+def _shown(name: object) -> str:
+    """The offending name for an error message, shortened (it is the caller's input)."""
+    text = repr(name)
+    return text if len(text) <= 80 else text[:77] + "..."

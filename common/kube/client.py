@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 import urllib3
 
 from ambient.crds.models import GROUP, VERSION
+from ambient.crds.naming import namespace_name, object_name
 
 from . import errors
 from .config import Configuration, authorization, configuration, ssl_context
@@ -46,6 +47,15 @@ _CUSTOM = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}"
 ConflictError = errors.ConflictError
 GoneError = errors.NotFoundError
 ApiError = errors.KubeError
+
+
+def secret_path(namespace: str, name: str) -> str:
+    """The API path of one Secret, each segment quoted whole. Refuses (InvalidNameError,
+    a ValueError) a namespace or a name that Kubernetes could not have given a Secret:
+    names come from tenants' objects, and ``../../team-alpha/secrets/x`` must not walk the
+    path into another namespace's Secret."""
+    ns = quote(namespace_name(namespace), safe="")
+    return f"/api/v1/namespaces/{ns}/secrets/{quote(object_name(name, 'Secret'), safe='')}"
 
 
 class Kube:
@@ -193,7 +203,9 @@ class Kube:
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Job by name, or None."""
         try:
-            return self.call("GET", _COLLECTIONS["Job"].format(ns=quote(namespace)) + f"/{name}")
+            return self.call(
+                "GET", _COLLECTIONS["Job"].format(ns=quote(namespace)) + f"/{quote(name, safe='')}"
+            )
         except errors.NotFoundError:
             return None
 
@@ -275,9 +287,11 @@ class Kube:
         return list(self.call("GET", path).get("items") or [])
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
-        """One data key of a Secret, decoded; None when the Secret or the key is missing."""
+        """One data key of a Secret, decoded; None when the Secret or the key is missing.
+        InvalidNameError (a ValueError) for a name no Secret can have: nothing is read."""
+        path = secret_path(namespace, name)
         try:
-            secret = self.call("GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{name}")
+            secret = self.call("GET", path)
         except errors.NotFoundError:
             return None
         value = (secret.get("data") or {}).get(key)

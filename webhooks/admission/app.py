@@ -26,7 +26,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient.common.audit import trail as audit
 from ambient.common.audit.records import record as audit_record
@@ -36,6 +36,7 @@ from ambient.webhooks.admission.policy_index import PolicyIndex
 from ambient.webhooks.admission.registration import PATH
 from ambient.webhooks.admission.review import Identities, State, Verdict, deny, review, user_of
 from ambient.webhooks.admission.settings import AdmissionSettings
+from ambient.webhooks.catchall import CatchAll, send_internal_error
 from ambient.webhooks.exporting import BackgroundExport
 
 log = logging.getLogger(__name__)
@@ -49,17 +50,85 @@ def load_default_policy(settings: AdmissionSettings) -> NamespacePolicy | None:
     return NamespacePolicy.model_validate(body)
 
 
+_REASONS = {403: "Forbidden", 500: "InternalError"}
+
+
 def response(uid: str, verdict: Verdict) -> dict[str, Any]:
     answer: dict[str, Any] = {"uid": uid, "allowed": verdict.allowed}
     if not verdict.allowed:
         answer["status"] = {
             "code": verdict.code,
-            "reason": "Forbidden" if verdict.code == 403 else "Invalid",
+            "reason": _REASONS.get(verdict.code, "Invalid"),
             "message": f"ambient.ai admission: {verdict.message}",
         }
     if verdict.warnings:
         answer["warnings"] = list(verdict.warnings)
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": answer}
+
+
+class _Metrics:
+    """The webhook's Prometheus metrics."""
+
+    def __init__(self, export: BackgroundExport | None) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "ambient_admission_duration_seconds",
+            "Time to decide one AdmissionReview.",
+            ["resource"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "ambient_admission_decisions_total",
+            "Admission decisions by resource and outcome.",
+            ["resource", "outcome"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "ambient_admission_unexpected_errors_total",
+            "Unexpected errors, by where: review (answered with a denying AdmissionReview) "
+            "or http (answered 500 in the error shape).",
+            ["where"],
+            registry=self.registry,
+        )
+        if export is not None:  # decisions go to the store too (wired as an audit sink)
+            export.on_written = Counter(
+                "ambient_audit_records_exported_total",
+                "Audit records written to the artifact store.",
+                registry=self.registry,
+            ).inc
+
+    def http_error(self, scope: Scope, exc: Exception, trace: str) -> None:
+        """An exception outside a review's own catch-all: logged and counted (the answer
+        is a 500 in the error shape)."""
+        method, path = scope.get("method", "?"), scope.get("path", "?")
+        log.error(
+            "%s %s failed (trace %s): %s", method, path, trace, type(exc).__name__, exc_info=exc
+        )
+        self.errors.labels("http").inc()
+
+
+def _failed(body: dict[str, Any], exc: Exception, metrics: _Metrics) -> dict[str, Any]:
+    """The catch-all of a review: fail closed with a denial that says so and carries the
+    trace id the log has; counted and audited as every decision is."""
+    trace = uuid.uuid4().hex
+    request = body.get("request")
+    request = request if isinstance(request, dict) else {}
+    uid = str(request.get("uid", ""))
+    log.error("review %s failed (trace %s): %s", uid, trace, type(exc).__name__, exc_info=exc)
+    metrics.errors.labels("review").inc()
+    verdict = deny(
+        _action_of(request),
+        f"the webhook failed to evaluate this request (trace id {trace}); it is denied until "
+        "it can be, retry it",
+        code=500,
+    )
+    try:
+        metrics.decisions.labels(_resource_of(request), "error").inc()
+        _audit(request, verdict, outcome="error", trace_id=trace)
+    except Exception:
+        log.exception("review %s (trace %s) not audited", uid, trace)
+    return response(uid, verdict)
 
 
 def create_app(
@@ -72,29 +141,16 @@ def create_app(
     registry = runner_registry.load(settings.registry_file)
     identities = Identities(settings.usernames, settings.groups)
     default_policy = load_default_policy(settings)
-    metrics = CollectorRegistry()
-    latency = Histogram(
-        "ambient_admission_duration_seconds",
-        "Time to decide one AdmissionReview.",
-        ["resource"],
-        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
-        registry=metrics,
-    )
-    decisions = Counter(
-        "ambient_admission_decisions_total",
-        "Admission decisions by resource and outcome.",
-        ["resource", "outcome"],
-        registry=metrics,
-    )
-    if export is not None:  # decisions go to the store too (wired as an audit sink)
-        export.on_written = Counter(
-            "ambient_audit_records_exported_total",
-            "Audit records written to the artifact store.",
-            registry=metrics,
-        ).inc
+    metrics = _Metrics(export)
     app = FastAPI(title="ambient.ai admission webhook", docs_url=None, redoc_url=None)
 
     def decide(body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return _decide(body)
+        except Exception as exc:
+            return _failed(body, exc, metrics)
+
+    def _decide(body: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         request = body.get("request") or {}
         uid = str(request.get("uid", ""))
@@ -108,11 +164,9 @@ def create_app(
             policies, owners = index.snapshot()
             state = State(policies, registry, identities, clock(), default_policy, owners)
             verdict = review(request, state)
-        resource = (request.get("resource") or {}).get("resource", "unknown")
-        if request.get("subResource"):
-            resource = f"{resource}/{request['subResource']}"
-        latency.labels(resource).observe(time.perf_counter() - started)
-        decisions.labels(resource, "allowed" if verdict.allowed else "denied").inc()
+        resource = _resource_of(request)
+        metrics.latency.labels(resource).observe(time.perf_counter() - started)
+        metrics.decisions.labels(resource, "allowed" if verdict.allowed else "denied").inc()
         _audit(request, verdict)
         return response(uid, verdict)
 
@@ -135,7 +189,7 @@ def create_app(
 
     @app.get("/metrics")
     async def prometheus() -> Response:
-        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/{path:path}")
     async def unknown(path: str, http: Request) -> Response:
@@ -149,7 +203,9 @@ def create_app(
             response(uid, deny(f"POST /{path}", f"unknown webhook path /{path}: deny"))
         )
 
-    return LeanValidate(app, decide)
+    # Inside Starlette's own error middleware, which would answer its plain-text 500 first.
+    app.add_middleware(CatchAll, on_error=metrics.http_error)
+    return LeanValidate(app, decide, metrics.http_error)
 
 
 def answer(decide: Callable[[dict[str, Any]], dict[str, Any]], body: bytes) -> tuple[int, bytes]:
@@ -170,9 +226,15 @@ class LeanValidate:
     FastAPI app. The webhook sits in the path of every Session write, so its own overhead
     is what the API server waits for."""
 
-    def __init__(self, app: FastAPI, decide: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        decide: Callable[[dict[str, Any]], dict[str, Any]],
+        on_error: Callable[[Scope, Exception, str], None] | None = None,
+    ) -> None:
         self.app = app
         self.decide = decide
+        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
@@ -186,7 +248,15 @@ class LeanValidate:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        status, body = answer(self.decide, b"".join(chunks))
+        try:
+            status, body = answer(self.decide, b"".join(chunks))
+        except Exception as exc:
+            # decide has its own catch-all; this is for what lies around it (the JSON).
+            trace = uuid.uuid4().hex
+            if self.on_error is not None:
+                self.on_error(scope, exc, trace)
+            await send_internal_error(send, trace)
+            return
         await send(
             {
                 "type": "http.response.start",
@@ -200,7 +270,28 @@ class LeanValidate:
         await send({"type": "http.response.body", "body": body})
 
 
-def _audit(request: dict[str, Any], verdict: Verdict) -> None:
+def _action_of(request: dict[str, Any]) -> str:
+    """What was asked, e.g. 'CREATE sessions', from a request that may be malformed."""
+    resource = request.get("resource")
+    kind = resource.get("resource", "?") if isinstance(resource, dict) else "?"
+    return f"{request.get('operation', '?')} {kind}"
+
+
+def _resource_of(request: dict[str, Any]) -> str:
+    """The metrics' resource label: sessions, sessions/status, namespacepolicies, ..."""
+    resource = (request.get("resource") or {}).get("resource", "unknown")
+    if request.get("subResource"):
+        resource = f"{resource}/{request['subResource']}"
+    return str(resource)
+
+
+def _audit(
+    request: dict[str, Any],
+    verdict: Verdict,
+    *,
+    outcome: str | None = None,
+    trace_id: str | None = None,
+) -> None:
     obj = request.get("object") or {}
     meta = obj.get("metadata") or {}
     resource = (request.get("resource") or {}).get("resource", "")
@@ -212,9 +303,9 @@ def _audit(request: dict[str, Any], verdict: Verdict) -> None:
             actor=user_of(request).username,
             action=f"admission {verdict.action}",
             resource=f"{resource}/{name}",
-            outcome="allowed" if verdict.allowed else "denied",
+            outcome=outcome or ("allowed" if verdict.allowed else "denied"),
             details={"reasons": list(verdict.reasons), "dryRun": bool(request.get("dryRun"))},
-            trace_id=str(request.get("uid") or uuid.uuid4()),
+            trace_id=trace_id or str(request.get("uid") or uuid.uuid4()),
         )
     )
 

@@ -12,6 +12,7 @@ log, the clock, the settings).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterable, Callable, Mapping
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from ambient.webhooks.catchall import INTERNAL_ERROR
 
 from . import events
 from .errors import IngressError, error_body
@@ -30,6 +33,8 @@ from .settings import IngressSettings
 
 if TYPE_CHECKING:
     from .delivery_log import DeliveryLog
+
+log = logging.getLogger("ambient.ingress")
 
 
 @dataclass(slots=True)
@@ -102,6 +107,13 @@ class IngressHandler:
             registry=self.registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.unexpected = Counter(
+            "ambient_ingress_unexpected_errors_total",
+            "Unexpected errors, each answered 500 in the error shape, by where: delivery "
+            "(while handling one, also counted in deliveries_total as outcome error) or http",
+            ["where"],
+            registry=self.registry,
+        )
         if delivery_log is not None:
             delivery_log.register(self.registry)
 
@@ -145,6 +157,22 @@ class IngressHandler:
             audit.reason = audit.reason or exc.code
             audit.status = exc.status
             reply = _refusal(exc, trace)
+        except Exception as exc:
+            # The catch-all: a fault of the ingress is answered in the error shape, counted,
+            # kept in the delivery log and audited like any other outcome (never a 500
+            # page, never a stack trace in the answer; the log has it, under the trace id).
+            log.error("delivery %s failed: %s", trace, type(exc).__name__, exc_info=exc)
+            self.unexpected.labels("delivery").inc()
+            audit.outcome, audit.reason = "error", INTERNAL_ERROR
+            reply = _refusal(
+                IngressError(
+                    500,
+                    INTERNAL_ERROR,
+                    "the ingress failed to handle this delivery; it is logged under this "
+                    "trace id, and a retry may succeed",
+                ),
+                trace,
+            )
         finally:
             if slot.held:
                 self.large_slots.release()
@@ -156,6 +184,20 @@ class IngressHandler:
             await self.delivery_log.record(audit, self.executor)
         audit.emit()
         return reply
+
+    def http_error(self, path: str, exc: Exception, trace: str) -> None:
+        """An exception no handler turned into an answer (``routes``' catch-all answers 500
+        in the error shape): logged with its stack trace, counted and, on a delivery path,
+        audited."""
+        log.error("request %s failed: %s", trace, type(exc).__name__, exc_info=exc)
+        self.unexpected.labels("http").inc()
+        parts = path.split("/")
+        if len(parts) > 2 and parts[1] == "webhooks":
+            source = parts[2] if parts[2] in events.SOURCES else "unknown"
+            self.deliveries.labels(source, "error").inc()
+            Audit(
+                source=source, trace_id=trace, outcome="error", reason=INTERNAL_ERROR, status=500
+            ).emit()
 
     async def _deliver(
         self,

@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 from ambient.common.store import keys
 from ambient.common.store.s3 import ContentConflictError, StoreUnavailableError
 from ambient.crds.digests import sha256_hex
+from ambient.crds.naming import InvalidNameError
 
 from . import events, rules
 from .errors import IngressError, KubeRefusedError, KubeUnavailableError
@@ -158,9 +159,18 @@ class Pipeline:
         ``annotations`` replace the built Session's (a replay names who replayed it)."""
         secret = None
         if tenant.signing_secret:
-            secret = await self.call(
-                self.creator.signing_secret, tenant.namespace, tenant.signing_secret, source
-            )
+            try:
+                secret = await self.call(
+                    self.creator.signing_secret, tenant.namespace, tenant.signing_secret, source
+                )
+            except InvalidNameError as exc:
+                # A policy stored before the schema checked the name: no Secret is read
+                # and nothing is verified with one (fail closed).
+                raise IngressError(
+                    403,
+                    "InvalidSigningSecretRef",
+                    f"{exc}; fix spec.webhookAuth.signingSecretRef.name",
+                ) from exc
         rules.verify(tenant, source, body, headers, secret, signed_at=signed_at)
         content_type = headers.get("content-type")
         decision = rules.decide_or_refuse(tenant, source, headers, body, content_type)

@@ -20,6 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ambient.webhooks.catchall import CatchAll
+
 from .errors import ErrorBody, IngressError, error_body
 from .handler import IngressHandler
 
@@ -33,7 +35,7 @@ class Accepted(BaseModel):
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "a repeated delivery, a ping, a challenge or an ignored event"},
-    **{code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 415, 422, 429, 503)},
+    **{code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 415, 422, 429, 500, 503)},
 }
 
 BODY_DOC: dict[str, Any] = {
@@ -67,6 +69,15 @@ def make_app(
         version="v1alpha1",
         description="GitHub, Jira and Slack events become Sessions in the key's namespace.",
         lifespan=lifespan,
+    )
+
+    app.state.handler = handler
+    # Outermost but for Starlette's own: whatever the handlers below leave unanswered.
+    app.add_middleware(
+        CatchAll,
+        on_error=lambda scope, exc, trace: handler.http_error(
+            str(scope.get("path", "")), exc, trace
+        ),
     )
 
     @app.exception_handler(IngressError)

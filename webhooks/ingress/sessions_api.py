@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from ambient.common.kube import errors
 from ambient.common.kube.aio import AsyncKube, dumps
-from ambient.common.kube.client import Kube
+from ambient.common.kube.client import Kube, secret_path
 from ambient.common.kube.config import Configuration
 from ambient.crds.models import GROUP, VERSION
 from ambient.webhooks.policy_watch import watch_policies
@@ -37,7 +37,8 @@ def _sessions(namespace: str) -> str:
 
 
 def _secret(namespace: str, name: str) -> str:
-    return f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}"
+    # InvalidNameError for a name no Secret can have: nothing is read (fail closed).
+    return secret_path(namespace, name)
 
 
 def _decode(secret: dict[str, Any]) -> dict[str, str]:

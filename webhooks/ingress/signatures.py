@@ -2,42 +2,90 @@
 
 Every comparison is constant-time (hmac.compare_digest); Slack's own SignatureVerifier
 also refuses timestamps more than five minutes from now.
+
+A verifier raises SignatureError and nothing else, whatever the headers hold: a header
+that is not the shape its sender writes (non-ASCII, not hex, the wrong length) is a bad
+signature, answered 401, never an error of the ingress. hmac.compare_digest itself
+raises TypeError for a str with non-ASCII characters, so only checked ASCII reaches it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from slack_sdk.signature import Clock, SignatureVerifier
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+_SLACK_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+_SLACK_TIMESTAMP = re.compile(r"[0-9]{1,15}")
+
+F = TypeVar("F", bound=Callable[..., None])
 
 
 class SignatureError(Exception):
     """The request's signature is missing, malformed, wrong or stale."""
 
 
+def _malformed_is_bad(verify: F) -> F:
+    """Whatever slips past the shape checks (a library's TypeError, ValueError or
+    UnicodeError on odd input) is a bad signature too: fail closed, never a 500."""
+
+    @functools.wraps(verify)
+    def checked(*args: Any, **kwargs: Any) -> None:
+        try:
+            verify(*args, **kwargs)
+        except SignatureError:
+            raise
+        except (TypeError, ValueError, UnicodeError, AttributeError) as exc:
+            raise SignatureError(
+                f"the signature could not be checked ({type(exc).__name__}): treated as wrong"
+            ) from exc
+
+    return checked  # type: ignore[return-value]
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header as text; bytes (an ASGI server's raw value) read as Latin-1, as HTTP does."""
+    value: object = headers.get(name)
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if value is None or isinstance(value, str):
+        return value
+    raise SignatureError(f"{name} is not a header value")
+
+
 def _hub_sha256(body: bytes, secret: str, header: str | None, name: str) -> None:
     if not header:
         raise SignatureError(f"missing {name} header")
     scheme, _, digest = header.partition("=")
-    if scheme != "sha256" or not digest:
-        raise SignatureError(f"{name} must look like sha256=<hex>")
+    digest = digest.strip().lower()
+    if scheme != "sha256" or not _HEX_DIGEST.fullmatch(digest):
+        raise SignatureError(f"{name} must look like sha256=<64 hex digits>")
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, digest.strip().lower()):
+    if not hmac.compare_digest(expected.encode("ascii"), digest.encode("ascii")):
         raise SignatureError(f"{name} does not match the body and the signing secret")
 
 
+@_malformed_is_bad
 def verify_github(body: bytes, headers: Mapping[str, str], secret: str) -> None:
     """GitHub: X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>."""
-    _hub_sha256(body, secret, headers.get("x-hub-signature-256"), "X-Hub-Signature-256")
+    name = "X-Hub-Signature-256"
+    _hub_sha256(body, secret, _header(headers, name.lower()), name)
 
 
+@_malformed_is_bad
 def verify_jira(body: bytes, headers: Mapping[str, str], secret: str) -> None:
     """Jira (webhooks with a secret): X-Hub-Signature: sha256=<hex HMAC-SHA256>."""
-    _hub_sha256(body, secret, headers.get("x-hub-signature"), "X-Hub-Signature")
+    name = "X-Hub-Signature"
+    _hub_sha256(body, secret, _header(headers, name.lower()), name)
 
 
+@_malformed_is_bad
 def verify_slack(
     body: bytes,
     headers: Mapping[str, str],
@@ -45,21 +93,27 @@ def verify_slack(
     clock: Callable[[], float] | None = None,
 ) -> None:
     """Slack v0 signature over 'v0:<timestamp>:<body>', timestamp within five minutes."""
-    timestamp = headers.get("x-slack-request-timestamp")
-    signature = headers.get("x-slack-signature")
+    timestamp = _header(headers, "x-slack-request-timestamp")
+    signature = _header(headers, "x-slack-signature")
     if not timestamp or not signature:
         raise SignatureError("missing X-Slack-Request-Timestamp or X-Slack-Signature header")
+    if not _SLACK_TIMESTAMP.fullmatch(timestamp):
+        # int() alone would take '١٢٣' (Arabic-Indic digits) or ' 12': only ASCII digits.
+        raise SignatureError("X-Slack-Request-Timestamp is not a number")
+    if not _SLACK_SIGNATURE.fullmatch(signature):
+        raise SignatureError("X-Slack-Signature must look like v0=<64 hex digits>")
     verifier = (
         SignatureVerifier(secret) if clock is None else SignatureVerifier(secret, _Clock(clock))
     )
-    try:
-        ts = int(timestamp)
-    except ValueError as exc:
-        raise SignatureError("X-Slack-Request-Timestamp is not a number") from exc
+    ts = int(timestamp)
     now = clock() if clock is not None else None
     if now is not None and abs(now - ts) > 60 * 5:
         raise SignatureError("X-Slack-Request-Timestamp is more than five minutes off")
-    if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+    try:
+        text = body.decode("utf-8")  # slack_sdk decodes it; Slack sends UTF-8 only
+    except UnicodeDecodeError as exc:
+        raise SignatureError("the body is not UTF-8, so Slack did not sign it") from exc
+    if not verifier.is_valid(body=text, timestamp=timestamp, signature=signature):
         raise SignatureError(
             "X-Slack-Signature does not match, or the timestamp is more than five minutes off"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from ambient.crds import generate
+from ambient.crds import generate, naming
 
 FORBIDDEN_KEYS = {"$ref", "$defs", "anyOf", "allOf", "oneOf", "title", "examples", "const"}
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
@@ -385,3 +386,21 @@ def test_structural_is_pure() -> None:
     before = yaml.safe_dump(raw)
     generate.structural(raw, raw.get("$defs", {}))
     assert yaml.safe_dump(raw) == before
+
+
+@pytest.mark.parametrize("ref", ["webhookAuth", "notifications"])
+def test_secret_names_carry_the_dns_subdomain_pattern(policy: dict[str, Any], ref: str) -> None:
+    """The API server refuses a Secret name that could walk an API path (finding 2)."""
+    node = _at(policy, f"spec.{ref}.signingSecretRef.name")
+    assert node["pattern"] == naming.DNS_SUBDOMAIN_PATTERN
+    assert node["maxLength"] == 253
+    assert re.fullmatch(node["pattern"][1:-1], "ingress-signing")
+    assert not re.fullmatch(node["pattern"][1:-1], "../../team-alpha/secrets/x")
+
+
+def test_a_pvc_location_is_checked_by_cel(session: dict[str, Any]) -> None:
+    rules = _at(session, "spec.artifacts.storage")["x-kubernetes-validations"]
+    (rule,) = [r for r in rules if "pvc" in r["rule"]]
+    # '\.' is no escape in a CEL string literal: the rule spells it [.]
+    assert "\\" not in rule["rule"] and "[.]" in rule["rule"]
+    assert "PersistentVolumeClaim" in rule["message"]

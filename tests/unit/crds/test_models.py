@@ -176,3 +176,54 @@ def test_namespace_policy_api_key_hash_may_be_string_or_list() -> None:
     policy = NamespacePolicy.model_validate({"spec": spec})
     assert policy.spec.webhook_auth.api_keys.github == "ab" * 32
     assert policy.spec.webhook_auth.api_keys.jira == ["cd" * 32, "ef" * 32]
+
+
+# --- names of objects a Session or NamespacePolicy names ----------------------------------
+
+WALKS_OUT = "../../team-alpha/secrets/x"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"webhookAuth": {"signingSecretRef": {"name": WALKS_OUT}}},
+        {"notifications": {"signingSecretRef": {"name": WALKS_OUT}}},
+        {"webhookAuth": {"signingSecretRef": {"name": "Signing"}}},
+        {"webhookAuth": {"signingSecretRef": {"name": "a" * 254}}},
+        {"notifications": {"signingSecretRef": {"name": "x/y"}}},
+    ],
+)
+def test_secret_names_are_dns_subdomains(spec: dict[str, Any]) -> None:
+    with pytest.raises(pydantic.ValidationError, match="name"):
+        NamespacePolicy.model_validate({"spec": spec})
+
+
+def test_valid_secret_names_are_kept() -> None:
+    policy = NamespacePolicy.model_validate(
+        {
+            "spec": {
+                "webhookAuth": {"signingSecretRef": {"name": "ingress.signing-1"}},
+                "notifications": {"signingSecretRef": {"name": "a" * 253}},
+            }
+        }
+    )
+    assert policy.spec.webhook_auth.signing_secret_ref is not None
+    assert policy.spec.webhook_auth.signing_secret_ref.name == "ingress.signing-1"
+
+
+@pytest.mark.parametrize("location", ["../other-claim", "claim/sub", "Claim", "a" * 254])
+def test_a_pvc_location_is_a_claim_name(make_body: Body, location: str) -> None:
+    body = make_body()
+    body["spec"]["artifacts"] = {"storage": {"type": "pvc", "location": location}}
+    with pytest.raises(pydantic.ValidationError, match="PersistentVolumeClaim name"):
+        Session.model_validate(body)
+
+
+@pytest.mark.parametrize(
+    ("kind", "location"),
+    [("pvc", "artifacts-claim"), ("pvc", ""), ("s3", "bucket/team-a/x"), ("external", "a/../b")],
+)
+def test_other_locations_are_not_claim_names(make_body: Body, kind: str, location: str) -> None:
+    body = make_body()
+    body["spec"]["artifacts"] = {"storage": {"type": kind, "location": location}}
+    assert Session.model_validate(body).spec.artifacts.storage.location == location

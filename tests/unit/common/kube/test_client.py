@@ -14,7 +14,8 @@ import pytest
 from kubernetes import client
 
 from ambient.common.kube import errors
-from ambient.common.kube.client import ConflictError, GoneError, Kube
+from ambient.common.kube.client import ConflictError, GoneError, Kube, secret_path
+from ambient.crds import naming
 
 EVENTS = [
     {"type": "ADDED", "object": {"metadata": {"name": "a"}}},
@@ -137,3 +138,43 @@ def test_a_watch_streams_each_event(kube: Kube) -> None:
 
 def test_whoami_asks_the_api_server(kube: Kube) -> None:
     assert kube.whoami() == "alice"
+
+
+# --- Secret paths: names from tenants' objects (issue 17, finding 2) ----------------------
+
+
+def test_a_secret_path_quotes_a_valid_name() -> None:
+    assert secret_path("team-a", "signing.v2") == "/api/v1/namespaces/team-a/secrets/signing.v2"
+
+
+@pytest.mark.parametrize(
+    ("namespace", "name"),
+    [
+        ("team-b", "../../team-alpha/secrets/x"),
+        ("team-b", ".."),
+        ("team-b", "x/y"),
+        ("team-b", "x%2Fy"),
+        ("team-b", ""),
+        ("..", "x"),
+        ("team-b/secrets", "x"),
+    ],
+)
+def test_a_name_that_walks_the_path_is_refused(namespace: str, name: str) -> None:
+    with pytest.raises(naming.InvalidNameError):
+        secret_path(namespace, name)
+
+
+def test_the_operator_reads_no_secret_for_an_invalid_name() -> None:
+    api = Kube.__new__(Kube)  # no configuration needed: the stub below is the transport
+    calls: list[str] = []
+
+    def call(method: str, path: str, *args: object, **kwargs: object) -> dict[str, object]:
+        calls.append(path)
+        raise errors.NotFoundError(404, "missing", "NotFound")
+
+    api.call = call  # type: ignore[method-assign]
+    with pytest.raises(naming.InvalidNameError, match="Secret name"):
+        api.read_secret_key("team-b", "../../team-alpha/secrets/x", "notifications")
+    assert calls == []
+    assert api.read_secret_key("team-b", "signing", "notifications") is None
+    assert calls == ["/api/v1/namespaces/team-b/secrets/signing"]

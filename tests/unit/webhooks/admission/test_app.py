@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from ambient.common.audit import trail
+from ambient.webhooks.admission import app as app_module
 from ambient.webhooks.admission.app import create_app
 from ambient.webhooks.admission.policy_index import PolicyIndex
 from ambient.webhooks.admission.settings import AdmissionSettings
@@ -93,3 +98,83 @@ def test_other_paths_go_to_the_app_and_unknown_ones_deny() -> None:
         assert answer["response"]["allowed"] is False
         assert "unknown webhook path" in answer["response"]["status"]["message"]
         assert http.get("/validate").status_code == 405
+
+
+# --- every unexpected error: a denial that says so, or the error shape ---------------------
+
+
+@pytest.fixture
+def audited() -> Iterator[list[dict[str, Any]]]:
+    records: list[dict[str, Any]] = []
+    trail.add_sink(records.append)
+    yield records
+    trail.clear_sinks()
+
+
+def _metric(http: TestClient, line: str) -> bool:
+    return line in http.get("/metrics").text
+
+
+def test_an_error_inside_a_review_denies_it_with_a_trace_id(
+    monkeypatch: pytest.MonkeyPatch, audited: list[dict[str, Any]]
+) -> None:
+    def broken(request: Any, state: Any) -> Any:
+        raise RuntimeError("a bug, /var/run/secrets in its message")
+
+    monkeypatch.setattr(app_module, "review", broken)
+    with _client() as http:
+        rsp = http.post("/validate", content=json.dumps(_review("claude-3-sonnet")))
+        assert rsp.status_code == 200  # an AdmissionReview the API server reads: denied
+        answer = rsp.json()["response"]
+        assert (answer["uid"], answer["allowed"]) == ("u-42", False)
+        assert answer["status"]["code"] == 500 and answer["status"]["reason"] == "InternalError"
+        message = answer["status"]["message"]
+        trace = re.search(r"trace id ([0-9a-f]{32})", message)
+        assert trace is not None, message
+        assert "Traceback" not in rsp.text and "/var/run" not in rsp.text
+        assert _metric(http, 'ambient_admission_unexpected_errors_total{where="review"} 1.0')
+        assert _metric(
+            http, 'ambient_admission_decisions_total{outcome="error",resource="sessions"} 1.0'
+        )
+    (record,) = audited
+    assert (record["outcome"], record["traceId"]) == ("error", trace.group(1))
+
+
+@pytest.mark.parametrize(
+    "review",
+    [
+        {"request": {"uid": "u-1", "resource": "sessions"}},
+        {"request": ["not", "an", "object"]},
+        {"request": {"uid": "u-2", "userInfo": "alice", "resource": {"resource": "sessions"}}},
+    ],
+)
+def test_a_malformed_review_is_denied_not_a_500(review: dict[str, Any]) -> None:
+    with _client() as http:
+        rsp = http.post("/validate", content=json.dumps(review))
+        assert rsp.status_code == 200, rsp.text
+        assert rsp.json()["response"]["allowed"] is False
+
+
+def test_an_error_around_the_review_is_500_in_the_error_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    with _client() as http:
+        monkeypatch.setattr(app_module, "answer", broken)
+        rsp = http.post("/validate", content=json.dumps(_review("claude-3-sonnet")))
+        _assert_error_shape(rsp)
+        monkeypatch.setattr(app_module, "generate_latest", broken)
+        _assert_error_shape(http.get("/metrics"))
+        monkeypatch.undo()
+        assert _metric(http, 'ambient_admission_unexpected_errors_total{where="http"} 2.0')
+
+
+def _assert_error_shape(rsp: Any) -> None:
+    assert rsp.status_code == 500
+    body = rsp.json()
+    assert set(body) == {"error_code", "message", "details", "trace_id", "timestamp"}
+    assert body["error_code"] == "InternalError"
+    assert body["trace_id"] == rsp.headers["x-trace-id"]
+    assert "Traceback" not in rsp.text and "a bug" not in rsp.text

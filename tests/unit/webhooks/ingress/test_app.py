@@ -458,3 +458,48 @@ def test_large_deliveries_are_taken_a_few_at_a_time(signer, github_example) -> N
         assert post_github(client, signer, payload, delivery=f"{GUID[:-1]}9").status_code == 202
     assert answers == [202, 202, 202]
     assert store.most == 1 and len(store.objects) == 4
+
+
+# --- every unexpected error answers the error shape (issue 17, finding 13) ---------------
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["sha256=ü".encode(), "sha256=é".encode("latin-1"), b"sha256=\xff" + b"0" * 63],
+)
+def test_a_non_ascii_signature_header_is_401_json(signer, github_example, signature) -> None:
+    client, backend = make(signer)
+    resp = post_github(
+        client,
+        signer,
+        github_example("pull_request.opened"),
+        headers={"X-Hub-Signature-256": signature},
+    )
+    assert_error(resp, 401, "InvalidSignature")
+    assert backend.sessions == {}
+
+
+def test_an_error_outside_the_handler_is_500_json_counted_and_audited(
+    signer, github_example, caplog
+) -> None:
+    client, backend = make(signer)
+    ingress = client.app.state.handler
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug past the handler's own catch-all")
+
+    ingress.handle = broken
+    with caplog.at_level(logging.INFO):
+        resp = post_github(client, signer, github_example("pull_request.opened"))
+    assert_error(resp, 500, "InternalError")
+    assert "Traceback" not in resp.text and "a bug" not in resp.text
+    trace = resp.json()["trace_id"]
+    metric = ingress.registry.get_sample_value
+    assert metric("ambient_ingress_unexpected_errors_total", {"where": "http"}) == 1
+    assert metric("ambient_ingress_deliveries_total", {"source": "github", "outcome": "error"}) == 1
+    audits = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith(".audit")]
+    assert [(a["outcome"], a["trace_id"]) for a in audits] == [("error", trace)]
+    # the server goes on answering
+    del ingress.handle
+    assert post_github(client, signer, github_example("pull_request.opened")).status_code == 202
+    assert len(backend.sessions) == 1

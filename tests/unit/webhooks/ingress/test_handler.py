@@ -184,3 +184,71 @@ def test_ready_follows_the_key_index(creator) -> None:
     assert not handler.ready
     handler.index.replace_all([])
     assert handler.ready
+
+
+# --- the catch-all (issue 17, finding 13 and deliverable 3) -------------------------------
+
+
+class RecordingLog:
+    """The delivery log's one call the handler makes."""
+
+    def __init__(self) -> None:
+        self.records: list[pipeline.Audit] = []
+
+    def register(self, registry: Any) -> None:
+        pass
+
+    async def record(self, audit: pipeline.Audit, executor: Any) -> None:
+        self.records.append(audit)
+
+
+class Broken:
+    """A creator with a bug: the unexpected error the catch-all is for."""
+
+    async def signing_secret(self, namespace: str, secret: str, source: str) -> str | None:
+        raise RuntimeError("a bug, with a /var/secret/path in its message")
+
+    async def create_session(self, manifest: dict[str, Any]) -> None:
+        raise AssertionError("never reached")
+
+
+def _sample(handler: IngressHandler, name: str, **labels: str) -> float:
+    return handler.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_an_unexpected_error_is_a_500_in_the_error_shape_counted_logged_and_audited(
+    signer, github_example, caplog
+) -> None:
+    handler = _handler(Broken())
+    log = RecordingLog()
+    handler.delivery_log = log  # type: ignore[assignment]
+    with caplog.at_level("INFO"):
+        reply = _deliver(handler, signer, github_example("pull_request.opened"))
+    assert reply.status == 500
+    assert set(reply.body) == {"error_code", "message", "details", "trace_id", "timestamp"}
+    assert reply.body["error_code"] == "InternalError"
+    trace = reply.body["trace_id"]
+    assert reply.headers["X-Trace-Id"] == trace
+    # no stack trace nor the exception's text in the answer
+    assert "Traceback" not in json.dumps(reply.body) and "/var/secret" not in json.dumps(reply.body)
+    # counted
+    labels = {"source": "github", "outcome": "error"}
+    assert _sample(handler, "ambient_ingress_deliveries_total", **labels) == 1
+    assert _sample(handler, "ambient_ingress_unexpected_errors_total", where="delivery") == 1
+    # kept in the delivery log (the request, for a replay once the bug is fixed)
+    (record,) = log.records
+    assert (record.outcome, record.reason, record.status) == ("error", "InternalError", 500)
+    assert record.namespace == "team-a" and record.trace_id == trace
+    # audited, and the stack trace is in the log under the trace id
+    audits = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith(".audit")]
+    assert [(a["outcome"], a["status"], a["trace_id"]) for a in audits] == [("error", 500, trace)]
+    (logged,) = [r for r in caplog.records if r.name == "ambient.ingress" and r.exc_info]
+    assert trace in logged.getMessage()
+
+
+def test_a_non_ascii_signature_is_a_bad_signature(signer, github_example, creator) -> None:
+    handler = _handler(creator)
+    reply = _deliver(handler, signer, github_example("pull_request.opened"), signature="sha256=ü")
+    assert (reply.status, reply.body["error_code"]) == (401, "InvalidSignature")
+    assert _sample(handler, "ambient_ingress_unexpected_errors_total", where="delivery") == 0
+    assert creator.creates == 0

@@ -68,6 +68,17 @@ def test_an_invalid_policy_indexes_no_keys() -> None:
     assert index.lookup("github", "a") is None
 
 
+def test_a_signing_secret_name_that_walks_the_path_indexes_no_keys() -> None:
+    """A policy stored before the schema checked names authenticates nowhere: no Secret
+    of another namespace can verify its deliveries (finding 2)."""
+    index = KeyIndex()
+    index.upsert("team-b", _spec(github=key_hash("b"), secret="../../team-alpha/secrets/x"))
+    assert index.lookup("github", "b") is None
+    index.upsert("team-b", _spec(github=key_hash("b"), secret="signing"))
+    tenant = index.lookup("github", "b")
+    assert tenant is not None and tenant.signing_secret == "signing"
+
+
 def test_the_watch_sink_indexes_whole_objects_by_their_namespace(caplog) -> None:
     index = KeyIndex()
     sink = KeyIndexSink(index)

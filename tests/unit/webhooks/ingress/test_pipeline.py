@@ -4,11 +4,13 @@ in that order, with the failures of each step as the stable IngressErrors caller
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
+from ambient.common.kube.client import secret_path
 from ambient.common.store.s3 import StoreUnavailableError
 from ambient.webhooks.ingress import events, replay
 from ambient.webhooks.ingress.errors import IngressError, KubeRefusedError, KubeUnavailableError
@@ -136,3 +138,45 @@ def test_offload_refuses_a_different_payload_under_the_same_delivery(store) -> N
     with pytest.raises(IngressError) as refused:
         offload_payload(store, "", manifest, b"two", delivery)
     assert (refused.value.status, refused.value.code) == (409, "PayloadConflict")
+
+
+def test_a_signing_secret_name_that_walks_the_path_is_refused(
+    signer, github_example, creator
+) -> None:
+    """A policy stored before the schema checked names: the Secret path builder refuses
+    the name, nothing is verified with another namespace's Secret, nothing is created."""
+    read = creator.signing_secret
+
+    async def path_checked(namespace: str, secret: str, source: str) -> str | None:
+        secret_path(namespace, secret)  # what kube.AsyncIngressKube builds its request with
+        return await read(namespace, secret, source)
+
+    creator.signing_secret = path_checked
+    creator.secrets["github"] = signer.secret
+    tenant = dataclasses.replace(
+        replay.tenant_of("team-b", SPEC), signing_secret="../../team-alpha/secrets/x"
+    )
+    body = json.dumps(github_example("pull_request.opened")).encode()
+    headers = {
+        "content-type": "application/json",
+        "x-github-event": "pull_request",
+        "x-github-delivery": GUID,
+        "x-hub-signature-256": signer.github(body),
+    }
+    with pytest.raises(IngressError) as refused:
+        asyncio.run(
+            Pipeline(creator, inline_limit=1 << 20).run(
+                tenant, "github", headers, body, Audit(source="github", trace_id="t")
+            )
+        )
+    assert (refused.value.status, refused.value.code) == (403, "InvalidSigningSecretRef")
+    assert "signingSecretRef.name" in refused.value.message
+    assert creator.secret_reads == 0 and creator.creates == 0
+    # the same tenant with a valid name verifies and creates
+    ok = dataclasses.replace(tenant, signing_secret="signing")
+    asyncio.run(
+        Pipeline(creator, inline_limit=1 << 20).run(
+            ok, "github", headers, body, Audit(source="github", trace_id="t")
+        )
+    )
+    assert creator.secret_reads == 1 and creator.creates == 1

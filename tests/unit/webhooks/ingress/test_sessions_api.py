@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,8 +15,9 @@ import pytest
 from aiohttp import web
 from kubernetes import client
 
+from ambient.crds.naming import InvalidNameError
 from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableError
-from ambient.webhooks.ingress.sessions_api import AsyncSessionsApi
+from ambient.webhooks.ingress.sessions_api import AsyncSessionsApi, SessionsApi
 
 SESSIONS = "/apis/ambient.ai/v1alpha1/namespaces/{ns}/sessions"
 
@@ -140,3 +142,30 @@ def test_concurrent_secret_lookups_make_one_read_and_are_cached() -> None:
         assert fake.secret_reads == 2
 
     _serve(test)
+
+
+@pytest.mark.parametrize("name", ["../../team-alpha/secrets/x", "..", "x/y", "Signing"])
+def test_a_secret_name_no_secret_can_have_is_never_requested(name: str) -> None:
+    async def test(kube: AsyncSessionsApi, fake: FakeApiServer) -> None:
+        with pytest.raises(InvalidNameError, match="Secret name"):
+            await kube.signing_secret("team-b", name, "github")
+        assert fake.secret_reads == 0
+        with pytest.raises(InvalidNameError, match="namespace"):
+            await kube.signing_secret("../team-a", "signing", "github")
+        assert fake.secret_reads == 0
+
+    _serve(test)
+
+
+def test_the_sync_client_refuses_the_name_before_any_request() -> None:
+    class NoRequests:
+        def call(self, *args: object) -> None:
+            raise AssertionError("a request was made")
+
+    kube = SessionsApi.__new__(SessionsApi)  # no kubeconfig needed: no request is made
+    kube._lock = threading.Lock()
+    kube._secrets = {}
+    kube._secret_ttl = 10.0
+    kube.kube = NoRequests()  # type: ignore[assignment]
+    with pytest.raises(InvalidNameError):
+        kube.signing_secret("team-b", "../../team-alpha/secrets/x", "github")
