@@ -436,6 +436,11 @@ _STATUS_RULES: list[Any] = [
         "message": "status.history is append-only: entries cannot be removed from the end",
     },
     {
+        # The list's own rule is not run when the list is dropped whole; this one is.
+        "rule": f"{_ARCHIVES}.size() >= {_OLD_ARCHIVES}.size()",
+        "message": "status.historyArchives is append-only: records cannot be removed",
+    },
+    {
         "rule": f"{_ARCHIVES}.size() <= {_OLD_ARCHIVES}.size() || "
         f"({_ARCHIVES}.size() == {_OLD_ARCHIVES}.size() + 1 && "
         f"{_ARCHIVES}[{_ARCHIVES}.size() - 1].fromSeq == ({_OLD_ARCHIVES}.size() == 0 ? 0 : "
@@ -445,6 +450,52 @@ _STATUS_RULES: list[Any] = [
         f"{_OLD_HISTORY}[{_OLD_HISTORY}.size() - 1].seq)",
         "message": "status.historyArchives grows by one record per write, starting where the "
         "previous one ended and covering only entries that were in status.history",
+    },
+]
+
+
+# The archive object's key, as the operator writes it (common/store/keys.py
+# history_archive_key): s3://<bucket>/[<prefix>/]<namespace>/<session>/<uid>/history/
+# <fromSeq>-<toSeq>.json. CEL sees metadata.name but not the namespace or uid, so it checks
+# the shape, the Session's own name and the record's own range.
+HISTORY_ARCHIVE_LOCATION = (
+    r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([A-Za-z0-9._-]+/)*"
+    r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/history/[0-9]+-[0-9]+[.]json$"
+)
+# The record a write appends, its location's path segments, and its "<from>-<to>" range.
+# (CEL string concatenation with a number is too costly for the API server's estimate, so
+# the range is compared as numbers.)
+_NEW = "self.status.historyArchives[self.status.historyArchives.size() - 1]"
+_PARTS = f"{_NEW}.location.split('/')"
+_RANGE = f"{_PARTS}[{_PARTS}.size() - 1].split('.')[0].split('-')"
+
+# Rules on the whole Session (the only level that sees a dropped status, and metadata.name).
+SESSION_RULES: list[Any] = [
+    {
+        # Without it, removing /status makes every status-level rule moot (there is no
+        # oldSelf to compare with), and a fabricated history is then accepted.
+        "rule": "!has(oldSelf.status) || "
+        "((!has(oldSelf.status.history) || (has(self.status) && has(self.status.history))) && "
+        "(!has(oldSelf.status.historyArchives) || "
+        "(has(self.status) && has(self.status.historyArchives))))",
+        "message": "status.history is append-only: status, status.history and "
+        "status.historyArchives cannot be removed once written",
+        "fieldPath": ".status",
+    },
+    {
+        # Only the record a write appends: the older ones cannot change (their own rule).
+        "rule": "!has(self.status) || !has(self.status.historyArchives) || "
+        "self.status.historyArchives.size() == 0 || "
+        "(has(oldSelf.status) && has(oldSelf.status.historyArchives) && "
+        "oldSelf.status.historyArchives.size() >= self.status.historyArchives.size()) || "
+        f"({_NEW}.location.matches('{HISTORY_ARCHIVE_LOCATION}') && "
+        f"{_PARTS}[{_PARTS}.size() - 4] == self.metadata.name && "
+        f"int({_RANGE}[0]) == {_NEW}.fromSeq && int({_RANGE}[1]) == {_NEW}.toSeq)",
+        "message": "a new status.historyArchives record's location must be the Session's own "
+        "archive key: s3://<bucket>/[<prefix>/]<namespace>/<session name>/<uid>/history/"
+        "<fromSeq>-<toSeq>.json",
+        "fieldPath": ".status.historyArchives",
     },
 ]
 
