@@ -36,6 +36,13 @@ are in the store), a history window the operator keeps under 384 KiB, and at mos
 archive records of about 300 bytes: about 1 MiB in the worst case."""
 MAX_GENERATED_ARTIFACTS = 100
 """The spec's per-Session artifact cap."""
+MAX_HISTORY_VALUE = 4096
+"""The most characters a history data value holds (writers cut longer ones)."""
+CARRIED_DATA_KEY = "carried"
+"""The data key of a HistoryArchived entry that lists the operator's archived entries
+(crds/history.py); it alone may be longer."""
+MAX_CARRIED_VALUE = 256 * 1024
+"""The most characters that list holds (one row of about 90 per operator entry ever)."""
 
 MONEY_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -282,7 +289,17 @@ class HistoryEntry(ApiModel):
                 {
                     "rule": "self == oldSelf",
                     "message": "status.history is append-only: an existing entry cannot be changed",
-                }
+                },
+                {
+                    # The schema's maxLength must admit the operator's carried list; every
+                    # other value is held to the smaller limit here.
+                    "rule": "!has(self.data) || self.data.all(k, "
+                    f"self.data[k].size() <= {MAX_HISTORY_VALUE} || "
+                    f"(k == '{CARRIED_DATA_KEY}' && self.event == 'HistoryArchived'))",
+                    "message": f"a history data value holds at most {MAX_HISTORY_VALUE} "
+                    f"characters (only a HistoryArchived entry's {CARRIED_DATA_KEY} may hold "
+                    f"up to {MAX_CARRIED_VALUE})",
+                },
             ]
         }
     )
@@ -295,8 +312,14 @@ class HistoryEntry(ApiModel):
     """When it happened (RFC 3339)."""
     event: str = Field(min_length=1, max_length=128)
     """What happened, in CamelCase, e.g. SessionCreated, WorkloadStarted, WorkloadFailed."""
-    data: dict[str, str] = Field(default_factory=dict, json_schema_extra={"maxProperties": 32})
-    """Details as string values (pod name, exit code, message, actor)."""
+    data: dict[str, str] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "maxProperties": 32,
+            "additionalProperties": {"type": "string", "maxLength": MAX_CARRIED_VALUE},
+        },
+    )
+    """Details as string values (pod name, exit code, message, actor), each at most 4096 characters."""  # noqa: E501
 
 
 class GeneratedArtifact(ApiModel):

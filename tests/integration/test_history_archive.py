@@ -234,6 +234,19 @@ def test_cel_alone_refuses_dropping_status_and_a_fabricated_history(
     kept = cluster.session(namespace, "kept")["status"]
     assert kept["historyArchives"] == [record] and kept["history"] == window
 
+    # History values are bounded: 4096 characters, the operator's carried list aside.
+    at = window[-1]["seq"] + 1
+    assert "at most 4096" in _refused(
+        cluster, namespace, "kept", {"history": [*window, _entry(at, note="n" * 4097)]}
+    )
+    assert "at most 4096" in _refused(  # carried is the operator's, on its own entry only
+        cluster,
+        namespace,
+        "kept",
+        {"history": [*window, _entry(at, carried="c" * 4097)]},
+    )
+    _put_status(cluster, namespace, "kept", {"history": [*window, _entry(at, note="n" * 4096)]})
+
 
 @pytest.fixture
 def archiving_operator(operator: Any, s3_store: S3Store, s3_endpoint: str) -> Iterator[Any]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from ambient.common.store import keys
 from ambient.crds import generate, models
+from ambient.crds.history import CARRIED_KEY
 
 UID = "0d9a3b4c-1111-4222-8333-444455556666"
 
@@ -229,9 +230,14 @@ def test_history_is_an_append_only_map_list(session: dict[str, Any]) -> None:
     assert "self.size() >= oldSelf.size()" not in rules
     item = history["items"]
     assert item["required"] == ["seq", "id", "timestamp", "event"]
-    assert [v["rule"] for v in item["x-kubernetes-validations"]] == ["self == oldSelf"]
-    assert item["properties"]["data"]["additionalProperties"] == {"type": "string"}
-    assert item["properties"]["data"]["maxProperties"] == 32
+    assert item["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
+    data = item["properties"]["data"]
+    assert data["additionalProperties"] == {"type": "string", "maxLength": 256 * 1024}
+    assert data["maxProperties"] == 32
+    # Values are held to 4096 characters; only the operator's carried list may be longer.
+    (limit,) = [v for v in item["x-kubernetes-validations"] if "self.data.all" in v["rule"]]
+    assert "<= 4096" in limit["rule"]
+    assert f"k == '{CARRIED_KEY}'" in limit["rule"]
 
 
 def test_status_history_cannot_be_removed(session: dict[str, Any]) -> None:
