@@ -4,6 +4,12 @@ The operator runs this from one timer over the few NamespacePolicies, not one ti
 Session. ``sweep`` returns a plan that dry-run mode prints and normal mode carries out:
 archive each expired Session's history and audit trail first, then delete it. Objects in
 the store are read back by the layout in common/store/keys.py, the one their writers use.
+
+A Session's ``status.artifacts`` is written by its runner, which runs code an agent chose:
+an expired artifact is deleted only when its location is a plain key in the operator's
+bucket under that Session's own ``<prefix>/<namespace>/<session>/`` folder (``own_key``).
+Anything else it names is refused, kept, and reported, so no Session reaches another
+tenant's objects (or its own archives, audit batches and payloads) through retention.
 """
 
 from __future__ import annotations
@@ -13,8 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from ambient.common.store import keys
 from ambient.common.store.keys import key_day
-from ambient.crds.models import DURATION_PATTERN, TERMINAL_PHASES, RetentionPolicy, Session
+from ambient.crds.models import (
+    DURATION_PATTERN,
+    TERMINAL_PHASES,
+    RetentionPolicy,
+    Session,
+    StorageType,
+)
 from ambient.crds.times import parse_or_none
 
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -51,6 +64,55 @@ class ExpiredArtifact:
     session: str
     location: str
     created_at: datetime
+    key: str
+    """The location's key in the operator's bucket, under the Session's own folder."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """The operator's artifact store as retention sees it: one bucket, one key prefix."""
+
+    bucket: str
+    prefix: str = ""
+
+
+class NotOwnError(ValueError):
+    """An artifact location a Session may not have retention delete (the message says why)."""
+
+
+def own_roots(namespace: str, session: Session, prefix: str) -> list[str]:
+    """The folders a Session's artifacts may lie in: ``<prefix>/<namespace>/<session>/``
+    and, for an s3 location the Session chose itself inside its namespace's folder
+    ``<prefix>/<namespace>/``, ``<that location>/<namespace>/<session>/`` (the runner
+    writes there, runners/sdk/artifacts.py). The bucket is checked by ``own_key``."""
+    name = session.metadata.name
+    roots = [keys.artifact_prefix(prefix, namespace, name)]
+    storage = session.spec.artifacts.storage
+    if storage.type is StorageType.S3 and storage.location:
+        chosen = storage.location.removeprefix("s3://").partition("/")[2].strip("/")
+        area = keys.artifact_key(prefix, namespace, "", "")
+        if chosen == area or chosen.startswith(area + "/"):
+            roots.append(keys.artifact_prefix(chosen, namespace, name))
+    return roots
+
+
+def own_key(location: str, namespace: str, session: Session, store: Store) -> str:
+    """The key of an artifact ``location`` that retention may delete for ``session``;
+    NotOwnError when it is not an s3:// location in the store's bucket, not under one of
+    the Session's own folders, or laid out as anything but an artifact."""
+    split = keys.split_location(location)
+    if split is None:
+        raise NotOwnError("not an s3:// location")
+    bucket, key = split
+    if bucket != store.bucket:
+        raise NotOwnError(f"in bucket {bucket!r}, not the operator's")
+    kind = keys.layout_of(store.prefix, key)
+    if kind is not None:
+        raise NotOwnError(f"{kind}, not an artifact")
+    roots = own_roots(namespace, session, store.prefix)
+    if not any(key.startswith(root) and len(key) > len(root) for root in roots):
+        raise NotOwnError(f"outside the Session's own folder {roots[0]}")
+    return key
 
 
 @dataclass(frozen=True)
@@ -81,6 +143,9 @@ class Sweep:
     now: datetime
     sessions: list[str] = field(default_factory=list)
     artifacts: list[ExpiredArtifact] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    """Expired artifact locations that are kept because retention may not delete them,
+    and why (see ``own_key``)."""
     audit_objects: list[str] = field(default_factory=list)
     delivery_objects: list[str] = field(default_factory=list)
 
@@ -95,6 +160,7 @@ class Sweep:
             "asOf": self.now.isoformat(),
             "sessions": sorted(self.sessions),
             "artifacts": sorted(a.location for a in self.artifacts),
+            "refusedArtifacts": dict(sorted(self.refused.items())),
             "auditObjects": sorted(self.audit_objects),
             "deliveryObjects": sorted(self.delivery_objects),
         }
@@ -108,11 +174,15 @@ def sweep(
     now: datetime,
     *,
     delivery_objects: Iterable[AuditObject] = (),
+    store: Store | None = None,
 ) -> Sweep:
     """Everything in ``namespace`` whose retention ran out at ``now``.
 
     Live Sessions are never deleted, whatever their age. Artifacts of kept Sessions can
-    expire on their own (artifacts default to 30 days, Sessions to 90).
+    expire on their own (artifacts default to 30 days, Sessions to 90). An expired
+    artifact is in ``artifacts`` only when it lies in ``store`` under the Session's own
+    folder, else in ``refused``. Its age is the runner's ``createdAt``, which can then
+    only hasten the deletion of that Session's own artifacts.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -127,10 +197,18 @@ def sweep(
             result.sessions.append(session.metadata.name)
         for artifact in session.status.artifacts.generated:
             created = parse_or_none(artifact.created_at)
-            if created is not None and now - created >= keep_artifacts:
-                result.artifacts.append(
-                    ExpiredArtifact(session.metadata.name, artifact.location, created)
-                )
+            if created is None or now - created < keep_artifacts:
+                continue
+            try:
+                if store is None:
+                    raise NotOwnError("no artifact store configured")
+                key = own_key(artifact.location, namespace, session, store)
+            except NotOwnError as exc:
+                result.refused[artifact.location] = f"Session {session.metadata.name}: {exc}"
+                continue
+            result.artifacts.append(
+                ExpiredArtifact(session.metadata.name, artifact.location, created, key)
+            )
     # An audit batch is deleted only when its whole day is past retention.
     for obj in audit_objects:
         if now - (obj.day + timedelta(days=1)) >= keep_audit:

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from ambient.crds.models import (
     GROUP,
+    SESSION_RULES,
     VERSION,
     NamespacePolicySpec,
     NamespacePolicyStatus,
@@ -103,6 +104,7 @@ def _crd(
     columns: list[dict[str, Any]],
     spec_required: bool,
     selectable: tuple[str, ...] = (),
+    rules: list[Any] | None = None,
 ) -> dict[str, Any]:
     root: dict[str, Any] = {
         "type": "object",
@@ -110,13 +112,20 @@ def _crd(
         "properties": {
             "apiVersion": {"type": "string", "description": "API version: ambient.ai/v1alpha1."},
             "kind": {"type": "string", "description": f"Kind: {kind}."},
-            "metadata": {"type": "object"},
+            # A name is at most 253 characters anyway; saying so bounds the cost of the
+            # root-level CEL rules that read it.
+            "metadata": {
+                "type": "object",
+                "properties": {"name": {"type": "string", "maxLength": 253}},
+            },
             "spec": model_schema(spec),
             "status": model_schema(status),
         },
     }
     if spec_required:
         root["required"] = ["spec"]
+    if rules:
+        root["x-kubernetes-validations"] = rules
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -172,6 +181,7 @@ def session_crd() -> dict[str, Any]:
         spec=SessionSpec,
         status=SessionStatus,
         spec_required=True,
+        rules=SESSION_RULES,
         # `kubectl get sessions --field-selector status.phase=Running` (and cheap lists).
         selectable=(
             ".status.phase",

@@ -45,6 +45,13 @@ are in the store), a history window the operator keeps under 384 KiB, and at mos
 archive records of about 300 bytes: about 1 MiB in the worst case."""
 MAX_GENERATED_ARTIFACTS = 100
 """The spec's per-Session artifact cap."""
+MAX_HISTORY_VALUE = 4096
+"""The most characters a history data value holds (writers cut longer ones)."""
+CARRIED_DATA_KEY = "carried"
+"""The data key of a HistoryArchived entry that lists the operator's archived entries
+(crds/history.py); it alone may be longer."""
+MAX_CARRIED_VALUE = 256 * 1024
+"""The most characters that list holds (one row of about 90 per operator entry ever)."""
 
 MONEY_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
 NAME_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9._:/@]*$"
@@ -324,7 +331,17 @@ class HistoryEntry(ApiModel):
                 {
                     "rule": "self == oldSelf",
                     "message": "status.history is append-only: an existing entry cannot be changed",
-                }
+                },
+                {
+                    # The schema's maxLength must admit the operator's carried list; every
+                    # other value is held to the smaller limit here.
+                    "rule": "!has(self.data) || self.data.all(k, "
+                    f"self.data[k].size() <= {MAX_HISTORY_VALUE} || "
+                    f"(k == '{CARRIED_DATA_KEY}' && self.event == 'HistoryArchived'))",
+                    "message": f"a history data value holds at most {MAX_HISTORY_VALUE} "
+                    f"characters (only a HistoryArchived entry's {CARRIED_DATA_KEY} may hold "
+                    f"up to {MAX_CARRIED_VALUE})",
+                },
             ]
         }
     )
@@ -337,8 +354,14 @@ class HistoryEntry(ApiModel):
     """When it happened (RFC 3339)."""
     event: str = Field(min_length=1, max_length=128)
     """What happened, in CamelCase, e.g. SessionCreated, WorkloadStarted, WorkloadFailed."""
-    data: dict[str, str] = Field(default_factory=dict, json_schema_extra={"maxProperties": 32})
-    """Details as string values (pod name, exit code, message, actor)."""
+    data: dict[str, str] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "maxProperties": 32,
+            "additionalProperties": {"type": "string", "maxLength": MAX_CARRIED_VALUE},
+        },
+    )
+    """Details as string values (pod name, exit code, message, actor), each at most 4096 characters."""  # noqa: E501
 
 
 class GeneratedArtifact(ApiModel):
@@ -478,6 +501,11 @@ _STATUS_RULES: list[Any] = [
         "message": "status.history is append-only: entries cannot be removed from the end",
     },
     {
+        # The list's own rule is not run when the list is dropped whole; this one is.
+        "rule": f"{_ARCHIVES}.size() >= {_OLD_ARCHIVES}.size()",
+        "message": "status.historyArchives is append-only: records cannot be removed",
+    },
+    {
         "rule": f"{_ARCHIVES}.size() <= {_OLD_ARCHIVES}.size() || "
         f"({_ARCHIVES}.size() == {_OLD_ARCHIVES}.size() + 1 && "
         f"{_ARCHIVES}[{_ARCHIVES}.size() - 1].fromSeq == ({_OLD_ARCHIVES}.size() == 0 ? 0 : "
@@ -487,6 +515,52 @@ _STATUS_RULES: list[Any] = [
         f"{_OLD_HISTORY}[{_OLD_HISTORY}.size() - 1].seq)",
         "message": "status.historyArchives grows by one record per write, starting where the "
         "previous one ended and covering only entries that were in status.history",
+    },
+]
+
+
+# The archive object's key, as the operator writes it (common/store/keys.py
+# history_archive_key): s3://<bucket>/[<prefix>/]<namespace>/<session>/<uid>/history/
+# <fromSeq>-<toSeq>.json. CEL sees metadata.name but not the namespace or uid, so it checks
+# the shape, the Session's own name and the record's own range.
+HISTORY_ARCHIVE_LOCATION = (
+    r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([A-Za-z0-9._-]+/)*"
+    r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/history/[0-9]+-[0-9]+[.]json$"
+)
+# The record a write appends, its location's path segments, and its "<from>-<to>" range.
+# (CEL string concatenation with a number is too costly for the API server's estimate, so
+# the range is compared as numbers.)
+_NEW = "self.status.historyArchives[self.status.historyArchives.size() - 1]"
+_PARTS = f"{_NEW}.location.split('/')"
+_RANGE = f"{_PARTS}[{_PARTS}.size() - 1].split('.')[0].split('-')"
+
+# Rules on the whole Session (the only level that sees a dropped status, and metadata.name).
+SESSION_RULES: list[Any] = [
+    {
+        # Without it, removing /status makes every status-level rule moot (there is no
+        # oldSelf to compare with), and a fabricated history is then accepted.
+        "rule": "!has(oldSelf.status) || "
+        "((!has(oldSelf.status.history) || (has(self.status) && has(self.status.history))) && "
+        "(!has(oldSelf.status.historyArchives) || "
+        "(has(self.status) && has(self.status.historyArchives))))",
+        "message": "status.history is append-only: status, status.history and "
+        "status.historyArchives cannot be removed once written",
+        "fieldPath": ".status",
+    },
+    {
+        # Only the record a write appends: the older ones cannot change (their own rule).
+        "rule": "!has(self.status) || !has(self.status.historyArchives) || "
+        "self.status.historyArchives.size() == 0 || "
+        "(has(oldSelf.status) && has(oldSelf.status.historyArchives) && "
+        "oldSelf.status.historyArchives.size() >= self.status.historyArchives.size()) || "
+        f"({_NEW}.location.matches('{HISTORY_ARCHIVE_LOCATION}') && "
+        f"{_PARTS}[{_PARTS}.size() - 4] == self.metadata.name && "
+        f"int({_RANGE}[0]) == {_NEW}.fromSeq && int({_RANGE}[1]) == {_NEW}.toSeq)",
+        "message": "a new status.historyArchives record's location must be the Session's own "
+        "archive key: s3://<bucket>/[<prefix>/]<namespace>/<session name>/<uid>/history/"
+        "<fromSeq>-<toSeq>.json",
+        "fieldPath": ".status.historyArchives",
     },
 ]
 

@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import pydantic
 
@@ -67,14 +66,6 @@ def audit_objects(store: ObjectStore | None, prefix: str, namespace: str) -> lis
     return dated_objects(store, prefix, namespace, keys.AUDIT)
 
 
-def _ours(store: DeletingStore, location: str) -> str | None:
-    """The key of an artifact in our bucket, or None for anything else."""
-    url = urlsplit(location)
-    if url.scheme == "s3" and url.netloc == store.bucket:
-        return url.path.lstrip("/")
-    return None
-
-
 def run(
     api: SessionApi,
     store: DeletingStore | None,
@@ -100,8 +91,13 @@ def run(
         audit_objects(store, prefix, namespace),
         now,
         delivery_objects=dated_objects(store, prefix, namespace, keys.DELIVERIES),
+        store=retention.Store(store.bucket, prefix) if store is not None else None,
     )
     outcome = Outcome(result, dry_run)
+    for location, why in result.refused.items():
+        # A runner wrote this location; it is kept, and the audit record below names it.
+        log.warning("retention in %s keeps %s: %s", namespace, location, why)
+        outcome.skipped[location] = why
     if not dry_run:
         _execute(api, store, found, outcome, prefix)
     audit.emit(
@@ -144,11 +140,8 @@ def _execute(
         if api.delete_session(namespace, name, session.metadata.uid):
             outcome.deleted_sessions.append(name)
     for artifact in outcome.sweep.artifacts:
-        artifact_key = _ours(store, artifact.location) if store is not None else None
-        if store is None or artifact_key is None:
-            outcome.skipped[artifact.location] = "not in the operator's artifact store"
-            continue
-        store.delete(artifact_key)
+        assert store is not None  # the sweep confines artifacts to it (retention.own_key)
+        store.delete(artifact.key)
         outcome.deleted_artifacts.append(artifact.location)
     for key in [*outcome.sweep.audit_objects, *outcome.sweep.delivery_objects]:
         assert store is not None  # both were listed from it

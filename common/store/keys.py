@@ -31,6 +31,7 @@ __all__ = [
     "AUDIT",
     "DELIVERIES",
     "artifact_key",
+    "artifact_prefix",
     "audit_batch_key",
     "dated_prefix",
     "day_prefix",
@@ -39,6 +40,7 @@ __all__ = [
     "history_archive_prefix",
     "history_archive_range",
     "key_day",
+    "layout_of",
     "location",
     "payload_key",
     "session_archive_key",
@@ -52,6 +54,8 @@ DELIVERIES = "deliveries"
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HISTORY_RANGE = re.compile(r"^[^/]+/history/(\d+)-(\d+)\.json$")
+_HISTORY_TAIL = re.compile(r"(?:^|/)history/\d+-\d+\.json$")
+_PLAIN_SEGMENT = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._-]+$")
 
 
 def _join(prefix: str, *parts: str) -> str:
@@ -68,6 +72,11 @@ def payload_key(prefix: str, namespace: str, source: str, delivery_id: str) -> s
     not a plain key segment is replaced by its sha256."""
     ident = delivery_id if _SAFE_ID.fullmatch(delivery_id) else sha256_hex(delivery_id)
     return _join(prefix, namespace, "payloads", source) + f"/{ident}.json"
+
+
+def artifact_prefix(prefix: str, namespace: str, session: str) -> str:
+    """<prefix>/<namespace>/<session>/: the folder every artifact of a Session lies in."""
+    return artifact_key(prefix, namespace, session, "") + "/"
 
 
 def history_archive_key(
@@ -92,6 +101,33 @@ def history_archive_range(
     base = history_archive_prefix(prefix, namespace, session)
     found = _HISTORY_RANGE.fullmatch(key.removeprefix(base)) if key.startswith(base) else None
     return (int(found[1]), int(found[2])) if found else None
+
+
+def layout_of(prefix: str, key: str) -> str | None:
+    """What ``key`` is by the layout above when it is anything but an artifact (a Session
+    archive, an audit batch, a stored delivery request, a payload, a history archive), or
+    a key that is not a plain path (an empty, ``.`` or ``..`` segment, odd characters);
+    None when it can only be an artifact. Retention deletes artifacts only, so a key a
+    Session names must give None here, whatever a namespace or Session happens to be
+    called (a namespace ``audit`` would otherwise own ``<prefix>/audit/<other tenant>/``).
+    """
+    root = _join(prefix) + "/" if prefix.strip("/") else ""
+    if not key.startswith(root):
+        return "outside the store's prefix"
+    parts = key.removeprefix(root).split("/")
+    if not all(_PLAIN_SEGMENT.fullmatch(p) for p in parts):
+        return "not a plain key (an empty, '.' or '..' segment, or other characters)"
+    if parts[0] == "archive":
+        return "a Session archive"
+    if parts[0] == AUDIT:
+        return "an audit batch"
+    if parts[0] == DELIVERIES:
+        return "a stored delivery request"
+    if len(parts) > 1 and parts[1] == "payloads":
+        return "a stored payload"
+    if _HISTORY_TAIL.search(key):
+        return "a history archive"
+    return None
 
 
 # --- Session archives: whole Sessions, written by retention before the delete -------------

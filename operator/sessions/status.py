@@ -8,6 +8,7 @@ from ambient.crds.events import HistoryEvent
 from ambient.crds.history import known_ids, next_seq
 from ambient.crds.models import (
     MAX_HISTORY_ENTRIES,
+    MAX_HISTORY_VALUE,
     Condition,
     ConditionStatus,
     HistoryEntry,
@@ -47,7 +48,8 @@ class StatusEditor:
             id=entry_id,
             timestamp=self.now,
             event=event,
-            data={k: v for k, v in (data or {}).items() if v},
+            # The CRD refuses longer values, and with them the whole status write.
+            data={k: v[:MAX_HISTORY_VALUE] for k, v in (data or {}).items() if v},
         )
         self.status.history.append(entry)
         self.added.append(entry)

@@ -18,6 +18,7 @@ from ambient.crds.history import next_seq_raw
 from ambient.crds.models import (
     MAX_GENERATED_ARTIFACTS,
     MAX_HISTORY_ENTRIES,
+    MAX_HISTORY_VALUE,
     GeneratedArtifact,
     HistoryEntry,
     money,
@@ -200,7 +201,8 @@ def append_history(
         id=full_id,
         timestamp=timestamp,
         event=event,
-        data={k: str(v) for k, v in data.items() if v != ""},
+        # The CRD refuses longer values, and with them the whole write: cut them instead.
+        data={k: str(v)[:MAX_HISTORY_VALUE] for k, v in data.items() if v != ""},
     )
     history.append(entry.model_dump(mode="json", by_alias=True))
     return True

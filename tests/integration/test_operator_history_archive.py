@@ -81,8 +81,11 @@ def test_cel_alone_allows_exactly_an_archive_step(
         GROUP, VERSION, namespace, "sessions", make_session("cel-archive", framework="nope")
     )
     cluster.wait_phase(namespace, "cel-archive", "Failed")
-    status = cluster.session(namespace, "cel-archive")["status"]
+    body = cluster.session(namespace, "cel-archive")
+    status, uid = body["status"], body["metadata"]["uid"]
     own = status["history"]
+    # The Session's own archive key (keys.history_archive_key); CEL checks its shape.
+    first = _archive(0, 499, f"s3://bkt/{namespace}/cel-archive/{uid}/history/0-499.json")
     full = [*own, *(_entry(i) for i in range(len(own), 1000))]
     _put_status(cluster, namespace, "cel-archive", {"history": full})
 
@@ -128,10 +131,29 @@ def test_cel_alone_allows_exactly_an_archive_step(
     # (running) operator still sees them and writes none of them again.
     carried = encode_carried([CarriedEntry(e["id"], e["event"], e["timestamp"]) for e in own])
     window = [*full[500:], _marker(1000, carried=carried)]
-    archived = {"history": window, "historyArchives": [_archive(0, 499)]}
+    for elsewhere in (
+        "s3://bkt/k.json",  # not an archive key
+        f"s3://bkt/{namespace}/other/{uid}/history/0-499.json",  # another Session's
+        f"s3://bkt/{namespace}/cel-archive/{uid}/history/0-899.json",  # another range
+        f"s3://bkt/{namespace}/cel-archive/{uid}/history/../../x/history/0-499.json",
+        f"pvc://bkt/{namespace}/cel-archive/{uid}/history/0-499.json",
+    ):
+        assert "the Session's own archive key" in _refused(
+            cluster,
+            namespace,
+            "cel-archive",
+            {"history": window, "historyArchives": [{**first, "location": elsewhere}]},
+        ), elsewhere
+    assert "should match" in _refused(
+        cluster,
+        namespace,
+        "cel-archive",
+        {"history": window, "historyArchives": [{**first, "sha256": "C" * 64}]},
+    )
+    archived = {"history": window, "historyArchives": [first]}
     stored = _put_status(cluster, namespace, "cel-archive", archived)
     assert stored["status"]["history"][0]["seq"] == 500
-    assert stored["status"]["historyArchives"] == [_archive(0, 499)]
+    assert stored["status"]["historyArchives"] == [first]
 
     forged = {**archived, "historyArchives": [_archive(0, 499, "s3://b/forged.json")]}
     assert "record cannot be changed" in _refused(cluster, namespace, "cel-archive", forged)
@@ -140,7 +162,7 @@ def test_cel_alone_allows_exactly_an_archive_step(
     )
     two = {
         "history": [*window[300:], _marker(1001)],
-        "historyArchives": [_archive(0, 499), _archive(500, 699), _archive(700, 799)],
+        "historyArchives": [first, _archive(500, 699), _archive(700, 799)],
     }
     assert "grows by one record per write" in _refused(cluster, namespace, "cel-archive", two)
     # Appending after the archive continues at the next global seq.
@@ -151,6 +173,79 @@ def test_cel_alone_allows_exactly_an_archive_step(
         "cel-archive",
         {**archived, "history": [*window, _entry(1001), _entry(1005)]},
     )
+
+
+def _patch_refused(cluster: Any, namespace: str, name: str, ops: list[Any]) -> str:
+    """A JSON patch of the status subresource with kubectl, as an attacker would send it;
+    it must be refused (the stderr is returned)."""
+    done = cluster.kubectl(
+        "patch", "session", name, "-n", namespace, "--subresource=status",
+        "--type=json", "-p", json.dumps(ops), check=False,
+    )  # fmt: skip
+    assert done.returncode != 0, done.stdout
+    return str(done.stderr)
+
+
+def test_cel_alone_refuses_dropping_status_and_a_fabricated_history(
+    cluster: Any, namespace: str, make_session: Any, operator: Any
+) -> None:
+    """Removing /status left no oldSelf for the status-level rules, after which any
+    history was accepted: a rule on the whole Session refuses the removal."""
+    cluster.custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "sessions", make_session("kept", framework="nope")
+    )
+    real = cluster.wait_phase(namespace, "kept", "Failed")["status"]
+    history = real["history"]
+    assert history
+
+    for ops in (
+        [{"op": "remove", "path": "/status"}],
+        [{"op": "replace", "path": "/status", "value": {"phase": "Completed"}}],
+        [{"op": "remove", "path": "/status/history"}],
+        [{"op": "replace", "path": "/status/history", "value": []}],
+    ):
+        assert "cannot be removed" in _patch_refused(cluster, namespace, "kept", ops), ops
+    assert cluster.session(namespace, "kept")["status"]["history"] == history
+
+    # A fabricated history in place of the real one: refused entry by entry.
+    fabricated = [
+        {**_entry(i, "Approved", actor="mallory"), "id": f"fake/{i}"} for i in range(len(history))
+    ]
+    assert "cannot be changed" in _refused(cluster, namespace, "kept", {"history": fabricated})
+
+    # After an archive step, dropping the archives to re-fabricate seq 0.. is refused too.
+    uid = cluster.session(namespace, "kept")["metadata"]["uid"]
+    full = [*history, *(_entry(i) for i in range(len(history), 600))]
+    _put_status(cluster, namespace, "kept", {"history": full})
+    record = _archive(0, 299, f"s3://bkt/{namespace}/kept/{uid}/history/0-299.json")
+    carried = encode_carried([CarriedEntry(e["id"], e["event"], e["timestamp"]) for e in history])
+    window = [*full[300:], _marker(600, carried=carried)]  # as the operator's (see above)
+    _put_status(cluster, namespace, "kept", {"history": window, "historyArchives": [record]})
+    refill = [*(_entry(i, "Forged") for i in range(300)), *window]
+    assert "records cannot be removed" in _refused(
+        cluster, namespace, "kept", {"history": refill, "historyArchives": []}
+    )
+    assert "cannot be removed" in _patch_refused(
+        cluster, namespace, "kept", [{"op": "remove", "path": "/status/historyArchives"}]
+    )
+    assert "cannot be removed" in _patch_refused(
+        cluster, namespace, "kept", [{"op": "remove", "path": "/status"}]
+    )
+    kept = cluster.session(namespace, "kept")["status"]
+    assert kept["historyArchives"] == [record] and kept["history"] == window
+
+    # History values are bounded: 4096 characters, the operator's carried list aside.
+    at = window[-1]["seq"] + 1
+    assert "at most 4096" in _refused(
+        cluster, namespace, "kept", {"history": [*window, _entry(at, note="n" * 4097)]}
+    )
+    assert "at most 4096" in _refused(  # carried is the operator's, on its own entry only
+        cluster,
+        namespace,
+        "kept",
+        {"history": [*window, _entry(at, carried="c" * 4097)]},
+    )
+    _put_status(cluster, namespace, "kept", {"history": [*window, _entry(at, note="n" * 4096)]})
 
 
 @pytest.fixture

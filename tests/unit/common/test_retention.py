@@ -85,9 +85,122 @@ def test_artifacts_expire_on_their_own(make_session: MakeSession) -> None:
         ]
     }
     session = _finished(make_session, "kept", T0 + timedelta(days=20), artifacts=artifacts)
-    result = r.sweep("ns", RetentionPolicy(), [session], [], T0 + timedelta(days=31))
+    result = r.sweep(
+        "ns", RetentionPolicy(), [session], [], T0 + timedelta(days=31), store=r.Store("b")
+    )
     assert result.sessions == []
-    assert [a.location for a in result.artifacts] == ["s3://b/ns/kept/old.txt"]
+    assert [(a.location, a.key) for a in result.artifacts] == [
+        ("s3://b/ns/kept/old.txt", "ns/kept/old.txt")
+    ]
+    assert result.refused == {}
+
+
+def _with_artifacts(
+    make_session: MakeSession,
+    locations: list[str],
+    *,
+    storage: str = "",
+) -> Session:
+    """A finished Session of namespace ``ns`` named ``mine`` whose runner listed
+    ``locations`` as artifacts written at T0 (and, optionally, chose ``storage``)."""
+    generated = [{"type": "s3", "location": x, "createdAt": _stamp(T0)} for x in locations]
+    session = _finished(make_session, "mine", T0, artifacts={"generated": generated})
+    session.metadata.namespace = "ns"
+    if storage:
+        session.spec.artifacts.storage.location = storage
+    return session
+
+
+LATER = T0 + timedelta(days=31)
+
+
+@pytest.mark.parametrize(
+    ("location", "why"),
+    [
+        ("s3://b/runs/other-ns/mine/report.txt", "outside the Session's own folder"),
+        ("s3://b/runs/ns/other/report.txt", "outside the Session's own folder"),
+        ("s3://b/runs/ns/mine-x/report.txt", "outside the Session's own folder"),
+        ("s3://b/runs/ns/mine", "outside the Session's own folder"),
+        ("s3://b/runs/ns/mine/", "not a plain key"),
+        ("s3://b/runs/ns/mine/../../team-b/s/report.txt", "not a plain key"),
+        ("s3://b/runs/ns/mine/./x", "not a plain key"),
+        ("s3://b/runs/ns/mine//x", "not a plain key"),
+        ("s3://b/runs/ns/mine/a\\..\\x", "not a plain key"),
+        ("s3://b/runs/ns/mine/%2e%2e/x", "not a plain key"),
+        ("s3://b/other-prefix/ns/mine/x", "outside the store's prefix"),
+        ("s3://b/team-b/s/u/history/0-499.json", "outside the store's prefix"),
+        ("s3://b/runs/audit/team-b/2026/01/01/a.jsonl", "an audit batch"),
+        ("s3://b/runs/deliveries/team-b/2026/01/01/github-x.json", "a stored delivery"),
+        ("s3://b/runs/archive/sessions/team-b/s-u.json", "a Session archive"),
+        ("s3://b/runs/team-b/payloads/github/d-1.json", "a stored payload"),
+        ("s3://b/runs/ns/mine/u-1/history/0-499.json", "a history archive"),
+        ("s3://other-bucket/runs/ns/mine/x", "in bucket 'other-bucket'"),
+        ("s3://b", "outside the store's prefix"),
+        ("pvc://claim/ns/mine/x", "not an s3:// location"),
+        ("https://b.s3.amazonaws.com/runs/ns/mine/x", "not an s3:// location"),
+        ("/runs/ns/mine/x", "not an s3:// location"),
+    ],
+)
+def test_retention_deletes_only_under_the_sessions_own_folder(
+    make_session: MakeSession, location: str, why: str
+) -> None:
+    """A runner may list any location: only its own artifacts are ever deleted."""
+    session = _with_artifacts(make_session, [location, "s3://b/runs/ns/mine/out/ok.txt"])
+    result = r.sweep("ns", RetentionPolicy(), [session], [], LATER, store=r.Store("b", "runs/"))
+    assert [a.key for a in result.artifacts] == ["runs/ns/mine/out/ok.txt"]
+    assert list(result.refused) == [location]
+    assert why in result.refused[location] and "Session mine" in result.refused[location]
+    assert result.report()["refusedArtifacts"] == result.refused
+
+
+@pytest.mark.parametrize("namespace", ["audit", "deliveries", "archive"])
+def test_a_namespace_named_like_a_store_folder_owns_nothing_there(
+    make_session: MakeSession, namespace: str
+) -> None:
+    """Namespace ``audit``'s Session ``team-b`` has the folder ``audit/team-b/``, which
+    holds team-b's audit batches: nothing under it is deleted as an artifact."""
+    location = f"s3://b/{namespace}/team-b/2026/01/01/a.jsonl"
+    session = _with_artifacts(make_session, [location])
+    session.metadata.name = "team-b"
+    result = r.sweep(namespace, RetentionPolicy(), [session], [], LATER, store=r.Store("b"))
+    assert result.artifacts == [] and list(result.refused) == [location]
+
+
+def test_a_session_named_payloads_owns_no_payload(make_session: MakeSession) -> None:
+    location = "s3://b/ns/payloads/github/d-1.json"
+    session = _with_artifacts(make_session, [location])
+    session.metadata.name = "payloads"
+    result = r.sweep("ns", RetentionPolicy(), [session], [], LATER, store=r.Store("b"))
+    assert result.artifacts == [] and "a stored payload" in result.refused[location]
+
+
+def test_a_location_the_session_chose_inside_its_namespace_counts_as_its_own(
+    make_session: MakeSession,
+) -> None:
+    """The runner writes under spec.artifacts.storage.location when one is set."""
+    own = "s3://b/ns/custom/ns/mine/report.txt"
+    session = _with_artifacts(make_session, [own], storage="b/ns/custom")
+    result = r.sweep("ns", RetentionPolicy(), [session], [], LATER, store=r.Store("b"))
+    assert [a.key for a in result.artifacts] == ["ns/custom/ns/mine/report.txt"]
+
+
+@pytest.mark.parametrize("storage", ["b/team-b", "s3://b/team-b/s", "b/ns-x/custom", "b/nsx"])
+def test_a_location_the_session_chose_elsewhere_is_not_its_own(
+    make_session: MakeSession, storage: str
+) -> None:
+    """A creator who points storage at another tenant's folder gains nothing there."""
+    chosen = storage.removeprefix("s3://").partition("/")[2].strip("/")
+    location = "s3://b/" + "/".join(p for p in (chosen, "ns", "mine", "x.txt") if p)
+    session = _with_artifacts(make_session, [location], storage=storage)
+    result = r.sweep("ns", RetentionPolicy(), [session], [], LATER, store=r.Store("b"))
+    assert result.artifacts == [] and list(result.refused) == [location]
+
+
+def test_without_a_store_every_expired_artifact_is_kept(make_session: MakeSession) -> None:
+    session = _with_artifacts(make_session, ["s3://b/ns/mine/x"])
+    result = r.sweep("ns", RetentionPolicy(), [session], [], LATER)
+    assert result.artifacts == []
+    assert "no artifact store" in result.refused["s3://b/ns/mine/x"]
 
 
 def test_audit_days_expire_only_when_the_whole_day_has(make_session: MakeSession) -> None:

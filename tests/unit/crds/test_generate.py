@@ -11,7 +11,11 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from ambient.crds import generate, naming
+from ambient.common.store import keys
+from ambient.crds import generate, models, naming
+from ambient.crds.history import CARRIED_KEY
+
+UID = "0d9a3b4c-1111-4222-8333-444455556666"
 
 FORBIDDEN_KEYS = {"$ref", "$defs", "anyOf", "allOf", "oneOf", "title", "examples", "const"}
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
@@ -226,9 +230,14 @@ def test_history_is_an_append_only_map_list(session: dict[str, Any]) -> None:
     assert "self.size() >= oldSelf.size()" not in rules
     item = history["items"]
     assert item["required"] == ["seq", "id", "timestamp", "event"]
-    assert [v["rule"] for v in item["x-kubernetes-validations"]] == ["self == oldSelf"]
-    assert item["properties"]["data"]["additionalProperties"] == {"type": "string"}
-    assert item["properties"]["data"]["maxProperties"] == 32
+    assert item["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
+    data = item["properties"]["data"]
+    assert data["additionalProperties"] == {"type": "string", "maxLength": 256 * 1024}
+    assert data["maxProperties"] == 32
+    # Values are held to 4096 characters; only the operator's carried list may be longer.
+    (limit,) = [v for v in item["x-kubernetes-validations"] if "self.data.all" in v["rule"]]
+    assert "<= 4096" in limit["rule"]
+    assert f"k == '{CARRIED_KEY}'" in limit["rule"]
 
 
 def test_status_history_cannot_be_removed(session: dict[str, Any]) -> None:
@@ -238,6 +247,51 @@ def test_status_history_cannot_be_removed(session: dict[str, Any]) -> None:
     assert any("unless an archive" in m for m in messages)
     assert any("from the end" in m for m in messages)
     assert any("grows by one record per write" in m for m in messages)
+
+
+def test_the_session_as_a_whole_keeps_status_and_its_history(session: dict[str, Any]) -> None:
+    """Only a rule on the whole object sees a dropped status (the status-level rules have
+    no oldSelf then) and the Session's name (a new archive record must be its own)."""
+    rules = session["x-kubernetes-validations"]
+    assert rules == models.SESSION_RULES
+    assert "cannot be removed once written" in rules[0]["message"]
+    assert "!has(oldSelf.status)" in rules[0]["rule"]
+    assert "self.metadata.name" in rules[1]["rule"]
+    assert "oldSelf" not in generate.policy_crd()["spec"]["versions"][0]["schema"][
+        "openAPIV3Schema"
+    ].get("x-kubernetes-validations", "")
+    # The name's bound keeps the rule's estimated cost within the API server's budget.
+    assert session["properties"]["metadata"]["properties"]["name"]["maxLength"] == 253
+
+
+def test_dropping_the_archives_whole_is_refused_at_status_level(session: dict[str, Any]) -> None:
+    rules = [v["rule"] for v in session["properties"]["status"]["x-kubernetes-validations"]]
+    assert any(r.endswith(".size() >= (has(oldSelf.historyArchives) ? "
+               "oldSelf.historyArchives : []).size()") for r in rules)  # fmt: skip
+
+
+def _archive_key(prefix: str, namespace: str, name: str, first: int, last: int) -> str:
+    return keys.history_archive_key(prefix, namespace, name, UID, from_seq=first, to_seq=last)
+
+
+@pytest.mark.parametrize(
+    ("location", "ok"),
+    [
+        (keys.location("bkt", _archive_key("", "ns", "s", 0, 9)), True),
+        (keys.location("my.bkt", _archive_key("a/b", "ns", "s.x", 5, 7)), True),
+        ("s3://bkt/k.json", False),
+        (f"s3://bkt/ns/s/{UID}/history/0-9.json.bak", False),
+        (f"s3://bkt/ns/s/{UID}/history/../0-9.json", False),
+        ("s3://bkt/ns/s/not-a-uid/history/0-9.json", False),
+        (f"s3://b/ns/s/{UID}/history/0-9.json", False),
+        (f"pvc://bkt/ns/s/{UID}/history/0-9.json", False),
+        (f"s3://bkt//ns/s/{UID}/history/0-9.json", False),
+    ],
+)  # fmt: skip
+def test_the_archive_location_shape_is_the_operators_key(location: str, ok: bool) -> None:
+    """The CEL rule's pattern (RE2; the same in Python's re) accepts exactly the keys
+    common/store/keys.history_archive_key lays out."""
+    assert bool(re.fullmatch(models.HISTORY_ARCHIVE_LOCATION, location)) is ok
 
 
 def test_history_archives_are_an_append_only_map_list(session: dict[str, Any]) -> None:

@@ -130,3 +130,44 @@ def test_locations_round_trip() -> None:
     assert where == "s3://bucket/pfx/team-a/s1/u-1/history/0-1.json"
     assert keys.split_location(where) == ("bucket", "pfx/team-a/s1/u-1/history/0-1.json")
     assert keys.split_location("pvc://claim/team-a/s1/x") is None
+
+
+def test_artifact_prefix_is_the_folder_of_artifact_key() -> None:
+    assert keys.artifact_prefix("runs/", "team-a", "s1") == "runs/team-a/s1/"
+    assert keys.artifact_key("runs/", "team-a", "s1", "x").startswith(
+        keys.artifact_prefix("runs/", "team-a", "s1")
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("p/team-a/s1/out/report.txt", None),
+        ("p/team-a/s1/.cache/x", None),
+        ("p/team-a/s1/history/notes.txt", None),
+        (keys.session_archive_key("p", "team-a", "s1", "u-1"), "a Session archive"),
+        (keys.audit_batch_key("p", "team-a", DAY, "2026-03-01T00:00:00Z", "b"), "an audit batch"),
+        (
+            keys.delivery_request_key(
+                "p", "team-a", source="github", delivery_id="g", body=b"", day=DAY
+            ),
+            "a stored delivery request",
+        ),
+        (keys.payload_key("p", "team-a", "github", "g-1"), "a stored payload"),
+        (
+            keys.history_archive_key("p", "team-a", "s1", "u-1", from_seq=0, to_seq=9),
+            "a history archive",
+        ),
+        ("other/team-a/s1/x", "outside the store's prefix"),
+        ("pfx/team-a/s1/x", "outside the store's prefix"),
+        ("p/team-a/s1/../../team-b/s/x", "not a plain key"),
+        ("p/team-a/s1/./x", "not a plain key"),
+        ("p/team-a/s1//x", "not a plain key"),
+        ("p/team-a/s1/x/", "not a plain key"),
+        ("p/team-a/s1/a b", "not a plain key"),
+        ("p/team-a/s1/caf\u00e9", "not a plain key"),
+    ],
+)
+def test_layout_of_names_every_kind_but_an_artifact(key: str, kind: str | None) -> None:
+    found = keys.layout_of("p", key)
+    assert found == kind if kind is None else (found is not None and found.startswith(kind))

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ambient.crds.models import (
     MAX_HISTORY_ENTRIES,
+    MAX_HISTORY_VALUE,
     ConditionStatus,
     HistoryEntry,
     Phase,
@@ -109,3 +110,10 @@ def test_phase_sets_completion_time_once_for_terminal_phases() -> None:
     again = StatusEditor(edit.status, NOW + timedelta(hours=1), 3)
     again.phase(Phase.FAILED, "Error", "boom")
     assert again.status.completion_time == rfc3339(NOW)
+
+
+def test_append_cuts_values_to_the_crds_limit() -> None:
+    """The API server refuses a longer value, and with it the whole status write."""
+    edit = StatusEditor(SessionStatus(), NOW, 1)
+    edit.append("failed", "WorkloadFailed", {"message": "m" * (MAX_HISTORY_VALUE + 1)})
+    assert edit.status.history[0].data == {"message": "m" * MAX_HISTORY_VALUE}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ambient.crds.models import GeneratedArtifact, PayloadRef, SessionStatus
+from ambient.crds.models import MAX_HISTORY_VALUE, GeneratedArtifact, PayloadRef, SessionStatus
 from ambient.operator.sessions import builders
 from ambient.operator.sessions.observe import runner_verdict
 from ambient.runners.sdk import contract
@@ -215,3 +215,11 @@ def test_the_context_document_is_what_context_reads() -> None:
     assert context.config == {"command": ["true"]} and context.allowed_models == ["m"]
     assert context.storage == {"type": "pvc", "location": "claim"}
     assert contract.CONTEXT_PATH == "/var/run/ambient/session.json"
+
+
+def test_append_history_cuts_values_to_the_crds_limit():
+    """The API server refuses a longer value, and with it the whole status write."""
+    status: dict = {}
+    long = "x" * (MAX_HISTORY_VALUE + 10)
+    contract.append_history(status, "s", "Step", {"out": long, "n": "1"}, "2026-03-01T00:00:00Z")
+    assert status["history"][0]["data"] == {"out": long[:MAX_HISTORY_VALUE], "n": "1"}
