@@ -163,13 +163,28 @@ def main(argv: list[str] | None = None) -> int:
         say("applying examples/: namespace team-alpha, its NamespacePolicy, a Session")
         kubectl("apply", "-f", str(ROOT / "examples" / "namespace.yaml"))
         kubectl("apply", "-f", str(ROOT / "examples" / "namespacepolicy.yaml"))
-        # A fresh run each time: the previous run's Session (and its Job) go first.
+        # A fresh run each time: the previous run's Session and its Job go first. Foreground:
+        # the delete returns once the garbage collector removed the Job too, or the new
+        # Session would find the old Job under its deterministic name (WorkloadConflict).
         kubectl(
             "delete",
             "session",
             EXAMPLE_SESSION,
             "-n",
             EXAMPLE_NS,
+            "--ignore-not-found",
+            "--cascade=foreground",
+            "--wait=true",
+        )
+        # Children whose Session went while the garbage collector was not watching Sessions
+        # (the CRD was just reinstalled) are never collected: remove them by label too.
+        kubectl(
+            "delete",
+            "jobs,serviceaccounts,roles,rolebindings,configmaps",
+            "-n",
+            EXAMPLE_NS,
+            "-l",
+            f"ambient.ai/session={EXAMPLE_SESSION}",
             "--ignore-not-found",
             "--wait=true",
         )
