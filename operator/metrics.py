@@ -129,7 +129,7 @@ def create(
         ),
         reconcile_errors=PromCounter(
             "ambient_reconcile_errors_total",
-            "Reconciles that ended in an API error, by kind.",
+            "Reconciles that failed, by kind of error (its class name).",
             ["kind"],
             registry=registry,
         ),
