@@ -34,6 +34,7 @@ from ambient.crds import naming
 from ambient.crds.models import Session
 from ambient.operator import usage
 from ambient.operator.clock import Clock
+from ambient.operator.gate import JOB_INDEX, SESSION_INDEX, Gate, namespace_sessions
 from ambient.operator.history.archiver import Archiver
 from ambient.operator.metrics import OperatorMetrics
 from ambient.operator.notify.outbox import Outbox
@@ -60,8 +61,6 @@ T = TypeVar("T")
 
 SLIM = "_payloadOmitted"
 """Marks an indexed Session body whose large trigger payload was left out."""
-SESSION_INDEX = "session_index"
-JOB_INDEX = "job_index"
 TERMINAL = ("Completed", "Failed")
 
 PostEvent = Callable[[dict[str, Any], str, str, str], None]
@@ -90,11 +89,6 @@ def slim(body: Mapping[str, Any], payload_limit: int) -> dict[str, Any]:
         "status": dict(body.get("status", {})),
         SLIM: omitted,
     }
-
-
-def namespace_sessions(namespace: str, sessions: Any) -> list[dict[str, Any]]:
-    """The indexed bodies of a namespace's Sessions."""
-    return [b for key, bodies in sessions.items() if key[0] == namespace for b in bodies]
 
 
 class IdentityConflictError(Exception):
@@ -144,6 +138,14 @@ class Controller:
         self._workers: list[asyncio.Task[None]] = []
         # kopf hands its indexes to handlers only; the workers read them through this.
         self._indexes: dict[str, Any] = {}
+        self.gate = Gate(
+            state=self.state,
+            clock=clock,
+            settings=settings,
+            policies=self.policies,
+            indexes=self._indexes,
+            wake=partial(self._force, priority=START),
+        )
 
     # --- what the adapter hands in --------------------------------------------------------
 
@@ -167,9 +169,7 @@ class Controller:
         self._indexes.update(indexes)
         state = self.state.get(ident)
         status = body.get("status") or {}
-        self.state.namespace(ident[0]).names.add(name)
-        if status.get("phase") in TERMINAL:
-            self.state.namespace(ident[0]).refused.discard(name)
+        self.gate.session_seen(ident[0], name, status.get("phase") in TERMINAL)
         written = state.written
         if written is not None and body.get("metadata", {}).get("resourceVersion") != written[0]:
             state.written = None  # the watch caught up with (or passed) our write
@@ -194,13 +194,8 @@ class Controller:
         for session in indexes[SESSION_INDEX].get((ns, labels.get(naming.LABEL_SESSION, "")), []):
             self._progress((ns, session["metadata"]["name"]))
         name = body.get("metadata", {}).get("name", "")
-        space = self.state.namespace(ns)
-        if kind != "DELETED" and lifecycle.job_active(job_view(dict(body))):
-            space.active_jobs.add(name)
-        else:
-            space.active_jobs.discard(name)
-            if space.refused:
-                self._kick(ns)
+        active = kind != "DELETED" and lifecycle.job_active(job_view(dict(body)))
+        self.gate.job_changed(ns, name, active)
 
     async def policy_event(
         self,
@@ -223,7 +218,7 @@ class Controller:
         for item in namespace_sessions(ns, indexes[SESSION_INDEX]):
             if (item.get("status") or {}).get("phase") not in TERMINAL:
                 self._force((ns, item["metadata"]["name"]), PROGRESS)
-        self._kick(ns)
+        self.gate.kick(ns)
 
     async def policy_usage_event(
         self, kind: str | None, namespace: str | None, name: str, status: Mapping[str, Any]
@@ -284,7 +279,7 @@ class Controller:
                 force=force,
             )
 
-    def _force(self, ident: Key, priority: int) -> None:
+    def _force(self, ident: Key, priority: int = PROGRESS) -> None:
         """Queue a plan that must not be skipped as unchanged."""
         self.state.get(ident).forced = True
         self.queue.add(ident, priority)
@@ -601,17 +596,14 @@ class Controller:
     ) -> tuple[Plan, JobView | None]:
         """Create the planned Job if the cap admits it; else the plan that queues it."""
         namespace = session.metadata.namespace
-        space = self.state.namespace(namespace)
-        admission = await self._admit(namespace, body, job_name, jobs)
+        admission = await self.gate.admit(namespace, body, job_name, jobs)
         if not admission.admitted:
-            space.refused.add(session.metadata.name)
-            queued = capacity.queued_context(ctx, admission, self._cap(namespace))
+            queued = capacity.queued_context(ctx, admission, self.gate.cap(namespace))
             return replan(context=queued), None
-        space.refused.discard(session.metadata.name)
         try:
             existing = await self._create(result, session)
         except Exception:
-            space.inflight.pop(job_name, None)
+            self.gate.release(namespace, job_name)
             raise
         return result, existing
 
@@ -638,65 +630,6 @@ class Controller:
             if not created and manifest["kind"] == "Job":
                 return job_view(existing)
         return None
-
-    def _cap(self, namespace: str) -> int:
-        return capacity.cap_of(
-            self.policies.policy(namespace), self.settings.default_max_concurrent_sessions
-        )
-
-    def _occupancy(self, namespace: str, jobs: Any) -> capacity.Occupancy:
-        inflight = self.state.namespace(namespace).inflight
-        horizon = self.clock.monotonic() - self.settings.inflight_seconds
-        found = capacity.occupancy(namespace, jobs, inflight, horizon)
-        for job in found.expired:
-            inflight.pop(job, None)
-        return found
-
-    def _waiting(self, namespace: str, busy: Iterable[str], jobs: Any) -> list[tuple[str, str]]:
-        bodies = namespace_sessions(namespace, self._indexes.get(SESSION_INDEX, {}))
-        return capacity.waiting(namespace, bodies, busy, jobs)
-
-    async def _admit(
-        self, namespace: str, body: dict[str, Any], job_name: str, jobs: Any
-    ) -> lifecycle.Admission:
-        """The concurrency cap: one decision at a time per namespace, counted from the Job
-        index and the creates in flight, never from Session status."""
-        space = self.state.namespace(namespace)
-        async with space.lock:
-            cap = self._cap(namespace)
-            if capacity.admits_without_scan(
-                len(space.active_jobs), len(space.inflight), len(space.names), cap
-            ):
-                space.inflight[job_name] = (body["metadata"]["name"], self.clock.monotonic())
-                return lifecycle.Admission(True)
-            found = self._occupancy(namespace, jobs)
-            waiting = self._waiting(namespace, found.busy, jobs)
-            admission = lifecycle.admit(lifecycle.fifo_key(body), waiting, len(found.active), cap)
-            if admission.admitted:
-                space.inflight[job_name] = (body["metadata"]["name"], self.clock.monotonic())
-            return admission
-
-    def _kick(self, namespace: str) -> None:
-        """Wake the queued Sessions that free slots would admit, soon: the events of a
-        burst (many Jobs finishing at once) share one look at the namespace."""
-        space = self.state.namespace(namespace)
-        if space.kicked:
-            return
-        space.kicked = True
-        self.clock.call_later(self.settings.kick_delay_seconds, partial(self._wake, namespace))
-
-    def _wake(self, namespace: str) -> None:
-        """Queue the heads of the namespace's queue for a fresh plan. Through the work
-        queue, so the reconciles stay bounded by the workers, and a Session being
-        reconciled right now is planned again when its worker is done."""
-        self.state.namespace(namespace).kicked = False
-        jobs = self._indexes.get(JOB_INDEX)
-        if jobs is None:
-            return
-        found = self._occupancy(namespace, jobs)
-        waiting = self._waiting(namespace, found.busy, jobs)
-        for key in lifecycle.heads(waiting, len(found.active), self._cap(namespace)):
-            self._force((namespace, key[1]), START)
 
     # --- announcing what was written ------------------------------------------------------
 
@@ -744,7 +677,7 @@ class Controller:
             if state.failed or (state.deadline is not None and state.deadline <= now):
                 self._force(ident, PROGRESS)
         for namespace in {key[0] for key in sessions}:
-            self._kick(namespace)
+            self.gate.kick(namespace)
 
     async def roll_up_usage(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Month-to-date spend of the namespace's Sessions into the NamespacePolicy status,
