@@ -116,6 +116,34 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _remove_previous_example(kubectl: Kubectl) -> None:
+    """A fresh run each time: the previous run's example Session and its children go."""
+    # Foreground: the delete returns once the garbage collector removed the Job too, or
+    # the new Session would find the old Job under its deterministic name (WorkloadConflict).
+    kubectl(
+        "delete",
+        "session",
+        EXAMPLE_SESSION,
+        "-n",
+        EXAMPLE_NS,
+        "--ignore-not-found",
+        "--cascade=foreground",
+        "--wait=true",
+    )
+    # Children whose Session went while the garbage collector was not watching Sessions
+    # (the CRD was just reinstalled) are never collected: remove them by label too.
+    kubectl(
+        "delete",
+        "jobs,serviceaccounts,roles,rolebindings,configmaps",
+        "-n",
+        EXAMPLE_NS,
+        "-l",
+        f"ambient.ai/session={EXAMPLE_SESSION}",
+        "--ignore-not-found",
+        "--wait=true",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run everything; returns when interrupted (Ctrl-C or SIGTERM)."""
     # A shell that starts this in the background may have set SIGINT to be ignored;
@@ -163,31 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         say("applying examples/: namespace team-alpha, its NamespacePolicy, a Session")
         kubectl("apply", "-f", str(ROOT / "examples" / "namespace.yaml"))
         kubectl("apply", "-f", str(ROOT / "examples" / "namespacepolicy.yaml"))
-        # A fresh run each time: the previous run's Session and its Job go first. Foreground:
-        # the delete returns once the garbage collector removed the Job too, or the new
-        # Session would find the old Job under its deterministic name (WorkloadConflict).
-        kubectl(
-            "delete",
-            "session",
-            EXAMPLE_SESSION,
-            "-n",
-            EXAMPLE_NS,
-            "--ignore-not-found",
-            "--cascade=foreground",
-            "--wait=true",
-        )
-        # Children whose Session went while the garbage collector was not watching Sessions
-        # (the CRD was just reinstalled) are never collected: remove them by label too.
-        kubectl(
-            "delete",
-            "jobs,serviceaccounts,roles,rolebindings,configmaps",
-            "-n",
-            EXAMPLE_NS,
-            "-l",
-            f"ambient.ai/session={EXAMPLE_SESSION}",
-            "--ignore-not-found",
-            "--wait=true",
-        )
+        _remove_previous_example(kubectl)
         kubectl("apply", "-f", str(ROOT / "examples" / "session.yaml"))
         body = follow(kubectl, args.timeout)
         print(kubectl("get", "sessions", "-n", EXAMPLE_NS, "-o", "wide").stdout, flush=True)

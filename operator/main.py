@@ -11,8 +11,9 @@ import sys
 import kopf
 
 from ambient.common.audit import trail as audit
-from ambient.operator import handlers
+from ambient.operator import adapter
 from ambient.operator.settings import OperatorSettings
+from ambient.runners import registry as runner_registry
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
@@ -45,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     audit.configure()
     settings = OperatorSettings()
-    assert handlers.REGISTRY.frameworks  # importing handlers registered them with kopf
+    # Read here, not at import: a broken registry stops the operator before it watches.
+    registry = runner_registry.load(settings.registry_file)
+    assert registry.frameworks
+    adapter.install(settings, registry)  # importing the adapter registered its handlers
     # Everything imported so far (kopf, pydantic's schemas, the official client's model
     # classes) lives as long as the process: out of the collector's sight, a full
     # collection during a burst of Sessions walks only what the Sessions allocate.

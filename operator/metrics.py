@@ -1,7 +1,7 @@
 """Prometheus metrics of the operator, with conventional names and bounded labels.
 
 Counts of Sessions by phase and reason, queue depth and spend are computed at scrape time
-from the watch-fed indexes (a snapshot function the handlers pass in), so nothing has to
+from the controller's state (snapshot functions its wiring passes in), so nothing has to
 keep gauges in step with every event; reconcile latency and outcomes are recorded as they
 happen.
 """
@@ -129,7 +129,7 @@ def create(
         ),
         reconcile_errors=PromCounter(
             "ambient_reconcile_errors_total",
-            "Reconciles that ended in an API error, by kind.",
+            "Reconciles that failed, by kind of error (its class name).",
             ["kind"],
             registry=registry,
         ),

@@ -2,7 +2,7 @@
 
 One cache feeds every reader (the lifecycle's cap and compliance checks, notifications,
 the usage roll-up), so each policy is held and parsed once, not once per concern. Pure:
-the handlers feed it bodies; nothing here talks to the API.
+the controller feeds it bodies; nothing here talks to the API.
 """
 
 from __future__ import annotations

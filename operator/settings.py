@@ -78,6 +78,36 @@ class OperatorSettings(BaseSettings):
     """Archive also when the history's JSON reaches this size (keeps the object well
     under etcd's 1.5 MiB)."""
 
+    # Tuning: the defaults are what the benchmarks were measured with.
+    progress_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    """A Session's status is written for its Job's progress at most this often: the states
+    a quick Job passes through meanwhile (created, running) are recorded with the next one,
+    which in a burst saves about one status write per Session. Changes to the Session
+    itself are not delayed."""
+    usage_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    """How often the month-to-date spend of every NamespacePolicy is rolled up from its
+    Sessions (a policy's own changes roll it up at once)."""
+    kick_delay_seconds: float = Field(default=0.05, ge=0, le=10)
+    """How long a freed slot waits before the namespace's queue is looked at, so that the
+    events of a burst (many Jobs finishing at once) share one look."""
+    inflight_seconds: float = Field(default=120.0, gt=0, le=3600)
+    """How long a Job this operator created counts against its namespace's cap before the
+    Job watch shows it; past this, the create is assumed lost."""
+    reconcile_attempts: int = Field(default=8, ge=1, le=100)
+    """Plans one reconcile may make when its status write conflicts (the Session is read
+    again before each); past this it gives up until the next event or resync."""
+    indexed_payload_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
+    """Trigger payloads up to this size stay in the operator's Session index, so starting
+    the Session needs no read; larger ones are read when the Job is created."""
+    event_posting_workers: int = Field(default=4, ge=1, le=64)
+    """Kubernetes Events posted at once (each takes a connection to the API server)."""
+    watch_server_timeout_seconds: int = Field(default=300, ge=10, le=3600)
+    """How long the API server keeps one watch request open before the operator renews it."""
+    watch_client_timeout_seconds: int = Field(default=330, ge=10, le=3600)
+    """Client-side limit on one watch request (above the server's, so the server ends it)."""
+    request_timeout_seconds: int = Field(default=30, ge=1, le=600)
+    """Limit on one of kopf's own API requests (events, patches)."""
+
     @field_validator("notify_egress_allow")
     @classmethod
     def _allow_list_parses(cls, value: str) -> str:

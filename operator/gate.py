@@ -1,0 +1,137 @@
+"""The concurrency cap as the controller applies it: who may create a Job now.
+
+Per namespace, admission decisions run one at a time (so two creates never both take the
+last slot), counted from the Job index and the creates in flight, never from Session
+status; the common case (more free slots than Sessions) needs no scan at all. When slots
+free up, the heads of the namespace's queue are queued for a fresh plan, through the
+controller's work queue. The rules are ``sessions.capacity`` and ``sessions.lifecycle``
+(pure); the counts live in the controller's ``StateStore``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any
+
+from ambient.operator.clock import Clock
+from ambient.operator.policies import PolicyCache
+from ambient.operator.sessions import capacity, lifecycle
+from ambient.operator.settings import OperatorSettings
+from ambient.operator.state import Key, StateStore
+
+SESSION_INDEX = "session_index"
+JOB_INDEX = "job_index"
+
+
+def namespace_sessions(namespace: str, sessions: Any) -> list[dict[str, Any]]:
+    """The indexed bodies of a namespace's Sessions."""
+    return [b for key, bodies in sessions.items() if key[0] == namespace for b in bodies]
+
+
+class Gate:
+    """The concurrency cap of every namespace. ``indexes`` is the controller's view of
+    kopf's indexes (read when needed); ``wake`` queues a Session for a plan that must
+    not be skipped."""
+
+    def __init__(
+        self,
+        *,
+        state: StateStore,
+        clock: Clock,
+        settings: OperatorSettings,
+        policies: PolicyCache,
+        indexes: Mapping[str, Any],
+        wake: Callable[[Key], None],
+    ) -> None:
+        self.state = state
+        self.clock = clock
+        self.settings = settings
+        self.policies = policies
+        self.indexes = indexes
+        self.wake = wake
+
+    def cap(self, namespace: str) -> int:
+        return capacity.cap_of(
+            self.policies.policy(namespace), self.settings.default_max_concurrent_sessions
+        )
+
+    async def admit(
+        self, namespace: str, body: dict[str, Any], job_name: str, jobs: Any
+    ) -> lifecycle.Admission:
+        """Whether the Session may create ``job_name`` now; if so, the create counts
+        against the cap until the watch shows the Job (or ``release``)."""
+        space = self.state.namespace(namespace)
+        name = body["metadata"]["name"]
+        async with space.lock:
+            cap = self.cap(namespace)
+            if capacity.admits_without_scan(
+                len(space.active_jobs), len(space.inflight), len(space.names), cap
+            ):
+                space.inflight[job_name] = (name, self.clock.monotonic())
+                space.refused.discard(name)
+                return lifecycle.Admission(True)
+            found = self._occupancy(namespace, jobs)
+            waiting = self._waiting(namespace, found.busy, jobs)
+            admission = lifecycle.admit(lifecycle.fifo_key(body), waiting, len(found.active), cap)
+            if admission.admitted:
+                space.inflight[job_name] = (name, self.clock.monotonic())
+                space.refused.discard(name)
+            else:
+                space.refused.add(name)
+            return admission
+
+    def release(self, namespace: str, job_name: str) -> None:
+        """A create that failed no longer holds a slot."""
+        self.state.namespace(namespace).inflight.pop(job_name, None)
+
+    def job_changed(self, namespace: str, job_name: str, active: bool) -> None:
+        """A runner Job changed; one that finished or went frees a slot, so wake the
+        queue (only when someone waits in it)."""
+        space = self.state.namespace(namespace)
+        if active:
+            space.active_jobs.add(job_name)
+        else:
+            space.active_jobs.discard(job_name)
+            if space.refused:
+                self.kick(namespace)
+
+    def session_seen(self, namespace: str, name: str, finished: bool) -> None:
+        space = self.state.namespace(namespace)
+        space.names.add(name)
+        if finished:
+            space.refused.discard(name)
+
+    def kick(self, namespace: str) -> None:
+        """Wake the queued Sessions that free slots would admit, soon: the events of a
+        burst (many Jobs finishing at once) share one look at the namespace."""
+        space = self.state.namespace(namespace)
+        if space.kicked:
+            return
+        space.kicked = True
+        self.clock.call_later(self.settings.kick_delay_seconds, partial(self._wake, namespace))
+
+    def _wake(self, namespace: str) -> None:
+        """Queue the heads of the namespace's queue for a fresh plan. Through the work
+        queue, so the reconciles stay bounded by the workers, and a Session being
+        reconciled right now is planned again when its worker is done."""
+        self.state.namespace(namespace).kicked = False
+        jobs = self.indexes.get(JOB_INDEX)
+        if jobs is None:
+            return
+        found = self._occupancy(namespace, jobs)
+        waiting = self._waiting(namespace, found.busy, jobs)
+        for key in lifecycle.heads(waiting, len(found.active), self.cap(namespace)):
+            self.wake((namespace, key[1]))
+
+    def _occupancy(self, namespace: str, jobs: Any) -> capacity.Occupancy:
+        inflight = self.state.namespace(namespace).inflight
+        horizon = self.clock.monotonic() - self.settings.inflight_seconds
+        found = capacity.occupancy(namespace, jobs, inflight, horizon)
+        for job in found.expired:
+            inflight.pop(job, None)
+        return found
+
+    def _waiting(self, namespace: str, busy: Iterable[str], jobs: Any) -> list[tuple[str, str]]:
+        bodies = namespace_sessions(namespace, self.indexes.get(SESSION_INDEX, {}))
+        return capacity.waiting(namespace, bodies, busy, jobs)

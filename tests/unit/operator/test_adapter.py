@@ -1,0 +1,95 @@
+"""The kopf adapter only hands events to the controller and starts and stops things."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ambient.operator import adapter
+
+
+class FakeController:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def start_workers(self, indexes: dict[str, Any]) -> None:
+        self.calls.append(("start_workers",))
+
+    def index_session(self, body: Any) -> dict[str, Any]:
+        return {"slim": body["metadata"]["name"]}
+
+    async def session_event(self, *args: Any) -> None:
+        self.calls.append(("session_event", args[0], args[2], args[3]))
+
+    async def job_event(self, *args: Any) -> None:
+        self.calls.append(("job_event", args[0]))
+
+    async def policy_event(self, *args: Any) -> None:
+        self.calls.append(("policy_event", args[0]))
+
+    async def policy_usage_event(self, *args: Any) -> None:
+        self.calls.append(("policy_usage_event", args[0], args[2]))
+
+    async def stop(self) -> None:
+        self.calls.append(("stop",))
+
+
+class FakeSupervisor:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeController]:
+    controller = FakeController()
+    adapter._running["controller"] = controller
+    yield controller
+    adapter._running.clear()
+
+
+def test_events_go_to_the_controller(fake: FakeController) -> None:
+    indexes = {"session_index": {}, "job_index": {}}
+    body = {"metadata": {"name": "s"}}
+
+    async def main() -> None:
+        await adapter.on_session(
+            event={"type": "ADDED"}, body=body, namespace="ns", name="s", **indexes
+        )
+        await adapter.on_session(
+            event={"type": "DELETED"}, body=body, namespace="ns", name="s", **indexes
+        )
+        await adapter.on_job(
+            event={"type": "MODIFIED"}, body=body, namespace="ns", labels={}, **indexes
+        )
+        await adapter.on_policy(event={"type": "ADDED"}, body=body, namespace="ns", **indexes)
+        await adapter.on_policy_usage(event={"type": "ADDED"}, namespace="ns", name="p", status={})
+        assert await adapter.session_index(namespace="ns", name="s", body=body) == {
+            ("ns", "s"): {"slim": "s"}
+        }
+
+    asyncio.run(main())
+    assert fake.calls == [
+        ("start_workers",),
+        ("session_event", "ADDED", "ns", "s"),
+        ("session_event", "DELETED", "ns", "s"),  # no workers started for a delete
+        ("start_workers",),
+        ("job_event", "MODIFIED"),
+        ("policy_event", "ADDED"),
+        ("policy_usage_event", "ADDED", "p"),
+    ]
+
+
+def test_shutdown_stops_the_workers_and_every_loop(fake: FakeController) -> None:
+    supervisor = FakeSupervisor()
+    adapter._running["supervisor"] = supervisor
+    asyncio.run(adapter.shutdown())
+    assert fake.calls == [("stop",)]
+    assert supervisor.stopped
+    assert adapter._running == {}
+    asyncio.run(adapter.shutdown())  # a second clean-up finds nothing to stop

@@ -1,0 +1,456 @@
+"""The controller against a fake API client and a fake clock: what each event queues,
+what a reconcile creates and writes, what is forgotten, and what is measured."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, cast
+
+import pytest
+
+from ambient.common.kube.client import Kube
+from ambient.crds import naming
+from ambient.operator import metrics
+from ambient.operator.controller import Controller, index_key, slim
+from ambient.operator.sessions.observe import job_view
+from ambient.operator.settings import OperatorSettings
+from ambient.operator.supervisor import Supervisor
+from ambient.operator.workqueue import PROGRESS, START
+from ambient.runners.registry import Registry
+
+NS, NAME = "team-alpha", "review-pr-42"
+KEY = (NS, NAME)
+UID = "5b1c2f4e-0000-4000-8000-000000000001"  # make_body's default
+
+
+class FakeApi:
+    """The calls the controller makes, answered from memory and recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.sessions: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pods: list[dict[str, Any]] = []
+        self.policies: list[dict[str, Any]] = []
+        self.fail_create: Exception | None = None
+
+    def create(self, manifest: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        self.calls.append(("create", (manifest["kind"], manifest["metadata"]["name"])))
+        if self.fail_create is not None:
+            raise self.fail_create
+        return True, manifest
+
+    def get_session(self, namespace: str, name: str) -> dict[str, Any]:
+        self.calls.append(("get_session", name))
+        return copy.deepcopy(self.sessions[(namespace, name)])
+
+    def replace_session_status(
+        self, namespace: str, name: str, rv: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.calls.append(("replace_session_status", status))
+        body = copy.deepcopy(self.sessions[(namespace, name)])
+        assert body["metadata"]["resourceVersion"] == rv
+        body["status"] = status
+        body["metadata"]["resourceVersion"] = str(int(rv) + 1)
+        self.sessions[(namespace, name)] = body
+        return copy.deepcopy(body)
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get_job", name))
+        return None
+
+    def list_pods(self, namespace: str, job: str, consistent: bool) -> list[dict[str, Any]]:
+        self.calls.append(("list_pods", job))
+        return [p for p in self.pods if p["metadata"]["labels"]["job-name"] == job]
+
+    def delete_job(self, namespace: str, name: str) -> bool:
+        self.calls.append(("delete_job", name))
+        return True
+
+    def list_policies(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.policies
+
+    def list_sessions_cached(self, namespace: str) -> list[dict[str, Any]]:
+        return list(self.sessions.values())
+
+    def patch_policy_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.calls.append(("patch_policy_status", patch))
+
+    def names(self, call: str) -> list[Any]:
+        return [arg for name, arg in self.calls if name == call]
+
+
+class FakeClock:
+    """Time stands still until a test moves it; timers wait until a test fires them."""
+
+    def __init__(self, now: datetime) -> None:
+        self.wall = now
+        self.mono = 1000.0
+        self.timers: list[tuple[float, Callable[[], None]]] = []
+        self.sleeps: list[float] = []
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        self.timers.append((delay, callback))
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await asyncio.sleep(3600)
+
+    def fire(self) -> None:
+        timers, self.timers = self.timers, []
+        for _, callback in timers:
+            callback()
+
+
+class Harness:
+    """A controller with fakes, and the indexes kopf would hand it."""
+
+    def __init__(self, settings: OperatorSettings, registry: Registry, now: datetime) -> None:
+        self.api = FakeApi()
+        self.clock = FakeClock(now)
+        self.events: list[tuple[str, str]] = []
+        self.audit: list[dict[str, Any]] = []
+        self.om = metrics.create(lambda: ())
+        self.controller = Controller(
+            api=cast(Kube, self.api),
+            clock=self.clock,
+            settings=settings,
+            registry=registry,
+            metrics=self.om,
+            post_event=lambda ref, type_, reason, message: self.events.append((type_, reason)),
+            emit_audit=self.audit.append,
+        )
+        self.sessions: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.jobs: dict[tuple[str, str], list[Any]] = {}
+        self.indexes = {"session_index": self.sessions, "job_index": self.jobs}
+
+    def put_session(self, body: dict[str, Any]) -> None:
+        """The Session as stored and as the watch delivers it."""
+        meta = body["metadata"]
+        self.api.sessions[(meta["namespace"], meta["name"])] = copy.deepcopy(body)
+        key = index_key(meta["namespace"], meta["name"])
+        self.sessions[key] = [slim(body, 4096)]
+
+    def put_job(self, name: str, status: dict[str, Any]) -> None:
+        owner = {"kind": "Session", "uid": UID}
+        body = {"metadata": {"name": name, "ownerReferences": [owner]}, "status": status}
+        self.jobs[index_key(NS, NAME)] = [job_view(body)]
+
+    async def event(self, kind: str = "MODIFIED") -> None:
+        body = self.api.sessions[KEY]
+        await self.controller.session_event(kind, body, NS, NAME, self.indexes)
+
+    async def drain(self) -> list[tuple[tuple[str, str], int]]:
+        """Reconcile whatever is queued, as the workers would, in order."""
+        done = []
+        while len(self.controller.queue):
+            key, priority = await self.controller.queue.get()
+            try:
+                await self.controller.work_on(key, priority)
+            finally:
+                self.controller.queue.done(key)
+            done.append((key, priority))
+        return done
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.om.registry.get_sample_value(name, labels)
+
+
+@pytest.fixture
+def harness(settings: OperatorSettings, registry: Registry, now: datetime) -> Callable[[], Harness]:
+    return lambda: Harness(settings, registry, now)
+
+
+def test_a_new_session_gets_its_identity_and_job_then_its_status(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> Harness:
+        h = harness()
+        h.put_session(make_body())
+        await h.event("ADDED")
+        assert len(h.controller.queue) == 1
+        assert await h.drain() == [(KEY, START)]
+        kinds = [kind for kind, _ in h.api.names("create")]
+        # The identity first (ServiceAccount and Role at once, then the binding), the Job.
+        assert set(kinds[:2]) == {"ServiceAccount", "Role"}
+        assert kinds[2:] == ["RoleBinding", "Job"]
+        # Starting only creates: the status waits for the progress interval.
+        assert h.api.names("replace_session_status") == []
+        assert [delay for delay, _ in h.clock.timers] == [1.0]
+        state = h.controller.state.peek(KEY)
+        assert state is not None and state.created is not None
+        assert state.created.name == naming.job_name(NAME, 1)
+        assert h.controller.state.namespace(NS).inflight
+        h.clock.fire()
+        assert await h.drain() == [(KEY, PROGRESS)]
+        (status,) = h.api.names("replace_session_status")
+        assert status["workload"]["jobName"] == naming.job_name(NAME, 1)
+        assert "WorkloadCreated" in {e["event"] for e in status["history"]}
+        assert ("Normal", "WorkloadCreated") in h.events
+        assert "WorkloadCreated" in {r["action"] for r in h.audit}
+        return h
+
+    asyncio.run(main())
+
+
+def test_a_finished_job_completes_the_session(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> None:
+        h = harness()
+        h.put_session(make_body())
+        await h.event("ADDED")
+        await h.drain()
+        h.clock.fire()
+        await h.drain()
+        h.put_session(h.api.sessions[KEY])  # the watch shows our write
+        job = naming.job_name(NAME, 1)
+        h.clock.mono += 5  # past the progress interval since the last write
+        finished = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+        h.put_job(job, finished)
+        h.api.pods.append(
+            {
+                "metadata": {"name": f"{job}-x", "labels": {"job-name": job}},
+                "status": {
+                    "phase": "Succeeded",
+                    "containerStatuses": [
+                        {"name": "runner", "state": {"terminated": {"exitCode": 0}}}
+                    ],
+                },
+            }
+        )
+        await h.controller.job_event(
+            "MODIFIED",
+            {"metadata": {"name": job}, "status": finished},
+            NS,
+            {naming.LABEL_SESSION: naming.session_label_value(NAME)},
+            h.indexes,
+        )
+        assert job not in h.controller.state.namespace(NS).active_jobs
+        assert h.clock.timers == []  # no wait: the interval since the last write passed
+        assert await h.drain() == [(KEY, PROGRESS)]
+        status = h.api.names("replace_session_status")[-1]
+        assert (status["phase"], status.get("reason")) == ("Completed", "Succeeded"), status
+        assert h.api.names("list_pods") == [job]
+        assert ("Normal", "WorkloadSucceeded") in h.events
+        # Nothing changed since: the same observation is not planned again.
+        before = len(h.api.calls)
+        h.put_session(h.api.sessions[KEY])
+        await h.event()
+        await h.drain()
+        assert len(h.api.calls) == before
+
+    asyncio.run(main())
+
+
+def test_delete_forgets_everything_including_the_pods_of_retried_attempts(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """Before the StateStore, only attempt 1's pod entry was dropped on delete."""
+
+    async def main() -> None:
+        h = harness()
+        job = naming.job_name(NAME, 2)
+        h.put_session(
+            make_body(
+                status={
+                    "phase": "Running",
+                    "attempt": 2,
+                    "workload": {"jobName": job},
+                    "history": [],
+                }
+            )
+        )
+        h.put_job(job, {"active": 1, "ready": 1})
+        h.api.pods.append(
+            {
+                "metadata": {"name": f"{job}-x", "labels": {"job-name": job}},
+                "status": {"phase": "Running"},
+            }
+        )
+        await h.event()
+        await h.drain()
+        state = h.controller.state.peek(KEY)
+        assert state is not None and job in state.pods
+        h.controller.state.get(KEY).failed = True
+        h.controller.queue.add(KEY)
+        await h.event("DELETED")
+        assert h.controller.state.peek(KEY) is None
+        assert len(h.controller.state) == 0
+        assert len(h.controller.queue) == 0
+        assert NAME not in h.controller.state.namespace(NS).names
+        assert list(h.controller.state.session_samples()) == []
+
+    asyncio.run(main())
+
+
+def test_a_policy_change_queues_the_unfinished_sessions_and_reconciles_none_inline(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> None:
+        h = harness()
+        h.put_session(make_body(name="open"))
+        h.put_session(make_body(name="done", status={"phase": "Completed", "history": []}))
+        policy = {
+            "apiVersion": "ambient.ai/v1alpha1",
+            "kind": "NamespacePolicy",
+            "metadata": {"name": "default", "namespace": NS, "generation": 2},
+            "spec": {},
+        }
+        await h.controller.policy_event("ADDED", policy, NS, h.indexes)
+        assert h.api.calls == []  # nothing reconciled in the handler
+        assert len(h.controller.queue) == 1
+        key, priority = await h.controller.queue.get()
+        h.controller.queue.done(key)
+        assert (key, priority) == ((NS, "open"), PROGRESS)
+        state = h.controller.state.peek((NS, "open"))
+        assert state is not None and state.forced
+        assert len(h.clock.timers) == 1  # the namespace's queue is looked at soon
+        # The same policy again (a status-only update) queues nothing.
+        await h.controller.policy_event("MODIFIED", policy, NS, h.indexes)
+        assert len(h.controller.queue) == 0
+
+    asyncio.run(main())
+
+
+def test_resync_queues_failed_and_overdue_sessions(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> None:
+        h = harness()
+        for name in ("failed", "overdue", "later", "fine"):
+            h.put_session(make_body(name=name))
+            body = h.api.sessions[(NS, name)]
+            await h.controller.session_event("ADDED", body, NS, name, h.indexes)
+        while len(h.controller.queue):  # what the events queued
+            h.controller.queue.done((await h.controller.queue.get())[0])
+        now = h.clock.now().timestamp()
+        h.controller.state.get((NS, "failed")).failed = True
+        h.controller.state.get((NS, "overdue")).deadline = now - 1
+        h.controller.state.get((NS, "later")).deadline = now + 60
+        h.controller.state.get((NS, "fine"))
+        await h.controller.resync()
+        queued = []
+        while len(h.controller.queue):
+            key, _ = await h.controller.queue.get()
+            h.controller.queue.done(key)
+            queued.append(key[1])
+        assert sorted(queued) == ["failed", "overdue"]
+        assert h.api.calls == []
+
+    asyncio.run(main())
+
+
+def test_a_reconcile_records_its_duration_and_a_failure_its_kind(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> None:
+        h = harness()
+        h.put_session(make_body())
+        h.api.fail_create = RuntimeError("API down")
+        await h.event("ADDED")
+        await h.drain()
+        assert h.sample("ambient_reconcile_duration_seconds_count") == 1
+        assert h.sample("ambient_reconcile_errors_total", kind="RuntimeError") == 1
+        state = h.controller.state.peek(KEY)
+        assert state is not None and state.failed  # the resync loop tries again
+        # The create failed, so it no longer holds a slot.
+        assert h.controller.state.namespace(NS).inflight == {}
+        h.api.fail_create = None
+        await h.controller.resync()
+        await h.drain()
+        assert h.sample("ambient_reconcile_duration_seconds_count") == 2
+        assert h.sample("ambient_reconcile_errors_total", kind="RuntimeError") == 1
+        assert not state.failed
+
+    asyncio.run(main())
+
+
+def test_someone_elses_identity_object_blocks_the_job_with_a_warning(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> None:
+        h = harness()
+        h.put_session(make_body())
+
+        def foreign(manifest: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+            h.api.calls.append(("create", (manifest["kind"], manifest["metadata"]["name"])))
+            return False, {"metadata": {"ownerReferences": [{"uid": "someone-else"}]}}
+
+        h.api.create = foreign  # type: ignore[method-assign]
+        await h.event("ADDED")
+        await h.drain()
+        assert "Job" not in [kind for kind, _ in h.api.names("create")]
+        assert ("Warning", "RunnerIdentityConflict") in h.events
+        assert h.sample("ambient_reconcile_errors_total", kind="IdentityConflictError") == 1
+
+    asyncio.run(main())
+
+
+def test_the_cap_queues_a_session_beyond_it(
+    settings: OperatorSettings,
+    registry: Registry,
+    now: datetime,
+    make_body: Callable[..., dict[str, Any]],
+) -> None:
+    async def main() -> None:
+        h = Harness(
+            settings.model_copy(update={"default_max_concurrent_sessions": 1}), registry, now
+        )
+        h.put_session(make_body(name="first"))
+        h.put_session(make_body(name="second", uid="5b1c2f4e-0000-4000-8000-000000000002"))
+        for name in ("first", "second"):
+            await h.controller.session_event(
+                "ADDED", h.api.sessions[(NS, name)], NS, name, h.indexes
+            )
+        await h.drain()
+        jobs = [name for kind, name in h.api.names("create") if kind == "Job"]
+        assert jobs == [naming.job_name("first", 1)]
+        status = h.api.names("replace_session_status")[-1]
+        assert status["reason"] == "Queued"
+        assert "second" in h.controller.state.namespace(NS).refused
+
+    asyncio.run(main())
+
+
+def test_usage_roll_up_patches_the_policy_status(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> None:
+        h = harness()
+        body = make_body(status={"usage": {"cost": "1.50"}, "history": []})
+        body["metadata"]["creationTimestamp"] = h.clock.now().strftime("%Y-%m-01T00:00:00Z")
+        h.put_session(body)
+        await h.controller.policy_usage_event("ADDED", NS, "default", {})
+        (patch,) = h.api.names("patch_policy_status")
+        assert patch["status"]["monthToDateSpend"] == "1.50"
+        await h.controller.policy_usage_event("DELETED", NS, "default", {})
+        assert len(h.api.names("patch_policy_status")) == 1
+
+    asyncio.run(main())
+
+
+def test_the_controllers_loops_start_and_stop_with_the_supervisor(
+    harness: Callable[[], Harness],
+) -> None:
+    async def main() -> None:
+        h = harness()
+        supervisor = Supervisor()
+        h.controller.supervise(supervisor)
+        assert supervisor.names == ["resync", "usage"]
+        await supervisor.start()
+        await asyncio.sleep(0)
+        assert sorted(supervisor.running) == ["ambient-resync", "ambient-usage"]
+        assert sorted(h.clock.sleeps) == [5.0, 60.0]  # the settings' intervals
+        await supervisor.stop()
+        assert supervisor.running == []
+
+    asyncio.run(main())

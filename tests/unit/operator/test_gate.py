@@ -1,0 +1,94 @@
+"""The concurrency cap as the controller applies it, with a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from ambient.operator.gate import Gate
+from ambient.operator.policies import PolicyCache
+from ambient.operator.sessions.observe import JobView
+from ambient.operator.settings import OperatorSettings
+from ambient.operator.state import Key, StateStore
+
+NS = "team-alpha"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.mono = 100.0
+        self.timers: list[tuple[float, Callable[[], None]]] = []
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        self.timers.append((delay, callback))
+
+
+def _gate(
+    settings: OperatorSettings, cap: int, indexes: dict[str, Any]
+) -> tuple[Gate, Clock, list[Key]]:
+    clock, woken = Clock(), []
+    gate = Gate(
+        state=StateStore(),
+        clock=clock,  # type: ignore[arg-type]
+        settings=settings.model_copy(update={"default_max_concurrent_sessions": cap}),
+        policies=PolicyCache(),
+        indexes=indexes,
+        wake=woken.append,
+    )
+    return gate, clock, woken
+
+
+def test_admission_beyond_the_cap_is_refused_in_fifo_order(
+    settings: OperatorSettings, make_body: Callable[..., dict[str, Any]]
+) -> None:
+    bodies = [make_body(name=f"s{i}") for i in range(3)]
+    sessions = {(NS, b["metadata"]["name"]): [b] for b in bodies}
+    jobs: dict[Key, list[JobView]] = {}
+    gate, _, _ = _gate(settings, 2, {"session_index": sessions, "job_index": jobs})
+    for body in bodies:
+        gate.session_seen(NS, body["metadata"]["name"], finished=False)
+
+    async def main() -> list[bool]:
+        return [
+            (await gate.admit(NS, b, f"{b['metadata']['name']}-a1", jobs)).admitted for b in bodies
+        ]
+
+    assert asyncio.run(main()) == [True, True, False]
+    space = gate.state.namespace(NS)
+    assert set(space.inflight) == {"s0-a1", "s1-a1"}
+    assert space.refused == {"s2"}
+    gate.release(NS, "s1-a1")
+    assert set(space.inflight) == {"s0-a1"}
+
+
+def test_a_finished_job_wakes_the_queue_once_per_burst(
+    settings: OperatorSettings, make_body: Callable[..., dict[str, Any]]
+) -> None:
+    waiting = make_body(name="waiting")
+    sessions = {(NS, "waiting"): [waiting]}
+    jobs: dict[Key, list[JobView]] = {}
+    gate, clock, woken = _gate(settings, 1, {"session_index": sessions, "job_index": jobs})
+    gate.job_changed(NS, "other-a1", active=True)
+    gate.job_changed(NS, "other-a1", active=False)
+    assert clock.timers == []  # nobody was refused: nothing to wake
+    gate.state.namespace(NS).refused.add("waiting")
+    gate.job_changed(NS, "x-a1", active=False)
+    gate.job_changed(NS, "y-a1", active=False)
+    assert [delay for delay, _ in clock.timers] == [0.05]
+    clock.timers.pop()[1]()
+    assert woken == [(NS, "waiting")]
+    assert not gate.state.namespace(NS).kicked
+
+
+def test_old_creates_stop_counting(settings: OperatorSettings) -> None:
+    jobs: dict[Key, list[JobView]] = {}
+    gate, clock, _ = _gate(settings, 1, {"session_index": {}, "job_index": jobs})
+    gate.state.namespace(NS).inflight["lost-a1"] = ("lost", clock.mono)
+    clock.mono += settings.inflight_seconds + 1
+    gate.kick(NS)
+    clock.timers.pop()[1]()
+    assert gate.state.namespace(NS).inflight == {}
