@@ -107,6 +107,9 @@ class OperatorSettings(BaseSettings):
     """Client-side limit on one watch request (above the server's, so the server ends it)."""
     request_timeout_seconds: int = Field(default=30, ge=1, le=600)
     """Limit on one of kopf's own API requests (events, patches)."""
+    notify_secret_ttl_seconds: float = Field(default=60.0, ge=0, le=3600)
+    """How long a NamespacePolicy's notification signing secret is cached: a rotated secret
+    is used for new notifications within this time."""
 
     @field_validator("notify_egress_allow")
     @classmethod

@@ -41,7 +41,14 @@ async def assemble(
     state = StateStore()
     om = metrics.create(state.session_samples, state.policy_samples)
     policies = PolicyCache()
-    outbox = Outbox(api, policies.policy, om, settings.notify_ca_file, settings.notify_egress_rule)
+    outbox = Outbox(
+        api,
+        policies.policy,
+        om,
+        settings.notify_ca_file,
+        settings.notify_egress_rule,
+        secret_ttl=settings.notify_secret_ttl_seconds,
+    )
     controller = Controller(
         api=api,
         clock=clock,

@@ -33,7 +33,7 @@ from ambient.operator.sessions.status import StatusEditor
 log = logging.getLogger(__name__)
 
 SIGNING_FIELD = "notifications"
-SECRET_TTL = 60.0  # a rotated signing secret is picked up within a minute
+SECRET_TTL_SECONDS = 60.0  # default: a rotated signing secret is picked up within a minute
 WRITE_ATTEMPTS = 8
 
 
@@ -48,8 +48,11 @@ class Outbox:
         metrics: OperatorMetrics | None = None,
         ca_file: Path | None = None,
         egress_rule: EgressRule | None = None,
+        *,
+        secret_ttl: float = SECRET_TTL_SECONDS,
     ) -> None:
         self._api = api
+        self._secret_ttl = secret_ttl
         self._metrics = metrics
         self._policy_of = policy_of
         self._secrets: dict[tuple[str, str], tuple[float, bytes | None]] = {}
@@ -106,7 +109,7 @@ class Outbox:
         if ref is None:
             return None
         cached = self._secrets.get((namespace, ref.name))
-        if cached is not None and time.monotonic() - cached[0] < SECRET_TTL:
+        if cached is not None and time.monotonic() - cached[0] < self._secret_ttl:
             return cached[1]
         value = await asyncio.to_thread(
             self._api.read_secret_key, namespace, ref.name, SIGNING_FIELD

@@ -10,28 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ambient.crds import events
+from ambient.crds.events import HistoryEvent
 from ambient.crds.models import GROUP, VERSION, HistoryEntry, Session
-from ambient.operator.sessions.planner import WARNING_EVENTS, approver
+from ambient.operator.sessions.planner import approver
 
-# History entries that also become Kubernetes Events.
-MILESTONES = frozenset(
-    {
-        "WorkloadCreated",
-        "WorkloadSucceeded",
-        "WorkloadFailed",
-        "FrameworkUnknown",
-        "AwaitingApproval",
-        "Approved",
-        "WorkloadLost",
-        "WorkloadConflict",
-        "Cancelled",
-        "TimedOut",
-        "ApprovalExpired",
-        "PolicyViolation",
-        "PolicyViolationFlagged",
-        "AttemptFailed",
-    }
-)
 EVENT_MESSAGE_LIMIT = 1000
 
 
@@ -60,11 +43,11 @@ def session_ref(session: Session) -> dict[str, Any]:
 
 def kube_event(entry: HistoryEntry) -> KubeEvent | None:
     """The Event a history entry becomes, or None when it stays in the history only."""
-    if entry.event not in MILESTONES:
+    if not events.becomes_kubernetes_event(entry.event):
         return None
     message = ", ".join(f"{k}={v}" for k, v in sorted(entry.data.items()))
     return KubeEvent(
-        type="Warning" if entry.event in WARNING_EVENTS else "Normal",
+        type=events.kubernetes_event_type(entry.event),
         reason=entry.event,
         message=message[:EVENT_MESSAGE_LIMIT] or entry.event,
     )
@@ -73,16 +56,16 @@ def kube_event(entry: HistoryEntry) -> KubeEvent | None:
 def audit_actor(session: Session, entry: HistoryEntry, identity: str) -> str:
     """Who the audit record names: the approver of an approval, the canceller of a
     cancellation (as the entry says), else the operator itself."""
-    if entry.event == "Approved":
+    if entry.event == HistoryEvent.APPROVED:
         return approver(session) or identity
-    if entry.event == "Cancelled":
+    if entry.event == HistoryEvent.CANCELLED:
         return entry.data.get("cancelledBy", identity)
     return identity
 
 
 def audit_outcome(entry: HistoryEntry) -> str:
     """failure for the warning entries, else success."""
-    return "failure" if entry.event in WARNING_EVENTS else "success"
+    return events.audit_outcome(entry.event)
 
 
 def audit_fields(session: Session, entry: HistoryEntry, identity: str) -> Mapping[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ambient.crds import events, naming
+from ambient.crds import naming
 from ambient.crds.events import HistoryEvent
 from ambient.crds.models import TERMINAL_PHASES, HistoryEntry, Phase, Session, SessionStatus
 from ambient.crds.times import parse
@@ -36,9 +36,6 @@ POLICY_COMPLIANT = "PolicyCompliant"
 STUCK_WAITING = frozenset(
     {"ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName"}
 )
-
-# Kept for the kopf handlers until they import it from ambient.crds.events.
-WARNING_EVENTS = events.WARNING_EVENTS
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ def test_tuning_defaults(settings: OperatorSettings) -> None:
     assert settings.reconcile_attempts == 8
     assert settings.indexed_payload_bytes == 4096
     assert settings.event_posting_workers == 4
+    assert settings.notify_secret_ttl_seconds == 60.0
     assert (settings.watch_server_timeout_seconds, settings.watch_client_timeout_seconds) == (
         300,
         330,

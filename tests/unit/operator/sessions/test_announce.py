@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ambient.crds import naming
+from ambient.crds import events, naming
 from ambient.crds.models import HistoryEntry, Session
 from ambient.operator.sessions import announce
-from ambient.operator.sessions.planner import WARNING_EVENTS
 
 
 def _entry(event: str, **data: str) -> HistoryEntry:
@@ -33,8 +32,10 @@ def test_milestones_become_events_with_their_severity() -> None:
     assert long is not None and len(long.message) == announce.EVENT_MESSAGE_LIMIT
 
 
-def test_every_warning_is_a_milestone() -> None:
-    assert WARNING_EVENTS <= announce.MILESTONES
+def test_every_warning_becomes_a_warning_event() -> None:
+    for event in events.WARNING_EVENTS:
+        announced = announce.kube_event(_entry(event))
+        assert announced is not None and announced.type == "Warning"
 
 
 def test_the_audit_actor(make_session: Callable[..., Session]) -> None:
