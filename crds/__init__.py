@@ -1,1 +1,3 @@
-"""The API: Session and NamespacePolicy models and the CRD generator."""
+"""The API: Session and NamespacePolicy models, the CRD generator, and the vocabularies
+both apps share (history events, names and labels, times, digests); imports nothing of ours
+(docs/architecture.md)."""
