@@ -5,7 +5,6 @@ answer was Starlette's plain-text 500 with no record of it."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -21,12 +20,12 @@ import httpx
 import pytest
 
 from .conftest import free_port
+from .test_ingress_sessions import SECRET, tenant
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 PR_OPENED = (ROOT / "tests/fixtures/github/pull_request.opened.json").read_bytes()
-SECRET = "integration-signing-secret"
 SHAPE = {"error_code", "message", "details", "trace_id", "timestamp"}
 
 
@@ -46,32 +45,6 @@ def ingress(cluster, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     yield url, log
     proc.terminate()
     proc.wait(timeout=20)
-
-
-def _tenant(cluster, namespace: str) -> dict[str, str]:
-    keys = {s: f"{s}-{uuid.uuid4().hex}" for s in ("github", "jira", "slack")}
-    cluster.core.create_namespaced_secret(
-        namespace,
-        {
-            "metadata": {"name": "ingress-signing"},
-            "data": {s: base64.b64encode(SECRET.encode()).decode() for s in keys},
-        },
-    )
-    cluster.apply(
-        {
-            "apiVersion": "ambient.ai/v1alpha1",
-            "kind": "NamespacePolicy",
-            "metadata": {"name": "policy", "namespace": namespace},
-            "spec": {
-                "webhookAuth": {
-                    "apiKeys": {s: hashlib.sha256(k.encode()).hexdigest() for s, k in keys.items()},
-                    "signingSecretRef": {"name": "ingress-signing"},
-                },
-                "defaults": {"framework": {"type": "script", "config": {"command": ["true"]}}},
-            },
-        }
-    )
-    return keys
 
 
 def _post(url: str, source: str, key: str, headers: dict[str, Any]) -> httpx.Response:
@@ -95,7 +68,7 @@ def test_non_ascii_signature_headers_are_401_json_audited_and_counted(
     cluster, ingress, namespace
 ) -> None:
     url, log = ingress
-    keys = _tenant(cluster, namespace)
+    keys = tenant(cluster, namespace, sources=("github", "jira", "slack"))
     refused = 'ambient_ingress_deliveries_total{outcome="refused",source="github"}'
     for source, key in keys.items():  # the watch has indexed every key
         cluster.wait_for(
@@ -211,7 +184,7 @@ def test_a_fault_of_the_ingress_is_500_json_logged_counted_and_audited(
     cluster, faulty_ingress, namespace
 ) -> None:
     url, log = faulty_ingress
-    keys = _tenant(cluster, namespace)
+    keys = tenant(cluster, namespace, sources=("github", "jira", "slack"))
     cluster.wait_for(
         "the key to be indexed",
         lambda: _post(url, "github", keys["github"], {}).json()["error_code"] != "UnknownKey",
