@@ -40,6 +40,11 @@ class OperatorSettings(BaseSettings):
     resync_seconds: float = Field(default=5.0, gt=0, le=600)
     """How often one loop re-plans Sessions whose deadline passed or whose last reconcile
     failed, and wakes queued Sessions when slots are free."""
+    retry_base_seconds: float = Field(default=5.0, gt=0, le=600)
+    """Wait before a Session's first retry after a failed reconcile; it doubles with each
+    further consecutive failure (with 20% jitter), up to retry_max_seconds."""
+    retry_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    """Longest wait between retries of a Session whose reconciles keep failing."""
     artifacts_secret: str = "ambient-artifacts"  # noqa: S105 - a Secret name
     """Secret in each Session's namespace with the artifact store's credentials (e.g.
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); passed to runners as env, optional."""

@@ -249,6 +249,25 @@ class Kube:
         }
         return self.call("PUT", f"{self._sessions(namespace)}/{quote(name)}/status", body)
 
+    def apply_session_condition(
+        self, namespace: str, name: str, condition: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Server-side apply one status condition under its own field manager: conditions
+        are a map keyed by type, so this entry is merged and nothing else is touched."""
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Session",
+            "metadata": {"name": name, "namespace": namespace},
+            "status": {"conditions": [condition]},
+        }
+        return self.call(
+            "PATCH",
+            f"{self._sessions(namespace)}/{quote(name)}/status",
+            body,
+            query={"fieldManager": "ambient-operator-conditions", "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+
     def list_sessions(self, namespace: str) -> list[dict[str, Any]]:
         """Every Session in a namespace (retention runs rarely; one list per namespace)."""
         return list(self.call("GET", self._sessions(namespace)).get("items") or [])
