@@ -269,6 +269,31 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
+    def sessions_path(self, namespace: str | None) -> str:
+        """The Sessions collection of one namespace, or of every namespace (None)."""
+        if namespace is None:
+            return f"/apis/{GROUP}/{VERSION}/sessions"
+        return self._sessions(namespace)
+
+    def patch_session(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch a Session (its spec or annotations) with these credentials, so RBAC
+        and the admission webhook decide as for any write."""
+        return self.call(
+            "PATCH",
+            f"{self._sessions(namespace)}/{quote(name)}",
+            patch,
+            content_type="application/merge-patch+json",
+        )
+
+    def pod_log(self, namespace: str, pod: str, tail_lines: int | None = None) -> str:
+        """A pod's log as text (the runner's only container)."""
+        query = {"tailLines": str(tail_lines)} if tail_lines is not None else None
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/log"
+        response = self._send("GET", path, None, query, "application/json")
+        if response.status >= 400:
+            raise errors.from_status(response.status, response.data, f"GET {path}")
+        return bytes(response.data).decode(errors="replace")
+
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A coordination.k8s.io Lease (leader election), or None when there is none."""
         try:

@@ -21,11 +21,14 @@ Configuration = client.Configuration
 """The loaded configuration: ``host``, TLS files, and the credential (with its refresh hook)."""
 
 
-def configuration(kubeconfig: str | None = None) -> client.Configuration:
-    """In a cluster (and no ``kubeconfig`` given), the pod's service account; else the
-    kubeconfig's current context (``kubeconfig``, $KUBECONFIG or ~/.kube/config)."""
+def configuration(
+    kubeconfig: str | None = None, context: str | None = None
+) -> client.Configuration:
+    """In a cluster (and no ``kubeconfig`` or ``context`` given), the pod's service
+    account; else the kubeconfig's ``context`` or current context (``kubeconfig``,
+    $KUBECONFIG or ~/.kube/config)."""
     cfg = client.Configuration()
-    if kubeconfig is None:
+    if kubeconfig is None and context is None:
         try:
             k8s_config.load_incluster_config(client_configuration=cfg)
             return cfg
@@ -33,8 +36,27 @@ def configuration(kubeconfig: str | None = None) -> client.Configuration:
             pass
     # $KUBECONFIG read now: the loader's own default is read when it is imported.
     path = kubeconfig or os.environ.get("KUBECONFIG") or None
-    k8s_config.load_kube_config(config_file=path, client_configuration=cfg)
+    k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
     return cfg
+
+
+def default_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
+    """The namespace a command acts in when none is given, as kubectl chooses it: the
+    context's namespace, in a pod its own, else ``default``."""
+    path = kubeconfig or os.environ.get("KUBECONFIG") or None
+    try:
+        contexts, current = k8s_config.list_kube_config_contexts(config_file=path)
+    except (k8s_config.ConfigException, OSError):
+        try:
+            with open(_POD_NAMESPACE) as handle:
+                return handle.read().strip() or "default"
+        except OSError:
+            return "default"
+    chosen = next((c for c in contexts if c["name"] == context), current) if context else current
+    return str(((chosen or {}).get("context") or {}).get("namespace") or "default")
+
+
+_POD_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def authorization(cfg: client.Configuration) -> str | None:
