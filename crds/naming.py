@@ -35,6 +35,9 @@ ANNOTATION_APPROVED_BY = "ambient.ai/approved-by"
 ANNOTATION_CONTEXT = "ambient.ai/context"
 ANNOTATION_CANCELLED_BY = "ambient.ai/cancelled-by"
 """Who cancelled a Session; set alongside spec.cancel (the admission webhook may stamp it)."""
+ANNOTATION_TRACE_ID = "ambient.ai/trace-id"
+"""On an ingress-created Session: the trace id of the delivery that created it, which the
+operator's log lines about the Session carry (and the sender's answer, X-Trace-Id)."""
 ANNOTATION_REPLAYED_BY = "ambient.ai/replayed-by"
 """Who replayed the stored delivery this Session came from (the admission webhook checks
 it names the creator)."""

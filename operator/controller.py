@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 
 import pydantic
 
+from ambient.common import logs
 from ambient.common.audit import trail as audit
 from ambient.common.audit.records import record as audit_record
 from ambient.common.kube.client import ConflictError, GoneError, Kube
@@ -66,6 +67,9 @@ TERMINAL = ("Completed", "Failed")
 
 PostEvent = Callable[[dict[str, Any], str, str, str], None]
 """Posts a Kubernetes Event: (the object's reference, type, reason, message)."""
+
+
+TRACE = naming.ANNOTATION_TRACE_ID
 
 
 def _intent(body: Mapping[str, Any]) -> tuple[Any, str]:
@@ -363,6 +367,21 @@ class Controller:
         observation. Each reconcile's duration is recorded, and each failure by kind."""
         ident = (namespace, name)
         state = self.state.get(ident)
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        trace = {"trace_id": annotations[TRACE]} if TRACE in annotations else {}
+        with logs.bound(session=f"{namespace}/{name}", **trace):
+            await self._reconcile_locked(ident, state, body, jobs, start=start, force=force)
+
+    async def _reconcile_locked(
+        self,
+        ident: Key,
+        state: SessionState,
+        body: dict[str, Any],
+        jobs: Any,
+        *,
+        start: bool,
+        force: bool,
+    ) -> None:
         async with state.lock:
             began = self.clock.monotonic()
             try:
@@ -718,6 +737,13 @@ class Controller:
             event = announce.kube_event(entry)
             if event is not None:
                 self.post_event(ref, event.type, event.reason, event.message)
+                # The milestones in the log too, under the Session and its delivery's trace id.
+                log.log(
+                    logging.WARNING if event.type == "Warning" else logging.INFO,
+                    "%s: %s",
+                    event.reason,
+                    event.message,
+                )
             self.emit_audit(audit_record(**announce.audit_fields(session, entry, identity)))
 
     def _warn(self, session: Session, reason: str, message: str) -> None:

@@ -11,6 +11,7 @@ import sys
 
 import kopf
 
+from ambient.common import logs
 from ambient.common.audit import trail as audit
 from ambient.common.kube.client import Kube
 from ambient.operator import adapter, leader, lease
@@ -36,18 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint"
     )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        help="json lines (default, AMBIENT_LOG_FORMAT) or text for local work",
+    )
     args = parser.parse_args(argv)
     _limit_malloc_arenas()
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    settings = OperatorSettings()
+    logs.configure(
+        "operator",
+        args.log_format or settings.log_format,
+        logging.DEBUG if args.verbose else logging.INFO,
     )
     if not args.verbose:
         # kopf logs every handler run at INFO; with thousands of Sessions that is noise.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     audit.configure()
-    settings = OperatorSettings()
     # Read here, not at import: a broken registry stops the operator before it watches.
     registry = runner_registry.load(settings.registry_file)
     assert registry.frameworks

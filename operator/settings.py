@@ -40,6 +40,8 @@ class OperatorSettings(BaseSettings):
     resync_seconds: float = Field(default=5.0, gt=0, le=600)
     """How often one loop re-plans Sessions whose deadline passed or whose last reconcile
     failed, and wakes queued Sessions when slots are free."""
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    """json (one object a line, for log shippers) or text (for local work)."""
     leader_election: bool = False
     """Run as one of several replicas: reconcile only while holding a coordination.k8s.io
     Lease (the chart turns it on with operator.replicas > 1)."""

@@ -276,3 +276,26 @@ def test_key_cli_create_then_revoke_takes_effect_through_the_watch(
         lambda: github(ingress, key, {"zen": "hi"}, "ping", event="ping").status_code == 401,
         30,
     )
+
+
+def test_the_delivery_s_trace_id_follows_its_session_into_the_operator_s_log(
+    cluster, ingress, operator, namespace
+) -> None:
+    keys = tenant(cluster, namespace)
+    wait_indexed(cluster, ingress, keys["github"])
+    delivery = str(uuid.uuid4())
+    resp = github(ingress, keys["github"], PR_OPENED, delivery)
+    assert resp.status_code == 202, resp.text
+    trace = resp.headers["X-Trace-Id"]
+    name = f"github-{delivery}"
+    stored = cluster.session(namespace, name)
+    assert stored["metadata"]["annotations"]["ambient.ai/trace-id"] == trace
+
+    def milestone_logged() -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in operator.logs().splitlines() if line.startswith("{")]
+        return [line for line in lines if line.get("trace_id") == trace]
+
+    lines = cluster.wait_for("the operator's line for it", milestone_logged, timeout=60)
+    assert all(line["session"] == f"{namespace}/{name}" for line in lines)
+    assert all(line["component"] == "operator" for line in lines)
+    assert any("WorkloadCreated" in line["event"] for line in lines)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
+from ambient.common import logs
 from ambient.common.audit import trail as audit
 from ambient.webhooks import exporting
 from ambient.webhooks.admission.app import create_app, start_policy_watch
@@ -14,9 +14,9 @@ from ambient.webhooks.tls import run_tls
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    audit.configure()
     settings = AdmissionSettings()
+    logs.configure("admission", settings.log_format)
+    audit.configure()
     for path in (settings.cert_file, settings.key_file):
         if not path.is_file():
             sys.stderr.write(
@@ -50,6 +50,7 @@ def _serve(
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through the JSON handler too
         access_log=False,
         loop="uvloop",
         http="httptools",

@@ -34,6 +34,8 @@ class AdmissionSettings(BaseSettings):
     registry_file: Path = DEFAULT_REGISTRY_FILE
     """The runner registry, to check framework types and versions."""
     audit_flush_seconds: float = Field(default=5.0, gt=0)
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    """json (one object a line, for log shippers) or text (for local work)."""
     """How often decisions are written to the artifact store, when AMBIENT_STORE_BUCKET
     is set (the operator's store settings)."""
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 
 import uvicorn
 
+from ambient.common import logs
 from ambient.common.store.s3 import S3Store, StoreSettings
 from ambient.webhooks import exporting
 
@@ -23,7 +23,7 @@ PAYLOAD_STORE_TIMEOUT_SECONDS = 3.0
 
 def main() -> None:
     settings = IngressSettings()
-    logging.basicConfig(level=settings.log_level, format="%(message)s")
+    logs.configure("ingress", settings.log_format, settings.log_level)
     index = KeyIndex()
     kube = SessionsApi(connections=2)  # the policy watch only
     backend = AsyncSessionsApi(
@@ -75,6 +75,7 @@ def main() -> None:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's lines go through the JSON handler too
             access_log=False,  # paths carry keys: never log them
             timeout_keep_alive=30,
             loop="uvloop",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from ambient.common import logs
 from ambient.webhooks.catchall import INTERNAL_ERROR
 
 from . import events
@@ -139,6 +140,7 @@ class IngressHandler:
         """Answer one delivery; ``headers`` with lower-case names, ``body`` as it streams in."""
         start = self.clock()
         trace = uuid.uuid4().hex
+        logs.bind(trace_id=trace, source=source)
         audit = Audit(source=source, trace_id=trace)
         slot = _Slot()
         try:

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 from ambient.common.store import keys
 from ambient.common.store.s3 import ContentConflictError, StoreUnavailableError
+from ambient.crds import naming
 from ambient.crds.digests import sha256_hex
 from ambient.crds.naming import InvalidNameError
 
@@ -186,6 +187,10 @@ class Pipeline:
         assert manifest is not None  # a Session delivery the policy selects
         if annotations is not None:
             manifest["metadata"]["annotations"] = dict(annotations)
+        # The delivery's trace id follows the Session into the operator's log lines.
+        manifest["metadata"].setdefault("annotations", {})[naming.ANNOTATION_TRACE_ID] = (
+            audit.trace_id
+        )
         name = manifest["metadata"]["name"]
         audit.session = name
         if len(body) > self.inline_limit:

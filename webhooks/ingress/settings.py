@@ -35,6 +35,8 @@ class IngressSettings(BaseSettings):
     """Kept-alive connections to the API server for the per-delivery calls (one pool on
     the event loop; deliveries beyond it wait for a free connection)."""
     log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    """json (one object a line, for log shippers) or text (for local work)."""
     audit_flush_seconds: float = 5.0
     """How often delivery records are written to the artifact store (AMBIENT_STORE_*)."""
     delivery_log: bool = True

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
-from ambient.crds.naming import ANNOTATION_REPLAYED_BY, ANNOTATION_REPLAYED_FROM
+from ambient.crds.naming import (
+    ANNOTATION_REPLAYED_BY,
+    ANNOTATION_REPLAYED_FROM,
+    ANNOTATION_TRACE_ID,
+)
 from ambient.webhooks.ingress import events, replay
 from ambient.webhooks.ingress.delivery_records import StoredRequest
 from ambient.webhooks.ingress.errors import IngressError
@@ -72,6 +76,7 @@ def test_a_good_request_becomes_the_same_session_the_ingress_makes(
     assert meta["annotations"] == {
         ANNOTATION_REPLAYED_BY: "alice",
         ANNOTATION_REPLAYED_FROM: "trace-1",
+        ANNOTATION_TRACE_ID: "trace-1",  # the original delivery's: its log lines join up
     }
     assert manifest["spec"]["trigger"]["deliveryId"] == GUID
     assert _replay(stored, SPEC, creator).outcome == "duplicate"
