@@ -96,12 +96,17 @@ class Replier:
         """Submit the replies the Session's state owes that its history does not record."""
         if not (body.get("spec") or {}).get("trigger", {}).get("replyTo"):
             return  # most Sessions: nothing to parse
+        policy = self._policy_of(str((body.get("metadata") or {}).get("namespace", "")))
+        replies = policy.spec.replies if policy is not None else ReplyPolicy()
+        # Cheap before the whole body is validated: a pending Session owes nothing, nor a
+        # running one unless started replies are on (attempts happen only from Running).
+        phase = (body.get("status") or {}).get("phase") or "Pending"
+        if phase == "Pending" or (phase == "Running" and not replies.on_start):
+            return
         try:
             session = Session.model_validate(dict(body))
         except pydantic.ValidationError:
             return
-        policy = self._policy_of(session.metadata.namespace)
-        replies = policy.spec.replies if policy is not None else ReplyPolicy()
         for reply in rules.owed(session, replies):
             if reply.key in self._in_flight or reply.key in self._finished:
                 continue

@@ -74,6 +74,12 @@ class StandIn(ThreadingHTTPServer):
 ROUTES = [
     ("token", re.compile(r"^/github/app/installations/(?P<id>[^/]+)/access_tokens$")),
     ("github", re.compile(r"^/github/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/comments$")),
+    (
+        "checks",
+        re.compile(r"^/github/repos/(?P<repo>[^/]+/[^/]+)/commits/(?P<sha>\w+)/check-runs$"),
+    ),
+    ("check-new", re.compile(r"^/github/repos/(?P<repo>[^/]+/[^/]+)/check-runs$")),
+    ("check", re.compile(r"^/github/repos/(?P<repo>[^/]+/[^/]+)/check-runs/(?P<id>\d+)$")),
     ("jira", re.compile(r"^/jira/rest/api/2/issue/(?P<key>[^/]+)/comment$")),
     ("slack-post", re.compile(r"^/slack/chat\.postMessage$")),
     ("slack-replies", re.compile(r"^/slack/conversations\.replies$")),
@@ -88,6 +94,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._handle("POST")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
 
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
@@ -118,6 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._token(match.group("id"))
         if not self._authorised(route):
             return self._send(401, {"message": "Bad credentials"})
+        if route in ("checks", "check-new", "check"):
+            return self._check_runs(route, method, match, body)
         if route == "github":
             return self._thread(method, f"github:{match['repo']}#{match['n']}", body, "github")
         if route == "jira":
@@ -131,8 +142,27 @@ class _Handler(BaseHTTPRequestHandler):
         key = f"slack:{body.get('channel')}/{body.get('thread_ts')}"
         return self._thread("POST", key, body, "slack-post")
 
+    def _check_runs(self, route: str, method: str, match: re.Match[str], body: Any) -> None:
+        """Check runs of one repository, kept as GitHub keeps them (by id, per head_sha)."""
+        with self.server.lock:
+            runs = self.server.stored.setdefault(f"checks:{match['repo']}", [])
+            if route == "checks":
+                found = [r for r in runs if r["head_sha"] == match["sha"]]
+                name = parse_qs(urlsplit(self.path).query).get("check_name", [None])[0]
+                found = [r for r in found if name is None or r["name"] == name]
+                return self._send(200, {"total_count": len(found), "check_runs": found})
+            if route == "check-new":
+                run = {**body, "id": len(runs) + 1, "html_url": f"{self.server.base}/run"}
+                runs.append(run)
+                return self._send(201, run)
+            run = next(r for r in runs if r["id"] == int(match["id"]))
+            run.update(body)
+            return self._send(200, run)
+
     def _authorised(self, route: str) -> bool:
         auth = self.headers.get("Authorization", "")
+        if route in ("checks", "check-new", "check"):
+            return auth == f"Bearer {INSTALLATION_TOKEN}"
         if route == "github":
             return auth in (f"Bearer {INSTALLATION_TOKEN}", f"Bearer {GITHUB_TOKEN}")
         if route == "jira":
@@ -466,3 +496,54 @@ def test_failing_refused_and_unconfigured_replies_leave_the_session_completed(
         assert status["reason"] == "Succeeded", name
         conditions = {c["type"]: c["status"] for c in status["conditions"]}
         assert conditions.get("Succeeded", "True") == "True", (name, conditions)
+
+
+def test_check_run_started_in_progress_is_completed_by_the_ended_reply(
+    cluster: Any,
+    namespace: str,
+    app_key: rsa.RSAPrivateKey,
+    stand_in: tuple[StandIn, Path],
+    replying_operator: Any,
+) -> None:
+    server, _ = stand_in
+    pem = app_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    _credentials(
+        cluster,
+        namespace,
+        {
+            keys.GITHUB_APP_ID_KEY: APP_ID,
+            keys.GITHUB_APP_PRIVATE_KEY_KEY: pem,
+            keys.GITHUB_APP_INSTALLATION_KEY: INSTALLATION,
+        },
+    )
+    cluster.apply(
+        {
+            "apiVersion": "ambient.ai/v1alpha1",
+            "kind": "NamespacePolicy",
+            "metadata": {"name": "policy"},
+            "spec": {"replies": {"onStart": True, "githubCheckRun": True}},
+        },
+        namespace,
+    )
+    sha = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+    target = {"repository": "octo/app", "number": 2, "headSha": sha}
+    cluster.apply(_session("pr-2", "github", target, "6s"), namespace)
+    for kind in ("github", "github-check"):
+        for outcome in ("started", "ended"):
+            entry = _final(cluster, namespace, "pr-2", f"reply/{kind}/{outcome}")
+            assert entry["event"] == "ReplySent", entry
+    uid = cluster.session(namespace, "pr-2")["metadata"]["uid"]
+    runs = server.stored["checks:octo/app"]
+    assert len(runs) == 1, runs  # the started run was completed, not a second one posted
+    run = runs[0]
+    assert (run["name"], run["head_sha"], run["external_id"]) == ("ambient", sha, uid)
+    assert (run["status"], run["conclusion"]) == ("completed", "success")
+    writes = [r for r in server.requests if r["route"] in ("check-new", "check")]
+    assert [(r["method"], r["body"]["status"]) for r in writes] == [
+        ("POST", "in_progress"),
+        ("PATCH", "completed"),
+    ]
+    comments = server.stored["github:octo/app#2"]
+    assert [c["body"].split(":", 1)[0] for c in comments] == ["**Started**", "**Done**"]
