@@ -173,7 +173,7 @@ class ReplyClient:
                 return await self._github_check(reply, message, creds)
             if reply.kind is Kind.JIRA:
                 return await self._jira(reply, message, creds, look_first)
-            return await self._slack_post(reply, message, creds, look_first)
+            return await self._slack_post(reply, message, creds, look_first, since)
         except _FailedError as failed:
             return failed.answer
         except aiohttp.ClientConnectorError as exc:
@@ -357,24 +357,32 @@ class ReplyClient:
     # --- Slack ----------------------------------------------------------------------------
 
     async def _slack_post(
-        self, reply: Reply, message: dict[str, Any], creds: Credentials, look_first: bool
+        self,
+        reply: Reply,
+        message: dict[str, Any],
+        creds: Credentials,
+        look_first: bool,
+        since: str | None,
     ) -> Answer:
         headers = {"Authorization": f"Bearer {creds.get(keys.SLACK_BOT_TOKEN_KEY)}"}
-        if look_first and reply.target.thread_ts:
+        if look_first:
+            # In the thread; without one (a slash command) the channel since the Session.
+            method, where = "conversations.replies", {"ts": str(reply.target.thread_ts)}
+            if not reply.target.thread_ts:
+                method, where = "conversations.history", {"oldest": _epoch(since)}
             cursor = ""
             for _ in range(LOOKUP_PAGES):
                 params = {
                     "channel": str(reply.target.channel),
-                    "ts": reply.target.thread_ts,
+                    **where,
                     "include_all_metadata": "true",
                     "limit": "200",
                 }
                 if cursor:
                     params["cursor"] = cursor
                 status, data, after = await self._call(
-                    self._trusted, "GET", f"{self._slack}/conversations.replies", headers,
-                    params=params,
-                )  # fmt: skip
+                    self._trusted, "GET", f"{self._slack}/{method}", headers, params=params
+                )
                 failed = _slack_failure(status, data, after, "looking for an earlier reply")
                 if failed is not None:
                     return failed
@@ -392,6 +400,14 @@ class ReplyClient:
         if failed is not None:
             return failed
         return Answer(True, status, ref=str(data.get("ts", "")))
+
+
+def _epoch(rfc3339: str | None) -> str:
+    """Slack's ``oldest``: seconds since the epoch ("0" when the time is unknown)."""
+    try:
+        return str(int(datetime.fromisoformat(str(rfc3339).replace("Z", "+00:00")).timestamp()))
+    except ValueError:
+        return "0"
 
 
 def _jira_texts(comment: dict[str, Any]) -> list[str]:

@@ -350,8 +350,11 @@ def has_marker(texts: list[str], reply: Reply) -> bool:
 # --- retries ------------------------------------------------------------------------------
 
 
-def retryable(status: int | None) -> bool:
-    """Connection errors and timeouts (None), 408, 429 and 5xx; other answers are final."""
+def retryable(status: int | None, retry_after: str | None = None) -> bool:
+    """Connection errors and timeouts (None), 408, 429 and 5xx; a 403 only with a
+    Retry-After (GitHub's secondary rate limit); other answers are final."""
+    if status == 403:
+        return bool(retry_after)
     return status is None or status in (408, 429) or status >= 500
 
 

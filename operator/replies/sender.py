@@ -245,7 +245,9 @@ class Replier:
 def _worth_retrying(answer: Answer) -> bool:
     status = answer.status
     # A 2xx that is not a success is Slack's ok:false with a transient error code.
-    return status is None or rules.retryable(status) or 200 <= status < 300
+    return rules.retryable(status, answer.retry_after) or (
+        status is not None and 200 <= status < 300
+    )
 
 
 def _outcome(attempts: int, answer: Answer | None, *, error: str = "") -> dict[str, str]:

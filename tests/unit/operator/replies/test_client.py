@@ -161,3 +161,38 @@ def test_missing_credentials_are_named() -> None:
         "no jira-base-url, jira-api-token"
     )
     assert Credentials({}).missing(Kind.SLACK) == "no slack-bot-token"
+
+
+def test_slack_without_a_thread_looks_in_the_channel_since_the_session() -> None:
+    seen: list[dict[str, str]] = []
+    posts: list[Any] = []
+
+    async def history(request: web.Request) -> web.Response:
+        seen.append(dict(request.query))
+        metadata = {
+            "event_type": "ambient_reply",
+            "event_payload": {"reply": f"ambient:{UID}:ended"},
+        }
+        return web.json_response({"ok": True, "messages": [{"ts": "9.1", "metadata": metadata}]})
+
+    async def post(request: web.Request) -> web.Response:
+        posts.append(await request.json())
+        return web.json_response({"ok": True, "ts": "9.2"})
+
+    answer: Answer = _run(
+        {
+            ("GET", "/slack/conversations.history"): history,
+            ("POST", "/slack/chat.postMessage"): post,
+        },
+        lambda c, _: c.send(
+            _reply(Kind.SLACK, channel="C1"),
+            {},
+            Credentials(TOKEN),
+            look_first=True,
+            since="2026-03-01T12:00:00Z",
+        ),
+    )
+    assert (answer.ok, answer.found, answer.ref) == (True, True, "9.1")
+    assert posts == []
+    assert seen[0]["oldest"] == "1772366400"
+    assert seen[0]["include_all_metadata"] == "true"

@@ -281,6 +281,12 @@ def test_retryable(status: int | None, expected: bool) -> None:
     assert r.retryable(status) is expected
 
 
+def test_a_403_is_retried_only_when_it_says_when() -> None:
+    assert r.retryable(403, "60")  # GitHub's secondary rate limit
+    assert not r.retryable(403, None)  # forbidden: retrying changes nothing
+    assert not r.retryable(404, "60")
+
+
 def test_retry_after_reads_seconds_and_dates() -> None:
     now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     assert r.retry_after("7", now) == 7.0
