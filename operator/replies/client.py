@@ -5,7 +5,8 @@ from the tenant's Secret, so its requests go through the notification egress rul
 (ambient.operator.notify.sender.CheckedResolver: every address the name resolves to is
 checked, address literals too, redirects never followed) on a client of their own, and
 must be https. Response bodies are read only where the API's answer is needed (a lookup,
-a token, Slack's ``ok``), and never written into history.
+a token, Slack's ``ok``); of them only the reply's URL (GitHub), numeric id (Jira) or ts
+(Slack) reaches history, never an error body.
 """
 
 from __future__ import annotations
@@ -346,12 +347,14 @@ class ReplyClient:
                 return self._answer(status, after, "looking for an earlier reply")
             for comment in data.get("comments") or []:
                 if isinstance(comment, dict) and rules.has_marker(_jira_texts(comment), reply):
-                    return Answer(True, status, found=True, ref=str(comment.get("id", "")))
+                    found_id = str(comment.get("id", ""))
+                    return Answer(
+                        True, status, found=True, ref=found_id if found_id.isdigit() else ""
+                    )
         status, data, after = await self._call(self._guarded, "POST", url, headers, message)
         if 200 <= status < 300:
-            return Answer(
-                True, status, ref=str(data.get("id", "")) if isinstance(data, dict) else ""
-            )
+            found_id = str(data.get("id", "")) if isinstance(data, dict) else ""
+            return Answer(True, status, ref=found_id if found_id.isdigit() else "")
         return self._answer(status, after, "comment")
 
     # --- Slack ----------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def describe_target(reply: Reply) -> str:
 
 @dataclass(frozen=True)
 class Style:
-    """How one destination marks up bold text, code and a bullet."""
+    """How one destination marks up bold text and code."""
 
     bold: str
     code_open: str

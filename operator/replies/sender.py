@@ -160,7 +160,7 @@ class Replier:
                 reply, reply.attempt_id(made), rules.HISTORY_ATTEMPTED, attempt
             )
             if session is None:
-                return  # the Session is gone
+                return  # the Session is gone, or nothing could be recorded: post nothing
             message = _MESSAGES[reply.kind](session, reply)
             answer = await self.client.send(
                 reply,
@@ -205,15 +205,21 @@ class Replier:
         self, reply: Reply, entry_id: str, event: HistoryEvent, data: dict[str, str]
     ) -> Session | None:
         """Append one history entry (guarded by resourceVersion); the Session as written,
-        or None when it is gone. An entry already there is left as it is."""
+        or None when it is gone or its history has no room. An entry already there is left
+        as it is."""
         data = {"kind": reply.kind.value, "outcome": reply.outcome.value, **data}
         for _ in range(WRITE_ATTEMPTS):
             session = await self._read(reply)
             if session is None:
                 return None
             edit = StatusEditor(session.status, datetime.now(UTC), session.metadata.generation)
-            if not edit.append(entry_id, event, data):
+            if edit.has(entry_id):
                 return session
+            if not edit.append(entry_id, event, data):
+                # The window is full (no store to archive to): a post that cannot be
+                # recorded first is not made, or a restart could not tell it happened.
+                log.warning("no room in %s's history for %s", reply.session, entry_id)
+                return None
             try:
                 written = await asyncio.to_thread(
                     self._api.replace_session_status,
