@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
@@ -30,7 +31,7 @@ import pydantic
 from ambient.common.audit import trail as audit
 from ambient.common.audit.records import record as audit_record
 from ambient.common.kube.client import ConflictError, GoneError, Kube
-from ambient.crds import naming
+from ambient.crds import naming, times
 from ambient.crds.models import Session
 from ambient.operator import usage
 from ambient.operator.clock import Clock
@@ -40,7 +41,7 @@ from ambient.operator.metrics import OperatorMetrics
 from ambient.operator.notify.outbox import Outbox
 from ambient.operator.policies import PolicyCache
 from ambient.operator.replies.sender import Replier
-from ambient.operator.sessions import announce, capacity, lifecycle
+from ambient.operator.sessions import announce, backoff, capacity, lifecycle
 from ambient.operator.sessions.creation import conflict, creation
 from ambient.operator.sessions.observe import (
     JobView,
@@ -66,6 +67,19 @@ TERMINAL = ("Completed", "Failed")
 
 PostEvent = Callable[[dict[str, Any], str, str, str], None]
 """Posts a Kubernetes Event: (the object's reference, type, reason, message)."""
+
+
+def _intent(body: Mapping[str, Any]) -> tuple[Any, str]:
+    """What a person changes to act on a Session: its spec (the generation) and its
+    annotations (approval, cancel-by)."""
+    meta = body.get("metadata") or {}
+    return meta.get("generation"), json.dumps(meta.get("annotations") or {}, sort_keys=True)
+
+
+def _describe(exc: Exception) -> str:
+    """One line on an error for a condition: its kind and its first line, bounded."""
+    first = (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"[:512]
 
 
 def index_key(namespace: str | None, session: str) -> Key:
@@ -119,8 +133,12 @@ class Controller:
         outbox: Outbox | None = None,
         replier: Replier | None = None,
         emit_audit: Callable[[dict[str, Any]], None] = audit.emit,
+        draw: Callable[[], float] = random.random,
     ) -> None:
         self.api = api
+        # The retry backoff's jitter (a fake gives tests exact delays).
+        self.draw = draw
+        self.backoff = backoff.Backoff(settings.retry_base_seconds, settings.retry_max_seconds)
         self.clock = clock
         self.settings = settings
         self.registry = registry
@@ -177,6 +195,8 @@ class Controller:
         if written is not None and body.get("metadata", {}).get("resourceVersion") != written[0]:
             state.written = None  # the watch caught up with (or passed) our write
         state.phase = (status.get("phase") or "Pending", status.get("reason") or "")
+        if self._backing_off(state, body):
+            return  # the resync loop retries it when its backoff ends
         needs_start = self._needs_start(ident, state, body, indexes[JOB_INDEX])
         self.queue.add(ident, START if needs_start else PROGRESS)
         if self.outbox is not None:
@@ -354,6 +374,8 @@ class Controller:
                 if force:
                     state.last_seen = None
                 await self._reconcile(ident, state, body, jobs, start)
+                if state.failures:
+                    await self._recovered(ident, state)
                 state.failed = False
             except GoneError:
                 return
@@ -362,10 +384,65 @@ class Controller:
                 self._warn(exc.session, "RunnerIdentityConflict", exc.message)
             except Exception as exc:
                 self._count_error(exc)
-                state.failed = True
-                log.exception("Session %s/%s: reconcile failed; retried by the resync loop", *ident)
+                retry_in = self._failed(state, body)
+                log.exception(
+                    "Session %s/%s: reconcile failed (%d in a row); retried in %.1fs",
+                    *ident,
+                    state.failures,
+                    retry_in,
+                )
+                await self._show_failing(ident, state, exc, retry_in)
             finally:
                 self.metrics.reconcile_seconds.observe(self.clock.monotonic() - began)
+
+    def _backing_off(self, state: SessionState, body: Mapping[str, Any]) -> bool:
+        """A failing Session waits out its backoff, whatever status writes (its own
+        ReconcileFailing condition among them) the watch shows; a change of its spec or
+        annotations (a cancel, an approval) is acted on at once."""
+        if not state.failed or state.retry_at is None:
+            return False
+        if state.retry_at <= self.clock.monotonic():
+            return False
+        return state.failed_on == _intent(body)
+
+    def _failed(self, state: SessionState, body: Mapping[str, Any]) -> float:
+        """Count a failed reconcile and set when the resync loop may try again."""
+        state.failed_on = _intent(body)
+        state.failed = True
+        state.failures += 1
+        retry_in = self.backoff.delay(state.failures, self.draw())
+        state.retry_at = self.clock.monotonic() + retry_in
+        return retry_in
+
+    async def _show_failing(
+        self, ident: Key, state: SessionState, exc: Exception, retry_in: float
+    ) -> None:
+        """Condition ReconcileFailing=True with the count and the error, applied as its own
+        list entry (server-side apply, keyed by type) so it touches nothing else of the
+        status. Best effort: the API may be what fails."""
+        message = backoff.failing_message(state.failures, _describe(exc), retry_in)
+        await self._apply_condition(ident, True, type(exc).__name__, message)
+
+    async def _recovered(self, ident: Key, state: SessionState) -> None:
+        state.failures = 0
+        state.retry_at = None
+        state.failed_on = None
+        await self._apply_condition(ident, False, "Reconciled", "the last reconcile succeeded")
+
+    async def _apply_condition(self, ident: Key, status: bool, reason: str, message: str) -> None:
+        condition = {
+            "type": backoff.CONDITION,
+            "status": "True" if status else "False",
+            "reason": reason[:1024],
+            "message": message,
+            "lastTransitionTime": times.rfc3339(self.clock.now()),
+        }
+        try:
+            await self._call(self.api.apply_session_condition, *ident, condition)
+        except Exception as exc:  # the failure itself is already logged and counted
+            log.warning(
+                "Session %s/%s: condition %s not written: %s", *ident, backoff.CONDITION, exc
+            )
 
     def _count_error(self, exc: Exception) -> None:
         self.metrics.reconcile_errors.labels(kind=type(exc).__name__).inc()
@@ -678,8 +755,10 @@ class Controller:
         if sessions is None or self._indexes.get(JOB_INDEX) is None:
             return
         now = self.clock.now().timestamp()
+        monotonic = self.clock.monotonic()
         for ident, state in self.state.items():
-            if state.failed or (state.deadline is not None and state.deadline <= now):
+            due = state.retry_at is None or state.retry_at <= monotonic
+            if (state.failed and due) or (state.deadline is not None and state.deadline <= now):
                 self._force(ident, PROGRESS)
         for namespace in {key[0] for key in sessions}:
             self.gate.kick(namespace)

@@ -6,12 +6,14 @@ import argparse
 import ctypes
 import gc
 import logging
+import os
 import sys
 
 import kopf
 
 from ambient.common.audit import trail as audit
-from ambient.operator import adapter
+from ambient.common.kube.client import Kube
+from ambient.operator import adapter, leader, lease
 from ambient.operator.settings import OperatorSettings
 from ambient.runners import registry as runner_registry
 
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     # Read here, not at import: a broken registry stops the operator before it watches.
     registry = runner_registry.load(settings.registry_file)
     assert registry.frameworks
+    elector = _lead(settings, args.liveness) if settings.leader_election else None
     adapter.install(settings, registry)  # importing the adapter registered its handlers
     # Everything imported so far (kopf, pydantic's schemas, the official client's model
     # classes) lives as long as the process: out of the collector's sight, a full
@@ -60,7 +63,33 @@ def main(argv: list[str] | None = None) -> int:
         namespaces=settings.namespace_list,
         liveness_endpoint=args.liveness or None,
     )
+    if elector is not None:
+        elector.release()
     return 0
+
+
+def _lead(settings: OperatorSettings, liveness: str | None) -> leader.Elector:
+    """Block until this replica holds the Lease, then keep it renewed; a replica that
+    loses it exits at once (its pod restarts as a waiting candidate), so two never act."""
+    timing = lease.Timing(
+        settings.lease_duration_seconds,
+        settings.lease_renew_deadline_seconds,
+        settings.lease_retry_seconds,
+    )
+    elector = leader.Elector(
+        Kube(connections=2),
+        settings.leader_election_namespace or leader.default_namespace(),
+        settings.leader_election_lease,
+        leader.identity(),
+        timing,
+    )
+    probe = leader.StandbyProbe(liveness)
+    try:
+        elector.acquire()
+    finally:
+        probe.close()
+    elector.keep(lost=lambda: os._exit(1))
+    return elector
 
 
 if __name__ == "__main__":

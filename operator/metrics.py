@@ -26,6 +26,8 @@ class SessionSample:
     namespace: str
     phase: str
     reason: str
+    failures: int = 0
+    """Consecutive failed reconciles (0 when the last one succeeded)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,18 @@ class StateCollector(Collector):
             queued.add_metric([namespace], count)
         yield by_state
         yield queued
+        failing = GaugeMetricFamily(
+            "ambient_sessions_reconcile_failing",
+            "Sessions whose last reconcile failed, waiting for their backed-off retry.",
+            labels=["namespace"],
+        )
+        failing_counts: Counter[str] = Counter()
+        for sample in self._sessions():
+            if sample.failures:
+                failing_counts[sample.namespace] += 1
+        for namespace, count in sorted(failing_counts.items()):
+            failing.add_metric([namespace], count)
+        yield failing
         spend = GaugeMetricFamily(
             "ambient_namespace_spend_month_to_date",
             "Month-to-date spend per namespace, in the policy's currency.",

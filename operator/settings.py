@@ -40,6 +40,27 @@ class OperatorSettings(BaseSettings):
     resync_seconds: float = Field(default=5.0, gt=0, le=600)
     """How often one loop re-plans Sessions whose deadline passed or whose last reconcile
     failed, and wakes queued Sessions when slots are free."""
+    leader_election: bool = False
+    """Run as one of several replicas: reconcile only while holding a coordination.k8s.io
+    Lease (the chart turns it on with operator.replicas > 1)."""
+    leader_election_namespace: str = ""
+    """Namespace of the Lease; the operator's own (POD_NAMESPACE or its ServiceAccount's)
+    when empty."""
+    leader_election_lease: str = "ambient-operator"
+    """Name of the Lease (one per operator Deployment; shards each need their own)."""
+    lease_duration_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A holder's term after the last renewal a waiting replica saw: the longest a dead
+    leader keeps the others waiting (plus one lease_retry_seconds)."""
+    lease_renew_deadline_seconds: float = Field(default=7.0, gt=0, le=300)
+    """How long the leader tries to renew before it stops itself; below the duration, so
+    it has stopped before anyone may take over."""
+    lease_retry_seconds: float = Field(default=2.0, gt=0, le=60)
+    """How often the leader renews and a waiting replica looks."""
+    retry_base_seconds: float = Field(default=5.0, gt=0, le=600)
+    """Wait before a Session's first retry after a failed reconcile; it doubles with each
+    further consecutive failure (with 20% jitter), up to retry_max_seconds."""
+    retry_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    """Longest wait between retries of a Session whose reconciles keep failing."""
     artifacts_secret: str = "ambient-artifacts"  # noqa: S105 - a Secret name
     """Secret in each Session's namespace with the artifact store's credentials (e.g.
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); passed to runners as env, optional."""

@@ -39,7 +39,14 @@ class SessionState:
     deadline: float | None = None
     """When it must be re-planned even without an event (epoch seconds)."""
     failed: bool = False
-    """Its last reconcile failed: the resync loop runs it again."""
+    """Its last reconcile failed: the resync loop runs it again once ``retry_at`` passed."""
+    failures: int = 0
+    """Consecutive failed reconciles (0 after a success); sets the backoff."""
+    retry_at: float | None = None
+    """When a failed Session may be reconciled again (monotonic seconds)."""
+    failed_on: tuple[Any, str] | None = None
+    """Its generation and annotations when it last failed: until its backoff ends, only a
+    change of these is acted on at once."""
     forced: bool = False
     """Queued for a plan that must not be skipped as unchanged (a slot may have opened
     without any event of its own)."""
@@ -123,7 +130,7 @@ class StateStore:
         """Phase and reason of every Session the watch has shown (for the metrics)."""
         for (namespace, _), state in list(self._sessions.items()):
             if state.phase is not None:
-                yield SessionSample(namespace, *state.phase)
+                yield SessionSample(namespace, *state.phase, failures=state.failures)
 
     def remember_policy(self, sample: PolicySample) -> None:
         """Keep a policy's spend and budget for the metrics (safe from any thread)."""

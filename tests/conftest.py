@@ -35,6 +35,7 @@ class Cluster:
         self.api = api
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
+        self.coordination = client.CoordinationV1Api(api)
         self.core = client.CoreV1Api(api)
 
     @property
@@ -177,6 +178,14 @@ def operator(
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def make_operator(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], OperatorProcess]:
+    """More operator processes (replicas), each logging to a directory of its name."""
+    return lambda name: OperatorProcess(cluster, tmp_path_factory.mktemp(name, numbered=False))
 
 
 @pytest.fixture

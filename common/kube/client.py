@@ -42,6 +42,7 @@ _COLLECTIONS = {
 """The kinds the operator creates, and where."""
 
 _CUSTOM = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}"
+_LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 
 # The operator's names for the taxonomy's classes, kept while its modules move over.
 ConflictError = errors.ConflictError
@@ -248,6 +249,45 @@ class Kube:
             "status": status,
         }
         return self.call("PUT", f"{self._sessions(namespace)}/{quote(name)}/status", body)
+
+    def apply_session_condition(
+        self, namespace: str, name: str, condition: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Server-side apply one status condition under its own field manager: conditions
+        are a map keyed by type, so this entry is merged and nothing else is touched."""
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Session",
+            "metadata": {"name": name, "namespace": namespace},
+            "status": {"conditions": [condition]},
+        }
+        return self.call(
+            "PATCH",
+            f"{self._sessions(namespace)}/{quote(name)}/status",
+            body,
+            query={"fieldManager": "ambient-operator-conditions", "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A coordination.k8s.io Lease (leader election), or None when there is none."""
+        try:
+            return self.call("GET", _LEASES.format(ns=quote(namespace)) + f"/{quote(name)}")
+        except errors.NotFoundError:
+            return None
+
+    def write_lease(
+        self, namespace: str, name: str, spec: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        """Create the Lease (``resource_version`` None) or replace it, guarded by the
+        resourceVersion read: two candidates writing at once, one gets 409 ConflictError."""
+        collection = _LEASES.format(ns=quote(namespace))
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": spec}
+        if resource_version is None:
+            return self.call("POST", collection, {**body, "metadata": metadata})
+        metadata["resourceVersion"] = resource_version
+        return self.call("PUT", f"{collection}/{quote(name)}", {**body, "metadata": metadata})
 
     def list_sessions(self, namespace: str) -> list[dict[str, Any]]:
         """Every Session in a namespace (retention runs rarely; one list per namespace)."""

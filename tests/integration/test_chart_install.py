@@ -151,7 +151,7 @@ def test_install_creates_every_object_and_pods_pass_restricted(release: Release)
         assert live["metadata"]["labels"]["app.kubernetes.io/instance"] == release.name
 
     # Every Deployment's pods were admitted under `restricted` (kwok then runs them).
-    for component, replicas in (("operator", 1), ("admission", 2), ("ingress", 2)):
+    for component, replicas in (("operator", 2), ("admission", 2), ("ingress", 2)):
         pods = release.cluster.wait_for(
             f"{replicas} {component} pod(s)",
             lambda c=component, n=replicas: len(_pods(release, c)) == n and _pods(release, c),
@@ -291,7 +291,7 @@ def test_upgrade_keeps_the_ca_and_leaves_sessions_untouched(
 @pytest.mark.parametrize(
     ("setting", "field"),
     [
-        ("operator.replicas=2", "replicas"),  # kopf runs standalone: two would both reconcile
+        ("operator.replicas=11", "replicas"),
         ("admission.tls.mode=none", "mode"),
         ("admission.failurePolicy=Allow", "failurePolicy"),
         ("admision.enabled=false", "admision"),  # a typo is refused, not ignored
@@ -350,7 +350,7 @@ def test_watching_some_namespaces_grants_roles_only_there(helm_bin: str) -> None
         d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("operator")
     )
     env = {
-        e["name"]: e["value"]
+        e["name"]: e.get("value")
         for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["AMBIENT_NAMESPACES"] == "team-a,team-b"
@@ -381,3 +381,40 @@ def test_the_ingress_gets_the_store_for_large_payloads(helm_bin: str) -> None:
 
     none = {e["name"] for e in _container(_render(helm_bin), "ingress")["env"]}
     assert "AMBIENT_STORE_BUCKET" not in none  # no store: 413 above the in-object limit
+
+
+def test_two_operator_replicas_elect_a_leader_and_one_runs_without(helm_bin: str) -> None:
+    docs = _render(helm_bin)
+    deployment = _deployment(docs, "x-ambient-operator")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = {e["name"]: e.get("value") for e in _container(docs, "operator")["env"]}
+    assert (env["AMBIENT_LEADER_ELECTION"], env["AMBIENT_LEADER_ELECTION_LEASE"]) == (
+        "true",
+        "x-ambient-operator",
+    )
+    role = next(d for d in docs if d["metadata"]["name"] == "x-ambient-operator-leader"
+                and d["kind"] == "Role")  # fmt: skip
+    named = [r for r in role["rules"] if r.get("resourceNames")]
+    assert named == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["x-ambient-operator"],
+            "verbs": ["get", "update"],
+        }
+    ]
+    pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget"
+               and d["metadata"]["name"] == "x-ambient-operator")  # fmt: skip
+    assert pdb["spec"]["minAvailable"] == 1
+
+    single = _render(helm_bin, "operator.replicas=1")
+    deployment = _deployment(single, "x-ambient-operator")
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    env = {e["name"]: e.get("value") for e in _container(single, "operator")["env"]}
+    assert env["AMBIENT_LEADER_ELECTION"] == "false"
+    assert not [d for d in single if d["metadata"]["name"].startswith("x-ambient-operator-leader")]
+
+
+def _deployment(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)

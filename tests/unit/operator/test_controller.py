@@ -78,6 +78,12 @@ class FakeApi:
     def patch_policy_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.calls.append(("patch_policy_status", patch))
 
+    def apply_session_condition(
+        self, namespace: str, name: str, condition: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.calls.append(("apply_session_condition", condition))
+        return {}
+
     def names(self, call: str) -> list[Any]:
         return [arg for name, arg in self.calls if name == call]
 
@@ -365,6 +371,7 @@ def test_a_reconcile_records_its_duration_and_a_failure_its_kind(
         # The create failed, so it no longer holds a slot.
         assert h.controller.state.namespace(NS).inflight == {}
         h.api.fail_create = None
+        h.clock.mono += 10  # past the first backoff (5 s, +-20%)
         await h.controller.resync()
         await h.drain()
         assert h.sample("ambient_reconcile_duration_seconds_count") == 2
@@ -452,5 +459,78 @@ def test_the_controllers_loops_start_and_stop_with_the_supervisor(
         assert sorted(h.clock.sleeps) == [5.0, 60.0]  # the settings' intervals
         await supervisor.stop()
         assert supervisor.running == []
+
+    asyncio.run(main())
+
+
+def test_a_session_that_keeps_failing_is_retried_less_and_less_then_reset(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """Per-Session backoff: 5 s, 10 s, 20 s ... (no jitter at draw 0.5), the resync loop
+    leaves the Session alone until its time, the condition shows the count, and a success
+    resets it all."""
+
+    async def main() -> None:
+        h = harness()
+        h.controller.draw = lambda: 0.5
+        h.put_session(make_body())
+        h.api.fail_create = RuntimeError("quota exceeded")
+        await h.event("ADDED")
+        await h.drain()
+        state = h.controller.state.peek(KEY)
+        assert state is not None
+        waits = []
+        for failures in range(1, 5):
+            assert state.failures == failures
+            assert state.retry_at is not None
+            wait = state.retry_at - h.clock.mono
+            waits.append(wait)
+            (condition,) = h.api.names("apply_session_condition")[-1:]
+            assert condition["type"] == "ReconcileFailing"
+            assert condition["status"] == "True"
+            assert condition["reason"] == "RuntimeError"
+            assert condition["message"].startswith(f"{failures} consecutive")
+            assert "quota exceeded" in condition["message"]
+            h.clock.mono += wait - 0.5  # not yet: the resync loop skips it
+            await h.controller.resync()
+            assert len(h.controller.queue) == 0
+            h.clock.mono += 0.5
+            await h.controller.resync()
+            assert len(h.controller.queue) == 1
+            await h.drain()
+        assert waits == [5.0, 10.0, 20.0, 40.0]
+        h.api.fail_create = None
+        h.clock.mono += 80
+        await h.controller.resync()
+        await h.drain()
+        assert (state.failures, state.retry_at, state.failed) == (0, None, False)
+        last = h.api.names("apply_session_condition")[-1]
+        assert (last["status"], last["reason"]) == ("False", "Reconciled")
+
+    asyncio.run(main())
+
+
+def test_during_its_backoff_a_failing_session_waits_unless_a_person_changes_it(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """Status writes (its own ReconcileFailing condition among them) do not bring a failing
+    Session back before its time, or it would retry as fast as its own writes come back;
+    an approval or a cancel does."""
+
+    async def main() -> None:
+        h = harness()
+        h.controller.draw = lambda: 0.5
+        h.put_session(make_body())
+        h.api.fail_create = RuntimeError("quota exceeded")
+        await h.event("ADDED")
+        await h.drain()
+        body = h.api.sessions[KEY]
+        body["metadata"]["resourceVersion"] = "99"
+        body["status"] = {"conditions": [{"type": "ReconcileFailing", "status": "True"}]}
+        await h.event("MODIFIED")
+        assert len(h.controller.queue) == 0
+        body["metadata"]["annotations"] = {naming.ANNOTATION_APPROVED_BY: "alice"}
+        await h.event("MODIFIED")
+        assert len(h.controller.queue) == 1
 
     asyncio.run(main())

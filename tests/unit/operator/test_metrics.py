@@ -71,3 +71,15 @@ def test_each_create_has_its_own_registry() -> None:
     first, second = m.create(lambda: []), m.create(lambda: [])
     first.reconcile_errors.labels(kind="x").inc()
     assert ("ambient_reconcile_errors_total", (("kind", "x"),)) not in _scrape(second)
+
+
+def test_sessions_whose_reconciles_fail_are_counted_per_namespace() -> None:
+    samples = [
+        m.SessionSample("a", "Pending", "", failures=3),
+        m.SessionSample("a", "Running", "", failures=1),
+        m.SessionSample("a", "Running", ""),
+        m.SessionSample("b", "Running", ""),
+    ]
+    got = _scrape(m.create(lambda: samples))
+    assert got[("ambient_sessions_reconcile_failing", (("namespace", "a"),))] == 2
+    assert ("ambient_sessions_reconcile_failing", (("namespace", "b"),)) not in got
