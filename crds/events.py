@@ -39,6 +39,14 @@ class HistoryEvent(StrEnum):
     """The operator moved a prefix of the history to the store (crds/history.py)."""
     NOTIFICATION_DELIVERED = "NotificationDelivered"
     NOTIFICATION_FAILED = "NotificationFailed"
+    REPLY_ATTEMPTED = "ReplyAttempted"
+    """A reply to the Session's source is about to be posted (written before each attempt)."""
+    REPLY_SENT = "ReplySent"
+    """The reply was posted, or found already posted after a restart (operator/replies)."""
+    REPLY_FAILED = "ReplyFailed"
+    """The reply could not be posted; the Session's own outcome is unchanged."""
+    REPLY_SKIPPED = "ReplySkipped"
+    """No reply was posted: the namespace has no credentials for the source."""
 
 
 WARNING_EVENTS: frozenset[HistoryEvent] = frozenset(

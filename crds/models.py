@@ -121,6 +121,30 @@ class PayloadRef(ApiModel):
     """Lowercase hex SHA-256 of the stored payload, to verify what is read back."""
 
 
+class ReplyTarget(ApiModel):
+    """Where the outcome of a Session goes back to: the conversation its event came from.
+
+    Set by the webhook ingress from the event (small, so it stays when the payload itself
+    is offloaded); the operator posts there with the namespace's own source credentials
+    (Secret ambient-source-credentials), so a hand-written target reaches nothing those
+    credentials could not."""
+
+    repository: str | None = Field(
+        default=None, max_length=256, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+    )
+    """GitHub: the repository as owner/name."""
+    number: int | None = Field(default=None, ge=1)
+    """GitHub: the pull request or issue number the reply is a comment on."""
+    head_sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
+    """GitHub: the pull request's head commit, for a check run."""
+    issue_key: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_]+-[0-9]+$")
+    """Jira: the issue key, e.g. OPS-42 (the site comes from the credentials Secret)."""
+    channel: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9]+$")
+    """Slack: the channel id the event came from."""
+    thread_ts: str | None = Field(default=None, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$")
+    """Slack: the thread to reply in (the mention's thread_ts, else its own ts)."""
+
+
 class Trigger(ApiModel):
     """What started the Session. Immutable once the Session exists."""
 
@@ -147,6 +171,8 @@ class Trigger(ApiModel):
     """Set instead of payload when the payload was too large to keep inside the object."""
     delivery_id: str | None = Field(default=None, max_length=128)
     """The sender's delivery id (X-GitHub-Delivery, Jira webhook id, Slack event_id)."""
+    reply_to: ReplyTarget | None = None
+    """Where the outcome is replied to (GitHub issue or pull request, Jira issue, Slack thread); none: no reply."""  # noqa: E501
 
 
 class Framework(ApiModel):
@@ -864,6 +890,17 @@ class LifecyclePolicy(ApiModel):
     """When the policy changes and a running or queued Session no longer complies: stop ends it Failed (reason PolicyViolation); flag sets condition PolicyCompliant=False and lets it run."""  # noqa: E501
 
 
+class ReplyPolicy(ApiModel):
+    """Replies to where an event came from (a GitHub comment, a Jira comment, a Slack thread reply), with the credentials of Secret ambient-source-credentials."""  # noqa: E501
+
+    on_start: bool = False
+    """Reply when the Session starts running."""
+    on_end: bool = True
+    """Reply when the Session ends (Completed or Failed), with the runner's summary or the failure."""  # noqa: E501
+    github_check_run: bool = False
+    """Also report on a pull request's head commit as a check run named ambient (needs a GitHub App)."""  # noqa: E501
+
+
 class NamespacePolicySpec(ApiModel):
     """Constraints and access controls for every Session in the namespace."""
 
@@ -887,6 +924,8 @@ class NamespacePolicySpec(ApiModel):
     """Which GitHub, Jira and Slack events start Sessions; whether unsigned requests are taken."""
     lifecycle: LifecyclePolicy = Field(default_factory=LifecyclePolicy)
     """Timeouts, retries and what policy changes do to admitted Sessions."""
+    replies: ReplyPolicy = Field(default_factory=ReplyPolicy)
+    """When the outcome of a Session started by GitHub, Jira or Slack is replied to its source."""
 
 
 class NamespacePolicyStatus(ApiModel):

@@ -41,6 +41,7 @@ from ambient.operator.history.archiver import Archiver
 from ambient.operator.metrics import OperatorMetrics
 from ambient.operator.notify.outbox import Outbox
 from ambient.operator.policies import PolicyCache
+from ambient.operator.replies.sender import Replier
 from ambient.operator.sessions import announce, backoff, capacity, lifecycle
 from ambient.operator.sessions.creation import conflict, creation
 from ambient.operator.sessions.observe import (
@@ -134,6 +135,7 @@ class Controller:
         state: StateStore | None = None,
         archiver: Archiver | None = None,
         outbox: Outbox | None = None,
+        replier: Replier | None = None,
         emit_audit: Callable[[dict[str, Any]], None] = audit.emit,
         draw: Callable[[], float] = random.random,
     ) -> None:
@@ -153,6 +155,7 @@ class Controller:
         self.state = state if state is not None else StateStore()
         self.archiver = archiver
         self.outbox = outbox
+        self.replier = replier
         self.emit_audit = emit_audit
         # Events only mark Sessions dirty; settings.workers tasks reconcile them, Sessions
         # that need their Job first. Memory in flight is bounded by the workers.
@@ -202,6 +205,8 @@ class Controller:
         self.queue.add(ident, START if needs_start else PROGRESS)
         if self.outbox is not None:
             await self.outbox.session_changed(body)
+        if self.replier is not None:
+            await self.replier.session_changed(body)
 
     async def job_event(
         self,

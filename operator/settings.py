@@ -133,6 +133,15 @@ class OperatorSettings(BaseSettings):
     notify_secret_ttl_seconds: float = Field(default=60.0, ge=0, le=3600)
     """How long a NamespacePolicy's notification signing secret is cached: a rotated secret
     is used for new notifications within this time."""
+    github_api_url: str = Field(default="https://api.github.com", pattern=r"^https?://")
+    """GitHub's REST API base URL for replies (GitHub Enterprise: https://HOST/api/v3)."""
+    slack_api_url: str = Field(default="https://slack.com/api", pattern=r"^https?://")
+    """Slack's Web API base URL for replies."""
+    reply_max_attempts: int = Field(default=5, ge=1, le=20)
+    """Most attempts per reply, across restarts (each is recorded in the Session's history)."""
+    reply_backoff_seconds: float = Field(default=1.0, ge=0, le=60)
+    """Wait before the second attempt of a reply; doubled each time up to a minute, unless
+    the API's Retry-After asks for another wait."""
 
     @field_validator("notify_egress_allow")
     @classmethod

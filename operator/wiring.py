@@ -11,6 +11,8 @@ from ambient.operator.history.archiver import Archiver
 from ambient.operator.history.rules import ArchivePolicy
 from ambient.operator.notify.outbox import Outbox
 from ambient.operator.policies import PolicyCache
+from ambient.operator.replies.client import ReplyClient
+from ambient.operator.replies.sender import Replier
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.state import StateStore
 from ambient.operator.supervisor import Supervisor
@@ -49,6 +51,19 @@ async def assemble(
         settings.notify_egress_rule,
         secret_ttl=settings.notify_secret_ttl_seconds,
     )
+    # Replies reuse the notification egress rule (the Jira site is the tenant's) and CA.
+    replier = Replier(
+        api,
+        policies.policy,
+        ReplyClient(
+            settings.github_api_url,
+            settings.slack_api_url,
+            ssl_context=outbox.ssl_context,
+            egress_rule=settings.notify_egress_rule,
+        ),
+        max_attempts=settings.reply_max_attempts,
+        base_backoff=settings.reply_backoff_seconds,
+    )
     controller = Controller(
         api=api,
         clock=clock,
@@ -60,6 +75,7 @@ async def assemble(
         state=state,
         archiver=archiver,
         outbox=outbox,
+        replier=replier,
     )
     await controller.prime_policies()
     supervisor = Supervisor()
@@ -74,5 +90,6 @@ async def assemble(
         now=clock.now,
     )
     supervisor.service(outbox.start, outbox.stop)
+    supervisor.service(replier.start, replier.stop)
     controller.supervise(supervisor)
     return controller, supervisor

@@ -361,3 +361,12 @@ class Kube:
             return None
         value = (secret.get("data") or {}).get(key)
         return base64.b64decode(value) if value else None
+
+    def read_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """Every data key of a Secret, decoded; None when the Secret is missing.
+        InvalidNameError (a ValueError) for a name no Secret can have: nothing is read."""
+        try:
+            secret = self.call("GET", secret_path(namespace, name))
+        except errors.NotFoundError:
+            return None
+        return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items() if v}

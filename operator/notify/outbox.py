@@ -62,6 +62,7 @@ class Outbox:
         if ca_file is not None:
             context = ssl.create_default_context()
             context.load_verify_locations(cafile=str(ca_file))
+        self.ssl_context = context  # replies trust the same extra CA
         # Without a rule every internal address is refused (no allow-list).
         self.notifier = Notifier(self._record, ssl_context=context, egress_rule=egress_rule)
 

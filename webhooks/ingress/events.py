@@ -22,6 +22,7 @@ from ambient.crds.models import (
     SessionDefaults,
 )
 from ambient.crds.naming import CREATED_BY_INGRESS, LABEL_CREATED_BY, LABEL_TRIGGER_SOURCE
+from ambient.crds.replytarget import reply_target
 
 SOURCES = ("github", "jira", "slack")
 MAX_NAME = 63  # the operator derives Job names (<= 63) from the Session name
@@ -257,6 +258,7 @@ def build_session(delivery: Delivery, namespace: str, defaults: SessionDefaults)
                 "event": delivery.event,
                 "payload": delivery.payload,
                 "deliveryId": delivery.delivery_id,
+                **_reply_to(delivery),
             },
             "framework": defaults.framework.model_dump(mode="json"),
             "policy": defaults.policy.model_dump(mode="json"),
@@ -267,6 +269,12 @@ def build_session(delivery: Delivery, namespace: str, defaults: SessionDefaults)
             ),
         },
     }
+
+
+def _reply_to(delivery: Delivery) -> dict[str, Any]:
+    """Where the outcome is replied to (operator/replies), when the event names a place."""
+    target = reply_target(delivery.source, delivery.payload)
+    return {"replyTo": target} if target else {}
 
 
 def with_payload_ref(manifest: dict[str, Any], location: str, size: int, sha256: str) -> None:

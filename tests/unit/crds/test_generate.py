@@ -334,7 +334,7 @@ def test_trigger_is_explained(session: dict[str, Any]) -> None:
     trigger = _at(session, "spec.trigger")
     assert "started the Session" in trigger["description"]
     fields = trigger["properties"]
-    assert set(fields) == {"source", "event", "payload", "payloadRef", "deliveryId"}
+    assert set(fields) == {"source", "event", "payload", "payloadRef", "deliveryId", "replyTo"}
     for name, node in fields.items():
         assert node.get("description"), name
     assert fields["source"]["enum"] == ["github", "jira", "slack", "alertmanager", "manual", "api"]

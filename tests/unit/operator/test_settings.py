@@ -74,3 +74,14 @@ def test_a_bad_entry_stops_the_operator(
     monkeypatch.setenv(name, value)
     with pytest.raises(pydantic.ValidationError, match="not a"):
         OperatorSettings()
+
+
+def test_reply_settings(settings: OperatorSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings.github_api_url == "https://api.github.com"
+    assert settings.slack_api_url == "https://slack.com/api"
+    assert (settings.reply_max_attempts, settings.reply_backoff_seconds) == (5, 1.0)
+    monkeypatch.setenv("AMBIENT_GITHUB_API_URL", "https://ghe.example.test/api/v3")
+    assert OperatorSettings().github_api_url == "https://ghe.example.test/api/v3"
+    monkeypatch.setenv("AMBIENT_SLACK_API_URL", "slack.com/api")  # no scheme: refused
+    with pytest.raises(pydantic.ValidationError, match="slack_api_url"):
+        OperatorSettings()
