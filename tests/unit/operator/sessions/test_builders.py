@@ -139,7 +139,7 @@ def test_container_runs_the_registry_image_and_command(
         "requests": {"cpu": "250m", "memory": "256Mi"},
         "limits": {"cpu": "2", "memory": "2Gi"},
     }
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["AMBIENT_CONTEXT_FILE"] == "/var/run/ambient/session.json"
     assert env["AMBIENT_SESSION_NAME"] == "review-pr-42"
     assert env["AMBIENT_SESSION_NAMESPACE"] == "team-alpha"
