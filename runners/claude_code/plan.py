@@ -25,6 +25,7 @@ SUMMARY_CHARS = 200
 DEFAULT_BRANCH_PREFIX = "ambient/"
 BUDGET_RESULT = "error_max_budget_usd"
 """The SDK result's subtype when Claude Code stopped at max_budget_usd."""
+MICRO = Decimal("0.000001")
 
 # The field that says what a built-in tool was asked to do; others get compact JSON.
 _KEY_FIELDS = {
@@ -237,7 +238,8 @@ def spend(
 ) -> Spend:
     """Tokens and cost as the SDK's ResultMessage reports them: per-model totals when
     present (cache reads and writes count as input), else the result's usage."""
-    cost = Decimal(str(total_cost_usd or 0))
+    # The CLI sums floats; a millionth of a dollar is below any price's precision.
+    cost = Decimal(str(total_cost_usd or 0)).quantize(MICRO)
     if model_usage:
         inp = sum(
             int(m.get("inputTokens", 0))
