@@ -361,6 +361,15 @@ def test_claude_code_edits_the_checkout_refuses_blocked_tools_and_pushes_a_branc
         assert "Bash" not in call["tools"]
 
     status = cluster.wait_phase(namespace, "greet", "Completed")["status"]
+    # The operator passed the namespace policy's blocked tools; Claude Code got them as
+    # disallowed tools.
+    context = json.loads((tmp_path / "greet.json").read_text())
+    assert context["policy"]["toolConstraints"] == {
+        "allowed": ["Read", "Edit"],
+        "blocked": ["Bash"],
+    }
+    started = next(e for e in status["history"] if e["event"] == "ClaudeCodeStarted")["data"]
+    assert (started["tools"], started["disallowed"]) == ("Read,Edit", "Bash")
     used = [e["data"] for e in status["history"] if e["event"] == "ToolUsed"]
     assert [(d["tool"], d["outcome"]) for d in used] == [
         ("Read", "ok"),
