@@ -18,6 +18,7 @@ TOKEN_ENV = "AMBIENT_GIT_TOKEN"  # noqa: S105 - the variable's name
 """The GitHub token from the Secret ambient-source-credentials (key github-token); the
 operator's Job sets it, optional."""
 AUTHOR = ("Ambient", "ambient@users.noreply.invalid")
+TIMEOUT_SECONDS = 600
 _HELPER = (
     '!f() { test "$1" = get || exit 0; echo username=x-access-token; '
     'echo "password=${' + TOKEN_ENV + '}"; }; f'
@@ -51,15 +52,18 @@ class Git:
         self.env = env
 
     def __call__(self, *args: str, check: bool = True) -> str:
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=self.workdir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        try:
+            proc = subprocess.run(
+                ["git", *args],
+                cwd=self.workdir,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ContractError(f"git {args[0]} took longer than {TIMEOUT_SECONDS}s") from exc
         if check and proc.returncode != 0:
             # git's own message names the remote and ref, never the helper's output.
             raise ContractError(f"git {args[0]} failed: {proc.stderr.strip()[-500:]}")
@@ -83,6 +87,7 @@ class Git:
             cwd=self.workdir,
             env=self.env,
             capture_output=True,
+            timeout=60,
             check=False,
         )
         return probe.returncode == 0

@@ -80,6 +80,8 @@ def run(runner: Runner) -> int:
         runner.fail(BUDGET_EXCEEDED, str(exc), EXIT_BUDGET)
     except ContractError as exc:
         runner.fail(RUNNER_ERROR, str(exc))
+    except OSError as exc:  # the workspace, git or the CLI could not be started
+        runner.fail(RUNNER_ERROR, f"the runner could not work in its workspace: {exc}")
 
 
 def _prepare(runner: Runner, config: dict[str, Any]) -> tuple[Run, Any]:

@@ -195,11 +195,13 @@ def test_script_runner_leaves_completed_session_with_artifacts_usage_history(
             f"&& echo done > {out}/logs/run.log",
         ],
         "outputDir": str(out),
+        # Priced by the registry's table ($3/$15 per million): 0.30 + 0.12. The author's
+        # own cost is ignored.
         "usage": {
             "model": "claude-sonnet-4-5",
-            "inputTokens": 1200,
-            "outputTokens": 300,
-            "cost": "0.42",
+            "inputTokens": 100_000,
+            "outputTokens": 8_000,
+            "cost": "0.01",
         },
     }
     cluster.apply(
@@ -211,8 +213,8 @@ def test_script_runner_leaves_completed_session_with_artifacts_usage_history(
     body = cluster.wait_phase(namespace, "works", "Completed")
     status = body["status"]
     assert status["usage"] == {
-        "inputTokens": 1200,
-        "outputTokens": 300,
+        "inputTokens": 100_000,
+        "outputTokens": 8_000,
         "cost": "0.42",
         "model": "claude-sonnet-4-5",
     }
@@ -252,12 +254,8 @@ def test_budget_exceeded_fails_the_session_with_that_reason(
     config = {
         "command": ["true"],
         "outputDir": str(tmp_path / "out"),
-        "usage": {
-            "model": "claude-sonnet-4-5",
-            "inputTokens": 10,
-            "outputTokens": 10,
-            "cost": "2.50",
-        },
+        # 166,667 output tokens at $15 per million: 2.500005
+        "usage": {"model": "claude-sonnet-4-5", "inputTokens": 0, "outputTokens": 166_667},
     }
     # kwok cannot run the container; the pod ends the way the runner below ends.
     cluster.apply(
@@ -381,7 +379,8 @@ def test_month_to_date_spend_rolls_up_into_the_namespace_policy(
     config = {
         "command": ["true"],
         "outputDir": str(tmp_path / "out"),
-        "usage": {"model": "m", "inputTokens": 1, "outputTokens": 1, "cost": "1.25"},
+        # 83,333 output tokens at $15 per million: 1.249995
+        "usage": {"model": "claude-sonnet-4-5", "inputTokens": 0, "outputTokens": 83_333},
     }
     cluster.apply(_session("spend", config), namespace)
     assert _run(cluster, namespace, "spend", tmp_path, s3).returncode == 0
