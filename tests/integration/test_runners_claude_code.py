@@ -54,6 +54,7 @@ class _ScriptedModel(BaseHTTPRequestHandler):
             "model": body.get("model"),
             "tools": [t.get("name") for t in body.get("tools", [])],
             "messages": body.get("messages", []),
+            "system": json.dumps(body.get("system", "")),
         }
         if call["tools"]:
             turn = len([c for c in self.calls if c["tools"]])
@@ -351,6 +352,11 @@ def test_claude_code_edits_the_checkout_refuses_blocked_tools_and_pushes_a_branc
     branch = "ambient/greet"
     assert _git("show", f"{branch}:hello.txt", cwd=origin) == "goodbye world"
     assert _git("rev-parse", f"{branch}~1", cwd=origin) == head
+
+    # The trigger is in the workspace, and the system prompt tells Claude Code where.
+    trigger_file = tmp_path / "workspace" / ".ambient" / "trigger.json"
+    assert json.loads(trigger_file.read_text())["payload"]["pull_request"]["number"] == 7
+    assert str(trigger_file) in _ScriptedModel.calls[0]["system"]
 
     # Claude Code saw only the allowed tools, never Bash, with the key from the env.
     agent_calls = [c for c in _ScriptedModel.calls if c["tools"]]
