@@ -67,9 +67,27 @@ class ToolPlan:
     disallowed: list[str]
 
 
+# Claude Code's built-in tools by their exact names: policies compare tool names
+# case-insensitively, Claude Code does not, so 'bash' in a policy means Bash.
+_BUILT_IN = {
+    n.casefold(): n
+    for n in (
+        "Agent", "Bash", "BashOutput", "Edit", "Glob", "Grep", "KillShell", "LS", "MultiEdit",
+        "NotebookEdit", "NotebookRead", "Read", "Skill", "Task", "TodoWrite", "ToolSearch",
+        "WebFetch", "WebSearch", "Write",
+    )
+}  # fmt: skip
+
+
 def _base(name: str) -> str:
     """'Bash(git:*)' names the tool Bash with a rule; the tool list takes the bare name."""
     return name.split("(", 1)[0]
+
+
+def canonical(name: str) -> str:
+    """A tool name (with its rule, if any) as Claude Code spells it."""
+    base = _base(name)
+    return _BUILT_IN.get(base.casefold(), base) + name[len(base) :]
 
 
 def tool_plan(allowed: list[str], blocked: list[str]) -> ToolPlan:
@@ -77,9 +95,10 @@ def tool_plan(allowed: list[str], blocked: list[str]) -> ToolPlan:
     blocked wins); the blocked ones are also passed as disallowed so Claude Code refuses
     them even through a subagent. No allowed tools means Claude Code gets none."""
     blocked_keys = {_base(b).casefold() for b in blocked}
-    kept = [a for a in allowed if _base(a).casefold() not in blocked_keys]
+    kept = [canonical(a) for a in allowed if _base(a).casefold() not in blocked_keys]
     tools = list(dict.fromkeys(_base(a) for a in kept))
-    return ToolPlan(tools=tools, allowed=list(dict.fromkeys(kept)), disallowed=sorted(set(blocked)))
+    disallowed = sorted({canonical(b) for b in blocked})
+    return ToolPlan(tools=tools, allowed=list(dict.fromkeys(kept)), disallowed=disallowed)
 
 
 def max_turns(config: dict[str, Any]) -> int:

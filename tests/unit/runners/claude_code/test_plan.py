@@ -22,10 +22,14 @@ def test_the_model_is_one_of_the_allowed() -> None:
 
 
 def test_blocked_wins_over_allowed_and_is_always_disallowed() -> None:
-    tools = plan.tool_plan(["Read", "Edit", "Bash(git:*)", "WebFetch"], ["bash", "WebFetch"])
+    tools = plan.tool_plan(["Read", "edit", "Bash(git:*)", "WebFetch"], ["bash", "WebFetch"])
     assert tools.tools == ["Read", "Edit"]
     assert tools.allowed == ["Read", "Edit"]
-    assert tools.disallowed == ["WebFetch", "bash"]
+    assert tools.disallowed == ["Bash", "WebFetch"]
+    # policies compare names case-insensitively; Claude Code gets its own spelling
+    rules = plan.tool_plan(["bash(git status:*)", "mcp__jira__search"], [])
+    assert rules.tools == ["Bash", "mcp__jira__search"]
+    assert rules.allowed == ["Bash(git status:*)", "mcp__jira__search"]
     # a Session that allows nothing gets no tools, not Claude Code's defaults
     assert plan.tool_plan([], ["Bash"]) == plan.ToolPlan([], [], ["Bash"])
     assert plan.PERMISSION_MODE == "dontAsk"
