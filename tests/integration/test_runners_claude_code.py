@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import pytest
 
 from ambient.crds import naming
-from ambient.runners.sdk.contract import BUDGET_EXCEEDED, cents, termination_message
+from ambient.runners.sdk.contract import BUDGET_EXCEEDED, RUNNER_ERROR, cents, termination_message
 
 from .test_runners_contract import RUNNERS_BIN, _api, _runner_token
 
@@ -476,3 +476,38 @@ def test_claude_code_stops_at_the_sessions_budget(cluster, namespace, model_api,
     assert started["maxBudgetUsd"] == "0.05"
     # The transcript is stored even when the budget ends the run.
     assert _transcript(tmp_path, namespace, "spend")[-1]["type"] == "ResultMessage"
+
+
+@pytest.mark.usefixtures("operator", "claim")
+def test_bad_config_is_refused_before_anything_is_cloned_or_spent(
+    cluster, namespace, model_api, tmp_path
+):
+    _policy(cluster, namespace)
+    trigger = {"source": "slack", "event": "app_mention", "payload": {}}
+    # A credential in the URL is refused: the token only ever comes from the Secret.
+    leaky = "https://user:pw@git.example/o/r.git"
+    expected = termination_message(
+        RUNNER_ERROR,
+        f"repository {leaky!r} must be an https:// URL without credentials in it "
+        "(the token comes from the Secret ambient-source-credentials)",
+    )
+    config = {"prompt": "do it", "repository": leaky}
+    cluster.apply(
+        _session("leaky", config, budget="1.00", trigger=trigger, exit_code="1", message=expected),
+        namespace,
+    )
+    proc = _run_runner(
+        cluster,
+        namespace,
+        "leaky",
+        tmp_path,
+        {"ANTHROPIC_BASE_URL": model_api, "ANTHROPIC_API_KEY": API_KEY},
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert (tmp_path / "leaky.termination").read_text() == expected
+    assert _ScriptedModel.calls == []
+    assert not (tmp_path / "workspace" / "repo" / ".git").exists()
+    status = cluster.wait_phase(namespace, "leaky", "Failed")["status"]
+    assert status["reason"] == RUNNER_ERROR
+    assert not any(e["event"] == "ClaudeCodeStarted" for e in status["history"])
+    assert status.get("usage", {}).get("cost", "0") in ("0", "0.00")
