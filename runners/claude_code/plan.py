@@ -226,7 +226,9 @@ def tool_entry(
     return data
 
 
-def system_append(trigger: dict[str, Any], trigger_file: str, checkout: Checkout | None) -> str:
+def system_append(
+    trigger: dict[str, Any], trigger_file: str, checkout: Checkout | None, *, push: str | None
+) -> str:
     """What Claude Code's system prompt gets beyond its own: where the trigger is and what
     the workspace holds."""
     lines = [
@@ -236,10 +238,12 @@ def system_append(trigger: dict[str, Any], trigger_file: str, checkout: Checkout
         f"{trigger.get('event', '?')}) is in {trigger_file} (JSON); read it for details.",
     ]
     if checkout is not None:
-        lines.append(
-            f"The working directory is a checkout of {checkout.url} at {checkout.ref}. "
-            "Leave changes in the working tree; the runner commits and pushes them."
-        )
+        lines.append(f"The working directory is a checkout of {checkout.url} at {checkout.ref}.")
+        if push:
+            lines.append(
+                f"Leave your changes in the working tree: the runner commits them and pushes "
+                f"them to the branch {push}."
+            )
     return "\n".join(lines)
 
 

@@ -74,7 +74,11 @@ def run(runner: Runner) -> int:
     config = runner.context.config
     try:
         the_run, options = _prepare(runner, config)
-        asyncio.run(_drive(runner, the_run, options))
+        try:
+            asyncio.run(_drive(runner, the_run, options))
+        except ContractError:
+            _store_transcript(runner, the_run)  # what Claude Code did before it failed
+            raise
         return _finish(runner, the_run, config)
     except BudgetExceededError as exc:
         runner.fail(BUDGET_EXCEEDED, str(exc), EXIT_BUDGET)
@@ -138,7 +142,9 @@ def _prepare(runner: Runner, config: dict[str, Any]) -> tuple[Run, Any]:
         system_prompt={
             "type": "preset",
             "preset": "claude_code",
-            "append": plan.system_append(ctx.trigger, str(trigger_file), target),
+            "append": plan.system_append(
+                ctx.trigger, str(trigger_file), target, push=plan.push_branch(config, ctx.name)
+            ),
         },
         env=CLI_ENV,
         stderr=the_run.stderr.append,
@@ -225,12 +231,10 @@ def _line(message: Any) -> str:
 
 def _finish(runner: Runner, the_run: Run, config: dict[str, Any]) -> int:
     """Transcript, usage and result; the budget's and Claude Code's failures end it."""
-    data: dict[str, str] = {"model": the_run.model}
-    if runner.context.storage.get("type") != "external":
-        stored = runner.artifact(
-            "transcript.jsonl", the_run.state / "transcript.jsonl", "transcript"
-        )
-        data["transcript"] = stored.location
+    data: dict[str, str] = {
+        "model": the_run.model,
+        "transcript": _store_transcript(runner, the_run),
+    }
     result = the_run.result
     if result is None:
         raise ContractError("Claude Code ended without a result")
@@ -268,6 +272,15 @@ def _finish(runner: Runner, the_run: Run, config: dict[str, Any]) -> int:
             data["branch"] = branch
     runner.result(str(result.result or "done"), **data)
     return 0
+
+
+def _store_transcript(runner: Runner, the_run: Run) -> str:
+    """The transcript as an artifact; its location ('' when the store keeps references
+    only or there is none)."""
+    path = the_run.state / "transcript.jsonl"
+    if runner.context.storage.get("type") == "external" or not path.exists():
+        return ""
+    return runner.artifact("transcript.jsonl", path, "transcript").location
 
 
 def _commit_message(runner: Runner, the_run: Run) -> str:

@@ -163,6 +163,10 @@ def test_the_system_prompt_names_the_trigger_file_and_checkout() -> None:
         {"source": "github", "event": "issues.opened"},
         "/workspace/.ambient/trigger.json",
         plan.Checkout("https://github.com/o/r.git", "main"),
+        push="ambient/s1",
     )
     assert "/workspace/.ambient/trigger.json" in text
     assert "github issues.opened" in text and "https://github.com/o/r.git at main" in text
+    assert "pushes them to the branch ambient/s1" in text
+    quiet = plan.system_append({}, "/t.json", None, push=None)
+    assert "branch" not in quiet and "checkout" not in quiet
