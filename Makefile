@@ -36,7 +36,7 @@ $(RUNNERS_STAMP): pyproject.toml requirements-runners.lock
 	@$(RUNNERS_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	@touch $(RUNNERS_STAMP)
 
-runners-venv: $(RUNNERS_STAMP) ## Create the runner virtualenv (boto3, anthropic, local S3)
+runners-venv: $(RUNNERS_STAMP) ## Create the runner virtualenv (boto3, anthropic, claude-agent-sdk with its Claude Code CLI, local S3)
 
 crds: $(STAMP) ## Regenerate the CRD YAML from crds/models.py
 	$(PY) -m ambient.crds.generate

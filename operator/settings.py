@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ambient.operator.notify import egress
 from ambient.runners.registry import DEFAULT_REGISTRY_FILE
 
+_SECRET_NAME = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$"  # noqa: S105 - a pattern
+"""A Secret's name (a DNS subdomain), or empty."""
+
 
 class OperatorSettings(BaseSettings):
     """What a platform team can tune without a code change."""
@@ -66,6 +69,11 @@ class OperatorSettings(BaseSettings):
     artifacts_secret: str = "ambient-artifacts"  # noqa: S105 - a Secret name
     """Secret in each Session's namespace with the artifact store's credentials (e.g.
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); passed to runners as env, optional."""
+    model_credentials_default_secret: str = Field(default="", pattern=_SECRET_NAME)
+    """Cluster default for runners' model credentials: a Secret of this name in the
+    Session's namespace (placed there by the cluster admin, e.g. replicated), with the
+    keys of ambient-model-credentials; the namespace's ambient-model-credentials wins key
+    by key. Empty: no default."""
     s3_endpoint_url: str = ""
     """S3-compatible endpoint for runners (AWS_ENDPOINT_URL_S3); empty means AWS."""
     s3_bucket: str = ""

@@ -27,6 +27,13 @@ class Resources(_Model):
     limits: dict[str, str] = Field(default_factory=dict)
 
 
+class ModelPrice(_Model):
+    """What one model costs, per million tokens, in the budgets' currency."""
+
+    input_per_m_tok: str = Field(pattern=r"^[0-9]{1,6}(\.[0-9]{1,6})?$")
+    output_per_m_tok: str = Field(pattern=r"^[0-9]{1,6}(\.[0-9]{1,6})?$")
+
+
 class RunnerVersion(_Model):
     """How one version of a framework runs."""
 
@@ -36,6 +43,9 @@ class RunnerVersion(_Model):
     env: dict[str, str] = Field(default_factory=dict)
     resources: Resources | None = None
     timeout_seconds: int | None = Field(default=None, ge=1)
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)
+    """The cluster admin's prices by model name, for runners whose framework reports
+    tokens but no cost; passed to the runner in its context file. Sessions cannot set it."""
 
 
 class FrameworkEntry(_Model):
@@ -71,6 +81,7 @@ class ResolvedRunner(_Model):
     env: dict[str, str]
     resources: Resources
     timeout_seconds: int
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)
 
 
 class UnknownFrameworkError(LookupError):
@@ -130,4 +141,5 @@ def resolve(
         # A copy: manifests built from it must never alias the shared registry.
         resources=(runner.resources or registry.defaults.resources).model_copy(deep=True),
         timeout_seconds=runner.timeout_seconds or registry.defaults.timeout_seconds,
+        pricing={k: v.model_copy() for k, v in runner.pricing.items()},
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ambient.crds import naming
+from ambient.crds import credentials, naming
 from ambient.crds.models import API_VERSION, GROUP, Session, StorageType
 from ambient.operator.sessions.observe import RUNNER_CONTAINER
 from ambient.operator.settings import OperatorSettings
@@ -22,10 +22,31 @@ from ambient.runners.sdk.contract import (
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105 - a path
 TOKEN_EXPIRY_SECONDS = 3600
 """The projected runner token's lifetime; the kubelet refreshes it before it expires."""
+WORKSPACE = "/workspace"
+"""The runner's workspace: an emptyDir, so the root filesystem stays read-only."""
+RUNNER_HOME = f"{WORKSPACE}/.home"
+"""HOME (and the caches under it) on the workspace's emptyDir; the runner creates it."""
+GIT_TOKEN_ENV = "AMBIENT_GIT_TOKEN"  # noqa: S105 - a variable's name
+"""The source Secret's GitHub token, for the runner's checkout and push."""
+MODEL_ENV = {
+    "ANTHROPIC_API_KEY": credentials.ANTHROPIC_API_KEY_KEY,
+    "ANTHROPIC_BASE_URL": credentials.ANTHROPIC_BASE_URL_KEY,
+    "OPENAI_API_KEY": credentials.OPENAI_API_KEY_KEY,
+}
+"""Runner variables filled from the model credentials Secret's keys."""
+DEFAULT_MODEL_ENV_PREFIX = "AMBIENT_DEFAULT_"
+"""The cluster default Secret's values arrive as AMBIENT_DEFAULT_<variable>; the runner
+uses one only where the namespace's own Secret left the variable unset."""
 
 
-def runner_context(session: Session, runner: ResolvedRunner, job_name: str) -> dict[str, Any]:
-    """Everything the runner needs to know, as the mounted context file holds it."""
+def runner_context(
+    session: Session,
+    runner: ResolvedRunner,
+    job_name: str,
+    blocked_tools: tuple[str, ...] | list[str] = (),
+) -> dict[str, Any]:
+    """Everything the runner needs to know, as the mounted context file holds it: the
+    Session's spec, the namespace policy's blocked tools and the registry's prices."""
     spec = session.spec
     return context_document(
         name=session.metadata.name,
@@ -39,6 +60,8 @@ def runner_context(session: Session, runner: ResolvedRunner, job_name: str) -> d
         policy=spec.policy.model_dump(mode="json", exclude_none=True),
         artifacts=spec.artifacts.model_dump(mode="json", exclude_none=True),
         timeout_seconds=spec.timeout_seconds or runner.timeout_seconds,
+        blocked_tools=list(blocked_tools),
+        pricing={m: p.model_dump(by_alias=True) for m, p in runner.pricing.items()},
     )
 
 
@@ -179,6 +202,34 @@ def _artifact_env(settings: OperatorSettings) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in pairs.items() if v]
 
 
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    ref = {"name": secret, "key": key, "optional": True}
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+def credential_env(settings: OperatorSettings) -> list[dict[str, Any]]:
+    """The model credentials from the namespace's fixed Secret (and the cluster default
+    Secret the chart names, under AMBIENT_DEFAULT_*), and the source Secret's GitHub token
+    for the checkout; every one optional, so a runner that needs none starts without."""
+    env = [
+        _secret_env(var, credentials.MODEL_CREDENTIALS_SECRET, key)
+        for var, key in MODEL_ENV.items()
+    ]
+    if settings.model_credentials_default_secret:
+        env += [
+            _secret_env(
+                DEFAULT_MODEL_ENV_PREFIX + var, settings.model_credentials_default_secret, key
+            )
+            for var, key in MODEL_ENV.items()
+        ]
+    env.append(
+        _secret_env(
+            GIT_TOKEN_ENV, credentials.SOURCE_CREDENTIALS_SECRET, credentials.GITHUB_TOKEN_KEY
+        )
+    )
+    return env
+
+
 def context_json(context: dict[str, Any]) -> str:
     """Compact, key-sorted JSON: the same Session always gives the same bytes."""
     return json.dumps(context, sort_keys=True, separators=(",", ":"))
@@ -250,9 +301,12 @@ def runner_job(
         {"name": CONTEXT_ENV, "value": CONTEXT_PATH},
         {"name": "AMBIENT_SESSION_NAME", "value": session.metadata.name},
         {"name": "AMBIENT_SESSION_NAMESPACE", "value": session.metadata.namespace},
-        {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the container's own tmpfs
+        {"name": "HOME", "value": RUNNER_HOME},
+        {"name": "XDG_CACHE_HOME", "value": f"{RUNNER_HOME}/.cache"},
+        {"name": "AMBIENT_WORKSPACE", "value": WORKSPACE},
     ] + [{"name": k, "value": v} for k, v in sorted(runner.env.items())]
     env += _artifact_env(settings)
+    env += credential_env(settings)
     container: dict[str, Any] = {
         "name": RUNNER_CONTAINER,
         "image": runner.image,
@@ -270,11 +324,11 @@ def runner_job(
         },
         "volumeMounts": [
             {"name": "context", "mountPath": CONTEXT_DIR, "readOnly": True},
-            {"name": "workspace", "mountPath": "/workspace"},
+            {"name": "workspace", "mountPath": WORKSPACE},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a tmpfs for the runner
             {"name": "runner-token", "mountPath": TOKEN_DIR, "readOnly": True},
         ],
-        "workingDir": "/workspace",
+        "workingDir": WORKSPACE,
         # Artifact store credentials from a Secret, optional so runners without one start.
         "envFrom": [{"secretRef": {"name": settings.artifacts_secret, "optional": True}}],
     }

@@ -113,6 +113,7 @@ def policy_context(
         violations=found,
         policy_generation=policy.metadata.generation,
         has_policy=True,
+        blocked_tools=tuple(policy.spec.tools.blocked),
     )
 
 
@@ -129,4 +130,5 @@ def queued_context(
         violations=ctx.violations,
         policy_generation=ctx.policy_generation,
         has_policy=ctx.has_policy,
+        blocked_tools=ctx.blocked_tools,
     )

@@ -62,6 +62,8 @@ class Context:
     """What a changed NamespacePolicy no longer allows (see ``violations``)."""
     policy_generation: int = 0
     has_policy: bool = False
+    blocked_tools: tuple[str, ...] = ()
+    """The policy's blocked tools, which the runner refuses whatever the Session allows."""
 
 
 # --- time ---------------------------------------------------------------------------------

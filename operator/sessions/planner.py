@@ -296,7 +296,9 @@ def _workload(
         if timeout != (session.spec.timeout_seconds or runner.timeout_seconds):
             spec = session.spec.model_copy(update={"timeout_seconds": timeout})
             bounded = session.model_copy(update={"spec": spec})
-        context = builders.context_json(builders.runner_context(bounded, runner, job_name))
+        context = builders.context_json(
+            builders.runner_context(bounded, runner, job_name, ctx.blocked_tools)
+        )
         manifests = []
         if len(context.encode()) > settings.max_inline_context_bytes:
             manifests.append(builders.context_configmap(bounded, runner, job_name, context))

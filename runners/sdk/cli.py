@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from ambient.runners.sdk import claude_code, script
-from ambient.runners.sdk.contract import RUNNER_ERROR, ContractError, termination_message
+from ambient.runners.claude_code import runner as claude_code
+from ambient.runners.sdk import script
+from ambient.runners.sdk.contract import (
+    RUNNER_ERROR,
+    ContractError,
+    apply_default_credentials,
+    termination_message,
+)
 from ambient.runners.sdk.runtime import Runner
 
 RUNNERS: dict[str, Callable[[Runner], int]] = {"script": script.run, "claude-code": claude_code.run}
@@ -23,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0] not in RUNNERS:
         print(f"usage: ambient-runner {'|'.join(RUNNERS)}", file=sys.stderr)  # noqa: T201
         return 2
+    apply_default_credentials(os.environ)
+    # HOME is on the workspace's emptyDir (the operator sets it); nothing has made it yet.
+    with contextlib.suppress(OSError):
+        Path.home().mkdir(parents=True, exist_ok=True)
     try:
         runner = Runner.from_env()
     except (OSError, ContractError) as exc:

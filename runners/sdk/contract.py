@@ -7,6 +7,7 @@ do the API and storage calls.
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -81,9 +82,21 @@ def context_document(
     policy: dict[str, Any],
     artifacts: dict[str, Any],
     timeout_seconds: int,
+    blocked_tools: list[str] | None = None,
+    pricing: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The context file's content, as the operator writes it and ``Context`` reads it."""
-    return {
+    """The context file's content, as the operator writes it and ``Context`` reads it.
+
+    ``blocked_tools`` are the NamespacePolicy's (policy.toolConstraints.blocked: a runner
+    refuses them even when the Session allows them); ``pricing`` is the cluster admin's
+    price table for this framework version (the runner registry), the only price a runner
+    without its framework's own accounting may use. Neither comes from the Session."""
+    policy = dict(policy)
+    if blocked_tools:
+        tools = dict(policy.get("toolConstraints") or {})
+        tools["blocked"] = sorted(set(blocked_tools))
+        policy["toolConstraints"] = tools
+    document = {
         "schema": CONTEXT_SCHEMA,
         "session": {"name": name, "namespace": namespace, "uid": uid, "jobName": job_name},
         "trigger": trigger,
@@ -92,6 +105,9 @@ def context_document(
         "artifacts": artifacts,
         "timeoutSeconds": timeout_seconds,
     }
+    if pricing:
+        document["pricing"] = pricing
+    return document
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,16 @@ class Context:
     @property
     def allowed_tools(self) -> list[str]:
         return list(self._policy("toolConstraints").get("allowed") or [])
+
+    @property
+    def blocked_tools(self) -> list[str]:
+        """The namespace's blocked tools, which the operator adds (never the Session)."""
+        return list(self._policy("toolConstraints").get("blocked") or [])
+
+    @property
+    def pricing(self) -> dict[str, dict[str, str]]:
+        """The cluster admin's price table: model → {inputPerMTok, outputPerMTok}."""
+        return dict(self.raw.get("pricing") or {})
 
     @property
     def budget(self) -> Decimal | None:
@@ -266,6 +292,42 @@ def add_usage(
     if model:
         usage["model"] = model
     return total
+
+
+DEFAULT_ENV_PREFIX = "AMBIENT_DEFAULT_"
+"""The cluster default model credentials (operator setting model_credentials_default_secret)
+reach the runner as AMBIENT_DEFAULT_<variable>."""
+
+
+def apply_default_credentials(env: MutableMapping[str, str]) -> None:
+    """Fill each model credential the namespace's Secret left unset from the cluster
+    default, then drop the AMBIENT_DEFAULT_* copies (in place)."""
+    for name in [k for k in env if k.startswith(DEFAULT_ENV_PREFIX)]:
+        value = env.pop(name)
+        target = name.removeprefix(DEFAULT_ENV_PREFIX)
+        if value and not env.get(target):
+            env[target] = value
+
+
+MILLION = Decimal(1_000_000)
+
+
+def price(
+    pricing: dict[str, dict[str, str]], model: str, input_tokens: int, output_tokens: int
+) -> Decimal:
+    """The cost of tokens by the cluster admin's price table (context ``pricing``, from the
+    runner registry); a model the table does not list is refused, never priced at 0.
+    framework.config is never read here: a Session's author cannot set their own price."""
+    entry = pricing.get(model)
+    if entry is None:
+        raise ContractError(
+            f"the runner registry has no price for model {model!r}; the cluster admin sets "
+            "one under this framework version's pricing"
+        )
+    return (
+        Decimal(str(entry.get("inputPerMTok", "0"))) * input_tokens
+        + Decimal(str(entry.get("outputPerMTok", "0"))) * output_tokens
+    ) / MILLION
 
 
 def budget_left(budget: Decimal | None, spent: Decimal) -> Decimal | None:

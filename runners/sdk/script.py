@@ -2,15 +2,17 @@
 
 Config: ``command`` (list of strings, required), ``outputDir`` (default
 /workspace/out: every file in it becomes an artifact), ``usage`` (optional
-{model, inputTokens, outputTokens, cost} to report, for tooling that knows its spend).
+{model, inputTokens, outputTokens} to report, for tooling that knows its tokens). The
+tokens are priced by the cluster admin's table (the registry's ``pricing``, in the
+context file); a ``cost`` the Session's author writes there is ignored.
 """
 
 from __future__ import annotations
 
 import subprocess
-from decimal import Decimal
 from pathlib import Path
 
+from ambient.runners.sdk import contract
 from ambient.runners.sdk.contract import (
     BUDGET_EXCEEDED,
     EXIT_BUDGET,
@@ -34,12 +36,13 @@ def run(runner: Runner) -> int:
         proc = subprocess.run(command, check=False, cwd=str(out_dir.parent))
         usage = config.get("usage")
         if isinstance(usage, dict):
-            runner.usage(
-                str(usage.get("model", "")),
+            model = str(usage.get("model", ""))
+            tokens_in, tokens_out = (
                 int(usage.get("inputTokens", 0)),
                 int(usage.get("outputTokens", 0)),
-                Decimal(str(usage.get("cost", "0"))),
             )
+            cost = contract.price(runner.context.pricing, model, tokens_in, tokens_out)
+            runner.usage(model, tokens_in, tokens_out, cost)
         for path in sorted(p for p in out_dir.rglob("*") if p.is_file()):
             runner.artifact(str(path.relative_to(out_dir)), path)
     except BudgetExceededError as exc:

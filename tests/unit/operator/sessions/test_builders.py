@@ -10,7 +10,7 @@ from ambient.crds import naming
 from ambient.crds.models import Session
 from ambient.operator.sessions import builders
 from ambient.operator.settings import OperatorSettings
-from ambient.runners.registry import Registry, ResolvedRunner, load, resolve
+from ambient.runners.registry import ModelPrice, Registry, ResolvedRunner, load, resolve
 from ambient.runners.sdk import contract
 
 MakeSession = Callable[..., Session]
@@ -139,7 +139,7 @@ def test_container_runs_the_registry_image_and_command(
         "requests": {"cpu": "250m", "memory": "256Mi"},
         "limits": {"cpu": "2", "memory": "2Gi"},
     }
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["AMBIENT_CONTEXT_FILE"] == "/var/run/ambient/session.json"
     assert env["AMBIENT_SESSION_NAME"] == "review-pr-42"
     assert env["AMBIENT_SESSION_NAMESPACE"] == "team-alpha"
@@ -256,3 +256,66 @@ def test_manifest_does_not_alias_the_registry(
     job = _build(make_session(), resolve(own, "script"), settings)
     _container(job)["resources"]["limits"]["cpu"] = "64"
     assert resolve(own, "script").resources.limits["cpu"] == "2"
+
+
+def test_credentials_come_from_the_fixed_secrets_and_home_is_on_the_workspace(
+    make_session: MakeSession, runner: ResolvedRunner, settings: OperatorSettings
+) -> None:
+    container = _container(_build(make_session(), runner, settings))
+    env = {e["name"]: e for e in container["env"]}
+    assert env["HOME"]["value"] == builders.RUNNER_HOME == "/workspace/.home"
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts[builders.WORKSPACE] == "workspace"
+    refs = {name: e["valueFrom"]["secretKeyRef"] for name, e in env.items() if "valueFrom" in e}
+    assert refs == {
+        "ANTHROPIC_API_KEY": {
+            "name": "ambient-model-credentials",
+            "key": "anthropic-api-key",
+            "optional": True,
+        },
+        "ANTHROPIC_BASE_URL": {
+            "name": "ambient-model-credentials",
+            "key": "anthropic-base-url",
+            "optional": True,
+        },
+        "OPENAI_API_KEY": {
+            "name": "ambient-model-credentials",
+            "key": "openai-api-key",
+            "optional": True,
+        },
+        "AMBIENT_GIT_TOKEN": {
+            "name": "ambient-source-credentials",
+            "key": "github-token",
+            "optional": True,
+        },
+    }
+    # The cluster default, when the chart names one, under AMBIENT_DEFAULT_*.
+    settings.model_credentials_default_secret = "shared-model-key"
+    container = _container(_build(make_session(), runner, settings))
+    default = next(e for e in container["env"] if e["name"] == "AMBIENT_DEFAULT_ANTHROPIC_API_KEY")
+    assert default["valueFrom"]["secretKeyRef"] == {
+        "name": "shared-model-key",
+        "key": "anthropic-api-key",
+        "optional": True,
+    }
+
+
+def test_the_context_carries_the_policys_blocked_tools_and_the_registrys_prices(
+    make_session: MakeSession, registry: Registry
+) -> None:
+    priced = registry.model_copy(deep=True)
+    version = priced.frameworks["script"].versions["1.0"]
+    version.pricing = {"m": ModelPrice(input_per_m_tok="3", output_per_m_tok="15")}
+    runner = resolve(priced, "script")
+    session = make_session()
+    config = {**session.spec.framework.config, "pricing": {"m": {"inputPerMTok": "0"}}}
+    framework = session.spec.framework.model_copy(update={"config": config})
+    session = session.model_copy(
+        update={"spec": session.spec.model_copy(update={"framework": framework})}
+    )
+    context = contract.Context.parse(
+        builders.context_json(builders.runner_context(session, runner, "j-a1", ("Bash",)))
+    )
+    assert context.blocked_tools == ["Bash"]
+    assert context.pricing == {"m": {"inputPerMTok": "3", "outputPerMTok": "15"}}
+    assert contract.price(context.pricing, "m", 1_000_000, 0) == 3

@@ -83,3 +83,20 @@ def test_the_policy_context(
     queued = capacity.queued_context(ctx, lifecycle.Admission(False, 2, 4), 3)
     assert (queued.admitted, queued.queue_position, queued.queue_length) == (False, 2, 4)
     assert (queued.cap, queued.policy_generation, queued.has_policy) == (3, 3, True)
+
+
+def test_the_policys_blocked_tools_reach_the_runner_context(
+    make_session: Callable[..., Session], registry: Registry, now: datetime
+) -> None:
+    policy = NamespacePolicy.model_validate(
+        {
+            "metadata": {"name": "default", "namespace": NS, "generation": 1},
+            "spec": {"tools": {"allowed": ["Read"], "blocked": ["Bash", "WebFetch"]}},
+        }
+    )
+    ctx = capacity.policy_context(
+        policy, make_session(), registry=registry, identity="op", default_cap=7, now=now
+    )
+    assert ctx.blocked_tools == ("Bash", "WebFetch")
+    queued = capacity.queued_context(ctx, lifecycle.Admission(False, 1, 1), 7)
+    assert queued.blocked_tools == ("Bash", "WebFetch")

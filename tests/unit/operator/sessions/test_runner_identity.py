@@ -74,7 +74,7 @@ def test_artifact_store_wiring(make_body, runner, settings):
     job = builders.runner_job(Session.model_validate(body), runner, settings, "j-a1", "{}")
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["AWS_ENDPOINT_URL_S3"] == "http://s3.internal:9000"
     assert env["AMBIENT_S3_BUCKET"] == "arts"
     assert "AMBIENT_S3_PREFIX" not in env  # unset settings add nothing

@@ -14,7 +14,6 @@ from ambient.operator.sessions import builders
 from ambient.operator.sessions.observe import runner_verdict
 from ambient.runners.sdk import contract
 from ambient.runners.sdk.artifacts import PvcStore, check_name, split_location
-from ambient.runners.sdk.claude_code import allowed_tools, choose_model, cost
 
 
 def _artifact(i: int) -> GeneratedArtifact:
@@ -183,16 +182,63 @@ def test_pvc_store_records_size_and_sha256(tmp_path: Path, monkeypatch):
     assert (tmp_path / "mnt" / "ns" / "s" / "d" / "f.txt").read_bytes() == b"abc"
 
 
-def test_claude_code_passes_only_allowed_models_and_tools():
-    assert choose_model(None, ["a", "b"]) == "a"
-    assert choose_model("b", ["a", "b"]) == "b"
-    with pytest.raises(contract.ContractError, match="not among the allowed"):
-        choose_model("c", ["a"])
-    with pytest.raises(contract.ContractError, match="allows no models"):
-        choose_model("a", [])
-    tools = [{"name": "Bash"}, {"name": "Read"}, {"name": "WebFetch"}]
-    assert allowed_tools(tools, ["bash", "Read"]) == [{"name": "Bash"}, {"name": "Read"}]
-    assert cost({"inputPerMTok": "3", "outputPerMTok": "15"}, 1_000_000, 100_000) == Decimal("4.5")
+def test_author_written_pricing_is_ignored_only_the_registry_prices():
+    # framework.config.pricing is the Session author's: no cost is ever read from it.
+    doc = contract.context_document(
+        name="s1",
+        namespace="team-a",
+        uid="u-1",
+        job_name="s1-a1",
+        trigger={"source": "manual", "event": "test"},
+        framework="langgraph",
+        version="1",
+        config={"pricing": {"m": {"inputPerMTok": "0", "outputPerMTok": "0"}}},
+        policy={"modelConstraints": {"allowed": ["m"]}},
+        artifacts={},
+        timeout_seconds=60,
+        pricing={"m": {"inputPerMTok": "3", "outputPerMTok": "15"}},
+    )
+    context = contract.Context.parse(json.dumps(doc))
+    assert contract.price(context.pricing, "m", 1_000_000, 100_000) == Decimal("4.5")
+    with pytest.raises(contract.ContractError, match="no price for model 'other'"):
+        contract.price(context.pricing, "other", 1, 1)
+    # without the admin's table there is no price at all, whatever the config says
+    doc.pop("pricing")
+    unpriced = contract.Context.parse(json.dumps(doc))
+    assert unpriced.pricing == {}
+    with pytest.raises(contract.ContractError, match="no price"):
+        contract.price(unpriced.pricing, "m", 1, 1)
+
+
+def test_blocked_tools_reach_the_context_and_the_defaults_fill_only_gaps():
+    doc = contract.context_document(
+        name="s1",
+        namespace="team-a",
+        uid="u-1",
+        job_name="s1-a1",
+        trigger={},
+        framework="claude-code",
+        version="1",
+        config={},
+        policy={"toolConstraints": {"allowed": ["Read"]}},
+        artifacts={},
+        timeout_seconds=60,
+        blocked_tools=["Bash", "WebFetch", "Bash"],
+    )
+    context = contract.Context.parse(json.dumps(doc))
+    assert context.allowed_tools == ["Read"]
+    assert context.blocked_tools == ["Bash", "WebFetch"]
+    env = {
+        "ANTHROPIC_API_KEY": "ns-key",
+        "AMBIENT_DEFAULT_ANTHROPIC_API_KEY": "cluster-key",
+        "AMBIENT_DEFAULT_ANTHROPIC_BASE_URL": "https://gateway.example",
+        "AMBIENT_DEFAULT_OPENAI_API_KEY": "",
+    }
+    contract.apply_default_credentials(env)
+    assert env == {
+        "ANTHROPIC_API_KEY": "ns-key",
+        "ANTHROPIC_BASE_URL": "https://gateway.example",
+    }
 
 
 def test_the_context_document_is_what_context_reads() -> None:
