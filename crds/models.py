@@ -108,6 +108,7 @@ class TriggerSource(StrEnum):
     ALERTMANAGER = "alertmanager"
     MANUAL = "manual"
     API = "api"
+    GENERIC = "generic"
 
 
 class PayloadRef(ApiModel):
@@ -776,6 +777,10 @@ class ApiKeys(ApiModel):
     """Hash of the Jira key, or a list of hashes during rotation."""
     slack: str | list[str] | None = Field(default=None, json_schema_extra=_KEY_HASHES_EXTRA)
     """Hash of the Slack key, or a list of hashes during rotation."""
+    alertmanager: str | list[str] | None = Field(default=None, json_schema_extra=_KEY_HASHES_EXTRA)
+    """Hash of the Alertmanager key, or a list of hashes during rotation. Alertmanager signs nothing: this key is its only credential (send it as http_config.authorization credentials)."""  # noqa: E501
+    generic: str | list[str] | None = Field(default=None, json_schema_extra=_KEY_HASHES_EXTRA)
+    """Hash of the generic (Standard Webhooks) key, or a list of hashes during rotation."""
 
 
 class WebhookAuth(ApiModel):
@@ -784,7 +789,7 @@ class WebhookAuth(ApiModel):
     api_keys: ApiKeys = Field(default_factory=ApiKeys)
     """Key hashes per source; the key alone decides the namespace."""
     signing_secret_ref: SecretRef | None = None
-    """Secret with data keys github, jira, slack holding each source's signing secret."""
+    """Secret with data keys github, jira, slack holding each source's signing secret, and generic holding the Standard Webhooks secret (whsec_<base64>)."""  # noqa: E501
 
 
 class SessionDefaults(ApiModel):
@@ -820,6 +825,15 @@ class GitHubIngressPolicy(IngressSourcePolicy):
     """A comment starting with this command starts a Session."""
 
 
+class AlertmanagerIngressPolicy(ApiModel):
+    """Which Alertmanager notifications start Sessions. Alertmanager signs nothing, so there is no allowUnsigned: the key alone authenticates."""  # noqa: E501
+
+    events: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        default=None, max_length=64
+    )
+    """Statuses that start Sessions: firing, resolved, or * for both; firing when unset, none when empty."""  # noqa: E501
+
+
 class IngressPolicy(ApiModel):
     """Per-source event selection for the webhook ingress."""
 
@@ -829,6 +843,10 @@ class IngressPolicy(ApiModel):
     """Jira: default jira:issue_created, jira:issue_updated, comment_created."""
     slack: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
     """Slack: default app_mention, message.im, slash_command, interactive.*."""
+    alertmanager: AlertmanagerIngressPolicy = Field(default_factory=AlertmanagerIngressPolicy)
+    """Alertmanager (webhook payload version 4): events firing and resolved; default firing."""
+    generic: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
+    """Generic Standard Webhooks senders: the event is the body's type field; default every event (*)."""  # noqa: E501
 
 
 class ViolationAction(StrEnum):

@@ -13,9 +13,9 @@ import secrets
 import sys
 from typing import Any
 
-from ambient.webhooks.ingress.keyindex import hashes_of, key_hash
+from ambient.webhooks.ingress.keyindex import KEY_SOURCES, hashes_of, key_hash
 
-SOURCES = ("github", "jira", "slack")
+SOURCES = KEY_SOURCES
 
 
 def _say(message: str, err: bool = False) -> None:

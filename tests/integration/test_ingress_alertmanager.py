@@ -1,0 +1,214 @@
+"""A real Alertmanager (built from its Go module by hack/build-alertmanager.sh) fires at the
+real ingress through its own webhook receiver, authenticated by ``http_config.authorization``
+(``Authorization: Bearer <key>``): one Session per alert group and status however often
+Alertmanager repeats the notification, the resolved notification its own Session, and a
+payload that is not version 4 refused with 422, creating nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ambient.webhooks.ingress.events import session_name
+
+from .conftest import free_port
+from .test_ingress_sessions import ingress, sessions  # noqa: F401 (ingress: a fixture)
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRING = json.loads((ROOT / "tests/fixtures/alertmanager/firing.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def alertmanager_bin() -> str:
+    """The cached binary; the first run on a machine builds it (minutes, progress shown)."""
+    proc = subprocess.run(
+        [str(ROOT / "hack/build-alertmanager.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3000,
+    )
+    assert proc.returncode == 0, f"hack/build-alertmanager.sh failed:\n{proc.stderr[-3000:]}"
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("ALERTMANAGER=")]
+    return shlex.split(line.partition("=")[2])[0]
+
+
+def alertmanager_tenant(cluster, namespace: str) -> str:
+    """A NamespacePolicy with an Alertmanager key and no signing Secret (Alertmanager
+    signs nothing), selecting firing and resolved; returns the key."""
+    key = f"am-{uuid.uuid4().hex}"
+    cluster.apply(
+        {
+            "apiVersion": "ambient.ai/v1alpha1",
+            "kind": "NamespacePolicy",
+            "metadata": {"name": "policy", "namespace": namespace},
+            "spec": {
+                "webhookAuth": {
+                    "apiKeys": {"alertmanager": hashlib.sha256(key.encode()).hexdigest()}
+                },
+                "ingress": {"alertmanager": {"events": ["firing", "resolved"]}},
+                "defaults": {"framework": {"type": "script", "config": {"command": ["true"]}}},
+            },
+        }
+    )
+    return key
+
+
+def post(url: str, key: str, payload: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{url}/webhooks/alertmanager",
+        json=payload,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def alertmanager(alertmanager_bin, ingress, namespace, cluster, tmp_path) -> Iterator[str]:  # noqa: F811
+    """Alertmanager on loopback (clustering off) whose webhook receiver is the ingress."""
+    key = alertmanager_tenant(cluster, namespace)
+    # Indexed: a refusal of the payload (422), not of the key (401), and nothing created.
+    cluster.wait_for(
+        "the key to be indexed",
+        lambda: post(ingress, key, {**FIRING, "version": "3"}).status_code == 422,
+        30,
+    )
+    config = {
+        "route": {
+            "receiver": "ambient",
+            "group_by": ["alertname"],
+            "group_wait": "1s",
+            "group_interval": "1s",
+            "repeat_interval": "2s",
+        },
+        "receivers": [
+            {
+                "name": "ambient",
+                "webhook_configs": [
+                    {
+                        "url": f"{ingress}/webhooks/alertmanager",
+                        "send_resolved": True,
+                        "http_config": {"authorization": {"credentials": key}},
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "alertmanager.yml").write_text(json.dumps(config))  # JSON is YAML
+    port = free_port()
+    log = tmp_path / "alertmanager.log"
+    proc = subprocess.Popen(
+        [
+            alertmanager_bin,
+            f"--config.file={tmp_path / 'alertmanager.yml'}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",  # no gossip port: a single loopback instance
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        cluster.wait_for(
+            "alertmanager ready",
+            lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200,
+            60,
+        )
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        print(log.read_text()[-3000:])
+
+
+def webhook_sends(url: str) -> int:
+    """Notifications Alertmanager's webhook integration has sent (and failed to)."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    total = re.search(
+        r'^alertmanager_notifications_total\{integration="webhook"\} (\S+)$', text, re.M
+    )
+    failed = re.search(
+        r'^alertmanager_notifications_failed_total\{integration="webhook"[^}]*\} (\S+)$', text, re.M
+    )
+    assert failed is None or float(failed.group(1)) == 0, "the ingress refused a notification"
+    return int(float(total.group(1))) if total else 0
+
+
+def fire(url: str, labels: dict[str, str], starts: datetime, ends: datetime) -> None:
+    alert = {
+        "labels": labels,
+        "annotations": {"summary": "disk almost full"},
+        "startsAt": starts.isoformat(),
+        "endsAt": ends.isoformat(),
+        "generatorURL": "http://prometheus.invalid/graph",
+    }
+    httpx.post(f"{url}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
+
+
+def test_repeats_make_one_session_and_resolved_its_own(
+    cluster,
+    ingress,  # noqa: F811
+    alertmanager,
+    namespace,
+) -> None:
+    labels = {"alertname": f"DiskFull{uuid.uuid4().hex[:6]}", "severity": "critical"}
+    starts = datetime.now(UTC) - timedelta(seconds=5)
+    fire(alertmanager, labels, starts, datetime.now(UTC) + timedelta(minutes=10))
+    # The first send, then at least two repeats (repeat_interval 2s).
+    cluster.wait_for("three webhook sends", lambda: webhook_sends(alertmanager) >= 3, 60)
+    (one,) = sessions(cluster, namespace)
+    trigger = one["spec"]["trigger"]
+    assert (trigger["source"], trigger["event"]) == ("alertmanager", "firing")
+    assert trigger["payload"]["version"] == "4"
+    assert trigger["payload"]["commonLabels"] == labels
+    assert one["metadata"]["name"] == session_name("alertmanager", trigger["deliveryId"])
+    # Resolve it: Alertmanager sends the group's resolved notification once.
+    fire(alertmanager, labels, starts, datetime.now(UTC) - timedelta(seconds=1))
+    both = cluster.wait_for(
+        "the resolved Session",
+        lambda: s if len(s := sessions(cluster, namespace)) == 2 else None,
+        60,
+    )
+    events = sorted(s["spec"]["trigger"]["event"] for s in both)
+    assert events == ["firing", "resolved"]
+    sends = webhook_sends(alertmanager)
+    time.sleep(3)  # more sends of the resolved group would be repeats: still two Sessions
+    assert len(sessions(cluster, namespace)) == 2, f"after {sends} sends"
+
+
+def test_the_same_notification_again_is_200_with_the_same_body_and_not_v4_is_422(
+    cluster,
+    ingress,  # noqa: F811
+    namespace,
+) -> None:
+    key = alertmanager_tenant(cluster, namespace)
+    payload = {**FIRING, "groupKey": f'{{}}:{{alertname="{uuid.uuid4().hex}"}}'}
+    cluster.wait_for(
+        "the key to be indexed", lambda: post(ingress, key, payload).status_code == 202, 30
+    )
+    (created,) = sessions(cluster, namespace)
+    name = created["metadata"]["name"]
+    again = post(ingress, key, payload)
+    assert (again.status_code, again.json()) == (200, {"namespace": namespace, "session": name})
+    old = post(ingress, key, {**payload, "version": "3", "status": "resolved"})
+    assert old.status_code == 422
+    assert old.json()["error_code"] == "MalformedPayload"
+    assert "version '3' is not supported" in old.json()["message"]
+    in_path = httpx.post(f"{ingress}/webhooks/alertmanager/{key}", json=payload, timeout=30)
+    assert in_path.status_code == 200  # the key in the path works the same
+    assert [s["metadata"]["name"] for s in sessions(cluster, namespace)] == [name]

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ambient.webhooks.ingress import events, replay, rules
+from ambient.webhooks.ingress.errors import IngressError
+from ambient.webhooks.ingress.sources import PayloadError
+from ambient.webhooks.ingress.sources.generic import parse
+
+HEADERS = {"webhook-id": "msg_2b5VsX1", "webhook-timestamp": "1", "webhook-signature": "v1,x"}
+
+
+def test_the_event_is_the_bodys_type_and_the_id_the_webhook_id_header() -> None:
+    assert parse(HEADERS, {"type": "pipeline.failed", "data": {}}) == (
+        "pipeline.failed",
+        "msg_2b5VsX1",
+    )
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"type": ""}, {"type": " "}, {"type": 3}, {"type": "x" * 129}]
+)
+def test_a_body_without_a_usable_type_is_refused(body) -> None:
+    with pytest.raises(PayloadError, match="type"):
+        parse(HEADERS, body)
+
+
+def test_a_missing_webhook_id_is_refused() -> None:
+    with pytest.raises(PayloadError, match="webhook-id"):
+        parse({}, {"type": "x"})
+
+
+def test_through_the_pipeline_steps_every_type_starts_a_session_by_default() -> None:
+    tenant = replay.tenant_of("team-a", {"defaults": {"framework": {"type": "script"}}})
+    body = json.dumps({"type": "deploy.finished", "data": {"env": "prod"}}).encode()
+    decision = rules.decide_or_refuse(tenant, "generic", HEADERS, body, "application/json")
+    assert decision.manifest is not None
+    trigger = decision.manifest["spec"]["trigger"]
+    assert (trigger["event"], trigger["deliveryId"]) == ("deploy.finished", "msg_2b5VsX1")
+    assert decision.manifest["metadata"]["name"] == events.session_name("generic", "msg_2b5VsX1")
+
+
+def test_event_selection_applies_to_the_type() -> None:
+    spec = {
+        "defaults": {"framework": {"type": "script"}},
+        "ingress": {"generic": {"events": ["pipeline.*"]}},
+    }
+    tenant = replay.tenant_of("team-a", spec)
+    body = json.dumps({"type": "deploy.finished"}).encode()
+    decision = rules.decide_or_refuse(tenant, "generic", HEADERS, body, "application/json")
+    assert (
+        decision.ignored == "event deploy.finished is not selected in spec.ingress.generic.events"
+    )
+
+
+def test_a_body_without_type_is_a_422_through_the_pipeline() -> None:
+    tenant = replay.tenant_of("team-a", {})
+    with pytest.raises(IngressError) as refused:
+        rules.decide_or_refuse(tenant, "generic", HEADERS, b"{}", "application/json")
+    assert (refused.value.status, refused.value.code) == (422, "MalformedPayload")
+
+
+def test_without_a_secret_generic_is_refused_unless_allowed_unsigned() -> None:
+    tenant = replay.tenant_of("team-a", {})
+    with pytest.raises(IngressError) as refused:
+        rules.verify(tenant, "generic", b"{}", HEADERS, None)
+    assert (refused.value.status, refused.value.code) == (403, "SigningSecretMissing")
+    assert "data key 'generic'" in refused.value.message
