@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from standardwebhooks import Webhook
 
 from ambient.webhooks.ingress import events, replay, rules
+from ambient.webhooks.ingress.delivery_records import StoredRequest
 from ambient.webhooks.ingress.errors import IngressError
+from ambient.webhooks.ingress.pipeline import Audit, Pipeline
 from ambient.webhooks.ingress.sources import PayloadError
 from ambient.webhooks.ingress.sources.generic import parse
+
+from ..conftest import FakeCreator
 
 HEADERS = {"webhook-id": "msg_2b5VsX1", "webhook-timestamp": "1", "webhook-signature": "v1,x"}
 
@@ -68,3 +75,51 @@ def test_without_a_secret_generic_is_refused_unless_allowed_unsigned() -> None:
         rules.verify(tenant, "generic", b"{}", HEADERS, None)
     assert (refused.value.status, refused.value.code) == (403, "SigningSecretMissing")
     assert "data key 'generic'" in refused.value.message
+
+
+def test_a_replay_checks_the_timestamp_against_the_time_it_arrived() -> None:
+    """An admin replays a refused generic delivery an hour later: the signature's timestamp
+    is checked against when it arrived, so it holds; a tampered time of receipt does not."""
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    spec = {
+        "webhookAuth": {"signingSecretRef": {"name": "signing"}},
+        "defaults": {"framework": {"type": "script"}},
+    }
+    body = json.dumps({"type": "pipeline.failed"})
+    sent = datetime.now(UTC) - timedelta(hours=1)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(sent.timestamp())),
+        "webhook-signature": Webhook(secret).sign("msg_1", sent, body),
+    }
+    stored = StoredRequest.of(
+        source="generic",
+        namespace="team-a",
+        received_at=sent + timedelta(seconds=1),
+        trace_id="t",
+        delivery_id="msg_1",
+        headers=headers,
+        body=body.encode(),
+    )
+
+    def run(request: StoredRequest) -> str:
+        tenant = replay.tenant_of("team-a", spec)
+        assert replay.refusal(request, tenant) is None
+        pipeline = Pipeline(FakeCreator({"generic": secret}), inline_limit=1 << 20)
+        audit = Audit(source="generic", trace_id="t")
+        result = asyncio.run(
+            pipeline.run(
+                tenant,
+                "generic",
+                request.headers,
+                request.raw_body(),
+                audit,
+                signed_at=replay.signed_at(request),
+            )
+        )
+        return result.outcome
+
+    assert run(stored) == "created"
+    with pytest.raises(IngressError, match="too old"):
+        run(stored.model_copy(update={"received_at": datetime.now(UTC).isoformat()}))
