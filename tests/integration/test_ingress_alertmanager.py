@@ -33,16 +33,19 @@ FIRING = json.loads((ROOT / "tests/fixtures/alertmanager/firing.json").read_text
 
 
 @pytest.fixture(scope="session")
-def alertmanager_bin() -> str:
-    """The cached binary; the first run on a machine builds it (minutes, progress shown)."""
-    proc = subprocess.run(
-        [str(ROOT / "hack/build-alertmanager.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=3000,
-    )
-    assert proc.returncode == 0, f"hack/build-alertmanager.sh failed:\n{proc.stderr[-3000:]}"
+def alertmanager_bin(pytestconfig: pytest.Config) -> str:
+    """The cached binary; the first run on a machine builds it (minutes), its progress
+    shown live on the terminal (pytest's capture is suspended for the build)."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        proc = subprocess.run(
+            [str(ROOT / "hack/build-alertmanager.sh")],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=3000,
+        )
+    assert proc.returncode == 0, "hack/build-alertmanager.sh failed (its output is above)"
     (line,) = [x for x in proc.stdout.splitlines() if x.startswith("ALERTMANAGER=")]
     return shlex.split(line.partition("=")[2])[0]
 

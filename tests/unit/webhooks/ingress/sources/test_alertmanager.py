@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from pathlib import Path
@@ -9,8 +10,11 @@ import pytest
 
 from ambient.webhooks.ingress import events, replay, rules
 from ambient.webhooks.ingress.errors import IngressError
+from ambient.webhooks.ingress.pipeline import Audit, Pipeline
 from ambient.webhooks.ingress.sources import PayloadError
 from ambient.webhooks.ingress.sources.alertmanager import notification_id, parse
+
+from ..conftest import FakeCreator
 
 FIXTURES = Path(__file__).parents[4] / "fixtures" / "alertmanager"
 
@@ -157,3 +161,22 @@ def test_alertmanager_sends_form_bodies_never() -> None:
             tenant, "alertmanager", {}, b"a=b", "application/x-www-form-urlencoded"
         )
     assert refused.value.status == 415
+
+
+def test_the_pipeline_reads_no_signing_secret_for_alertmanager(firing) -> None:
+    """The key alone authenticates: a namespace with a signing Secret for its other
+    sources gets no Secret read per Alertmanager delivery, and the Session is created."""
+    spec = {**SPEC, "webhookAuth": {"signingSecretRef": {"name": "signing"}}}
+    creator = FakeCreator({"github": "s"})
+    pipeline = Pipeline(creator, inline_limit=1 << 20)
+    body = json.dumps(firing).encode()
+    headers = {"content-type": "application/json"}
+    tenant = replay.tenant_of("team-a", spec)
+    outcomes = [
+        asyncio.run(
+            pipeline.run(tenant, "alertmanager", headers, body, Audit("alertmanager", "t"))
+        ).outcome
+        for _ in range(2)
+    ]
+    assert outcomes == ["created", "duplicate"]
+    assert (creator.secret_reads, creator.creates, len(creator.sessions)) == (0, 2, 1)
