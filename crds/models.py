@@ -841,12 +841,12 @@ class IngressPolicy(ApiModel):
     """GitHub: default pull_request opened/synchronize/reopened, issues opened/labeled, comments addressing the bot."""  # noqa: E501
     jira: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
     """Jira: default jira:issue_created, jira:issue_updated, comment_created."""
-    slack: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
-    """Slack: default app_mention, message.im, slash_command, interactive.*."""
     alertmanager: AlertmanagerIngressPolicy = Field(default_factory=AlertmanagerIngressPolicy)
     """Alertmanager (webhook payload version 4): events firing and resolved; default firing."""
     generic: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
     """Generic Standard Webhooks senders: the event is the body's type field; default every event (*)."""  # noqa: E501
+    slack: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
+    """Slack: default app_mention, message.im, slash_command, interactive.*."""
 
 
 class ViolationAction(StrEnum):

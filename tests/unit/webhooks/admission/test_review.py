@@ -278,6 +278,11 @@ def test_a_well_formed_policy_is_admitted(registry: Registry) -> None:
     assert review(_policy_request(spec), empty).allowed
 
 
+def test_alertmanager_and_generic_keys_are_admitted(registry: Registry) -> None:
+    spec = {"webhookAuth": {"apiKeys": {"alertmanager": HASH, "generic": ["b" * 64]}}}
+    assert review(_policy_request(spec), State({}, registry, Identities(), NOW)).allowed
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -396,8 +401,3 @@ def test_a_runner_may_not_archive(state: State) -> None:
     req = _status_request(WINDOW, new, runner, historyArchives=[_archive(0, 4)])
     verdict = review(req, state)
     assert not verdict.allowed and "status.historyArchives" in verdict.message
-
-
-def test_alertmanager_and_generic_keys_are_admitted(registry: Registry) -> None:
-    spec = {"webhookAuth": {"apiKeys": {"alertmanager": HASH, "generic": ["b" * 64]}}}
-    assert review(_policy_request(spec), State({}, registry, Identities(), NOW)).allowed
