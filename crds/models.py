@@ -814,6 +814,15 @@ class IngressSourcePolicy(ApiModel):
     """Accept requests without a signature when no signing secret is set. Off: such a source is refused."""  # noqa: E501
 
 
+class AlertmanagerIngressPolicy(ApiModel):
+    """Which Alertmanager notifications start Sessions. Alertmanager signs nothing, so there is no allowUnsigned: the key alone authenticates."""  # noqa: E501
+
+    events: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        default=None, max_length=64
+    )
+    """Statuses that start Sessions: firing, resolved, or * for both; firing when unset, none when empty."""  # noqa: E501
+
+
 class GitHubIngressPolicy(IngressSourcePolicy):
     """GitHub events, plus how a comment addresses the bot."""
 
@@ -823,15 +832,6 @@ class GitHubIngressPolicy(IngressSourcePolicy):
     """A comment mentioning @<botName> starts a Session."""
     command: str = Field(default="/ambient", min_length=1, max_length=64)
     """A comment starting with this command starts a Session."""
-
-
-class AlertmanagerIngressPolicy(ApiModel):
-    """Which Alertmanager notifications start Sessions. Alertmanager signs nothing, so there is no allowUnsigned: the key alone authenticates."""  # noqa: E501
-
-    events: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
-        default=None, max_length=64
-    )
-    """Statuses that start Sessions: firing, resolved, or * for both; firing when unset, none when empty."""  # noqa: E501
 
 
 class IngressPolicy(ApiModel):
