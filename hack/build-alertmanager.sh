@@ -28,10 +28,13 @@ else
   tmp=$(mktemp -d "$OUT.tmp.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   # -v lists each package as it compiles: one progress line per 25 packages.
-  GOBIN="$tmp" go install -v -trimpath \
+  if ! GOBIN="$tmp" go install -v -trimpath \
     "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION" 2>&1 |
-    awk '/\.go:|cannot |error/ {print; fflush(); next} {n++} n%25==0 {printf "    alertmanager: %d packages compiled\n", n; fflush()}' >&2
-  [[ -x "$tmp/alertmanager" ]] || { step "alertmanager: build failed"; exit 1; }
+    awk '/\.go:|cannot |error/ {print; fflush(); next} {n++} n%25==0 {printf "    alertmanager: %d packages compiled\n", n; fflush()}' >&2 ||
+    [[ ! -x "$tmp/alertmanager" ]]; then
+    step "alertmanager $ALERTMANAGER_VERSION: build failed (the compiler's errors are above)"
+    exit 1
+  fi
   mv "$tmp/alertmanager" "$OUT/alertmanager"
   step "alertmanager $ALERTMANAGER_VERSION: built in $OUT"
 fi
