@@ -134,7 +134,7 @@ class Trigger(ApiModel):
     )
 
     source: TriggerSource
-    """The system that sent the event: github, jira, slack, alertmanager, manual or api."""
+    """The system that sent the event: github, jira, slack, alertmanager, generic (a Standard Webhooks sender), manual or api."""  # noqa: E501
     event: str = Field(min_length=1, max_length=128)
     """The event type with its action, e.g. pull_request.opened or jira:issue_created."""
     payload: dict[str, Any] = Field(
@@ -902,7 +902,7 @@ class NamespacePolicySpec(ApiModel):
     defaults: SessionDefaults = Field(default_factory=SessionDefaults)
     """Framework and constraints of Sessions the webhook ingress creates."""
     ingress: IngressPolicy = Field(default_factory=IngressPolicy)
-    """Which GitHub, Jira and Slack events start Sessions; whether unsigned requests are taken."""
+    """Which GitHub, Jira, Slack, Alertmanager and generic events start Sessions; whether unsigned requests are taken."""  # noqa: E501
     lifecycle: LifecyclePolicy = Field(default_factory=LifecyclePolicy)
     """Timeouts, retries and what policy changes do to admitted Sessions."""
 
