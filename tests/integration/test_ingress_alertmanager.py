@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -212,7 +213,21 @@ def test_the_same_notification_again_is_200_with_the_same_body_and_not_v4_is_422
     ingress,  # noqa: F811
     namespace,
 ) -> None:
-    key = alertmanager_tenant(cluster, namespace)
+    alertmanager_tenant(cluster, namespace)
+    # An admin's new key, as the keys CLI makes it (the tenant's first key is replaced).
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "ambient.webhooks.cli.keys", "create", "-n", namespace),
+            *("--source", "alertmanager", "--base-url", "https://hooks.example"),
+        ],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    key = next(line.split()[-1] for line in out.splitlines() if line.strip().startswith("key:"))
+    assert "https://hooks.example/webhooks/alertmanager with http_config.authorization" in out
     payload = {**FIRING, "groupKey": f'{{}}:{{alertname="{uuid.uuid4().hex}"}}'}
     cluster.wait_for(
         "the key to be indexed", lambda: post(ingress, key, payload).status_code == 202, 30
