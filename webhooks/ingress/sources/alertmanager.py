@@ -9,7 +9,8 @@ notification carries no id of its own, so the delivery id is a digest of what ma
 same notification: the group (``groupKey``), its ``status`` and each alert's
 ``fingerprint`` and ``startsAt``. A repeat maps to the same Session name and creates
 nothing (invariant 2); an alert joining the group, a re-fired alert (a new ``startsAt``)
-or the group resolving is a new Session.
+or the group resolving is a new Session, and so is the group's next notification after a
+resolved alert has left it (the alerts listed changed; no state is kept to know better).
 """
 
 from __future__ import annotations
