@@ -817,9 +817,8 @@ class IngressSourcePolicy(ApiModel):
 class AlertmanagerIngressPolicy(ApiModel):
     """Which Alertmanager notifications start Sessions. Alertmanager signs nothing, so there is no allowUnsigned: the key alone authenticates."""  # noqa: E501
 
-    events: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
-        default=None, max_length=64
-    )
+    # An enum, so a misspelt status is refused when the policy is written, not ignored forever.
+    events: list[Literal["firing", "resolved", "*"]] | None = Field(default=None, max_length=3)
     """Statuses that start Sessions: firing, resolved, or * for both; firing when unset, none when empty."""  # noqa: E501
 
 

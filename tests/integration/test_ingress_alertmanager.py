@@ -243,3 +243,15 @@ def test_the_same_notification_again_is_200_with_the_same_body_and_not_v4_is_422
     in_path = httpx.post(f"{ingress}/webhooks/alertmanager/{key}", json=payload, timeout=30)
     assert in_path.status_code == 200  # the key in the path works the same
     assert [s["metadata"]["name"] for s in sessions(cluster, namespace)] == [name]
+
+
+def test_the_api_server_refuses_a_misspelt_status(cluster, namespace) -> None:
+    policy = {
+        "apiVersion": "ambient.ai/v1alpha1",
+        "kind": "NamespacePolicy",
+        "metadata": {"name": "policy", "namespace": namespace},
+        "spec": {"ingress": {"alertmanager": {"events": ["firng"]}}},
+    }
+    refused = cluster.kubectl("apply", "-f", "-", stdin=json.dumps(policy), check=False)
+    assert refused.returncode != 0
+    assert 'Unsupported value: "firng"' in refused.stderr

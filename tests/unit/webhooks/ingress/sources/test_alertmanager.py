@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 from ambient.webhooks.ingress import events, replay, rules
@@ -180,3 +181,8 @@ def test_the_pipeline_reads_no_signing_secret_for_alertmanager(firing) -> None:
     ]
     assert outcomes == ["created", "duplicate"]
     assert (creator.secret_reads, creator.creates, len(creator.sessions)) == (0, 2, 1)
+
+
+def test_a_misspelt_status_is_refused_with_the_policy() -> None:
+    with pytest.raises(pydantic.ValidationError, match="firing"):
+        replay.tenant_of("team-a", {"ingress": {"alertmanager": {"events": ["firng"]}}})
