@@ -108,6 +108,7 @@ class TriggerSource(StrEnum):
     ALERTMANAGER = "alertmanager"
     MANUAL = "manual"
     API = "api"
+    GENERIC = "generic"
 
 
 class PayloadRef(ApiModel):
@@ -157,7 +158,7 @@ class Trigger(ApiModel):
     )
 
     source: TriggerSource
-    """The system that sent the event: github, jira, slack, alertmanager, manual or api."""
+    """The system that sent the event: github, jira, slack, alertmanager, generic (a Standard Webhooks sender), manual or api."""  # noqa: E501
     event: str = Field(min_length=1, max_length=128)
     """The event type with its action, e.g. pull_request.opened or jira:issue_created."""
     payload: dict[str, Any] = Field(
@@ -802,6 +803,10 @@ class ApiKeys(ApiModel):
     """Hash of the Jira key, or a list of hashes during rotation."""
     slack: str | list[str] | None = Field(default=None, json_schema_extra=_KEY_HASHES_EXTRA)
     """Hash of the Slack key, or a list of hashes during rotation."""
+    alertmanager: str | list[str] | None = Field(default=None, json_schema_extra=_KEY_HASHES_EXTRA)
+    """Hash of the Alertmanager key, or a list of hashes during rotation. Alertmanager signs nothing: this key is its only credential (send it as http_config.authorization credentials)."""  # noqa: E501
+    generic: str | list[str] | None = Field(default=None, json_schema_extra=_KEY_HASHES_EXTRA)
+    """Hash of the generic (Standard Webhooks) key, or a list of hashes during rotation."""
 
 
 class WebhookAuth(ApiModel):
@@ -810,7 +815,7 @@ class WebhookAuth(ApiModel):
     api_keys: ApiKeys = Field(default_factory=ApiKeys)
     """Key hashes per source; the key alone decides the namespace."""
     signing_secret_ref: SecretRef | None = None
-    """Secret with data keys github, jira, slack holding each source's signing secret."""
+    """Secret with data keys github, jira, slack holding each source's signing secret, and generic holding the Standard Webhooks secret (whsec_<base64>)."""  # noqa: E501
 
 
 class SessionDefaults(ApiModel):
@@ -835,6 +840,14 @@ class IngressSourcePolicy(ApiModel):
     """Accept requests without a signature when no signing secret is set. Off: such a source is refused."""  # noqa: E501
 
 
+class AlertmanagerIngressPolicy(ApiModel):
+    """Which Alertmanager notifications start Sessions. Alertmanager signs nothing, so there is no allowUnsigned: the key alone authenticates."""  # noqa: E501
+
+    # An enum, so a misspelt status is refused when the policy is written, not ignored forever.
+    events: list[Literal["firing", "resolved", "*"]] | None = Field(default=None, max_length=3)
+    """Statuses that start Sessions: firing, resolved, or * for both; firing when unset, none when empty."""  # noqa: E501
+
+
 class GitHubIngressPolicy(IngressSourcePolicy):
     """GitHub events, plus how a comment addresses the bot."""
 
@@ -853,6 +866,10 @@ class IngressPolicy(ApiModel):
     """GitHub: default pull_request opened/synchronize/reopened, issues opened/labeled, comments addressing the bot."""  # noqa: E501
     jira: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
     """Jira: default jira:issue_created, jira:issue_updated, comment_created."""
+    alertmanager: AlertmanagerIngressPolicy = Field(default_factory=AlertmanagerIngressPolicy)
+    """Alertmanager (webhook payload version 4): events firing and resolved; default firing."""
+    generic: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
+    """Generic Standard Webhooks senders: the event is the body's type field; default every event (*)."""  # noqa: E501
     slack: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
     """Slack: default app_mention, message.im, slash_command, interactive.*."""
 
@@ -921,7 +938,7 @@ class NamespacePolicySpec(ApiModel):
     defaults: SessionDefaults = Field(default_factory=SessionDefaults)
     """Framework and constraints of Sessions the webhook ingress creates."""
     ingress: IngressPolicy = Field(default_factory=IngressPolicy)
-    """Which GitHub, Jira and Slack events start Sessions; whether unsigned requests are taken."""
+    """Which GitHub, Jira, Slack, Alertmanager and generic events start Sessions; whether unsigned requests are taken."""  # noqa: E501
     lifecycle: LifecyclePolicy = Field(default_factory=LifecyclePolicy)
     """Timeouts, retries and what policy changes do to admitted Sessions."""
     replies: ReplyPolicy = Field(default_factory=ReplyPolicy)

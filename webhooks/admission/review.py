@@ -20,7 +20,7 @@ import pydantic
 from ambient.common.policy import UserInfo, evaluate
 from ambient.common.retention import parse_duration
 from ambient.crds.history import transition_problems
-from ambient.crds.models import GROUP, NamespacePolicy, Session
+from ambient.crds.models import GROUP, ApiKeys, NamespacePolicy, Session
 from ambient.crds.naming import (
     ANNOTATION_APPROVED_BY,
     ANNOTATION_CANCELLED_BY,
@@ -37,6 +37,7 @@ MUTABLE_SPEC_FIELDS = frozenset({"cancel"})
 # What a runner may change in its own Session's status (the runner contract).
 RUNNER_STATUS_FIELDS = frozenset({"history", "artifacts", "usage"})
 KEY_HASH = re.compile(r"^[0-9a-f]{64}$")
+KEY_SOURCES = tuple(ApiKeys.model_fields)  # github, jira, slack, alertmanager, generic
 
 
 @dataclass(frozen=True)
@@ -322,11 +323,11 @@ def _policy(request: Mapping[str, Any], state: State, action: str) -> Verdict:
 def _key_hashes(keys: Mapping[str, Any], namespace: str, state: State) -> list[str]:
     reasons: list[str] = []
     if not isinstance(keys, Mapping):
-        return ["spec.webhookAuth.apiKeys must map github, jira or slack to key hashes"]
+        return [f"spec.webhookAuth.apiKeys must map {', '.join(KEY_SOURCES)} to key hashes"]
     for source, value in sorted(keys.items()):
         where = f"spec.webhookAuth.apiKeys.{source}"
-        if source not in ("github", "jira", "slack"):
-            reasons.append(f"{where}: unknown source (github, jira or slack)")
+        if source not in KEY_SOURCES:
+            reasons.append(f"{where}: unknown source ({', '.join(KEY_SOURCES)})")
             continue
         hashes = [value] if isinstance(value, str) else value
         if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):

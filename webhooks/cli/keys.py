@@ -13,9 +13,9 @@ import secrets
 import sys
 from typing import Any
 
-from ambient.webhooks.ingress.keyindex import hashes_of, key_hash
+from ambient.webhooks.ingress.keyindex import KEY_SOURCES, hashes_of, key_hash
 
-SOURCES = ("github", "jira", "slack")
+SOURCES = KEY_SOURCES
 
 
 def _say(message: str, err: bool = False) -> None:
@@ -91,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     _say(f"  key:  {key}")
     _say(f"  hash: {key_hash(key)}")
     _say(f"  URL to paste into {args.source}: {webhook_url(args.base_url, args.source, key)}")
+    if args.source == "alertmanager":
+        # Alertmanager can send the key as a header, which keeps it out of URLs and logs.
+        _say(
+            f"  or, in Alertmanager's webhook_configs: url: "
+            f"{args.base_url.rstrip('/')}/webhooks/alertmanager with "
+            "http_config.authorization.credentials set to the key"
+        )
     if args.action == "rotate" and len(hashes) > 1:
         _say("  the older key(s) keep working until: revoke --hash <old hash>")
     return 0

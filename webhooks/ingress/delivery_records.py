@@ -43,6 +43,9 @@ KEPT_HEADERS = frozenset(
         "x-slack-signature",
         "x-slack-retry-num",
         "x-slack-retry-reason",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
     }
 )
 # Outcomes that changed nothing and need no replay: the Session exists, or there is none
@@ -58,7 +61,11 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
 def peek_delivery_id(source: str, headers: Mapping[str, str]) -> str:
     """The sender's delivery id from the headers alone (GitHub, Jira), for refusals that
     happen before the body is parsed. Slack's ids are inside the body: empty."""
-    name = {"github": "x-github-delivery", "jira": "x-atlassian-webhook-identifier"}.get(source)
+    name = {
+        "github": "x-github-delivery",
+        "jira": "x-atlassian-webhook-identifier",
+        "generic": "webhook-id",
+    }.get(source)
     return (headers.get(name) or "").strip()[:128] if name else ""
 
 

@@ -24,7 +24,9 @@ from ambient.crds.models import (
 from ambient.crds.naming import CREATED_BY_INGRESS, LABEL_CREATED_BY, LABEL_TRIGGER_SOURCE
 from ambient.crds.replytarget import reply_target
 
-SOURCES = ("github", "jira", "slack")
+from .sources import PayloadError, alertmanager, generic
+
+SOURCES = ("github", "jira", "slack", "alertmanager", "generic")
 MAX_NAME = 63  # the operator derives Job names (<= 63) from the Session name
 MAX_DELIVERY_ID = 128  # spec.trigger.deliveryId's schema limit
 
@@ -40,6 +42,9 @@ DEFAULT_EVENTS: dict[str, tuple[str, ...]] = {
     ),
     "jira": ("jira:issue_created", "jira:issue_updated", "comment_created"),
     "slack": ("app_mention", "message.im", "slash_command", "interactive.*"),
+    "alertmanager": ("firing",),
+    # A generic sender is set up on purpose (its own key and signing secret): every event.
+    "generic": ("*",),
 }
 COMMENT_EVENTS = ("issue_comment", "pull_request_review_comment")
 
@@ -141,7 +146,25 @@ def parse(
             "Slack requests must be application/json (Events API) or "
             "application/x-www-form-urlencoded (slash commands, interactivity)"
         )
-    raise MalformedError(f"unknown source {source!r}; use github, jira or slack")
+    if source in ("alertmanager", "generic"):
+        return _json_source(source, headers, body, mtype)
+    raise MalformedError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+
+
+def _json_source(source: str, headers: Mapping[str, str], body: bytes, mtype: str) -> Delivery:
+    """Alertmanager and generic senders: JSON, parsed by their module in sources/."""
+    if mtype != JSON:
+        raise MediaTypeError(f"{source} deliveries must be application/json")
+    payload = _json_object(body)
+    try:
+        if source == "alertmanager":
+            event, delivery = alertmanager.parse(payload)
+        else:
+            event, delivery = generic.parse(headers, payload)
+    except PayloadError as exc:
+        raise MalformedError(str(exc)) from exc
+    what = "the webhook-id header" if source == "generic" else "the notification's digest"
+    return Delivery(source, event, _delivery_id(delivery, what), payload)
 
 
 def _slack_event(payload: dict[str, Any]) -> Delivery:

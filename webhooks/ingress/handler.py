@@ -212,7 +212,9 @@ class IngressHandler:
         slot: _Slot,
     ) -> Reply:
         if source not in events.SOURCES:
-            raise IngressError(404, "UnknownSource", "source must be github, jira or slack")
+            raise IngressError(
+                404, "UnknownSource", f"source must be one of {', '.join(events.SOURCES)}"
+            )
         if not key:
             raise IngressError(
                 401, "MissingKey", "put the key in the path or send Authorization: Bearer <key>"

@@ -18,10 +18,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from ambient.crds.digests import sha256_hex
-from ambient.crds.models import IngressPolicy, NamespacePolicySpec, SessionDefaults
+from ambient.crds.models import ApiKeys, IngressPolicy, NamespacePolicySpec, SessionDefaults
 
 log = logging.getLogger("ambient.ingress.keyindex")
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+# Every source with a key: github, jira, slack, alertmanager, generic.
+KEY_SOURCES = tuple(ApiKeys.model_fields)
 
 
 def key_hash(key: str) -> str:
@@ -64,7 +66,7 @@ class KeyIndex:
             return f"NamespacePolicy in {namespace} is invalid: {exc.error_count()} errors"
         auth = spec.get("webhookAuth") or {}
         keys = auth.get("apiKeys") or {}
-        pairs = {(src, h) for src in ("github", "jira", "slack") for h in hashes_of(keys.get(src))}
+        pairs = {(src, h) for src in KEY_SOURCES for h in hashes_of(keys.get(src))}
         ref = parsed.webhook_auth.signing_secret_ref
         tenant = Tenant(namespace, ref.name if ref else None, parsed.ingress, parsed.defaults)
         with self._lock:

@@ -30,6 +30,7 @@ from ambient.crds.naming import InvalidNameError
 from . import events, rules
 from .errors import IngressError, KubeRefusedError, KubeUnavailableError
 from .keyindex import Tenant
+from .signatures import KEY_ONLY
 
 audit_log = logging.getLogger("ambient.ingress.audit")
 log = logging.getLogger("ambient.ingress")
@@ -159,7 +160,7 @@ class Pipeline:
         for a refusal. ``headers`` with lower-case names; ``signed_at``: see rules.verify;
         ``annotations`` replace the built Session's (a replay names who replayed it)."""
         secret = None
-        if tenant.signing_secret:
+        if tenant.signing_secret and source not in KEY_ONLY:
             try:
                 secret = await self.call(
                     self.creator.signing_secret, tenant.namespace, tenant.signing_secret, source

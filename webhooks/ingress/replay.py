@@ -45,9 +45,9 @@ def refusal(stored: StoredRequest, tenant: Tenant) -> str | None:
 
 
 def signed_at(stored: StoredRequest) -> float | None:
-    """The time a replay checks the signature's timestamp against (Slack signs one and
-    refuses it after five minutes): when the request was received."""
-    if stored.source != "slack":
+    """The time a replay checks the signature's timestamp against (Slack and Standard
+    Webhooks sign one and refuse it after five minutes): when the request was received."""
+    if stored.source not in ("slack", "generic"):
         return None
     return times.parse(stored.received_at).timestamp()
 

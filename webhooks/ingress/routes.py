@@ -67,7 +67,10 @@ def make_app(
     app = FastAPI(
         title="ambient webhook ingress",
         version="v1alpha1",
-        description="GitHub, Jira and Slack events become Sessions in the key's namespace.",
+        description=(
+            "GitHub, Jira, Slack, Alertmanager (payload version 4) and generic Standard "
+            "Webhooks events become Sessions in the key's namespace."
+        ),
         lifespan=lifespan,
     )
 
@@ -126,7 +129,8 @@ def make_app(
         openapi_extra=BODY_DOC,
     )
     async def deliver_with_path_key(request: Request, source: str, key: str) -> Response:
-        """A delivery with the key in the path (GitHub, Jira and Slack cannot set headers)."""
+        """A delivery with the key in the path (GitHub, Jira and Slack cannot set headers).
+        ``source``: github, jira, slack, alertmanager or generic."""
         reply = await handler.handle(source, key, request.headers, request.stream())
         return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
@@ -139,7 +143,8 @@ def make_app(
         openapi_extra=BODY_DOC,
     )
     async def deliver_with_bearer(request: Request, source: str) -> Response:
-        """A delivery with Authorization: Bearer <key>."""
+        """A delivery with Authorization: Bearer <key> (what Alertmanager's
+        ``http_config.authorization`` sends)."""
         auth = request.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         key = token.strip() if scheme.lower() == "bearer" else None

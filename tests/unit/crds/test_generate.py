@@ -337,7 +337,15 @@ def test_trigger_is_explained(session: dict[str, Any]) -> None:
     assert set(fields) == {"source", "event", "payload", "payloadRef", "deliveryId", "replyTo"}
     for name, node in fields.items():
         assert node.get("description"), name
-    assert fields["source"]["enum"] == ["github", "jira", "slack", "alertmanager", "manual", "api"]
+    assert fields["source"]["enum"] == [
+        "github",
+        "jira",
+        "slack",
+        "alertmanager",
+        "manual",
+        "api",
+        "generic",
+    ]
 
 
 def test_enums_and_scalar_defaults_survive(session: dict[str, Any]) -> None:

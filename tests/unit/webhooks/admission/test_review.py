@@ -278,6 +278,11 @@ def test_a_well_formed_policy_is_admitted(registry: Registry) -> None:
     assert review(_policy_request(spec), empty).allowed
 
 
+def test_alertmanager_and_generic_keys_are_admitted(registry: Registry) -> None:
+    spec = {"webhookAuth": {"apiKeys": {"alertmanager": HASH, "generic": ["b" * 64]}}}
+    assert review(_policy_request(spec), State({}, registry, Identities(), NOW)).allowed
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
