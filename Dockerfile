@@ -2,7 +2,7 @@
 #   python -m ambient.operator | python -m ambient.webhooks.admission | python -m ambient.webhooks.ingress
 # Multi-stage: the build stage resolves the pinned dependency tree (requirements.lock) into
 # a virtualenv; the runtime stage copies only that virtualenv and runs as a non-root user.
-# Linted by hadolint (`make dockerfile-lint`).
+# Linted by hadolint in `make chart-check` (hack/chart-check.sh).
 
 # Exact tag of the base; set PYTHON_IMAGE to a digest (python@sha256:...) to pin further.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm

@@ -1,5 +1,5 @@
 # The two commands a new user needs: `make run` and `make test`. Everything else is a step
-# they call. Nothing here needs anything installed by hand beyond Python 3.11 and Go.
+# they call. Nothing here needs anything installed by hand beyond Python 3.11, Go and openssl.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
