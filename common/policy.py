@@ -32,6 +32,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, Inexact, localcontext
 from enum import StrEnum
 
 from ambient.crds.models import NamespacePolicy, Session, StorageType, money
+from ambient.crds.naming import ANNOTATION_APPROVED_BY, ANNOTATION_CREATED_BY_USER
 from ambient.runners.registry import Registry, UnknownFrameworkError, check
 
 MONTH_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
@@ -51,6 +52,7 @@ class Code(StrEnum):
     APPROVAL_REQUIRED = "ApprovalRequired"
     STORAGE_TYPE_NOT_ALLOWED = "StorageTypeNotAllowed"
     STORAGE_OUTSIDE_PREFIX = "StorageOutsidePrefix"
+    SELF_APPROVED = "SelfApproved"
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,14 @@ def _approval(policy: NamespacePolicy, session: Session, out: _Collector) -> Non
             "spec.policy.approvalRequired",
             f"namespace {out.namespace} requires approval for every Session: "
             "set spec.policy.approvalRequired: true",
+        )
+    annotations = session.metadata.annotations
+    creator = annotations.get(ANNOTATION_CREATED_BY_USER)
+    if creator and annotations.get(ANNOTATION_APPROVED_BY) == creator:
+        out.add(
+            Code.SELF_APPROVED,
+            f"metadata.annotations.{ANNOTATION_APPROVED_BY}",
+            f"{creator} created this Session and may not approve it: another approver must",
         )
 
 

@@ -105,9 +105,13 @@ def policy_context(
     if policy is None:
         return lifecycle.Context(cap=default_cap)
     found: tuple[Any, ...] = ()
+    refused: tuple[Any, ...] = ()
     if session.status.phase.value not in ("Completed", "Failed"):
         found = lifecycle.violations(policy, session, registry, identity, now)
+        if not session.status.workload.job_name:  # not started: every rule applies
+            refused = lifecycle.refusals(policy, session, registry, identity, now)
     return lifecycle.Context(
+        refusals=refused,
         lifecycle=policy.spec.lifecycle,
         cap=policy.spec.max_concurrent_sessions,
         violations=found,
@@ -129,4 +133,5 @@ def queued_context(
         violations=ctx.violations,
         policy_generation=ctx.policy_generation,
         has_policy=ctx.has_policy,
+        refusals=ctx.refusals,
     )

@@ -62,6 +62,10 @@ class Context:
     """What a changed NamespacePolicy no longer allows (see ``violations``)."""
     policy_generation: int = 0
     has_policy: bool = False
+    refusals: tuple[Violation, ...] = ()
+    """Why the namespace's policy does not admit this Session at all (every rule, as the
+    admission webhook applies them): the operator starts no runner for it, even when
+    admission was skipped (a namespace the webhook does not cover)."""
 
 
 # --- time ---------------------------------------------------------------------------------
@@ -254,6 +258,15 @@ def violations(
             )
         )
     return tuple(found)
+
+
+def refusals(
+    policy: NamespacePolicy, session: Session, registry: Registry, identity: str, now: datetime
+) -> tuple[Violation, ...]:
+    """Every rule of ``common.policy`` the Session breaks, checked before its runner
+    starts (an unknown framework is the planner's own case)."""
+    decision = evaluate(policy, session, UserInfo(identity), None, registry, now=now)
+    return tuple(v for v in decision.violations if v.code != Code.UNKNOWN_FRAMEWORK)
 
 
 def stops(context: Context) -> bool:
