@@ -10,7 +10,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ambient.operator.notify import egress
 from ambient.runners.registry import DEFAULT_REGISTRY_FILE
 
-
 # Private (RFC 1918), shared (RFC 6598) and link-local ranges: other tenants' pods,
 # internal services and the cloud metadata service.
 INTERNAL_RANGES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,169.254.0.0/16"

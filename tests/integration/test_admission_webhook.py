@@ -427,9 +427,11 @@ def test_approvers_may_not_approve_their_own_sessions_and_cancels_name_who(
     own = _as(cluster, lee, "annotate", "session", "mine", "-n", governed,
               "ambient.ai/approved-by=lee")  # fmt: skip
     assert own.returncode != 0 and "lee may not approve a Session they created" in own.stderr
-    moved = _as(cluster, lee, "annotate", "--overwrite", "session", "mine", "-n", governed,
-                f"{ANNOTATION_CREATED_BY_USER}=kim")  # fmt: skip
-    assert moved.returncode != 0 and "cannot change" in moved.stderr
+    # Rewriting the creator does not take: the mutating webhook puts it back.
+    _as(cluster, lee, "annotate", "--overwrite", "session", "mine", "-n", governed,
+        f"{ANNOTATION_CREATED_BY_USER}=kim")  # fmt: skip
+    annotations = cluster.session(governed, "mine")["metadata"]["annotations"]
+    assert annotations[ANNOTATION_CREATED_BY_USER] == "lee"
     other = _as(cluster, kim, "annotate", "session", "mine", "-n", governed,
                 "ambient.ai/approved-by=kim")  # fmt: skip
     assert other.returncode == 0, other.stderr
@@ -470,6 +472,16 @@ def _handshake(port: int, context: ssl.SSLContext) -> bytes:
         return tls.recv(4096)
 
 
+def _refused(port: int, context: ssl.SSLContext) -> bool:
+    """No HTTP answer: with TLS 1.3 the server checks the client's certificate after the
+    client considers the handshake done, so the refusal is an alert (an error) or a
+    closed connection on the first read."""
+    try:
+        return not _handshake(port, context).startswith(b"HTTP/")
+    except (ssl.SSLError, ConnectionError):
+        return True
+
+
 def test_only_the_api_server_certificate_reaches_the_webhook(
     cluster: Any, webhook: dict[str, Any], governed: str
 ) -> None:
@@ -477,13 +489,11 @@ def test_only_the_api_server_certificate_reaches_the_webhook(
     fails; the API server's own certificate gets answers, and admission through the API
     server still works (and stamps the creator)."""
     anonymous = ssl.create_default_context(cafile=str(webhook["ca"]))
-    with pytest.raises((ssl.SSLError, ConnectionError)):
-        _handshake(webhook["port"], anonymous)
+    assert _refused(webhook["port"], anonymous)
     user = ssl.create_default_context(cafile=str(webhook["ca"]))
     pki = _pki(cluster)
     user.load_cert_chain(pki / "admin.crt", pki / "admin.key")  # system:masters, cluster CA
-    with pytest.raises((ssl.SSLError, ConnectionError)):
-        _handshake(webhook["port"], user)
+    assert _refused(webhook["port"], user)
     assert b"200 OK" in _handshake(webhook["port"], webhook["tls"])
     admitted = _apply(cluster, _session("through"), governed)
     assert admitted.returncode == 0, admitted.stderr
@@ -498,10 +508,13 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _post_huge(port: int, context: ssl.SSLContext, declared: bool, total: int) -> bytes:
+def _post_huge(
+    port: int, context: ssl.SSLContext, declared: bool, total: int
+) -> tuple[bytes, int]:
     """Stream up to ``total`` bytes at /validate (declared in Content-Length, or chunked),
-    stopping as soon as the server answers; return the answer."""
-    chunk = b" " * (1 << 20)
+    stopping as soon as the server answers or hangs up; the answer and the bytes sent."""
+    chunk = b" " * (64 << 10)
+    sent = 0
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
@@ -510,19 +523,20 @@ def _post_huge(port: int, context: ssl.SSLContext, declared: bool, total: int) -
         head += f"Content-Length: {total}\r\n" if declared else "Transfer-Encoding: chunked\r\n"
         tls.sendall(head.encode() + b"\r\n")
         try:
-            for _ in range(total // len(chunk)):
-                if select.select([tls], [], [], 0.05)[0]:
+            while sent < total:
+                if select.select([tls], [], [], 0.01)[0]:
                     break  # answered: stop sending
                 tls.sendall(chunk if declared else b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
             pass  # refused mid-body: the server closed the connection
         answer = b""
         try:
             while data := tls.recv(65536):
                 answer += data
         except (ConnectionResetError, ssl.SSLError, TimeoutError):
-            pass
-        return answer
+            pass  # the reset of a close with unread data can discard the answer itself
+        return answer, sent
 
 
 def test_a_huge_body_is_refused_before_it_is_read(
@@ -531,10 +545,14 @@ def test_a_huge_body_is_refused_before_it_is_read(
     """A 2 GiB declared body and a 64 MiB chunked one: 413 each, and the webhook's memory
     does not grow with them (a copy of 64 MiB would show); it still admits afterwards."""
     before = _rss_kib(webhook["pid"])
-    declared = _post_huge(webhook["port"], webhook["tls"], True, 2 << 30)
+    declared, sent = _post_huge(webhook["port"], webhook["tls"], True, 2 << 30)
     assert b" 413 " in declared.split(b"\r\n", 1)[0] and b"PayloadTooLarge" in declared
-    streamed = _post_huge(webhook["port"], webhook["tls"], False, 64 << 20)
-    assert b" 413 " in streamed.split(b"\r\n", 1)[0]
+    assert sent < 16 << 20, f"{sent} bytes sent before the answer"
+    # Chunked, the size shows only as it arrives: refused once past the limit (3.25 MiB),
+    # the connection closed; the 413 itself may be lost to the reset of that close.
+    streamed, sent = _post_huge(webhook["port"], webhook["tls"], False, 64 << 20)
+    assert sent < 32 << 20, f"{sent} bytes accepted"
+    assert not streamed or b" 413 " in streamed.split(b"\r\n", 1)[0]
     grown_mib = (_rss_kib(webhook["pid"]) - before) / 1024
     assert grown_mib < 16, f"the webhook grew by {grown_mib:.0f} MiB"
     assert _apply(cluster, _session("after-huge"), governed).returncode == 0
