@@ -508,9 +508,7 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _post_huge(
-    port: int, context: ssl.SSLContext, declared: bool, total: int
-) -> tuple[bytes, int]:
+def _post_huge(port: int, context: ssl.SSLContext, declared: bool, total: int) -> tuple[bytes, int]:
     """Stream up to ``total`` bytes at /validate (declared in Content-Length, or chunked),
     stopping as soon as the server answers or hangs up; the answer and the bytes sent."""
     chunk = b" " * (64 << 10)
