@@ -143,15 +143,11 @@ def _create(cluster: Any, namespace: str, name: str) -> Any:
 
 
 def test_with_the_webhook_down_writes_are_refused_and_history_stays_append_only(
-    cluster: Any, webhook: tuple[Webhook, str]
+    cluster: Any, webhook: tuple[Webhook, str], operator: Any
 ) -> None:
     hook, namespace = webhook
     assert _create(cluster, namespace, "before").returncode == 0
-    seed = [{"id": "a", "timestamp": "2026-01-01T00:00:00Z", "event": "SessionCreated",
-             "data": {}}]  # fmt: skip
-    cluster.custom.patch_namespaced_custom_object_status(
-        "ambient.ai", "v1alpha1", namespace, "sessions", "before", {"status": {"history": seed}}
-    )
+    seed = cluster.wait_phase(namespace, "before", "Completed")["status"]["history"]
     hook.kill()
     refused = _create(cluster, namespace, "during")
     assert refused.returncode != 0 and "failed calling webhook" in refused.stderr
@@ -162,8 +158,8 @@ def test_with_the_webhook_down_writes_are_refused_and_history_stays_append_only(
     assert spec.returncode != 0 and "failed calling webhook" in spec.stderr
     # The API server checks CEL before it calls webhooks: a rewrite is refused by the CRD.
     for attack in (
-        {"status": {"history": [{**seed[0], "event": "Rewritten"}]}},
-        {"status": {"history": []}},
+        {"status": {"history": [{**seed[0], "event": "Rewritten"}, *seed[1:]]}},
+        {"status": {"history": seed[1:]}},
     ):
         with pytest.raises(ApiException) as err:
             cluster.custom.patch_namespaced_custom_object_status(
