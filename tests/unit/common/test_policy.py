@@ -541,8 +541,11 @@ def test_approval_message_says_what_to_set() -> None:
         ({"type": "s3", "location": "bucket/team-alpha/../team-beta/"}, ["StorageOutsidePrefix"]),
         ({"type": "s3", "location": "bucket/team-alpha/.."}, ["StorageOutsidePrefix"]),
         ({"type": "s3", "location": "bucket/Team-Alpha/"}, ["StorageOutsidePrefix"]),
-        ({"type": "pvc", "location": "claim"}, []),
-        ({"type": "pvc", "location": "team-beta-claim"}, []),
+        ({"type": "pvc", "location": "ambient-artifacts"}, []),
+        ({"type": "pvc", "location": "ambient-artifacts-big"}, []),
+        ({"type": "pvc", "location": "claim"}, ["StorageOutsidePrefix"]),
+        ({"type": "pvc", "location": "postgres-data"}, ["StorageOutsidePrefix"]),
+        ({"type": "pvc", "location": "ambient-artifactsx"}, ["StorageOutsidePrefix"]),
         ({"type": "external", "location": "https://example.com/anything"}, []),
     ],
 )
