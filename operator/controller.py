@@ -489,6 +489,7 @@ class Controller:
             identity=self.settings.identity,
             default_cap=self.settings.default_max_concurrent_sessions,
             now=now,
+            require_policy=self.settings.require_namespace_policy,
         )
 
     def _remember_deadline(

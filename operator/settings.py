@@ -71,6 +71,11 @@ class OperatorSettings(BaseSettings):
     notify_cluster_cidrs: str = ""
     """Comma-separated service and pod CIDRs of the cluster, refused as notification
     endpoints like private ranges (set them when they are not RFC 1918 ranges)."""
+    require_namespace_policy: bool = False
+    """Start runners only in namespaces that have a NamespacePolicy: a Session elsewhere
+    ends Failed (PolicyViolation, NoPolicy) without a Job. The chart turns it on
+    (operator.requireNamespacePolicy), so a cluster-wide Job grant is used only where a
+    policy governs; off here for local runs in throwaway namespaces."""
     runner_network_policy: bool = True
     """Give each runner pod a default-deny NetworkPolicy (owned by its Session) that lets
     out only DNS, the API server and the egress below. Enforced only where the cluster's

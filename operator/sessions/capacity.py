@@ -99,10 +99,17 @@ def policy_context(
     identity: str,
     default_cap: int,
     now: datetime,
+    require_policy: bool = False,
 ) -> lifecycle.Context:
     """What the planner needs of the namespace's policy for this Session: its lifecycle,
-    its cap, and (for an unfinished Session) what it no longer allows."""
+    its cap, and (for an unfinished Session) what it no longer allows. ``require_policy``:
+    a Session not started yet in a namespace without a policy is refused."""
     if policy is None:
+        unstarted = session.status.phase.value not in ("Completed", "Failed") and (
+            not session.status.workload.job_name
+        )
+        if require_policy and unstarted:
+            return lifecycle.Context(cap=default_cap, refusals=(lifecycle.no_policy(session),))
         return lifecycle.Context(cap=default_cap)
     found: tuple[Any, ...] = ()
     refused: tuple[Any, ...] = ()

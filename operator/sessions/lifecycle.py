@@ -269,6 +269,16 @@ def refusals(
     return tuple(v for v in decision.violations if v.code != Code.UNKNOWN_FRAMEWORK)
 
 
+def no_policy(session: Session) -> Violation:
+    """Why a Session is refused where a NamespacePolicy is required and there is none."""
+    return Violation(
+        Code.NO_POLICY,
+        "metadata.namespace",
+        f"namespace {session.metadata.namespace} has no NamespacePolicy, and this operator "
+        "starts runners only where one governs: ask a platform admin to create one",
+    )
+
+
 def stops(context: Context) -> bool:
     """Whether the policy's violations end the Session (else they only flag it)."""
     return bool(context.violations) and context.lifecycle.on_violation == ViolationAction.STOP

@@ -106,3 +106,43 @@ def test_a_context_configmap_made_in_advance_is_not_used(
     job = cluster.jobs(namespace, f"{naming.LABEL_SESSION}={name}")[0]
     env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
     assert env["AMBIENT_CONTEXT_SHA256"] == sha256_hex(ours.data["session.json"].encode())
+
+
+def test_runner_pods_get_a_default_deny_network_policy(
+    cluster: Any, namespace: str, operator: Any
+) -> None:
+    """Created with the runner's identity, owned by the Session, selecting exactly its
+    runner pods. This control plane has no network plugin, so the policy is not enforced
+    here: what is shown is the object and its selectors, not the blocking."""
+    cluster.apply(_session("fenced"), namespace)
+    body = cluster.wait_phase(namespace, "fenced", "Completed")
+    policy = cluster.kubectl(
+        "get", "networkpolicy", naming.runner_service_account("fenced"), "-n", namespace,
+        "-o", "json",
+    )  # fmt: skip
+    netpol = json.loads(policy.stdout)
+    assert [r["uid"] for r in netpol["metadata"]["ownerReferences"]] == [body["metadata"]["uid"]]
+    spec = netpol["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"] and not spec.get("ingress")
+    job = cluster.jobs(namespace, f"{naming.LABEL_SESSION}=fenced")[0]
+    pod_labels = job.spec.template.metadata.labels
+    assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    blocks = [t["ipBlock"] for rule in spec["egress"] for t in rule["to"] if "ipBlock" in t]
+    general = next(b for b in blocks if b.get("except"))
+    assert "169.254.0.0/16" in general["except"] and "10.0.0.0/8" in general["except"]
+
+
+def test_no_runner_starts_where_no_policy_governs_when_one_is_required(
+    cluster: Any, namespace: str, operator: Any
+) -> None:
+    """The chart's setting (operator.requireNamespacePolicy): the operator's cluster-wide
+    Job grant is used only in namespaces with a NamespacePolicy."""
+    operator.stop()
+    operator.start({"AMBIENT_REQUIRE_NAMESPACE_POLICY": "true"})
+    try:
+        cluster.apply(_session("ungoverned"), namespace)
+        body = _refused(cluster, namespace, "ungoverned")
+        assert "has no NamespacePolicy" in body["status"]["message"]
+    finally:
+        operator.stop()
+        operator.start()

@@ -120,3 +120,17 @@ def test_the_webhook_takes_connections_from_the_api_server_sources_with_its_cert
 def test_the_operator_may_give_runners_their_network_policy(helm: str) -> None:
     rules = [r for n, r in _rules(_render(helm)) if n == "x-ambient-operator"]
     assert any("networkpolicies" in r["resources"] and "create" in r["verbs"] for r in rules)
+
+
+def test_the_operator_requires_a_policy_and_fences_runners_by_default(helm: str) -> None:
+    (deployment,) = [
+        d for d in _render(helm)
+        if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator")
+    ]  # fmt: skip
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["AMBIENT_REQUIRE_NAMESPACE_POLICY"] == "true"
+    assert "169.254.0.0/16" in env["AMBIENT_RUNNER_EGRESS_EXCEPT"].split(",")
+    assert env["AMBIENT_RUNNER_APISERVER_PORTS"] == "443,6443"
