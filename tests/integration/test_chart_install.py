@@ -140,12 +140,14 @@ def test_install_creates_every_object_and_pods_pass_restricted(release: Release)
         "PodDisruptionBudget",
         "NetworkPolicy",
         "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
     } <= kinds
     for obj in objects:
         namespaced = obj["kind"] not in {
             "ClusterRole",
             "ClusterRoleBinding",
             "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
         }
         live = release.get(obj["kind"], obj["metadata"]["name"], namespaced)
         assert live["metadata"]["labels"]["app.kubernetes.io/instance"] == release.name
