@@ -168,7 +168,15 @@ def create_app(
             )
         else:
             policies, owners = index.snapshot()
-            state = State(policies, registry, identities, clock(), default_policy, owners)
+            state = State(
+                policies,
+                registry,
+                identities,
+                clock(),
+                default_policy,
+                owners,
+                settings.signing_secrets,
+            )
             verdict = review(request, state)
         resource = _resource_of(request)
         metrics.latency.labels(resource).observe(time.perf_counter() - started)

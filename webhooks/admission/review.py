@@ -88,6 +88,8 @@ class State:
     default_policy: NamespacePolicy | None = None
     key_owners: Mapping[str, str] = field(default_factory=dict)
     """Webhook key hash -> the namespace whose policy lists it."""
+    signing_secrets: frozenset[str] = frozenset()
+    """The Secret names a signingSecretRef may name (empty: any)."""
 
 
 def user_of(request: Mapping[str, Any]) -> UserInfo:
@@ -348,6 +350,17 @@ def _policy(request: Mapping[str, Any], state: State, action: str) -> Verdict:
             parse_duration(value)
         except ValueError as exc:
             reasons.append(f"spec.retention.{label}: {exc}")
+    if state.signing_secrets:
+        allowed = ", ".join(sorted(state.signing_secrets))
+        for where, ref in (
+            ("spec.webhookAuth.signingSecretRef", policy.spec.webhook_auth.signing_secret_ref),
+            ("spec.notifications.signingSecretRef", policy.spec.notifications.signing_secret_ref),
+        ):
+            if ref is not None and ref.name not in state.signing_secrets:
+                reasons.append(
+                    f"{where}.name {ref.name!r} is not a Secret the platform may read "
+                    f"(allowed: {allowed}); keep the signing secrets there"
+                )
     for i, hook in enumerate(policy.spec.notifications.webhooks):
         url = urlsplit(hook.url)
         if url.scheme != "https" or not url.hostname:

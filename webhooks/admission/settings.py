@@ -29,6 +29,10 @@ class AdmissionSettings(BaseSettings):
     """Largest request body read; larger ones are refused (413) before more is read. An
     object is at most 1.5 MiB (etcd's limit) and an update's review carries it twice
     (object, oldObject), so 3 MiB plus room for the review's envelope."""
+    signing_secret_names: str = ""
+    """Comma-separated Secret names a NamespacePolicy's signingSecretRef (webhook auth and
+    notifications) may name: the names RBAC lets the operator and the ingress read (the
+    chart's secrets.signingSecretNames). Empty: any DNS-1123 name is admitted."""
     cert_reload_seconds: float = Field(default=10.0, gt=0, le=3600)
     """How often the certificate files are checked; a renewed pair is served without a restart."""
     operator_usernames: str = ""
@@ -54,6 +58,10 @@ class AdmissionSettings(BaseSettings):
     @property
     def usernames(self) -> frozenset[str]:
         return self._split(self.operator_usernames)
+
+    @property
+    def signing_secrets(self) -> frozenset[str]:
+        return self._split(self.signing_secret_names)
 
     @property
     def groups(self) -> frozenset[str]:

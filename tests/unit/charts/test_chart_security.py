@@ -113,6 +113,7 @@ def test_the_webhook_takes_connections_from_the_api_server_sources_with_its_cert
     pod = deployment["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["AMBIENT_ADMISSION_CLIENT_CA_FILE"] == "/etc/ambient/client-ca/ca.crt"
+    assert env["AMBIENT_ADMISSION_SIGNING_SECRET_NAMES"] == WEBHOOK_SIGNING_SECRET
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["client-ca"]["configMap"]["name"] == "apiserver-webhook-client-ca"
 

@@ -438,3 +438,26 @@ def test_the_creator_cannot_be_forged_or_changed(state: State) -> None:
         new["metadata"]["annotations"] = changed
         verdict = review(_request("UPDATE", new, old), state)
         assert not verdict.allowed and "cannot change" in verdict.message
+
+
+def test_a_signing_secret_outside_the_readable_names_is_refused(
+    state: State, registry: Registry
+) -> None:
+    def policy_request(name: str) -> dict[str, Any]:
+        body = {
+            "metadata": {"name": "policy", "namespace": NS},
+            "spec": {
+                "webhookAuth": {"signingSecretRef": {"name": name}},
+                "notifications": {"signingSecretRef": {"name": name}},
+            },
+        }
+        return _request("UPDATE", body, body, resource="namespacepolicies")
+
+    limited = State(
+        {NS: [_policy()]}, registry, state.identities, NOW,
+        signing_secrets=frozenset({"ambient-webhook-signing"}),
+    )  # fmt: skip
+    assert review(policy_request("ambient-webhook-signing"), limited).allowed
+    verdict = review(policy_request("team-database"), limited)
+    assert not verdict.allowed and verdict.message.count("is not a Secret the platform") == 2
+    assert review(policy_request("team-database"), state).allowed  # no set: any name
