@@ -32,6 +32,11 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, Inexact, localcontext
 from enum import StrEnum
 
 from ambient.crds.models import NamespacePolicy, Session, StorageType, money
+from ambient.crds.naming import (
+    ANNOTATION_APPROVED_BY,
+    ANNOTATION_CREATED_BY_USER,
+    ARTIFACTS_CLAIM,
+)
 from ambient.runners.registry import Registry, UnknownFrameworkError, check
 
 MONTH_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
@@ -51,6 +56,7 @@ class Code(StrEnum):
     APPROVAL_REQUIRED = "ApprovalRequired"
     STORAGE_TYPE_NOT_ALLOWED = "StorageTypeNotAllowed"
     STORAGE_OUTSIDE_PREFIX = "StorageOutsidePrefix"
+    SELF_APPROVED = "SelfApproved"
 
 
 @dataclass(frozen=True)
@@ -94,10 +100,12 @@ class StoragePolicy:
     The NamespacePolicy has no storage section yet, so the default is a convention: every
     storage type (s3, pvc, external) is allowed; an s3 location is ``<bucket>/<key>`` (an
     ``s3://`` scheme is optional) whose key starts with ``<namespace>/`` (or is exactly
-    ``<namespace>``) and has no ``..`` segment; a pvc location is a claim name in the
-    Session's own namespace, and an external location is a reference only, so neither is
-    constrained. An s3 Session without a location lets the operator choose one, inside
-    the prefix. A later ``spec.storage`` in the NamespacePolicy maps onto these fields.
+    ``<namespace>``) and has no ``..`` segment; a pvc location is a claim in the Session's
+    own namespace named ``ambient-artifacts`` or ``ambient-artifacts-<suffix>`` (so agent
+    code never mounts the namespace's other volumes); an external location is a reference
+    only, so it is not constrained. An s3 Session without a location lets the operator
+    choose one, inside the prefix. A later ``spec.storage`` in the NamespacePolicy maps
+    onto these fields.
     """
 
     allowed_types: frozenset[StorageType] = frozenset(StorageType)
@@ -340,6 +348,14 @@ def _approval(policy: NamespacePolicy, session: Session, out: _Collector) -> Non
             f"namespace {out.namespace} requires approval for every Session: "
             "set spec.policy.approvalRequired: true",
         )
+    annotations = session.metadata.annotations
+    creator = annotations.get(ANNOTATION_CREATED_BY_USER)
+    if creator and annotations.get(ANNOTATION_APPROVED_BY) == creator:
+        out.add(
+            Code.SELF_APPROVED,
+            f"metadata.annotations.{ANNOTATION_APPROVED_BY}",
+            f"{creator} created this Session and may not approve it: another approver must",
+        )
 
 
 def _storage(storage: StoragePolicy, session: Session, out: _Collector) -> None:
@@ -352,6 +368,17 @@ def _storage(storage: StoragePolicy, session: Session, out: _Collector) -> None:
             f"storage type {target.type.value} is not allowed in namespace {out.namespace} "
             f"(allowed: {_listing(allowed)})",
         )
+        return
+    if target.type is StorageType.PVC and target.location:
+        claim = target.location
+        if claim != ARTIFACTS_CLAIM and not claim.startswith(ARTIFACTS_CLAIM + "-"):
+            out.add(
+                Code.STORAGE_OUTSIDE_PREFIX,
+                "spec.artifacts.storage.location",
+                f"a pvc store mounts only claims named {ARTIFACTS_CLAIM} or "
+                f"{ARTIFACTS_CLAIM}-<suffix> into the runner, not {claim} (the namespace's "
+                "other volumes stay out of reach of agent code)",
+            )
         return
     if target.type is not StorageType.S3 or not target.location:
         return

@@ -44,5 +44,12 @@ N8N_BASE_URL_KEY = "n8n-base-url"
 N8N_API_KEY_KEY = "n8n-api-key"
 """An n8n API key (for the REST API's executions) or a webhook header credential."""
 
+WEBHOOK_SIGNING_SECRET = "ambient-webhook-signing"  # noqa: S105 - a name
+"""The documented default name of a namespace's webhook signing Secret (data keys github,
+jira, slack, notifications), named by NamespacePolicy spec.webhookAuth.signingSecretRef.
+The chart lets the operator and the ingress read only the names in
+secrets.signingSecretNames (this one by default), so a policy naming any other Secret
+gets Forbidden."""
+
 CREDENTIAL_SECRETS = (SOURCE_CREDENTIALS_SECRET, MODEL_CREDENTIALS_SECRET, N8N_CREDENTIALS_SECRET)
 """Every Secret name the platform reads besides the signing secrets; RBAC lists these."""

@@ -44,6 +44,13 @@ ANNOTATION_REPLAYED_BY = "ambient.ai/replayed-by"
 it names the creator)."""
 ANNOTATION_REPLAYED_FROM = "ambient.ai/replayed-from"
 """The trace id of the delivery a replay re-ran."""
+ANNOTATION_CREATED_BY_USER = "ambient.ai/created-by-user"
+"""Who created the Session, as the API server authenticated them: stamped by the admission
+webhook (mutating) from the request's userInfo, never taken from the creator, and
+immutable. Approvers may not approve Sessions they created."""
+ARTIFACTS_CLAIM = "ambient-artifacts"
+"""A pvc artifact store mounts only a PersistentVolumeClaim of this name, or this name
+followed by ``-<suffix>``, in the Session's namespace (checked by common.policy)."""
 SIMULATION_PREFIX = "sim.ambient.ai/"
 
 

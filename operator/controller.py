@@ -42,8 +42,8 @@ from ambient.operator.metrics import OperatorMetrics
 from ambient.operator.notify.outbox import Outbox
 from ambient.operator.policies import PolicyCache
 from ambient.operator.replies.sender import Replier
-from ambient.operator.sessions import announce, backoff, capacity, lifecycle
-from ambient.operator.sessions.creation import conflict, creation
+from ambient.operator.sessions import announce, backoff, capacity, lifecycle, network
+from ambient.operator.sessions.creation import conflict, creation, untrusted_context
 from ambient.operator.sessions.observe import (
     JobView,
     PodView,
@@ -117,6 +117,11 @@ class IdentityConflictError(Exception):
         super().__init__(message)
         self.session = session
         self.message = message
+
+
+class ContextConflictError(IdentityConflictError):
+    """The context ConfigMap exists under the Session's name but is not the one the
+    operator would write."""
 
 
 class Controller:
@@ -398,6 +403,9 @@ class Controller:
                 state.failed = False
             except GoneError:
                 return
+            except ContextConflictError as exc:
+                self._count_error(exc)
+                self._warn(exc.session, "RunnerContextConflict", exc.message)
             except IdentityConflictError as exc:
                 self._count_error(exc)
                 self._warn(exc.session, "RunnerIdentityConflict", exc.message)
@@ -582,6 +590,7 @@ class Controller:
             identity=self.settings.identity,
             default_cap=self.settings.default_max_concurrent_sessions,
             now=now,
+            require_policy=self.settings.require_namespace_policy,
         )
 
     def _remember_deadline(
@@ -711,7 +720,12 @@ class Controller:
     async def _create(self, result: Plan, session: Session) -> JobView | None:
         """Create the planned objects (the runner identity first, see ``creation``);
         return the Job that already existed, if one did."""
-        steps = creation(result.create, session)
+        policy = (
+            network.runner_network_policy(session, self.settings)
+            if self.settings.runner_network_policy
+            else None
+        )
+        steps = creation(result.create, session, policy)
         for step in steps.identity:
             if len(step) == 1:
                 outcomes = [await self._call(self.api.create, step[0])]
@@ -730,6 +744,12 @@ class Controller:
             created, existing = await self._call(self.api.create, manifest)
             if not created and manifest["kind"] == "Job":
                 return job_view(existing)
+            untrusted = untrusted_context(manifest, created, existing, session)
+            if untrusted is not None:
+                # No Job over a context no one approved; removing the object heals it.
+                meta = session.metadata
+                log.error("Session %s/%s: %s", meta.namespace, meta.name, untrusted)
+                raise ContextConflictError(session, untrusted)
         return None
 
     # --- announcing what was written ------------------------------------------------------

@@ -12,6 +12,9 @@ from ambient.runners.registry import DEFAULT_REGISTRY_FILE
 
 _SECRET_NAME = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$"  # noqa: S105 - a pattern
 """A Secret's name (a DNS subdomain), or empty."""
+# Private (RFC 1918), shared (RFC 6598) and link-local ranges: other tenants' pods,
+# internal services and the cloud metadata service.
+INTERNAL_RANGES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,169.254.0.0/16"
 
 
 class OperatorSettings(BaseSettings):
@@ -98,6 +101,29 @@ class OperatorSettings(BaseSettings):
     notify_cluster_cidrs: str = ""
     """Comma-separated service and pod CIDRs of the cluster, refused as notification
     endpoints like private ranges (set them when they are not RFC 1918 ranges)."""
+    require_namespace_policy: bool = False
+    """Start runners only in namespaces that have a NamespacePolicy: a Session elsewhere
+    ends Failed (PolicyViolation, NoPolicy) without a Job. The chart turns it on
+    (operator.requireNamespacePolicy), so a cluster-wide Job grant is used only where a
+    policy governs; off here for local runs in throwaway namespaces."""
+    runner_network_policy: bool = True
+    """Give each runner pod a default-deny NetworkPolicy (owned by its Session) that lets
+    out only DNS, the API server and the egress below. Enforced only where the cluster's
+    network plugin enforces NetworkPolicy."""
+    runner_apiserver_cidrs: str = "0.0.0.0/0"
+    """Comma-separated CIDRs of the API server, as runner pods reach it (after the
+    Service's translation: the control plane's addresses). Narrow it in production."""
+    runner_apiserver_ports: str = "443,6443"
+    """Comma-separated ports of the API server for runner egress."""
+    runner_egress_cidrs: str = "0.0.0.0/0"
+    """Comma-separated CIDRs runner pods may reach on ``runner_egress_ports`` (the model
+    API, git hosts, the artifact store)."""
+    runner_egress_except: str = INTERNAL_RANGES
+    """Comma-separated CIDRs cut out of ``runner_egress_cidrs``: private, shared and
+    link-local (the cloud metadata service) ranges, so agent code reaches no other
+    tenant's pod, no internal service and no node credentials through that rule."""
+    runner_egress_ports: str = "443"
+    """Comma-separated TCP ports for ``runner_egress_cidrs``."""
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     """Port of the Prometheus /metrics endpoint; 0 turns it off."""
     history_archive_at_entries: int = Field(default=900, ge=10, le=999)

@@ -51,6 +51,8 @@ def ensure_pki(settings: Settings) -> None:
         for old in list(directory.glob("*.crt")) + list(directory.glob("*.key")):
             old.unlink()
         openssl(pki.ca_args(directory))
+    if todo.new_webhook_client_ca:
+        openssl(pki.ca_args(directory, pki.WEBHOOK_CLIENT_CA))
     for leaf in todo.leaves:
         make_leaf(directory, leaf)
     if todo.service_account_keys:
@@ -78,3 +80,17 @@ def write_kubeconfigs(settings: Settings) -> None:
         cert = (directory / f"{user}.crt").read_bytes()
         key = (directory / f"{user}.key").read_bytes()
         write_private(path, pki.kubeconfig_text(settings.apiserver_url, user, ca, cert, key))
+
+
+def write_admission_config(settings: Settings) -> None:
+    """The AdmissionConfiguration the API server starts with: it presents the webhook
+    client certificate to every admission webhook (which may require it)."""
+    directory = settings.pki
+    kubeconfig = directory / "webhook-client.kubeconfig"
+    write_private(
+        kubeconfig,
+        pki.webhook_client_kubeconfig_text(
+            directory / f"{pki.WEBHOOK_CLIENT}.crt", directory / f"{pki.WEBHOOK_CLIENT}.key"
+        ),
+    )
+    write_private(settings.admission_config, pki.admission_config_text(kubeconfig))

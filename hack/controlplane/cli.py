@@ -34,6 +34,7 @@ def is_up(settings: Settings) -> bool:
     return (
         len(processes.running_components(settings)) == len(COMPONENTS)
         and settings.kubeconfig.exists()
+        and not processes.stale(settings, "kube-apiserver")
         and probes.apiserver_ready(settings)
     )
 
@@ -44,6 +45,7 @@ def start_all(settings: Settings) -> None:
     (settings.state / "etcd").mkdir(mode=0o700, exist_ok=True)
     certs.ensure_pki(settings)
     certs.write_kubeconfigs(settings)
+    certs.write_admission_config(settings)
     for component in ("etcd", "kube-apiserver"):
         step(f"starting {component}")
         processes.start(settings, component)

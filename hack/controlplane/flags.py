@@ -61,6 +61,9 @@ def apiserver_args(s: Settings) -> list[str]:
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--allow-privileged=true",
         "--endpoint-reconciler-type=none",
+        # Presents pki/webhook-client.crt to admission webhooks, so a webhook can require
+        # a client certificate from pki/webhook-client-ca.crt (the API server's alone).
+        f"--admission-control-config-file={s.admission_config}",
         # AMBIENT_PROFILING=1 serves /debug/pprof, for finding where the API server's CPU
         # goes under a benchmark (`kubectl get --raw /debug/pprof/profile?seconds=20`).
         f"--profiling={'true' if s.profiling else 'false'}",

@@ -34,13 +34,21 @@ APISERVER_NAMES = (
 )
 
 
+# A CA of its own for the one client certificate the API server presents to admission
+# webhooks: a webhook trusting only this CA is called by the API server alone, not by any
+# holder of a cluster client certificate.
+WEBHOOK_CLIENT_CA = "webhook-client-ca"
+WEBHOOK_CLIENT = "webhook-client"
+
+
 @dataclass(frozen=True)
 class Leaf:
-    """A certificate signed by the cluster CA: `<name>.crt` and `<name>.key`."""
+    """A certificate signed by a CA (the cluster's unless said): `<name>.crt`, `<name>.key`."""
 
     name: str
     subject: str
     extensions: tuple[str, ...]
+    ca: str = "ca"
 
 
 @dataclass(frozen=True)
@@ -50,10 +58,13 @@ class Plan:
     new_ca: bool
     leaves: tuple[Leaf, ...]
     service_account_keys: bool
+    new_webhook_client_ca: bool = False
 
     @property
     def empty(self) -> bool:
-        return not (self.new_ca or self.leaves or self.service_account_keys)
+        return not (
+            self.new_ca or self.leaves or self.service_account_keys or self.new_webhook_client_ca
+        )
 
 
 def client_extensions() -> tuple[str, ...]:
@@ -78,7 +89,13 @@ def leaves() -> tuple[Leaf, ...]:
     """Every leaf the cluster uses: the apiserver's serving cert, then one per client."""
     serving = Leaf("apiserver", "/CN=kube-apiserver", serving_extensions())
     clients = (Leaf(n, s, client_extensions()) for n, s in CLIENT_CERTS.items())
-    return (serving, *clients)
+    webhook_client = Leaf(
+        WEBHOOK_CLIENT,
+        "/CN=system:kube-apiserver-webhook-client",
+        client_extensions(),
+        WEBHOOK_CLIENT_CA,
+    )
+    return (serving, *clients, webhook_client)
 
 
 def plan(existing: Collection[str]) -> Plan:
@@ -89,19 +106,28 @@ def plan(existing: Collection[str]) -> Plan:
     """
     new_ca = "ca.crt" not in existing or "ca.key" not in existing
     have = {f for f in existing if not new_ca or not f.endswith((".crt", ".key"))}
+    new_webhook_ca = (
+        f"{WEBHOOK_CLIENT_CA}.crt" not in have or f"{WEBHOOK_CLIENT_CA}.key" not in have
+    )
     return Plan(
         new_ca=new_ca,
-        leaves=tuple(leaf for leaf in leaves() if f"{leaf.name}.crt" not in have),
+        leaves=tuple(
+            leaf
+            for leaf in leaves()
+            if f"{leaf.name}.crt" not in have or (new_webhook_ca and leaf.ca == WEBHOOK_CLIENT_CA)
+        ),
         service_account_keys="sa.key" not in have or "sa.pub" not in have,
+        new_webhook_client_ca=new_webhook_ca,
     )
 
 
-def ca_args(pki: Path) -> list[str]:
-    """A throwaway self-signed CA, made once per state dir, that signs every cert here."""
+def ca_args(pki: Path, name: str = "ca") -> list[str]:
+    """A throwaway self-signed CA, made once per state dir: the cluster's (``ca``) signs
+    every cert here but the webhook client's, which ``WEBHOOK_CLIENT_CA`` signs."""
     return [
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", DAYS,
-        "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"),
-        "-subj", f"/CN={CLUSTER_NAME}-ca",
+        "-keyout", str(pki / f"{name}.key"), "-out", str(pki / f"{name}.crt"),
+        "-subj", f"/CN={CLUSTER_NAME}-{name}",
         "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
     ]  # fmt: skip
@@ -130,10 +156,10 @@ def request_args(pki: Path, leaf: Leaf) -> list[str]:
 
 
 def sign_args(pki: Path, leaf: Leaf, serial: int) -> list[str]:
-    """The CA signs the request with the leaf's extensions; `serial` is random per cert."""
+    """The leaf's CA signs the request with its extensions; `serial` is random per cert."""
     return [
         "x509", "-req", "-in", str(csr_path(pki, leaf)), "-sha256", "-days", DAYS,
-        "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
+        "-CA", str(pki / f"{leaf.ca}.crt"), "-CAkey", str(pki / f"{leaf.ca}.key"),
         "-set_serial", str(serial),
         "-extfile", str(extfile_path(pki, leaf)), "-out", str(pki / f"{leaf.name}.crt"),
     ]  # fmt: skip
@@ -175,4 +201,35 @@ contexts:
     user: {user}
     namespace: default
 current-context: {CLUSTER_NAME}
+"""
+
+
+def admission_config_text(kubeconfig: Path) -> str:
+    """The API server's AdmissionConfiguration: both webhook plugins read the kubeconfig
+    that gives the client certificate to present to webhooks."""
+    plugins = "".join(
+        f"""- name: {plugin}
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: {kubeconfig}
+"""
+        for plugin in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")
+    )
+    return f"""apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+{plugins}"""
+
+
+def webhook_client_kubeconfig_text(cert: Path, key: Path) -> str:
+    """Credentials per webhook host; ``*`` is every webhook (the API server presents the
+    certificate; a webhook that asks for none ignores it)."""
+    return f"""apiVersion: v1
+kind: Config
+users:
+- name: "*"
+  user:
+    client-certificate: {cert}
+    client-key: {key}
 """

@@ -56,6 +56,22 @@ def running_pid(settings: Settings, component: str) -> int | None:
     return pid if process_alive(pid, settings.binary(component)) else None
 
 
+def stale(settings: Settings, component: str) -> bool:
+    """True when the component runs with other flags than this checkout gives it (started
+    by an older checkout), so `up` restarts it rather than reuse it. Unknown (no /proc):
+    not stale."""
+    pid = running_pid(settings, component)
+    if pid is None:
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return False
+    if argv == [b""]:  # read empty for a moment right after exec
+        return False
+    return [a.decode(errors="replace") for a in argv] != command_line(settings, component)
+
+
 def running_components(settings: Settings) -> list[str]:
     return [c for c in COMPONENTS if running_pid(settings, c) is not None]
 

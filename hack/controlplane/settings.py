@@ -157,6 +157,11 @@ class Settings:
     def pidfile(self, component: str) -> Path:
         return self.run / f"{component}.pid"
 
+    @property
+    def admission_config(self) -> Path:
+        """The API server's AdmissionConfiguration (the client certificate for webhooks)."""
+        return self.pki / "admission-config.yaml"
+
     def component_kubeconfig(self, component: str) -> Path:
         return self.pki / f"{component}.kubeconfig"
 

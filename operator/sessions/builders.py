@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ambient.crds import credentials, naming
+from ambient.crds.digests import sha256_hex
 from ambient.crds.models import API_VERSION, GROUP, Session, StorageType
 from ambient.operator.sessions.observe import RUNNER_CONTAINER
 from ambient.operator.settings import OperatorSettings
@@ -16,6 +17,7 @@ from ambient.runners.sdk.contract import (
     CONTEXT_ENV,
     CONTEXT_FILE,
     CONTEXT_PATH,
+    CONTEXT_SHA256_ENV,
     context_document,
 )
 
@@ -299,6 +301,9 @@ def runner_job(
         resources["limits"] = runner.resources.limits
     env = [
         {"name": CONTEXT_ENV, "value": CONTEXT_PATH},
+        # The runner checks the file against it: a context ConfigMap edited after the
+        # operator checked it is refused (the Job's pod template cannot be edited).
+        {"name": CONTEXT_SHA256_ENV, "value": sha256_hex(context.encode())},
         {"name": "AMBIENT_SESSION_NAME", "value": session.metadata.name},
         {"name": "AMBIENT_SESSION_NAMESPACE", "value": session.metadata.namespace},
         {"name": "HOME", "value": RUNNER_HOME},

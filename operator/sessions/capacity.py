@@ -99,15 +99,26 @@ def policy_context(
     identity: str,
     default_cap: int,
     now: datetime,
+    require_policy: bool = False,
 ) -> lifecycle.Context:
     """What the planner needs of the namespace's policy for this Session: its lifecycle,
-    its cap, and (for an unfinished Session) what it no longer allows."""
+    its cap, and (for an unfinished Session) what it no longer allows. ``require_policy``:
+    a Session not started yet in a namespace without a policy is refused."""
     if policy is None:
+        unstarted = session.status.phase.value not in ("Completed", "Failed") and (
+            not session.status.workload.job_name
+        )
+        if require_policy and unstarted:
+            return lifecycle.Context(cap=default_cap, refusals=(lifecycle.no_policy(session),))
         return lifecycle.Context(cap=default_cap)
     found: tuple[Any, ...] = ()
+    refused: tuple[Any, ...] = ()
     if session.status.phase.value not in ("Completed", "Failed"):
         found = lifecycle.violations(policy, session, registry, identity, now)
+        if not session.status.workload.job_name:  # not started: every rule applies
+            refused = lifecycle.refusals(policy, session, registry, identity, now)
     return lifecycle.Context(
+        refusals=refused,
         lifecycle=policy.spec.lifecycle,
         cap=policy.spec.max_concurrent_sessions,
         violations=found,
@@ -131,4 +142,5 @@ def queued_context(
         policy_generation=ctx.policy_generation,
         has_policy=ctx.has_policy,
         blocked_tools=ctx.blocked_tools,
+        refusals=ctx.refusals,
     )

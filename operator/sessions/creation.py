@@ -25,13 +25,19 @@ class Creation:
     objects: list[dict[str, Any]] = field(default_factory=list)
 
 
-def creation(manifests: Sequence[dict[str, Any]], session: Session | None) -> Creation:
-    """The steps that create ``manifests``: with a Job, the Session's identity first."""
+def creation(
+    manifests: Sequence[dict[str, Any]],
+    session: Session | None,
+    network_policy: dict[str, Any] | None = None,
+) -> Creation:
+    """The steps that create ``manifests``: with a Job, the Session's identity first (and
+    the runner's NetworkPolicy with it, when given, so the pod never runs without it)."""
     objects = list(manifests)
     if session is None or not any(m["kind"] == "Job" for m in objects):
         return Creation(objects=objects)
     sa, role, binding = builders.runner_identity(session)
-    return Creation(identity=[[sa, role], [binding]], objects=objects)
+    first = [sa, role, *([network_policy] if network_policy is not None else [])]
+    return Creation(identity=[first, [binding]], objects=objects)
 
 
 def owned_by(body: Mapping[str, Any], session: Session) -> bool:
@@ -52,3 +58,25 @@ def conflict(
         f"{manifest['kind']} {manifest['metadata']['name']} exists and is not owned "
         "by this Session; delete or rename it so the runner can be created"
     )
+
+
+def untrusted_context(
+    manifest: Mapping[str, Any], created: bool, existing: Mapping[str, Any], session: Session
+) -> str | None:
+    """Why a context ConfigMap that already existed may not be used: it is not owned by
+    this Session, or its content is not what the operator would write (someone made or
+    edited it in advance). None when it was created now, or is exactly the planned one."""
+    if created or manifest.get("kind") != "ConfigMap":
+        return None
+    name = manifest["metadata"]["name"]
+    if not owned_by(existing, session):
+        return (
+            f"ConfigMap {name} exists and is not owned by this Session, so its context was "
+            "not written by the operator; delete it so the runner can be created"
+        )
+    if (existing.get("data") or {}) != manifest.get("data"):
+        return (
+            f"ConfigMap {name} does not hold the context the operator wrote for this Session "
+            "(it was changed); delete it so the runner can be created"
+        )
+    return None

@@ -64,6 +64,10 @@ class Context:
     has_policy: bool = False
     blocked_tools: tuple[str, ...] = ()
     """The policy's blocked tools, which the runner refuses whatever the Session allows."""
+    refusals: tuple[Violation, ...] = ()
+    """Why the namespace's policy does not admit this Session at all (every rule, as the
+    admission webhook applies them): the operator starts no runner for it, even when
+    admission was skipped (a namespace the webhook does not cover)."""
 
 
 # --- time ---------------------------------------------------------------------------------
@@ -256,6 +260,25 @@ def violations(
             )
         )
     return tuple(found)
+
+
+def refusals(
+    policy: NamespacePolicy, session: Session, registry: Registry, identity: str, now: datetime
+) -> tuple[Violation, ...]:
+    """Every rule of ``common.policy`` the Session breaks, checked before its runner
+    starts (an unknown framework is the planner's own case)."""
+    decision = evaluate(policy, session, UserInfo(identity), None, registry, now=now)
+    return tuple(v for v in decision.violations if v.code != Code.UNKNOWN_FRAMEWORK)
+
+
+def no_policy(session: Session) -> Violation:
+    """Why a Session is refused where a NamespacePolicy is required and there is none."""
+    return Violation(
+        Code.NO_POLICY,
+        "metadata.namespace",
+        f"namespace {session.metadata.namespace} has no NamespacePolicy, and this operator "
+        "starts runners only where one governs: ask a platform admin to create one",
+    )
 
 
 def stops(context: Context) -> bool:

@@ -160,6 +160,9 @@ def _decide(
     if session.spec.cancel:
         _cancel(session, edit)
         return []
+    if ctx.refusals and observed.job is None and not edit.status.workload.job_name:
+        _refuse(edit, ctx)
+        return []
     if _policy_changed(session, edit, ctx):
         return []
     if isinstance(runner, UnknownFrameworkError):
@@ -222,6 +225,25 @@ def _cancel(session: Session, edit: StatusEditor) -> None:
         {"cancelledBy": who or "unknown", "jobName": edit.status.workload.job_name or ""},
     )
     edit.phase(Phase.FAILED, "Cancelled", message)
+
+
+def _refuse(edit: StatusEditor, ctx: lifecycle.Context) -> None:
+    """The namespace's policy does not admit the Session (admission skipped it, or the
+    policy changed before it started): no runner, Failed with every reason."""
+    codes = ",".join(sorted({v.code.value for v in ctx.refusals}))
+    message = "; ".join(v.message for v in ctx.refusals)
+    data = {
+        "codes": codes,
+        "message": message[:4000],
+        "policyGeneration": str(ctx.policy_generation),
+    }
+    edit.condition(POLICY_VALIDATED, False, "PolicyViolation", message)
+    edit.append(f"policy-refused/g{ctx.policy_generation}", HistoryEvent.POLICY_VIOLATION, data)
+    edit.phase(
+        Phase.FAILED,
+        "PolicyViolation",
+        f"the operator refuses to start it: the NamespacePolicy does not admit it: {message}",
+    )
 
 
 def _policy_changed(session: Session, edit: StatusEditor, ctx: lifecycle.Context) -> bool:

@@ -37,7 +37,14 @@ class Runner:
     def from_env(cls) -> Runner:
         """The runner as a pod starts it: context file and API access from the environment."""
         path = Path(os.environ.get(contract.CONTEXT_ENV, contract.CONTEXT_PATH))
-        context = Context.parse(path.read_text())
+        text = path.read_text()
+        expected = os.environ.get(contract.CONTEXT_SHA256_ENV)
+        if expected and sha256_hex(text.encode()) != expected:
+            raise ValueError(
+                f"the context file {path} is not the one the operator wrote (its SHA-256 "
+                f"differs from {contract.CONTEXT_SHA256_ENV}); refusing to run it"
+            )
+        context = Context.parse(text)
         client = StatusClient(Connection.from_env(), context.namespace, context.name)
         return cls(context, client)
 

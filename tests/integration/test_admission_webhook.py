@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
+import socket
 import ssl
 import subprocess
 import sys
@@ -24,12 +26,29 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from ambient.webhooks.admission.registration import webhook_configuration
+from ambient.crds.naming import ANNOTATION_CREATED_BY_USER
+from ambient.webhooks.admission.registration import (
+    mutating_webhook_configuration,
+    webhook_configuration,
+)
 
 from .conftest import client_certificate, free_port, tls_files
 
 LABEL = "ambient.ai/admission-test"
 OPERATOR_USER = "kubernetes-admin"  # the admin certificate the test operator runs with
+
+
+def _pki(cluster: Any) -> Path:
+    return Path(cluster.kubeconfig).parent / "pki"
+
+
+def _as_api_server(cluster: Any, ca: Path) -> ssl.SSLContext:
+    """A TLS client presenting the certificate the API server presents to webhooks
+    (hack/controlplane's AdmissionConfiguration)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    pki = _pki(cluster)
+    context.load_cert_chain(pki / "webhook-client.crt", pki / "webhook-client.key")
+    return context
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +68,13 @@ def webhook(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "AMBIENT_ADMISSION_HOST": "127.0.0.1",
             "AMBIENT_ADMISSION_PORT": str(port),
             "AMBIENT_ADMISSION_OPERATOR_USERNAMES": OPERATOR_USER,
+            # Only the API server's webhook client certificate gets through the handshake.
+            "AMBIENT_ADMISSION_CLIENT_CA_FILE": str(_pki(cluster) / "webhook-client-ca.crt"),
         },
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    context = ssl.create_default_context(cafile=str(ca))
+    context = _as_api_server(cluster, ca)
 
     def ready() -> bool:
         try:
@@ -73,11 +94,22 @@ def webhook(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         match_labels={LABEL: run},
     )
 
+    stamping = mutating_webhook_configuration(
+        ca.read_bytes(),
+        url=f"https://127.0.0.1:{port}/validate",
+        name=f"{name}-stamp",
+        match_labels={LABEL: run},
+    )
+
     def register() -> None:
+        cluster.apply(stamping)
         cluster.apply(config)
 
     def unregister() -> None:
         cluster.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+        cluster.kubectl(
+            "delete", "mutatingwebhookconfiguration", f"{name}-stamp", "--ignore-not-found"
+        )
 
     register()
     try:
@@ -88,6 +120,8 @@ def webhook(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "log": tmp / "webhook.log",
             "ca": ca,
             "port": port,
+            "pid": proc.pid,
+            "tls": context,
         }
     finally:
         unregister()
@@ -209,8 +243,7 @@ def _review_directly(webhook: dict[str, Any], request: dict[str, Any]) -> dict[s
         data=body,
         headers={"Content-Type": "application/json"},
     )
-    context = ssl.create_default_context(cafile=str(webhook["ca"]))
-    with urllib.request.urlopen(http, context=context, timeout=5) as rsp:
+    with urllib.request.urlopen(http, context=webhook["tls"], timeout=5) as rsp:
         return dict(json.loads(rsp.read())["response"])
 
 
@@ -258,10 +291,9 @@ def test_history_rewrite_refused_by_the_webhook_and_by_cel_without_it(
 def test_unknown_paths_deny(webhook: dict[str, Any]) -> None:
     body = json.dumps({"request": {"uid": "x"}}).encode()
     http = urllib.request.Request(
-        f"https://127.0.0.1:{webhook['port']}/mutate", data=body, method="POST"
+        f"https://127.0.0.1:{webhook['port']}/elsewhere", data=body, method="POST"
     )
-    context = ssl.create_default_context(cafile=str(webhook["ca"]))
-    with urllib.request.urlopen(http, context=context, timeout=5) as rsp:
+    with urllib.request.urlopen(http, context=webhook["tls"], timeout=5) as rsp:
         answer = json.loads(rsp.read())["response"]
     assert answer["allowed"] is False and "unknown webhook path" in answer["status"]["message"]
 
@@ -280,10 +312,8 @@ def _kubeconfig_for(cluster: Any, tmp: Path, user: str, groups: list[str]) -> st
     return str(path)
 
 
-def test_approval_only_by_an_approver_and_recorded_in_history(
-    cluster: Any, governed: str, operator: Any, tmp_path: Path
-) -> None:
-    # Both people may edit Sessions (RBAC); only the policy's approvers may approve.
+def _session_editors(cluster: Any, namespace: str) -> None:
+    """Developers and team leads may create and edit Sessions in ``namespace`` (RBAC)."""
     cluster.apply(
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -291,10 +321,10 @@ def test_approval_only_by_an_approver_and_recorded_in_history(
             "metadata": {"name": "session-editor"},
             "rules": [
                 {"apiGroups": ["ambient.ai"], "resources": ["sessions"],
-                 "verbs": ["get", "list", "patch", "update"]}
+                 "verbs": ["get", "list", "create", "patch", "update"]}
             ],
         },
-        governed,
+        namespace,
     )  # fmt: skip
     cluster.apply(
         {
@@ -308,8 +338,15 @@ def test_approval_only_by_an_approver_and_recorded_in_history(
                 {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "team-leads"},
             ],
         },
-        governed,
+        namespace,
     )  # fmt: skip
+
+
+def test_approval_only_by_an_approver_and_recorded_in_history(
+    cluster: Any, governed: str, operator: Any, tmp_path: Path
+) -> None:
+    # Both people may edit Sessions (RBAC); only the policy's approvers may approve.
+    _session_editors(cluster, governed)
     assert _apply(cluster, _session("gated", approvalRequired=True), governed).returncode == 0
     cluster.wait_for(
         "AwaitingApproval",
@@ -352,3 +389,181 @@ def test_status_writes_only_by_the_operator(
     )  # fmt: skip
     assert proc.returncode != 0
     assert "mallory may not write the status" in proc.stderr
+
+
+def _as(cluster: Any, kubeconfig: str, *args: str, stdin: str | None = None) -> Any:
+    return subprocess.run(
+        [cluster.kubectl_bin, "--kubeconfig", kubeconfig, *args],
+        input=stdin, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+def test_approvers_may_not_approve_their_own_sessions_and_cancels_name_who(
+    cluster: Any, governed: str, operator: Any, tmp_path: Path
+) -> None:
+    """Two people through the real API server and both webhooks: the creator is stamped
+    from the API server's userInfo, a lead cannot approve what they created, another lead
+    can, and a cancel without cancelled-by records who cancelled."""
+    _session_editors(cluster, governed)
+    dana = _kubeconfig_for(cluster, tmp_path, "dana", ["developers"])
+    lee = _kubeconfig_for(cluster, tmp_path, "lee", ["team-leads"])
+    kim = _kubeconfig_for(cluster, tmp_path, "kim", ["team-leads"])
+    # Created already approved by the creator: refused, nothing stored.
+    pre = _session("pre", approvalRequired=True)
+    pre["metadata"]["annotations"] = {"ambient.ai/approved-by": "lee"}
+    refused = _as(cluster, lee, "create", "-n", governed, "-f", "-", stdin=json.dumps(pre))
+    assert refused.returncode != 0 and "lee" in refused.stderr
+    assert "may not approve" in refused.stderr
+    assert "pre" not in cluster.kubectl("get", "sessions", "-n", governed).stdout
+    # Created by lee with a forged creator: the webhook stamps the real one.
+    mine = _session("mine", approvalRequired=True)
+    mine["metadata"]["annotations"] = {ANNOTATION_CREATED_BY_USER: "dana"}
+    created = _as(cluster, lee, "create", "-n", governed, "-f", "-", stdin=json.dumps(mine))
+    assert created.returncode == 0, created.stderr
+    assert (
+        cluster.session(governed, "mine")["metadata"]["annotations"][ANNOTATION_CREATED_BY_USER]
+        == "lee"
+    )
+    own = _as(cluster, lee, "annotate", "session", "mine", "-n", governed,
+              "ambient.ai/approved-by=lee")  # fmt: skip
+    assert own.returncode != 0 and "lee may not approve a Session they created" in own.stderr
+    # Rewriting the creator does not take: the mutating webhook puts it back.
+    _as(cluster, lee, "annotate", "--overwrite", "session", "mine", "-n", governed,
+        f"{ANNOTATION_CREATED_BY_USER}=kim")  # fmt: skip
+    annotations = cluster.session(governed, "mine")["metadata"]["annotations"]
+    assert annotations[ANNOTATION_CREATED_BY_USER] == "lee"
+    other = _as(cluster, kim, "annotate", "session", "mine", "-n", governed,
+                "ambient.ai/approved-by=kim")  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    cluster.wait_phase(governed, "mine", "Completed")
+    # dana creates one awaiting approval and cancels it without saying who she is.
+    assert (
+        _as(
+            cluster,
+            dana,
+            "create",
+            "-n",
+            governed,
+            "-f",
+            "-",
+            stdin=json.dumps(_session("dropped", approvalRequired=True)),
+        ).returncode
+        == 0
+    )
+    cancel = _as(cluster, dana, "patch", "session", "dropped", "-n", governed, "--type=merge",
+                 "-p", json.dumps({"spec": {"cancel": True}}))  # fmt: skip
+    assert cancel.returncode == 0, cancel.stderr
+    body = cluster.wait_phase(governed, "dropped", "Failed")
+    assert body["metadata"]["annotations"]["ambient.ai/cancelled-by"] == "dana"
+    cancelled = [e for e in body["status"]["history"] if e["event"] == "Cancelled"]
+    assert cancelled and cancelled[0]["data"]["cancelledBy"] == "dana"
+
+
+# --- who may call the webhook, and how much they may send -----------------------------------
+
+
+def _handshake(port: int, context: ssl.SSLContext) -> bytes:
+    """A GET /healthz over TLS with ``context``; raises when the server refuses it."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return tls.recv(4096)
+
+
+def _refused(port: int, context: ssl.SSLContext) -> bool:
+    """No HTTP answer: with TLS 1.3 the server checks the client's certificate after the
+    client considers the handshake done, so the refusal is an alert (an error) or a
+    closed connection on the first read."""
+    try:
+        return not _handshake(port, context).startswith(b"HTTP/")
+    except (ssl.SSLError, ConnectionError):
+        return True
+
+
+def test_only_the_api_server_certificate_reaches_the_webhook(
+    cluster: Any, webhook: dict[str, Any], governed: str
+) -> None:
+    """Without a client certificate, or with a cluster user's (another CA), the handshake
+    fails; the API server's own certificate gets answers, and admission through the API
+    server still works (and stamps the creator)."""
+    anonymous = ssl.create_default_context(cafile=str(webhook["ca"]))
+    assert _refused(webhook["port"], anonymous)
+    user = ssl.create_default_context(cafile=str(webhook["ca"]))
+    pki = _pki(cluster)
+    user.load_cert_chain(pki / "admin.crt", pki / "admin.key")  # system:masters, cluster CA
+    assert _refused(webhook["port"], user)
+    assert b"200 OK" in _handshake(webhook["port"], webhook["tls"])
+    admitted = _apply(cluster, _session("through"), governed)
+    assert admitted.returncode == 0, admitted.stderr
+    annotations = cluster.session(governed, "through")["metadata"]["annotations"]
+    assert annotations[ANNOTATION_CREATED_BY_USER] == OPERATOR_USER
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _answered(tls: ssl.SSLSocket) -> bytes | None:
+    """What the server sent so far, without blocking: None when nothing (TLS 1.3 session
+    tickets make the socket readable without any HTTP answer), b"" when it closed."""
+    if not select.select([tls], [], [], 0)[0]:
+        return None
+    tls.setblocking(False)
+    try:
+        return tls.recv(65536)
+    except ssl.SSLWantReadError:
+        return None
+    finally:
+        tls.settimeout(10)
+
+
+def _post_huge(port: int, context: ssl.SSLContext, declared: bool, total: int) -> tuple[bytes, int]:
+    """Stream up to ``total`` bytes at /validate (declared in Content-Length, or chunked),
+    stopping as soon as the server answers or hangs up; the answer and the bytes sent."""
+    chunk = b" " * (64 << 10)
+    sent = 0
+    answer = b""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        head = "POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        head += f"Content-Length: {total}\r\n" if declared else "Transfer-Encoding: chunked\r\n"
+        tls.sendall(head.encode() + b"\r\n")
+        try:
+            while sent < total:
+                early = _answered(tls)
+                if early is not None:
+                    answer = early
+                    break  # answered or closed: stop sending
+                tls.sendall(chunk if declared else b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            while data := tls.recv(65536):
+                answer += data
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass  # refused mid-body: the reset of a close with unread data may eat the answer
+        return answer, sent
+
+
+def test_a_huge_body_is_refused_before_it_is_read(
+    webhook: dict[str, Any], governed: str, cluster: Any
+) -> None:
+    """A 2 GiB declared body and a 64 MiB chunked one: 413 each, and the webhook's memory
+    does not grow with them (a copy of 64 MiB would show); it still admits afterwards."""
+    before = _rss_kib(webhook["pid"])
+    declared, sent = _post_huge(webhook["port"], webhook["tls"], True, 2 << 30)
+    assert b" 413 " in declared.split(b"\r\n", 1)[0] and b"PayloadTooLarge" in declared
+    assert sent < 16 << 20, f"{sent} bytes sent before the answer"
+    # Chunked, the size shows only as it arrives: refused once past the limit (3.25 MiB),
+    # the connection closed; the 413 itself may be lost to the reset of that close.
+    streamed, sent = _post_huge(webhook["port"], webhook["tls"], False, 64 << 20)
+    assert 3 << 20 < sent < 32 << 20, f"{sent} bytes sent"
+    assert not streamed or b" 413 " in streamed.split(b"\r\n", 1)[0]
+    grown_mib = (_rss_kib(webhook["pid"]) - before) / 1024
+    assert grown_mib < 16, f"the webhook grew by {grown_mib:.0f} MiB"
+    assert _apply(cluster, _session("after-huge"), governed).returncode == 0

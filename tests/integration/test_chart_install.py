@@ -140,12 +140,14 @@ def test_install_creates_every_object_and_pods_pass_restricted(release: Release)
         "PodDisruptionBudget",
         "NetworkPolicy",
         "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
     } <= kinds
     for obj in objects:
         namespaced = obj["kind"] not in {
             "ClusterRole",
             "ClusterRoleBinding",
             "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
         }
         live = release.get(obj["kind"], obj["metadata"]["name"], namespaced)
         assert live["metadata"]["labels"]["app.kubernetes.io/instance"] == release.name
@@ -189,8 +191,13 @@ def _check_rbac(release: Release) -> None:
         release, "operator", "update", "sessions.ambient.ai", "--subresource=status", "-n", team
     )
     assert not _can(release, "operator", "update", "sessions.ambient.ai", "-n", team)
-    # get: a policy's notification signing secret; never list, watch or write Secrets.
-    assert _can(release, "operator", "get", "secrets", "-n", team)
+    # get: a policy's notification signing secret, by its fixed names only (resourceNames);
+    # never another Secret, never list, watch or write Secrets.
+    for component in ("operator", "ingress"):
+        assert _can(release, component, "get", "secrets/ambient-webhook-signing", "-n", team)
+        assert _can(release, component, "get", "secrets/ambient-source-credentials", "-n", team)
+        assert not _can(release, component, "get", "secrets/team-database", "-n", team)
+        assert not _can(release, component, "get", "secrets", "-n", team)
     assert not _can(release, "operator", "list", "secrets", "-n", team)
     assert not _can(release, "operator", "update", "secrets", "-n", team)
     # delete: retention removes expired Sessions (after archiving them).
@@ -198,7 +205,6 @@ def _check_rbac(release: Release) -> None:
     assert not _can(release, "operator", "delete", "namespacepolicies.ambient.ai", "-n", team)
     assert not _can(release, "operator", "escalate", "roles.rbac.authorization.k8s.io")
     assert _can(release, "ingress", "create", "sessions.ambient.ai", "-n", team)
-    assert _can(release, "ingress", "get", "secrets", "-n", team)
     assert not _can(release, "ingress", "list", "secrets", "-n", team)
     assert not _can(release, "ingress", "update", "sessions.ambient.ai", "-n", team)
     assert _can(release, "admission", "list", "namespacepolicies.ambient.ai", "-n", team)

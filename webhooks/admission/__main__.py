@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 import sys
+from pathlib import Path
+from typing import Any
 
 from ambient.common import logs
 from ambient.common.audit import trail as audit
@@ -17,11 +20,12 @@ def main() -> int:
     settings = AdmissionSettings()
     logs.configure("admission", settings.log_format)
     audit.configure()
-    for path in (settings.cert_file, settings.key_file):
+    for path in (settings.cert_file, settings.key_file, *_client_ca(settings)):
         if not path.is_file():
             sys.stderr.write(
                 f"TLS file {path} is missing: the API server only calls webhooks over HTTPS. "
-                "Set AMBIENT_ADMISSION_CERT_FILE and AMBIENT_ADMISSION_KEY_FILE.\n"
+                "Set AMBIENT_ADMISSION_CERT_FILE and AMBIENT_ADMISSION_KEY_FILE (and "
+                "AMBIENT_ADMISSION_CLIENT_CA_FILE, when set, to an existing CA bundle).\n"
             )
             return 2
     index = PolicyIndex()
@@ -37,6 +41,18 @@ def main() -> int:
         if export is not None:
             export.stop()
     return 0
+
+
+def _client_ca(settings: AdmissionSettings) -> list[Path]:
+    return [] if settings.client_ca_file is None else [settings.client_ca_file]
+
+
+def client_auth_options(settings: AdmissionSettings) -> dict[str, Any]:
+    """uvicorn's TLS options for client certificates: required from the configured CA
+    (refused in the handshake otherwise), or none asked for when no CA is set."""
+    if settings.client_ca_file is None:
+        return {}
+    return {"ssl_ca_certs": str(settings.client_ca_file), "ssl_cert_reqs": ssl.CERT_REQUIRED}
 
 
 def _serve(
@@ -58,6 +74,7 @@ def _serve(
         # seconds (uvicorn's default) would make a TLS handshake part of a Session write.
         timeout_keep_alive=60,
         proxy_headers=False,  # answers depend on the review alone, never on the peer
+        **client_auth_options(settings),
     )
 
 

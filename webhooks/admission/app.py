@@ -6,6 +6,7 @@ unknown path answers a denying review, and an error inside a decision denies it.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -32,8 +33,10 @@ from ambient.common.audit import trail as audit
 from ambient.common.audit.records import record as audit_record
 from ambient.crds.models import NamespacePolicy
 from ambient.runners import registry as runner_registry
+from ambient.webhooks.admission import stamp
+from ambient.webhooks.admission.body import BodyTooLargeError, read_body, replay, send_too_large
 from ambient.webhooks.admission.policy_index import PolicyIndex
-from ambient.webhooks.admission.registration import PATH
+from ambient.webhooks.admission.registration import MUTATE_PATH, PATH
 from ambient.webhooks.admission.review import Identities, State, Verdict, deny, review, user_of
 from ambient.webhooks.admission.settings import AdmissionSettings
 from ambient.webhooks.catchall import CatchAll, send_internal_error
@@ -108,7 +111,7 @@ class _Metrics:
         self.errors.labels("http").inc()
 
 
-def _failed(body: dict[str, Any], exc: Exception, metrics: _Metrics) -> dict[str, Any]:
+def _failed(body: dict[str, Any], exc: Exception, metrics: _Metrics, caller: str) -> dict[str, Any]:
     """The catch-all of a review: fail closed with a denial that says so and carries the
     trace id the log has; counted and audited as every decision is."""
     trace = uuid.uuid4().hex
@@ -125,7 +128,7 @@ def _failed(body: dict[str, Any], exc: Exception, metrics: _Metrics) -> dict[str
     )
     try:
         metrics.decisions.labels(_resource_of(request), "error").inc()
-        _audit(request, verdict, outcome="error", trace_id=trace)
+        _audit(request, verdict, outcome="error", trace_id=trace, caller=caller)
     except Exception:
         log.exception("review %s (trace %s) not audited", uid, trace)
     return response(uid, verdict)
@@ -140,6 +143,9 @@ def create_app(
 ) -> LeanValidate:
     registry = runner_registry.load(settings.registry_file)
     identities = Identities(settings.usernames, settings.groups)
+    # Without client-certificate authentication anyone reaching the port can send a
+    # review: its userInfo and namespace are claims, and every audit record says so.
+    caller = "api-server-certificate" if settings.client_ca_file is not None else "unverified"
     default_policy = load_default_policy(settings)
     metrics = _Metrics(export)
     app = FastAPI(title="ambient.ai admission webhook", docs_url=None, redoc_url=None)
@@ -148,7 +154,7 @@ def create_app(
         try:
             return _decide(body)
         except Exception as exc:
-            return _failed(body, exc, metrics)
+            return _failed(body, exc, metrics, caller)
 
     def _decide(body: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
@@ -162,13 +168,35 @@ def create_app(
             )
         else:
             policies, owners = index.snapshot()
-            state = State(policies, registry, identities, clock(), default_policy, owners)
+            state = State(
+                policies,
+                registry,
+                identities,
+                clock(),
+                default_policy,
+                owners,
+                settings.signing_secrets,
+            )
             verdict = review(request, state)
         resource = _resource_of(request)
         metrics.latency.labels(resource).observe(time.perf_counter() - started)
         metrics.decisions.labels(resource, "allowed" if verdict.allowed else "denied").inc()
-        _audit(request, verdict)
+        _audit(request, verdict, caller=caller)
         return response(uid, verdict)
+
+    def mutate(body: dict[str, Any]) -> dict[str, Any]:
+        request = body.get("request")
+        request = request if isinstance(request, dict) else {}
+        uid = str(request.get("uid", ""))
+        try:
+            ops = stamp.patch(request)
+        except Exception as exc:
+            return _failed(body, exc, metrics, caller)
+        answer: dict[str, Any] = {"uid": uid, "allowed": True}
+        if ops:
+            answer["patchType"] = "JSONPatch"
+            answer["patch"] = base64.b64encode(orjson.dumps(ops)).decode()
+        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": answer}
 
     @app.post(PATH)
     async def validate(http: Request) -> Response:
@@ -205,7 +233,7 @@ def create_app(
 
     # Inside Starlette's own error middleware, which would answer its plain-text 500 first.
     app.add_middleware(CatchAll, on_error=metrics.http_error)
-    return LeanValidate(app, decide, metrics.http_error)
+    return LeanValidate(app, decide, metrics.http_error, settings.max_body_bytes, mutate)
 
 
 def answer(decide: Callable[[dict[str, Any]], dict[str, Any]], body: bytes) -> tuple[int, bytes]:
@@ -224,32 +252,44 @@ class LeanValidate:
     written back, without routing, a Request object or a response class. Everything else
     (health, readiness, metrics, the deny-all for unknown paths, lifespan) goes to the
     FastAPI app. The webhook sits in the path of every Session write, so its own overhead
-    is what the API server waits for."""
+    is what the API server waits for.
+
+    Every POST body, on any path, is read here under ``max_body_bytes``: a larger declared
+    Content-Length is refused before a byte is read, and a body that grows past the limit
+    is refused as soon as it does, so no caller can make the webhook hold more."""
 
     def __init__(
         self,
         app: ASGIApp,
         decide: Callable[[dict[str, Any]], dict[str, Any]],
         on_error: Callable[[Scope, Exception, str], None] | None = None,
+        max_body_bytes: int = 3 * 1024 * 1024,
+        mutate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.app = app
         self.decide = decide
+        # POST /mutate: the creator and canceller stamps (see ``stamp``).
+        self.routes = {PATH: decide, **({MUTATE_PATH: mutate} if mutate is not None else {})}
         self.on_error = on_error
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
         try:
-            status, body = answer(self.decide, b"".join(chunks))
+            request_body = await read_body(scope, receive, self.max_body_bytes)
+        except BodyTooLargeError as exc:
+            await send_too_large(send, exc)
+            return
+        if request_body is None:  # the caller went away
+            return
+        route = self.routes.get(scope["path"])
+        if route is None:
+            await self.app(scope, replay(request_body), send)
+            return
+        try:
+            status, body = answer(route, request_body)
         except Exception as exc:
             # decide has its own catch-all; this is for what lies around it (the JSON).
             trace = uuid.uuid4().hex
@@ -291,6 +331,7 @@ def _audit(
     *,
     outcome: str | None = None,
     trace_id: str | None = None,
+    caller: str = "unverified",
 ) -> None:
     obj = request.get("object") or {}
     meta = obj.get("metadata") or {}
@@ -304,7 +345,13 @@ def _audit(
             action=f"admission {verdict.action}",
             resource=f"{resource}/{name}",
             outcome=outcome or ("allowed" if verdict.allowed else "denied"),
-            details={"reasons": list(verdict.reasons), "dryRun": bool(request.get("dryRun"))},
+            details={
+                "reasons": list(verdict.reasons),
+                "dryRun": bool(request.get("dryRun")),
+                # How the caller was authenticated: with "unverified", actor and namespace
+                # are what the caller wrote, not what the API server established.
+                "caller": caller,
+            },
             trace_id=trace_id or str(request.get("uid") or uuid.uuid4()),
         )
     )

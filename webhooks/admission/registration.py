@@ -11,6 +11,9 @@ from ambient.crds.models import GROUP, VERSION
 NAME = "ambient-admission"
 WEBHOOK = "validate.ambient.ai"
 PATH = "/validate"
+MUTATE_NAME = "ambient-admission-stamp"
+MUTATE_WEBHOOK = "stamp.ambient.ai"
+MUTATE_PATH = "/mutate"
 
 
 def webhook_configuration(
@@ -73,6 +76,49 @@ def webhook_configuration(
                         "scope": "Namespaced",
                     }
                 ],
+            }
+        ],
+    }
+
+
+def mutating_webhook_configuration(
+    ca_bundle: bytes,
+    *,
+    url: str | None = None,
+    service: tuple[str, str, int] | None = None,
+    product_namespace: str = "ambient-system",
+    name: str = MUTATE_NAME,
+    match_labels: dict[str, str] | None = None,
+    timeout_seconds: int = 5,
+) -> dict[str, Any]:
+    """The MutatingWebhookConfiguration that stamps a Session's creator (and a canceller
+    who did not say): the same client, selector and fail-closed settings as the validating
+    one, for Sessions only, reinvoked never (it only reads userInfo)."""
+    validating = webhook_configuration(
+        ca_bundle,
+        url=url,
+        service=service,
+        product_namespace=product_namespace,
+        name=name,
+        match_labels=match_labels,
+        timeout_seconds=timeout_seconds,
+    )
+    hook = validating["webhooks"][0]
+    client = dict(hook["clientConfig"])
+    if "url" in client:
+        client["url"] = client["url"].removesuffix(PATH) + MUTATE_PATH
+    else:
+        client["service"] = {**client["service"], "path": MUTATE_PATH}
+    return {
+        **validating,
+        "kind": "MutatingWebhookConfiguration",
+        "webhooks": [
+            {
+                **hook,
+                "name": MUTATE_WEBHOOK,
+                "clientConfig": client,
+                "reinvocationPolicy": "Never",
+                "rules": [{**hook["rules"][0], "resources": ["sessions"]}],
             }
         ],
     }

@@ -24,6 +24,7 @@ from ambient.crds.models import GROUP, ApiKeys, NamespacePolicy, Session
 from ambient.crds.naming import (
     ANNOTATION_APPROVED_BY,
     ANNOTATION_CANCELLED_BY,
+    ANNOTATION_CREATED_BY_USER,
     ANNOTATION_REPLAYED_BY,
     runner_username,
 )
@@ -88,6 +89,8 @@ class State:
     default_policy: NamespacePolicy | None = None
     key_owners: Mapping[str, str] = field(default_factory=dict)
     """Webhook key hash -> the namespace whose policy lists it."""
+    signing_secrets: frozenset[str] = frozenset()
+    """The Secret names a signingSecretRef may name (empty: any)."""
 
 
 def user_of(request: Mapping[str, Any]) -> UserInfo:
@@ -160,7 +163,42 @@ def _session(request: Mapping[str, Any], state: State, action: str) -> Verdict:
     reasons.extend(
         _signed_annotations(old_annotations, session.metadata.annotations, user, policy, state)
     )
+    reasons.extend(
+        _creator(request["operation"], old_annotations, session.metadata.annotations, user)
+    )
     return deny(action, *reasons) if reasons else allow(action)
+
+
+def _creator(
+    operation: str, old: Mapping[str, str], new: Mapping[str, str], user: UserInfo
+) -> list[str]:
+    """The creator is who the API server says created the Session and never changes, and
+    an approver may not approve a Session they created (four eyes)."""
+    reasons = []
+    creator = new.get(ANNOTATION_CREATED_BY_USER)
+    if operation == "CREATE":
+        if creator is not None and creator != user.username:
+            reasons.append(
+                f"annotation {ANNOTATION_CREATED_BY_USER} is set by the admission webhook to "
+                f"who creates the Session ({user.username!r}), not {creator!r}"
+            )
+        # With the creator stamped, common.policy says it (SelfApproved); this covers a
+        # cluster without the mutating webhook.
+        if new.get(ANNOTATION_APPROVED_BY) == user.username and creator != user.username:
+            reasons.append(
+                f"{user.username} may not approve a Session they create: another approver "
+                f"must set {ANNOTATION_APPROVED_BY}"
+            )
+        return reasons
+    if creator != old.get(ANNOTATION_CREATED_BY_USER):
+        reasons.append(f"annotation {ANNOTATION_CREATED_BY_USER} cannot change")
+    approving = new.get(ANNOTATION_APPROVED_BY) != old.get(ANNOTATION_APPROVED_BY)
+    if approving and old.get(ANNOTATION_CREATED_BY_USER) == user.username:
+        reasons.append(
+            f"{user.username} may not approve a Session they created: another approver "
+            f"must set {ANNOTATION_APPROVED_BY}"
+        )
+    return reasons
 
 
 def _with_namespace(body: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
@@ -313,6 +351,17 @@ def _policy(request: Mapping[str, Any], state: State, action: str) -> Verdict:
             parse_duration(value)
         except ValueError as exc:
             reasons.append(f"spec.retention.{label}: {exc}")
+    if state.signing_secrets:
+        allowed = ", ".join(sorted(state.signing_secrets))
+        for where, ref in (
+            ("spec.webhookAuth.signingSecretRef", policy.spec.webhook_auth.signing_secret_ref),
+            ("spec.notifications.signingSecretRef", policy.spec.notifications.signing_secret_ref),
+        ):
+            if ref is not None and ref.name not in state.signing_secrets:
+                reasons.append(
+                    f"{where}.name {ref.name!r} is not a Secret the platform may read "
+                    f"(allowed: {allowed}); keep the signing secrets there"
+                )
     for i, hook in enumerate(policy.spec.notifications.webhooks):
         url = urlsplit(hook.url)
         if url.scheme != "https" or not url.hostname:

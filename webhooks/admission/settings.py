@@ -19,6 +19,20 @@ class AdmissionSettings(BaseSettings):
     port: int = Field(default=8443, ge=1, le=65535)
     cert_file: Path = Path("/etc/ambient/tls/tls.crt")
     key_file: Path = Path("/etc/ambient/tls/tls.key")
+    client_ca_file: Path | None = None
+    """CA bundle of the client certificate the API server presents (its
+    AdmissionConfiguration kubeConfigFile). Set, a caller without a certificate from it is
+    refused in the TLS handshake, so only the API server reaches the webhook and the
+    userInfo and namespace an audit record carries are the API server's. Use a CA that
+    signs that one certificate only, not the cluster's client CA."""
+    max_body_bytes: int = Field(default=3 * 1024 * 1024 + 256 * 1024, ge=1024)
+    """Largest request body read; larger ones are refused (413) before more is read. An
+    object is at most 1.5 MiB (etcd's limit) and an update's review carries it twice
+    (object, oldObject), so 3 MiB plus room for the review's envelope."""
+    signing_secret_names: str = ""
+    """Comma-separated Secret names a NamespacePolicy's signingSecretRef (webhook auth and
+    notifications) may name: the names RBAC lets the operator and the ingress read (the
+    chart's secrets.signingSecretNames). Empty: any DNS-1123 name is admitted."""
     cert_reload_seconds: float = Field(default=10.0, gt=0, le=3600)
     """How often the certificate files are checked; a renewed pair is served without a restart."""
     operator_usernames: str = ""
@@ -46,6 +60,10 @@ class AdmissionSettings(BaseSettings):
     @property
     def usernames(self) -> frozenset[str]:
         return self._split(self.operator_usernames)
+
+    @property
+    def signing_secrets(self) -> frozenset[str]:
+        return self._split(self.signing_secret_names)
 
     @property
     def groups(self) -> frozenset[str]:

@@ -122,3 +122,17 @@ envFrom:
       name: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The Secret names the operator and the ingress may read (RBAC resourceNames): the fixed
+credential Secrets of crds/credentials.py (CREDENTIAL_SECRETS) and the webhook signing
+Secrets of secrets.signingSecretNames. Nothing else, in any namespace.
+*/}}
+{{- define "ambient.readableSecrets" -}}
+- ambient-source-credentials
+- ambient-model-credentials
+- ambient-n8n-credentials
+{{- range .Values.secrets.signingSecretNames }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}

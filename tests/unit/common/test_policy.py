@@ -134,6 +134,7 @@ def test_codes_are_stable() -> None:
             "ApprovalRequired",
             "StorageTypeNotAllowed",
             "StorageOutsidePrefix",
+            "SelfApproved",
         ]
     )
 
@@ -540,8 +541,11 @@ def test_approval_message_says_what_to_set() -> None:
         ({"type": "s3", "location": "bucket/team-alpha/../team-beta/"}, ["StorageOutsidePrefix"]),
         ({"type": "s3", "location": "bucket/team-alpha/.."}, ["StorageOutsidePrefix"]),
         ({"type": "s3", "location": "bucket/Team-Alpha/"}, ["StorageOutsidePrefix"]),
-        ({"type": "pvc", "location": "claim"}, []),
-        ({"type": "pvc", "location": "team-beta-claim"}, []),
+        ({"type": "pvc", "location": "ambient-artifacts"}, []),
+        ({"type": "pvc", "location": "ambient-artifacts-big"}, []),
+        ({"type": "pvc", "location": "claim"}, ["StorageOutsidePrefix"]),
+        ({"type": "pvc", "location": "postgres-data"}, ["StorageOutsidePrefix"]),
+        ({"type": "pvc", "location": "ambient-artifactsx"}, ["StorageOutsidePrefix"]),
         ({"type": "external", "location": "https://example.com/anything"}, []),
     ],
 )
@@ -709,3 +713,16 @@ def test_evaluate_is_pure() -> None:
     assert [m.model_dump() for m in inputs] == before
     assert usage == Usage("2026-11", Decimal("960.00"))
     assert storage == StoragePolicy(allowed_types=frozenset({StorageType.S3}))
+
+
+def test_a_session_approved_by_its_creator_is_refused() -> None:
+    mine = session(approval=True)
+    mine.metadata.annotations.update(
+        {"ambient.ai/created-by-user": "lee", "ambient.ai/approved-by": "lee"}
+    )
+    assert codes(policy(), mine) == ["SelfApproved"]
+    theirs = session(approval=True)
+    theirs.metadata.annotations.update(
+        {"ambient.ai/created-by-user": "lee", "ambient.ai/approved-by": "kim"}
+    )
+    assert codes(policy(), theirs) == []

@@ -185,9 +185,10 @@ def test_a_new_session_gets_its_identity_and_job_then_its_status(
         assert len(h.controller.queue) == 1
         assert await h.drain() == [(KEY, START)]
         kinds = [kind for kind, _ in h.api.names("create")]
-        # The identity first (ServiceAccount and Role at once, then the binding), the Job.
-        assert set(kinds[:2]) == {"ServiceAccount", "Role"}
-        assert kinds[2:] == ["RoleBinding", "Job"]
+        # The identity first (ServiceAccount, Role and the runner's NetworkPolicy at once,
+        # then the binding), the Job.
+        assert set(kinds[:3]) == {"ServiceAccount", "Role", "NetworkPolicy"}
+        assert kinds[3:] == ["RoleBinding", "Job"]
         # Starting only creates: the status waits for the progress interval.
         assert h.api.names("replace_session_status") == []
         assert [delay for delay, _ in h.clock.timers] == [1.0]

@@ -68,6 +68,7 @@ def test_the_apiserver_uses_our_etcd_certs_and_rbac(settings: Settings) -> None:
         "--service-cluster-ip-range=10.96.0.0/16",
         "--allow-privileged=true",
         "--endpoint-reconciler-type=none",
+        "--admission-control-config-file=/s/pki/admission-config.yaml",
         "--profiling=false",
     ]
 

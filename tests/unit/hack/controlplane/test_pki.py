@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from controlplane.pki import (
     CLIENT_CERTS,
+    admission_config_text,
     ca_args,
     extfile_text,
     kubeconfig_text,
@@ -17,19 +18,25 @@ from controlplane.pki import (
     service_account_key_args,
     service_account_pub_args,
     sign_args,
+    webhook_client_kubeconfig_text,
 )
 
 PKI = Path("/s/pki")
-EVERYTHING = {"ca.crt", "ca.key", "sa.key", "sa.pub"} | {
-    f"{leaf.name}.{ext}" for leaf in leaves() for ext in ("crt", "key")
-}
+EVERYTHING = {
+    "ca.crt",
+    "ca.key",
+    "sa.key",
+    "sa.pub",
+    "webhook-client-ca.crt",
+    "webhook-client-ca.key",
+} | {f"{leaf.name}.{ext}" for leaf in leaves() for ext in ("crt", "key")}
 
 
 def test_an_empty_directory_needs_everything() -> None:
     todo = plan(set())
     assert todo.new_ca
-    assert [leaf.name for leaf in todo.leaves] == ["apiserver", *CLIENT_CERTS]
-    assert todo.service_account_keys
+    assert [leaf.name for leaf in todo.leaves] == ["apiserver", *CLIENT_CERTS, "webhook-client"]
+    assert todo.service_account_keys and todo.new_webhook_client_ca
 
 
 def test_a_complete_directory_needs_nothing() -> None:
@@ -47,7 +54,8 @@ def test_only_missing_leaves_are_made() -> None:
 def test_a_missing_ca_half_remakes_every_cert_and_key() -> None:
     todo = plan(EVERYTHING - {"ca.key"})
     assert todo.new_ca
-    assert len(todo.leaves) == 1 + len(CLIENT_CERTS)
+    assert len(todo.leaves) == 1 + len(CLIENT_CERTS) + 1
+    assert todo.new_webhook_client_ca
     # sa.key is a .key, so it goes with the old CA (as it always has).
     assert todo.service_account_keys
 
@@ -114,3 +122,35 @@ def test_the_kubeconfig_inlines_the_certs_for_its_user() -> None:
         "user": "kwok",
         "namespace": "default",
     }
+
+
+def test_the_webhook_client_has_a_ca_of_its_own() -> None:
+    """Signed by webhook-client-ca, so a webhook trusting that CA admits the API server's
+    certificate and no cluster user's; a new webhook CA remakes only that leaf."""
+    leaf = next(leaf for leaf in leaves() if leaf.name == "webhook-client")
+    assert leaf.ca == "webhook-client-ca"
+    args = sign_args(PKI, leaf, 7)
+    assert args[args.index("-CA") + 1] == "/s/pki/webhook-client-ca.crt"
+    assert args[args.index("-CAkey") + 1] == "/s/pki/webhook-client-ca.key"
+    assert ca_args(PKI, "webhook-client-ca")[ca_args(PKI).index("-subj") + 1] == (
+        "/CN=ambient-local-webhook-client-ca"
+    )
+    todo = plan(EVERYTHING - {"webhook-client-ca.key"})
+    assert not todo.new_ca and todo.new_webhook_client_ca
+    assert [leaf.name for leaf in todo.leaves] == ["webhook-client"]
+
+
+def test_the_admission_config_points_both_webhook_plugins_at_the_client_kubeconfig() -> None:
+    config = yaml.safe_load(admission_config_text(PKI / "webhook-client.kubeconfig"))
+    assert config["kind"] == "AdmissionConfiguration"
+    plugins = {p["name"]: p["configuration"] for p in config["plugins"]}
+    assert set(plugins) == {"ValidatingAdmissionWebhook", "MutatingAdmissionWebhook"}
+    for conf in plugins.values():
+        assert conf["kubeConfigFile"] == "/s/pki/webhook-client.kubeconfig"
+    users = yaml.safe_load(
+        webhook_client_kubeconfig_text(PKI / "webhook-client.crt", PKI / "webhook-client.key")
+    )["users"]
+    assert users == [
+        {"name": "*", "user": {"client-certificate": "/s/pki/webhook-client.crt",
+                               "client-key": "/s/pki/webhook-client.key"}}
+    ]  # fmt: skip

@@ -39,3 +39,32 @@ def test_ownership_conflicts(make_session: Callable[..., Session]) -> None:
     message = creation.conflict(sa, False, theirs, session)
     assert message is not None and message.startswith("ServiceAccount runner-x exists")
     assert not creation.owned_by({"metadata": {}}, session)
+
+
+def test_the_network_policy_is_created_with_the_identity(
+    make_session: Callable[..., Session],
+) -> None:
+    session = make_session()
+    policy = _manifest("NetworkPolicy")
+    steps = creation.creation([_manifest("Job")], session, policy)
+    assert [[m["kind"] for m in step] for step in steps.identity] == [
+        ["ServiceAccount", "Role", "NetworkPolicy"],
+        ["RoleBinding"],
+    ]
+
+
+def test_a_context_configmap_is_used_only_when_it_is_the_operators_own(
+    make_session: Callable[..., Session],
+) -> None:
+    session = make_session()
+    planned = {"kind": "ConfigMap", "metadata": {"name": "s-a1-ctx"}, "data": {"f": "ours"}}
+    mine = {"metadata": {"ownerReferences": [{"uid": session.metadata.uid}]}}
+    assert creation.untrusted_context(planned, True, {}, session) is None
+    assert (
+        creation.untrusted_context(planned, False, {**mine, "data": {"f": "ours"}}, session) is None
+    )
+    edited = creation.untrusted_context(planned, False, {**mine, "data": {"f": "x"}}, session)
+    assert edited is not None and "does not hold the context the operator wrote" in edited
+    planted = creation.untrusted_context(planned, False, {"data": {"f": "ours"}}, session)
+    assert planted is not None and "is not owned by this Session" in planted
+    assert creation.untrusted_context(_manifest("Job"), False, {}, session) is None

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from ambient.common.policy import Code, Violation
 from ambient.crds import naming
 from ambient.crds.models import ConditionStatus, Phase, Session, SessionStatus
 from ambient.crds.times import rfc3339
+from ambient.operator.sessions.lifecycle import Context
 from ambient.operator.sessions.observe import JobView, PodView, Termination
 from ambient.operator.sessions.planner import Observed, Plan, plan
 from ambient.operator.settings import OperatorSettings
@@ -555,3 +557,24 @@ def test_a_replayed_session_names_who_replayed_it_in_its_history(
     assert status is not None and status.history[0].data["replayedBy"] == "alice"
     plain = plan(make_session(), Observed(), runner, settings, now).status
     assert plain is not None and "replayedBy" not in plain.history[0].data
+
+
+def test_a_session_the_policy_does_not_admit_is_refused_before_any_job(
+    make_session: MakeSession,
+    runner: ResolvedRunner,
+    settings: OperatorSettings,
+    now: datetime,
+    created: Session,
+) -> None:
+    refusal = Violation(Code.MODEL_NOT_ALLOWED, "spec.policy", "model x is not allowed")
+    ctx = Context(refusals=(refusal,), has_policy=True, policy_generation=3)
+    result = plan(make_session(), Observed(), runner, settings, now, context=ctx)
+    assert result.create == []
+    status = result.status
+    assert status is not None and (status.phase, status.reason) == (Phase.FAILED, "PolicyViolation")
+    assert "the operator refuses to start it" in (status.message or "")
+    assert _events(status)[-1] == "PolicyViolation"
+    assert status.history[-1].data["codes"] == "ModelNotAllowed"
+    # Once its Job exists, refusals no longer apply (the ongoing rules do).
+    later = plan(created, Observed(job=_job(active=1)), runner, settings, now, context=ctx)
+    assert later.status is None or later.status.phase != Phase.FAILED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -94,7 +95,7 @@ def test_other_paths_go_to_the_app_and_unknown_ones_deny() -> None:
     with _client() as http:
         assert http.get("/healthz").text == "ok"
         assert "ambient_admission_decisions_total" in http.get("/metrics").text
-        answer = http.post("/mutate", content=json.dumps({"request": {"uid": "x"}})).json()
+        answer = http.post("/elsewhere", content=json.dumps({"request": {"uid": "x"}})).json()
         assert answer["response"]["allowed"] is False
         assert "unknown webhook path" in answer["response"]["status"]["message"]
         assert http.get("/validate").status_code == 405
@@ -178,3 +179,60 @@ def _assert_error_shape(rsp: Any) -> None:
     assert body["error_code"] == "InternalError"
     assert body["trace_id"] == rsp.headers["x-trace-id"]
     assert "Traceback" not in rsp.text and "a bug" not in rsp.text
+
+
+# --- the body limit and the mutating route -------------------------------------------------
+
+
+def _limited(limit: int) -> TestClient:
+    cache = PolicyIndex()
+    cache.replace_all([])
+    return TestClient(create_app(AdmissionSettings(max_body_bytes=limit), cache))
+
+
+def test_a_body_over_the_limit_is_413_declared_or_streamed() -> None:
+    with _limited(4096) as http:
+        big = b"{" + b" " * 8192 + b"}"
+        for path in ("/validate", "/mutate", "/elsewhere"):
+            rsp = http.post(path, content=big)
+            assert rsp.status_code == 413, path
+            assert rsp.json()["error_code"] == "PayloadTooLarge"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            for _ in range(16):
+                yield b" " * 1024
+
+        rsp = http.post("/validate", content=chunks())
+        assert rsp.status_code == 413
+        assert (
+            http.post("/validate", content=json.dumps(_review("claude-3-sonnet"))).status_code
+            == 200
+        )
+
+
+def test_mutate_stamps_the_creator_as_a_json_patch() -> None:
+    with _client() as http:
+        answer = http.post("/mutate", content=json.dumps(_review("claude-3-sonnet"))).json()
+    response = answer["response"]
+    assert response["allowed"] is True and response["patchType"] == "JSONPatch"
+    ops = json.loads(base64.b64decode(response["patch"]))
+    assert ops == [
+        {"op": "add", "path": "/metadata/annotations",
+         "value": {"ambient.ai/created-by-user": "alice"}}
+    ]  # fmt: skip
+
+
+def test_audit_records_say_whether_the_caller_was_authenticated(
+    audited: list[dict[str, Any]], tmp_path: Any
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("unused here: uvicorn loads it")
+    cache = PolicyIndex()
+    cache.replace_all([])
+    for settings, caller in (
+        (AdmissionSettings(), "unverified"),
+        (AdmissionSettings(client_ca_file=ca), "api-server-certificate"),
+    ):
+        with TestClient(create_app(settings, cache)) as http:
+            http.post("/validate", content=json.dumps(_review("claude-3-sonnet")))
+        assert audited[-1]["details"]["caller"] == caller

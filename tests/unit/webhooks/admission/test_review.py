@@ -12,6 +12,7 @@ import pytest
 from ambient.crds.models import NamespacePolicy
 from ambient.crds.naming import (
     ANNOTATION_APPROVED_BY,
+    ANNOTATION_CREATED_BY_USER,
     ANNOTATION_REPLAYED_BY,
     runner_username,
 )
@@ -401,3 +402,67 @@ def test_a_runner_may_not_archive(state: State) -> None:
     req = _status_request(WINDOW, new, runner, historyArchives=[_archive(0, 4)])
     verdict = review(req, state)
     assert not verdict.allowed and "status.historyArchives" in verdict.message
+
+
+# --- the creator, and four eyes -----------------------------------------------------------
+
+
+def test_an_approver_cannot_create_a_session_approved_by_themselves(state: State) -> None:
+    body = _session()
+    body["metadata"]["annotations"] = {ANNOTATION_APPROVED_BY: "lead"}
+    verdict = review(_request("CREATE", body, user=LEAD), state)
+    assert not verdict.allowed and "lead may not approve a Session they create" in verdict.message
+    # Stamped by the mutating webhook, common.policy says it once.
+    body["metadata"]["annotations"][ANNOTATION_CREATED_BY_USER] = "lead"
+    verdict = review(_request("CREATE", body, user=LEAD), state)
+    assert not verdict.allowed and verdict.message.count("may not approve") == 1
+    assert "lead created this Session and may not approve it" in verdict.message
+
+
+def test_an_approver_cannot_approve_a_session_they_created(state: State) -> None:
+    old = _session()
+    old["metadata"]["annotations"] = {ANNOTATION_CREATED_BY_USER: "lead"}
+    new = copy.deepcopy(old)
+    new["metadata"]["annotations"][ANNOTATION_APPROVED_BY] = "lead"
+    verdict = review(_request("UPDATE", new, old, user=LEAD), state)
+    assert not verdict.allowed and "lead may not approve a Session they created" in verdict.message
+    boss = {"username": "boss", "groups": []}
+    new["metadata"]["annotations"][ANNOTATION_APPROVED_BY] = "boss"
+    assert review(_request("UPDATE", new, old, user=boss), state).allowed
+
+
+def test_the_creator_cannot_be_forged_or_changed(state: State) -> None:
+    forged = _session()
+    forged["metadata"]["annotations"] = {ANNOTATION_CREATED_BY_USER: "boss"}
+    verdict = review(_request("CREATE", forged), state)
+    assert not verdict.allowed and "set by the admission webhook" in verdict.message
+    old = _session()
+    old["metadata"]["annotations"] = {ANNOTATION_CREATED_BY_USER: "alice"}
+    for changed in ({ANNOTATION_CREATED_BY_USER: "boss"}, {}):
+        new = copy.deepcopy(old)
+        new["metadata"]["annotations"] = changed
+        verdict = review(_request("UPDATE", new, old), state)
+        assert not verdict.allowed and "cannot change" in verdict.message
+
+
+def test_a_signing_secret_outside_the_readable_names_is_refused(
+    state: State, registry: Registry
+) -> None:
+    def policy_request(name: str) -> dict[str, Any]:
+        body = {
+            "metadata": {"name": "policy", "namespace": NS},
+            "spec": {
+                "webhookAuth": {"signingSecretRef": {"name": name}},
+                "notifications": {"signingSecretRef": {"name": name}},
+            },
+        }
+        return _request("UPDATE", body, body, resource="namespacepolicies")
+
+    limited = State(
+        {NS: [_policy()]}, registry, state.identities, NOW,
+        signing_secrets=frozenset({"ambient-webhook-signing"}),
+    )  # fmt: skip
+    assert review(policy_request("ambient-webhook-signing"), limited).allowed
+    verdict = review(policy_request("team-database"), limited)
+    assert not verdict.allowed and verdict.message.count("is not a Secret the platform") == 2
+    assert review(policy_request("team-database"), state).allowed  # no set: any name

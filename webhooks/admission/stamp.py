@@ -1,0 +1,69 @@
+"""What the mutating admission webhook writes into a Session (pure): who created it, and
+who cancelled it when the canceller did not say.
+
+Both come from the request's userInfo, which the API server sets; nothing a caller writes
+in the object is kept for them. The validating webhook then checks the same facts, so a
+cluster without this mutating webhook still refuses a forged creator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ambient.crds.models import GROUP
+from ambient.crds.naming import ANNOTATION_CANCELLED_BY, ANNOTATION_CREATED_BY_USER
+from ambient.webhooks.admission.review import user_of
+
+
+def _pointer(key: str) -> str:
+    """An annotation key as a JSON Pointer segment (RFC 6901)."""
+    return "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def stamps(request: Mapping[str, Any]) -> dict[str, str]:
+    """The annotations to set on this request's object (empty: change nothing)."""
+    resource = request.get("resource") or {}
+    if (
+        resource.get("group") != GROUP
+        or resource.get("resource") != "sessions"
+        or request.get("subResource")
+    ):
+        return {}
+    username = user_of(request).username
+    obj = request.get("object") or {}
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    operation = request.get("operation")
+    wanted: dict[str, str] = {}
+    if operation == "CREATE":
+        if username and annotations.get(ANNOTATION_CREATED_BY_USER) != username:
+            wanted[ANNOTATION_CREATED_BY_USER] = username
+    elif operation == "UPDATE":
+        old = request.get("oldObject") or {}
+        old_annotations = (old.get("metadata") or {}).get("annotations") or {}
+        creator = old_annotations.get(ANNOTATION_CREATED_BY_USER)
+        # Kept as it was: an update that drops it (a PUT of a manifest without it) gets it back.
+        if creator is not None and annotations.get(ANNOTATION_CREATED_BY_USER) != creator:
+            wanted[ANNOTATION_CREATED_BY_USER] = creator
+        cancelling = bool((obj.get("spec") or {}).get("cancel")) and not bool(
+            (old.get("spec") or {}).get("cancel")
+        )
+        if cancelling and username and not annotations.get(ANNOTATION_CANCELLED_BY):
+            wanted[ANNOTATION_CANCELLED_BY] = username
+    return wanted
+
+
+def patch(request: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The JSON Patch that sets ``stamps(request)`` (empty: no patch)."""
+    wanted = stamps(request)
+    if not wanted:
+        return []
+    metadata = (request.get("object") or {}).get("metadata") or {}
+    if not isinstance(metadata.get("annotations"), dict):
+        return [
+            {"op": "add", "path": "/metadata/annotations", "value": dict(sorted(wanted.items()))}
+        ]
+    return [
+        {"op": "add", "path": _pointer(key), "value": value}
+        for key, value in sorted(wanted.items())
+    ]
