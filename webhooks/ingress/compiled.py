@@ -1,0 +1,252 @@
+"""Route filters (CEL) and templates (Jinja2, sandboxed), compiled once per text. Pure.
+
+A NamespacePolicy's routes are compiled when the policy is indexed (``keyindex``) and when
+it is written (the admission webhook refuses what does not compile); a delivery only runs
+what was compiled. Compilation is cached by the expression's text, so a re-list of
+unchanged policies compiles nothing.
+
+The CEL library is ``common-expression-language`` (the Rust interpreter): evaluating a
+compiled filter takes microseconds, where the pure-Python ``cel-python`` takes
+milliseconds per filter on a GitHub payload; what costs in either is turning the payload
+into CEL values (about 5 ms for a pull_request payload), so a filter is given only the
+parts of ``body`` it names (``Filter.project``). Neither library bounds the cost of one
+evaluation, so the bound is in the expression: its length (the CRD's maxLength) and at
+most ``MAX_COMPREHENSIONS`` comprehension macros, over a payload whose size is bounded by
+the ingress's body limit.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+import jinja2
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+from ambient.crds.models import MAX_ROUTE_FILTER, MAX_ROUTE_TEMPLATE
+
+VARIABLES = frozenset({"body", "headers", "event", "source"})
+"""What a filter and a template see: the payload, the request's headers (lower-case
+names), the event (with its action) and the source."""
+MAX_COMPREHENSIONS = 3
+"""Comprehension macros (all, exists, exists_one, map, filter) one filter may use."""
+MAX_RENDERED = 16 * 1024
+"""The longest rendered task or config value: longer output is refused, not cut."""
+
+# The core functions of the Rust interpreter (no Python callbacks: none is registered).
+# A filter calling anything else cannot work, so it is refused when the policy is written.
+_FUNCTIONS = frozenset(
+    {
+        "size", "has", "all", "exists", "exists_one", "map", "filter", "int", "uint",
+        "double", "string", "bytes", "bool", "timestamp", "duration", "dyn", "type",
+        "contains", "startsWith", "endsWith", "matches", "max", "min",
+        "getFullYear", "getMonth", "getDayOfYear", "getDayOfMonth", "getDate",
+        "getDayOfWeek", "getHours", "getMinutes", "getSeconds", "getMilliseconds",
+    }
+)  # fmt: skip
+_COMPREHENSION = re.compile(r"\.\s*(all|exists_one|exists|map|filter)\s*\(")
+# body followed by static selectors (.name, ["name"]); a selector followed by "(" is a
+# method call on what precedes it, not a field.
+_BODY_PATH = re.compile(
+    r"(?<![\w.])body((?:\s*\.\s*[A-Za-z_]\w*(?!\w)(?!\s*\()|\s*\[\s*\"[^\"\\]*\"\s*\])*)"
+)
+_SELECTOR = re.compile(r"\.\s*([A-Za-z_]\w*)|\[\s*\"([^\"\\]*)\"\s*\]")
+
+
+class CompileError(ValueError):
+    """A filter or template that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A compiled CEL filter."""
+
+    text: str
+    program: cel.Program
+    paths: tuple[tuple[str, ...], ...] | None
+    """The parts of body the expression names, or None when it may read any of it."""
+
+    def project(self, body: Mapping[str, Any]) -> Any:
+        """``body`` cut to the parts this filter names: the same values on every path it
+        can read, and the payload's other parts never converted to CEL."""
+        if self.paths is None:
+            return body
+        out: dict[str, Any] = {}
+        for path in self.paths:
+            _copy_path(body, out, path)
+        return out
+
+    def matches(
+        self, body: Mapping[str, Any], headers: Mapping[str, str], event: str, source: str
+    ) -> bool:
+        """True when the filter holds; raises FilterError when it cannot be evaluated
+        (a missing field, a wrong type) or is not a bool."""
+        try:
+            value = self.program.execute(
+                {
+                    "body": self.project(body),
+                    "headers": dict(headers),
+                    "event": event,
+                    "source": source,
+                }
+            )
+        except Exception as exc:  # the library raises KeyError, TypeError, RuntimeError, ...
+            raise FilterError(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        if not isinstance(value, bool):
+            raise FilterError(f"the filter gave {type(value).__name__}, not a bool")
+        return value
+
+
+class FilterError(ValueError):
+    """A filter that could not be evaluated on this delivery."""
+
+
+def _copy_path(src: Any, dst: dict[str, Any], path: tuple[str, ...]) -> None:
+    for i, key in enumerate(path):
+        if not isinstance(src, Mapping) or key not in src:
+            return  # absent here, absent in the projection: the same answer from CEL
+        if i == len(path) - 1:
+            dst[key] = src[key]
+            return
+        src = src[key]
+        if not isinstance(src, Mapping):
+            dst[key] = src  # not a map: CEL fails (or has() answers) as on the payload
+            return
+        nxt = dst.get(key)
+        if not isinstance(nxt, dict):
+            nxt = dst[key] = {}
+        dst = nxt
+
+
+def _body_paths(text: str) -> tuple[tuple[str, ...], ...] | None:
+    paths: list[tuple[str, ...]] = []
+    for match in _BODY_PATH.finditer(text):
+        path = tuple(a or b for a, b in _SELECTOR.findall(match.group(1)))
+        if not path:
+            return None  # body used whole (or under a dynamic index): give all of it
+        paths.append(path)
+    # A path that is a prefix of another covers it: keep the shortest.
+    kept = sorted(set(paths), key=len)
+    out: list[tuple[str, ...]] = []
+    for path in kept:
+        if not any(path[: len(p)] == p for p in out):
+            out.append(path)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_filter(text: str) -> Filter:
+    """Compile a CEL filter; raises CompileError with the reason."""
+    if len(text) > MAX_ROUTE_FILTER:
+        raise CompileError(f"the filter is longer than {MAX_ROUTE_FILTER} characters")
+    try:
+        program = cel.compile(text)
+    except Exception as exc:
+        raise CompileError(f"the filter is not valid CEL: {_first_line(exc)}") from exc
+    refs = program.references()
+    unknown = sorted(
+        f
+        for f in refs.get("functions", [])
+        if f[0].isalpha() and f not in _FUNCTIONS and f.split(".")[0] not in _FUNCTIONS
+    )
+    if unknown:
+        raise CompileError(f"the filter calls unknown functions: {', '.join(unknown)}")
+    bound = set(re.findall(r"\(\s*([A-Za-z_]\w*)\s*,", text))  # comprehension variables
+    names = sorted(set(refs.get("variables", [])) - VARIABLES - bound)
+    if names:
+        raise CompileError(
+            f"the filter names {', '.join(names)}: a filter sees body, headers, event and source"
+        )
+    if len(_COMPREHENSION.findall(text)) > MAX_COMPREHENSIONS:
+        raise CompileError(
+            f"the filter uses more than {MAX_COMPREHENSIONS} comprehensions "
+            "(all, exists, exists_one, map, filter): its cost would have no bound"
+        )
+    return Filter(text, program, _body_paths(text))
+
+
+MAX_REPEAT = 10_000
+"""The most a template may repeat a string or list with * (or raise a number with **)."""
+
+
+class _Env(SandboxedEnvironment):
+    """The sandbox: no attribute starting with _, no unsafe callables (Jinja2's rules),
+    an undefined value is an error (StrictUndefined), and no loader (no file is read).
+    Its cost is bounded too: ranges (Jinja2's MAX_RANGE, lowered), * and ** (here), and
+    no loop inside a loop (``compile_template``)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        big = [v for v in (left, right) if isinstance(v, int) and abs(v) > MAX_REPEAT]
+        if big:
+            raise SecurityError(f"{operator} with an operand over {MAX_REPEAT} is not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Env(undefined=jinja2.StrictUndefined, autoescape=False)
+_ENV.globals["range"] = lambda *args: range(*args)[:MAX_REPEAT]
+# The built-in tasks (tasks.py) render what a payload has: a field it lacks is empty.
+_LENIENT = _Env(undefined=jinja2.ChainableUndefined, autoescape=False)
+_LENIENT.globals["range"] = _ENV.globals["range"]
+
+
+@dataclass(frozen=True)
+class Template:
+    """A compiled template of a task text or a config value."""
+
+    text: str
+    template: jinja2.Template
+
+    def render(
+        self, body: Mapping[str, Any], headers: Mapping[str, str], event: str, source: str
+    ) -> str:
+        """The rendered text; raises RenderError (an undefined value, a sandbox refusal,
+        output past MAX_RENDERED)."""
+        try:
+            out = self.template.render(body=body, headers=headers, event=event, source=source)
+        except Exception as exc:  # UndefinedError, SecurityError, TypeError, ...
+            raise RenderError(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        if len(out) > MAX_RENDERED:
+            raise RenderError(f"the rendered text is longer than {MAX_RENDERED} characters")
+        return out
+
+
+class RenderError(ValueError):
+    """A template that could not be rendered for this delivery."""
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_template(text: str) -> Template:
+    """Compile a template; raises CompileError with the reason."""
+    if len(text) > MAX_ROUTE_TEMPLATE:
+        raise CompileError(f"the template is longer than {MAX_ROUTE_TEMPLATE} characters")
+    try:
+        tree = _ENV.parse(text)
+        for loop in tree.find_all(nodes.For):
+            if any(True for _ in loop.find_all(nodes.For)):
+                raise CompileError(
+                    "the template has a loop inside a loop: its cost would have no bound"
+                )
+        return Template(text, _ENV.from_string(tree))
+    except jinja2.TemplateSyntaxError as exc:
+        raise CompileError(
+            f"the template is not valid Jinja: line {exc.lineno}: {exc.message}"
+        ) from exc
+
+
+@functools.lru_cache(maxsize=64)
+def compile_built_in(text: str) -> Template:
+    """Compile a built-in task (ours, so it compiles), rendered leniently."""
+    return Template(text, _LENIENT.from_string(text))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
