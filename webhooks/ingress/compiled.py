@@ -132,7 +132,7 @@ def _body_paths(text: str) -> tuple[tuple[str, ...], ...] | None:
             return None  # body used whole (or under a dynamic index): give all of it
         paths.append(path)
     # A path that is a prefix of another covers it: keep the shortest.
-    kept = sorted(set(paths), key=len)
+    kept = sorted(set(paths), key=lambda p: (len(p), p))
     out: list[tuple[str, ...]] = []
     for path in kept:
         if not any(path[: len(p)] == p for p in out):

@@ -396,3 +396,23 @@ def test_a_runner_may_not_archive(state: State) -> None:
     req = _status_request(WINDOW, new, runner, historyArchives=[_archive(0, 4)])
     verdict = review(req, state)
     assert not verdict.allowed and "status.historyArchives" in verdict.message
+
+
+def test_a_policy_whose_routes_do_not_compile_is_refused(registry: Registry) -> None:
+    route = {"source": "github", "events": ["pull_request.opened"]}
+    spec = {
+        "ingress": {
+            "routes": [
+                {**route, "filter": "body.pull_request.base.ref == 'main'", "task": "{{ event }}"},
+                {**route, "filter": "body.x =="},
+                {**route, "task": "{% if %}"},
+            ]
+        }
+    }
+    verdict = review(_policy_request(spec), State({}, registry, Identities(), NOW))
+    assert not verdict.allowed
+    assert "spec.ingress.routes[1].filter: the filter is not valid CEL" in verdict.message
+    assert "spec.ingress.routes[2].task: the template is not valid Jinja" in verdict.message
+    assert "routes[0]" not in verdict.message
+    spec["ingress"]["routes"] = spec["ingress"]["routes"][:1]
+    assert review(_policy_request(spec), State({}, registry, Identities(), NOW)).allowed
