@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,27 +75,19 @@ class Filter:
     def project(self, body: Mapping[str, Any]) -> Any:
         """``body`` cut to the parts this filter names: the same values on every path it
         can read, and the payload's other parts never converted to CEL."""
-        if self.paths is None:
-            return body
-        out: dict[str, Any] = {}
-        for path in self.paths:
-            _copy_path(body, out, path)
-        return out
+        return body if self.paths is None else _project(body, self.paths)
 
     def matches(
         self, body: Mapping[str, Any], headers: Mapping[str, str], event: str, source: str
     ) -> bool:
         """True when the filter holds; raises FilterError when it cannot be evaluated
         (a missing field, a wrong type) or is not a bool."""
+        return self.holds(Inputs((self,), body, headers, event, source))
+
+    def holds(self, inputs: Inputs) -> bool:
+        """``matches`` on inputs shared by the filters of one delivery."""
         try:
-            value = self.program.execute(
-                {
-                    "body": self.project(body),
-                    "headers": dict(headers),
-                    "event": event,
-                    "source": source,
-                }
-            )
+            value = self.program.execute(inputs.context())
         except Exception as exc:  # the library raises KeyError, TypeError, RuntimeError, ...
             raise FilterError(f"{type(exc).__name__}: {_first_line(exc)}") from exc
         if not isinstance(value, bool):
@@ -103,8 +95,49 @@ class Filter:
         return value
 
 
+class Inputs:
+    """One delivery's variables for the filters that may run on it, turned into CEL values
+    once (on first use) and shared: the payload cut to the union of the parts they name."""
+
+    def __init__(
+        self,
+        filters: Sequence[Filter],
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        event: str,
+        source: str,
+    ) -> None:
+        self._filters = filters
+        self._values = (body, headers, event, source)
+        self._context: cel.Context | None = None
+
+    def context(self) -> cel.Context:
+        if self._context is None:
+            body, headers, event, source = self._values
+            paths: list[tuple[str, ...]] = []
+            for flt in self._filters:
+                if flt.paths is None:
+                    break
+                paths.extend(flt.paths)
+            else:
+                body = _project(body, _shortest(paths))
+            context = cel.Context()
+            context.update(
+                {"body": body, "headers": dict(headers), "event": event, "source": source}
+            )
+            self._context = context
+        return self._context
+
+
 class FilterError(ValueError):
     """A filter that could not be evaluated on this delivery."""
+
+
+def _project(body: Mapping[str, Any], paths: Sequence[tuple[str, ...]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path in paths:
+        _copy_path(body, out, path)
+    return out
 
 
 def _copy_path(src: Any, dst: dict[str, Any], path: tuple[str, ...]) -> None:
@@ -131,10 +164,13 @@ def _body_paths(text: str) -> tuple[tuple[str, ...], ...] | None:
         if not path:
             return None  # body used whole (or under a dynamic index): give all of it
         paths.append(path)
-    # A path that is a prefix of another covers it: keep the shortest.
-    kept = sorted(set(paths), key=lambda p: (len(p), p))
+    return _shortest(paths)
+
+
+def _shortest(paths: Sequence[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    """The paths without those another one covers (a prefix covers what is under it)."""
     out: list[tuple[str, ...]] = []
-    for path in kept:
+    for path in sorted(set(paths), key=lambda p: (len(p), p)):
         if not any(path[: len(p)] == p for p in out):
             out.append(path)
     return tuple(out)

@@ -26,6 +26,7 @@ from .compiled import (
     CompileError,
     Filter,
     FilterError,
+    Inputs,
     RenderError,
     Template,
     compile_built_in,
@@ -227,10 +228,14 @@ def decide(
     if loop is not None:
         return Routed(ignored=loop)
     notes: list[str] = []
-    for compiled in table.routes:
-        route = compiled.route
-        if route.source != delivery.source or not event_matches(delivery.event, route.events):
-            continue
+    candidates = [
+        c
+        for c in table.routes
+        if c.route.source == delivery.source and event_matches(delivery.event, c.route.events)
+    ]
+    filters = [c.filter for c in candidates if c.filter is not None and c.error is None]
+    inputs = Inputs(filters, delivery.payload, headers, delivery.event, delivery.source)
+    for compiled in candidates:
         if compiled.error is not None:
             # Fail closed: a route that cannot be evaluated does not let the delivery fall
             # through to a broader one after it.
@@ -240,9 +245,7 @@ def decide(
             )
         if compiled.filter is not None:
             try:
-                if not compiled.filter.matches(
-                    delivery.payload, headers, delivery.event, delivery.source
-                ):
+                if not compiled.filter.holds(inputs):
                     continue
             except FilterError as exc:
                 notes.append(f"route {compiled.name}: the filter failed ({exc})")
