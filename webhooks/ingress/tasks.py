@@ -3,9 +3,9 @@
 Each is a template (``compiled.compile_template``) over body, headers, event and source,
 keyed by source and event; a route (or the implicit one of ``spec.defaults``) whose event
 has one renders it into ``framework.config.prompt``, unless the route sets ``task`` or the
-framework's config already has a prompt. They use ``.get`` where a payload may lack a
-field, and are rendered leniently (``compiled.compile_built_in``: a missing value renders
-empty), so any payload of the event gets a task; free text is cut to 4,000 characters.
+framework's config already has a prompt. They are rendered leniently
+(``compiled.compile_built_in``: a missing value renders empty), so any payload of the
+event gets a task; free text is cut to 4,000 characters.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ Review pull request {{ body.pull_request.html_url }} in {{ body.repository.full_
 "{{ body.pull_request.title }}" by @{{ body.pull_request.user.login }}, \
 {{ body.pull_request.head.ref }} into {{ body.pull_request.base.ref }} \
 (head commit {{ body.pull_request.head.sha }}).
-{% if body.pull_request.get("body") %}
+{% if body.pull_request.body %}
 The description says:
 {{ body.pull_request.body | string | truncate(4000) }}
 {% endif %}
@@ -24,7 +24,7 @@ review: what is wrong or risky, with file and line, and what is good to go."""
 
 _COMMENT = """\
 @{{ body.comment.user.login }} asked for help in a comment on \
-{{ (body.get("issue") or body.get("pull_request") or {}).get("html_url", "") }} \
+{{ (body.issue or body.pull_request).html_url }} \
 ({{ body.repository.full_name }}): {{ body.comment.html_url }}
 
 {{ body.comment.body | string | truncate(4000) }}
@@ -35,25 +35,25 @@ with what you did or found."""
 _ISSUE = """\
 Triage issue {{ body.issue.html_url }} in {{ body.repository.full_name }}: \
 "{{ body.issue.title }}" opened by @{{ body.issue.user.login }}.
-{% if body.issue.get("body") %}
+{% if body.issue.body %}
 {{ body.issue.body | string | truncate(4000) }}
 {% endif %}
 Find the code it concerns, say whether it is a bug, a feature request or a question, how \
 severe it is, and what the fix would be; label suggestions welcome."""
 
 _JIRA_ISSUE = """\
-Triage Jira issue {{ body.issue.key }}: "{{ body.issue.fields.get("summary", "") }}"\
-{% if body.issue.fields.get("issuetype") %} ({{ body.issue.fields.issuetype.get("name", "") }})\
+Triage Jira issue {{ body.issue.key }}: "{{ body.issue.fields.summary }}"\
+{% if body.issue.fields.issuetype %} ({{ body.issue.fields.issuetype.name }})\
 {% endif %}.
-{% if body.issue.fields.get("description") %}
+{% if body.issue.fields.description %}
 {{ body.issue.fields.description | string | truncate(4000) }}
 {% endif %}
 Say what it asks for, which code it concerns, how urgent it is and what the next step is."""
 
 _JIRA_COMMENT = """\
-{{ body.comment.get("author", {}).get("displayName", "Someone") }} commented on Jira issue \
-{{ body.get("issue", {}).get("key", "(unknown)") }} \
-("{{ body.get("issue", {}).get("fields", {}).get("summary", "") }}"):
+{{ body.comment.author.displayName or "Someone" }} commented on Jira issue \
+{{ body.issue.key or "(unknown)" }} \
+("{{ body.issue.fields.summary }}"):
 
 {{ body.comment.body | string | truncate(4000) }}
 
@@ -61,7 +61,7 @@ Do what the comment asks and answer it with what you did or found."""
 
 _SLACK_MENTION = """\
 <@{{ body.event.user }}> asked in Slack (channel {{ body.event.channel }}, thread \
-{{ body.event.get("thread_ts") or body.event.ts }}):
+{{ body.event.thread_ts or body.event.ts }}):
 
 {{ body.event.text | string | truncate(4000) }}
 
@@ -75,17 +75,17 @@ _SLACK_COMMAND = """\
 Do what is asked, and reply with what you did or found."""
 
 _ALERT = """\
-Investigate the firing alert {{ body.commonLabels.get("alertname", "(no alertname)") }}\
-{% if body.commonLabels.get("severity") %} (severity {{ body.commonLabels.severity }}){% endif %}\
-{% if body.commonLabels.get("namespace") %} in namespace {{ body.commonLabels.namespace }}\
+Investigate the firing alert {{ body.commonLabels.alertname or "(no alertname)" }}\
+{% if body.commonLabels.severity %} (severity {{ body.commonLabels.severity }}){% endif %}\
+{% if body.commonLabels.namespace %} in namespace {{ body.commonLabels.namespace }}\
 {% endif %}.
-{% if body.get("commonAnnotations", {}).get("summary") %}
+{% if (body.commonAnnotations or {}).summary %}
 {{ body.commonAnnotations.summary | string | truncate(4000) }}
 {% endif %}
 Alerts ({{ body.alerts | length }}):
 {% for alert in body.alerts[:20] %}\
-- {{ alert.get("labels", {}) | dictsort | map("join", "=") | join(", ") }} \
-since {{ alert.get("startsAt", "?") }}{% if alert.get("annotations", {}).get("description") %}: \
+- {{ (alert.labels or {}) | dictsort | map("join", "=") | join(", ") }} \
+since {{ alert.startsAt or "?" }}{% if (alert.annotations or {}).description %}: \
 {{ alert.annotations.description | string | truncate(4000) }}{% endif %}
 {% endfor %}
 Find the cause from the alert's labels and what you can read of the system, say how bad \

@@ -247,3 +247,83 @@ def test_only_owners_members_and_collaborators_are_trusted(association: str) -> 
     trusted = routing.trust_reason(delivery) is None
     assert trusted == (association in routing.TRUSTED_ASSOCIATIONS)
     assert routing.trust_reason(delivery, allow_untrusted=True) is None
+
+
+# Alertmanager's webhook payload, version 4, in the shape its documentation gives (the
+# source's parsing is another module's: here only the built-in task's rendering).
+ALERT = {
+    "version": "4",
+    "groupKey": '{}:{alertname="KubePodCrashLooping"}',
+    "truncatedAlerts": 0,
+    "status": "firing",
+    "receiver": "ambient",
+    "groupLabels": {"alertname": "KubePodCrashLooping"},
+    "commonLabels": {
+        "alertname": "KubePodCrashLooping",
+        "namespace": "shop",
+        "severity": "warning",
+    },
+    "commonAnnotations": {"summary": "Pod is crash looping."},
+    "externalURL": "http://alertmanager.example:9093",
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": "cart-1"},
+            "annotations": {"description": "Pod shop/cart-1 is in waiting state (CrashLoop)."},
+            "startsAt": "2026-12-05T10:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.example:9090/graph",
+            "fingerprint": "a1b2c3d4e5f60708",
+        }
+    ],
+}
+
+
+def test_the_built_in_alert_task_names_the_alerts() -> None:
+    delivery = events.Delivery("alertmanager", "firing", "g-1", ALERT)
+    spec = routes({"source": "alertmanager", "events": ["firing"]})
+    routed = decide(delivery, spec)
+    assert routed.manifest is not None, routed.ignored
+    prompt = routed.manifest["spec"]["framework"]["config"]["prompt"]
+    assert prompt.startswith(
+        "Investigate the firing alert KubePodCrashLooping (severity warning) in namespace shop."
+    )
+    assert "Pod is crash looping." in prompt
+    assert "- alertname=KubePodCrashLooping, namespace=shop, pod=cart-1 since 2026-12-05" in prompt
+    assert "(CrashLoop)" in prompt
+
+
+@pytest.mark.parametrize(
+    ("source", "event", "payload", "expected"),
+    [
+        (
+            "jira",
+            "comment_created",
+            {
+                "webhookEvent": "comment_created",
+                "comment": {"body": "please fix", "author": {"displayName": "Mia"}},
+                "issue": {"key": "ED-1", "fields": {"summary": "Export"}},
+            },
+            'Mia commented on Jira issue ED-1 ("Export"):\n\nplease fix',
+        ),
+        (
+            "slack",
+            "slash_command",
+            {"command": "/ambient", "text": "fix the build", "user_id": "U1", "channel_id": "C1"},
+            "<@U1> ran /ambient in Slack (channel C1):\n\nfix the build",
+        ),
+    ],
+)
+def test_jira_comments_and_slack_commands_get_a_task(
+    source: str, event: str, payload: dict[str, Any], expected: str
+) -> None:
+    routed = decide(events.Delivery(source, event, "d-1", payload), {})
+    assert routed.manifest is not None
+    assert routed.manifest["spec"]["framework"]["config"]["prompt"].startswith(expected)
+
+
+def test_a_built_in_task_renders_what_a_payload_lacks_as_empty() -> None:
+    delivery = events.Delivery("github", "pull_request.opened", "d", {"action": "opened"})
+    routed = decide(delivery, {})
+    assert routed.manifest is not None
+    assert routed.manifest["spec"]["framework"]["config"]["prompt"].startswith("Review pull")
