@@ -214,23 +214,77 @@ MAX_REPEAT = 10_000
 class _Env(SandboxedEnvironment):
     """The sandbox: no attribute starting with _, no unsafe callables (Jinja2's rules),
     an undefined value is an error (StrictUndefined), and no loader (no file is read).
-    Its cost is bounded too: ranges (Jinja2's MAX_RANGE, lowered), * and ** (here), and
-    no loop inside a loop (``compile_template``)."""
+    Its cost is bounded too: ranges by Jinja2's MAX_RANGE; no number over MAX_REPEAT or
+    format width of 5 digits where it sizes the output (* and ** on sequences, %,
+    str.ljust and its kin, the filters that take a width); no loop inside a loop
+    (``compile_template``)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        big = [v for v in (left, right) if isinstance(v, int) and abs(v) > MAX_REPEAT]
-        if big:
-            raise SecurityError(f"{operator} with an operand over {MAX_REPEAT} is not allowed")
+        if operator == "%":
+            _bounded(operator, left)  # the format's widths; the values may be any size
+        elif operator == "**":
+            big = [v for v in (left, right) if isinstance(v, int) and v.bit_length() > 64]
+            if big or (isinstance(right, int) and right > 64):
+                raise SecurityError("** beyond 64-bit numbers or exponents over 64 is not allowed")
+        elif isinstance(left, (str, list, tuple)):
+            _bounded(operator, right)
+        elif isinstance(right, (str, list, tuple)):
+            _bounded(operator, left)
         return super().call_binop(context, operator, left, right)
+
+    def call(
+        __self,  # noqa: N805 (Jinja2's signature: a keyword may be called "self")
+        __context: Any,
+        __obj: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        # range(10**9), "x".ljust(10**9), ...: refused before they allocate.
+        name = getattr(__obj, "__name__", "")
+        if name in _SIZED:
+            _bounded(name, *args, *kwargs.values())
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        # "{:>999999999}".format(1): Jinja2 wraps str.format when it is looked up.
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _bounded(value.__name__, value.__self__)
+        return wrapped
+
+
+# Calls whose numbers say how much they make (range's length, a padded width).
+_SIZED = frozenset({"range", "ljust", "rjust", "center", "zfill", "expandtabs"})
+_WIDE = re.compile(r"[%:][^a-zA-Z%{}]*?\d{5,}")
+
+
+def _bounded(what: str, *values: Any) -> None:
+    """Refuse a number over MAX_REPEAT, or a format string with a width of 5 digits or
+    more, as an operand or argument: what could make a template allocate without bound."""
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_REPEAT:
+            raise SecurityError(f"{what} with a number over {MAX_REPEAT} is not allowed")
+        if isinstance(value, str) and _WIDE.search(value):
+            raise SecurityError(f"{what} with a format width over 4 digits is not allowed")
+
+
+def _bounded_filter(name: str, fn: Any) -> Any:
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _bounded(name, *args, *kwargs.values())
+        return fn(*args, **kwargs)
+
+    return bounded
 
 
 _ENV = _Env(undefined=jinja2.StrictUndefined, autoescape=False)
-_ENV.globals["range"] = lambda *args: range(*args)[:MAX_REPEAT]
 # The built-in tasks (tasks.py) render what a payload has: a field it lacks is empty.
 _LENIENT = _Env(undefined=jinja2.ChainableUndefined, autoescape=False)
-_LENIENT.globals["range"] = _ENV.globals["range"]
+for _env in (_ENV, _LENIENT):
+    # The filters that take a width or a format (the others only shorten or reorder).
+    for _name in ("center", "indent", "wordwrap", "format"):
+        _env.filters[_name] = _bounded_filter(_name, _env.filters[_name])
 
 
 @dataclass(frozen=True)

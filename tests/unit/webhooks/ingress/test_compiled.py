@@ -114,3 +114,30 @@ def test_templates_render_strictly_and_in_a_sandbox() -> None:
 def test_bad_templates_are_refused(text: str, message: str) -> None:
     with pytest.raises(CompileError, match=message):
         compiled.compile_template(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ 'x' * 100000 }}",
+        "{{ 'x'.ljust(100000000) }}",
+        "{{ 'x' | center(100000000) }}",
+        "{{ '%0100000000d' | format(1) }}",
+        "{{ '%0100000000d' % 1 }}",
+        "{{ '{:>100000000}'.format(1) }}",
+        "{{ range(100000000) | list }}",
+        "{{ (2 ** 60) ** 60 ** 2 }}",
+    ],
+)
+def test_templates_cannot_allocate_without_bound(text: str) -> None:
+    # range is Jinja2's own bound (MAX_RANGE), the others ours
+    with pytest.raises(RenderError, match=r"SecurityError|Range too big"):
+        compiled.compile_template(text).render({}, {}, "e", "s")
+
+
+def test_small_widths_and_repeats_render() -> None:
+    tpl = compiled.compile_template(
+        "{{ 'a'.ljust(3) }}|{{ '{:>3}'.format(1) }}|{{ '%03d' % 7 }}|{{ 'ab' * 2 }}|"
+        "{{ '#%d' % body.n }}|{{ '{}'.format(body.n) }}|{{ body.n * 2 }}"
+    )
+    assert tpl.render({"n": 123456}, {}, "e", "s") == "a  |  1|007|abab|#123456|123456|246912"
