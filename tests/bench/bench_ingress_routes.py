@@ -116,10 +116,8 @@ def main() -> int:
     cp = control_plane(args.concurrency)
     cp.settle()
     run = uuid.uuid4().hex[:6]
-    keys = {
-        "floor": tenant(cp, f"bench-implicit-{run}", False),
-        "routes": tenant(cp, f"bench-routes-{run}", True),
-    }
+    names = {"floor": f"bench-implicit-{run}", "routes": f"bench-routes-{run}"}
+    keys = {kind: tenant(cp, ns, kind == "routes") for kind, ns in names.items()}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_dir = (ROOT / ".run").resolve()
@@ -150,6 +148,8 @@ def main() -> int:
     finally:
         ingress.terminate()
         ingress.wait(timeout=20)
+        for ns in names.values():  # thousands of Sessions would load what runs next
+            cp.core.delete_namespace(ns)
 
     ratios = [b / a for a, b in zip(per["floor"], per["routes"], strict=True)]
     print()
