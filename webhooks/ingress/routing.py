@@ -36,6 +36,8 @@ from .compiled import (
 
 TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 """GitHub author_associations that may start Sessions without allowUntrustedSenders."""
+HIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+"""Headers filters and templates never see."""
 # GitHub events anyone who can see a public repository can cause; the others (push,
 # release, workflow_run, ...) need write access to the repository already.
 _OPEN_EVENTS = frozenset(
@@ -221,7 +223,10 @@ def decide(
     defaults: SessionDefaults,
     table: RouteTable,
 ) -> Routed:
-    """The Session a parsed delivery starts in ``namespace``, or why none."""
+    """The Session a parsed delivery starts in ``namespace``, or why none. Filters and
+    templates see the headers without the credentials (a key sent as a bearer token must
+    not be rendered into a Session)."""
+    headers = {k: v for k, v in headers.items() if k.lower() not in HIDDEN_HEADERS}
     if not table.routes:
         return _implicit(delivery, headers, namespace, ingress, defaults)
     loop = loop_reason(delivery)

@@ -327,3 +327,20 @@ def test_a_built_in_task_renders_what_a_payload_lacks_as_empty() -> None:
     routed = decide(delivery, {})
     assert routed.manifest is not None
     assert routed.manifest["spec"]["framework"]["config"]["prompt"].startswith("Review pull")
+
+
+def test_templates_never_see_the_key_sent_as_a_bearer_token(github_example) -> None:
+    parsed = NamespacePolicySpec.model_validate(
+        routes({"source": "github", "events": ["*"], "task": "{{ headers | tojson }}"})
+    )
+    routed = routing.decide(
+        gh(github_example("issues.opened"), "issues"),
+        {"authorization": "Bearer the-key", "x-github-event": "issues"},
+        namespace="team-a",
+        ingress=parsed.ingress,
+        defaults=parsed.defaults,
+        table=routing.compile_routes(parsed.ingress.routes),
+    )
+    assert routed.manifest is not None
+    prompt = routed.manifest["spec"]["framework"]["config"]["prompt"]
+    assert "the-key" not in prompt and "issues" in prompt
