@@ -88,6 +88,7 @@ run: $(STAMP) ## Start everything, run the example Session to Completed, keep th
 bench: $(STAMP) ## Benchmarks: Sessions vs direct Jobs; the ingress; the queue; the admission webhook; the artifact store
 	$(PY) tests/bench/bench_sessions.py
 	$(PY) tests/bench/bench_ingress.py
+	$(PY) tests/bench/bench_ingress_routes.py
 	$(PY) tests/bench/bench_queue.py
 	$(PY) tests/bench/bench_admission.py
 	$(PY) tests/bench/bench_store.py

@@ -859,6 +859,56 @@ class GitHubIngressPolicy(IngressSourcePolicy):
     """A comment starting with this command starts a Session."""
 
 
+MAX_ROUTE_FILTER = 1024
+"""The longest route filter (CEL): a short expression, so no filter can make a delivery slow."""
+MAX_ROUTE_TEMPLATE = 4096
+"""The longest route template (the task text or a config value)."""
+ROUTE_SOURCES = ("github", "jira", "slack", "alertmanager", "generic")
+"""The sources a route can name."""
+
+
+class IngressRoute(ApiModel):
+    """One route of spec.ingress.routes: which deliveries it takes and the Session they start. Routes are tried in order; the first whose source, events and filter match decides."""  # noqa: E501
+
+    name: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL_PATTERN)
+    """A name for the delivery log and the Session's label (the route's index when unset)."""
+    source: Literal["github", "jira", "slack", "alertmanager", "generic"]
+    """The source whose deliveries this route takes."""
+    events: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        min_length=1, max_length=64
+    )
+    """Events (with action) the route takes, e.g. pull_request.opened; 'issues.*' matches every action, '*' every event."""  # noqa: E501
+    filter: str | None = Field(default=None, min_length=1, max_length=MAX_ROUTE_FILTER)
+    """A CEL expression that must be true for the route to match, over body (the payload), headers (lower-case names), event and source, e.g. body.pull_request.base.ref == "main". Checked when the policy is written; an error at delivery means no match."""  # noqa: E501
+    framework: Framework | None = None
+    """Runner framework and its config for this route's Sessions; spec.defaults.framework when unset."""  # noqa: E501
+    policy: SessionPolicy | None = None
+    """Constraints of this route's Sessions; spec.defaults.policy when unset."""
+    timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    """Most seconds the runner may run; spec.defaults.timeoutSeconds when unset."""
+    task: str | None = Field(default=None, min_length=1, max_length=MAX_ROUTE_TEMPLATE)
+    """A Jinja template (sandboxed) of the task, rendered into framework.config.prompt before the Session is created, over body, headers, event and source, e.g. 'Review {{ body.pull_request.html_url }}'; the built-in task of the event when unset."""  # noqa: E501
+    config: dict[str, Annotated[str, Field(max_length=MAX_ROUTE_TEMPLATE)]] = Field(
+        default_factory=dict, max_length=16
+    )
+    """framework.config values rendered from templates like task's, by key (not prompt: that is task)."""  # noqa: E501
+    allow_untrusted_senders: bool = False
+    """GitHub: also take senders whose author_association is not OWNER, MEMBER or COLLABORATOR (ignored by default)."""  # noqa: E501
+    allow_forks: bool = False
+    """GitHub: also take pull requests from forks (ignored by default)."""
+
+    @field_validator("config")
+    @classmethod
+    def _config_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", key) or key == "prompt":
+                raise ValueError(
+                    f"config key {key!r} must be an identifier (letters, digits, _) other "
+                    "than prompt (the task sets the prompt)"
+                )
+        return value
+
+
 class IngressPolicy(ApiModel):
     """Per-source event selection for the webhook ingress."""
 
@@ -872,6 +922,8 @@ class IngressPolicy(ApiModel):
     """Generic Standard Webhooks senders: the event is the body's type field; default every event (*)."""  # noqa: E501
     slack: IngressSourcePolicy = Field(default_factory=IngressSourcePolicy)
     """Slack: default app_mention, message.im, slash_command, interactive.*."""
+    routes: list[IngressRoute] = Field(default_factory=list, max_length=32)
+    """Ordered routes from deliveries to Sessions; the first that matches decides and a delivery no route matches is ignored. Unset: one implicit route per source from spec.defaults and the events above."""  # noqa: E501
 
 
 class ViolationAction(StrEnum):

@@ -29,6 +29,7 @@ from ambient.crds.naming import (
     runner_username,
 )
 from ambient.runners.registry import Registry
+from ambient.webhooks.ingress import routing
 
 # Marks whose value must be the person who set them: they go into the Session's history.
 SIGNED_ANNOTATIONS = (ANNOTATION_APPROVED_BY, ANNOTATION_CANCELLED_BY, ANNOTATION_REPLAYED_BY)
@@ -362,6 +363,9 @@ def _policy(request: Mapping[str, Any], state: State, action: str) -> Verdict:
                     f"{where}.name {ref.name!r} is not a Secret the platform may read "
                     f"(allowed: {allowed}); keep the signing secrets there"
                 )
+    # Route filters and templates compile here or the policy is refused: never a surprise
+    # at delivery time.
+    reasons.extend(routing.problems(policy.spec.ingress.routes))
     for i, hook in enumerate(policy.spec.notifications.webhooks):
         url = urlsplit(hook.url)
         if url.scheme != "https" or not url.hostname:

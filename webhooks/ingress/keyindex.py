@@ -12,13 +12,15 @@ import logging
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from ambient.crds.digests import sha256_hex
 from ambient.crds.models import ApiKeys, IngressPolicy, NamespacePolicySpec, SessionDefaults
+
+from .routing import EMPTY, RouteTable, compile_routes
 
 log = logging.getLogger("ambient.ingress.keyindex")
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -45,6 +47,9 @@ class Tenant:
     signing_secret: str | None
     ingress: IngressPolicy
     defaults: SessionDefaults
+    routes: RouteTable = field(default=EMPTY)
+    """spec.ingress.routes compiled when the policy was indexed (filters and templates
+    compiled once per text, never per delivery)."""
 
 
 class KeyIndex:
@@ -68,7 +73,13 @@ class KeyIndex:
         keys = auth.get("apiKeys") or {}
         pairs = {(src, h) for src in KEY_SOURCES for h in hashes_of(keys.get(src))}
         ref = parsed.webhook_auth.signing_secret_ref
-        tenant = Tenant(namespace, ref.name if ref else None, parsed.ingress, parsed.defaults)
+        tenant = Tenant(
+            namespace,
+            ref.name if ref else None,
+            parsed.ingress,
+            parsed.defaults,
+            compile_routes(parsed.ingress.routes),
+        )
         with self._lock:
             self._drop(namespace)
             self._tenants[namespace] = tenant

@@ -25,6 +25,7 @@ from ambient.crds.naming import ANNOTATION_REPLAYED_BY, ANNOTATION_REPLAYED_FROM
 from . import events
 from .delivery_records import StoredRequest
 from .keyindex import Tenant
+from .routing import compile_routes
 
 
 def tenant_of(namespace: str, spec: dict[str, Any]) -> Tenant:
@@ -32,7 +33,13 @@ def tenant_of(namespace: str, spec: dict[str, Any]) -> Tenant:
     holds them. Raises pydantic.ValidationError for an invalid spec."""
     parsed = NamespacePolicySpec.model_validate(spec)
     ref = parsed.webhook_auth.signing_secret_ref
-    return Tenant(namespace, ref.name if ref else None, parsed.ingress, parsed.defaults)
+    return Tenant(
+        namespace,
+        ref.name if ref else None,
+        parsed.ingress,
+        parsed.defaults,
+        compile_routes(parsed.ingress.routes),
+    )
 
 
 def refusal(stored: StoredRequest, tenant: Tenant) -> str | None:

@@ -2,8 +2,8 @@
 
 The ingress and a replay run the same steps in the same order (``pipeline.Pipeline``):
 the signature is checked with the namespace's signing secret (``verify``), the body is
-parsed, pings and Slack's URL challenge start nothing, the namespace's event selection
-applies and the Session is built with its deterministic name (``decide``), and a Session
+parsed, pings and Slack's URL challenge start nothing, the namespace's routes (``routing``)
+choose and render the Session, built with its deterministic name (``decide``), and a Session
 that already had the name is this delivery's or a conflict (``settle``). Every refusal is
 an ``IngressError`` with a stable code, so a rule added here holds for both.
 """
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import events
+from . import events, routing
 from .errors import IngressError
 from .keyindex import Tenant
 from .signatures import KEY_ONLY, VERIFIERS, SignatureError, verify_generic, verify_slack
@@ -81,11 +81,17 @@ def decide(
     delivery = events.parse(source, headers, body, content_type)
     if delivery.kind != "session":
         return DeliveryDecision(delivery)
-    reason = events.ignore_reason(delivery, tenant.ingress)
-    if reason is not None:
-        return DeliveryDecision(delivery, ignored=reason)
-    manifest = events.build_session(delivery, tenant.namespace, tenant.defaults)
-    return DeliveryDecision(delivery, manifest)
+    routed = routing.decide(
+        delivery,
+        headers,
+        namespace=tenant.namespace,
+        ingress=tenant.ingress,
+        defaults=tenant.defaults,
+        table=tenant.routes,
+    )
+    if routed.manifest is None:
+        return DeliveryDecision(delivery, ignored=routed.ignored or "no route takes it")
+    return DeliveryDecision(delivery, routed.manifest)
 
 
 def decide_or_refuse(

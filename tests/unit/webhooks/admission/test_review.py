@@ -466,3 +466,23 @@ def test_a_signing_secret_outside_the_readable_names_is_refused(
     verdict = review(policy_request("team-database"), limited)
     assert not verdict.allowed and verdict.message.count("is not a Secret the platform") == 2
     assert review(policy_request("team-database"), state).allowed  # no set: any name
+
+
+def test_a_policy_whose_routes_do_not_compile_is_refused(registry: Registry) -> None:
+    route = {"source": "github", "events": ["pull_request.opened"]}
+    spec = {
+        "ingress": {
+            "routes": [
+                {**route, "filter": "body.pull_request.base.ref == 'main'", "task": "{{ event }}"},
+                {**route, "filter": "body.x =="},
+                {**route, "task": "{% if %}"},
+            ]
+        }
+    }
+    verdict = review(_policy_request(spec), State({}, registry, Identities(), NOW))
+    assert not verdict.allowed
+    assert "spec.ingress.routes[1].filter: the filter is not valid CEL" in verdict.message
+    assert "spec.ingress.routes[2].task: the template is not valid Jinja" in verdict.message
+    assert "routes[0]" not in verdict.message
+    spec["ingress"]["routes"] = spec["ingress"]["routes"][:1]
+    assert review(_policy_request(spec), State({}, registry, Identities(), NOW)).allowed
