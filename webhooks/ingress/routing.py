@@ -143,10 +143,9 @@ def trust_reason(
     The author_association of what was written (the comment, review, issue or pull
     request) must be OWNER, MEMBER or COLLABORATOR; a pull request must come from a branch
     of the same repository, not a fork (or from a deleted one). GitHub sets
-    author_association on every comment, review, issue and pull request it sends, and the
-    payload is signed, so a payload without one was not written by an outside user
-    through GitHub; it is judged by the fork rule alone (an unsigned source, which a
-    namespace must allow explicitly, can claim anything anyway).
+    author_association on every comment, review, issue and pull request it sends, so a
+    payload of these events without one is refused too (fail closed: trust is never
+    assumed from a missing field).
     """
     if delivery.source != "github" or delivery.event.split(".", 1)[0] not in _OPEN_EVENTS:
         return None
@@ -158,11 +157,10 @@ def trust_reason(
             if isinstance(item, dict) and "author_association" in item:
                 association = item["author_association"]
                 break
-        else:
-            item = None
-        if item is not None and association not in TRUSTED_ASSOCIATIONS:
+        if association not in TRUSTED_ASSOCIATIONS:
+            said = association if association is not None else "missing"
             return (
-                f"the sender's author_association is {association}, not OWNER, MEMBER or "
+                f"the sender's author_association is {said}, not OWNER, MEMBER or "
                 "COLLABORATOR (a route with allowUntrustedSenders takes it)"
             )
     pull = payload.get("pull_request")

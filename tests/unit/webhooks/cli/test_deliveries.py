@@ -21,7 +21,9 @@ from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableErr
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECRET = "good-secret"
-BODY = json.dumps({"action": "opened", "pull_request": {"number": 1}}).encode()
+BODY = json.dumps(
+    {"action": "opened", "pull_request": {"number": 1, "author_association": "MEMBER"}}
+).encode()
 DELIVERY = "g-1"
 
 
@@ -148,7 +150,10 @@ def test_a_large_payload_is_replayed_through_the_store_as_the_ingress_stores_it(
     memory_store,
 ) -> None:
     large = json.dumps(
-        {"action": "opened", "pull_request": {"number": 1, "body": "x" * 300_000}}
+        {
+            "action": "opened",
+            "pull_request": {"number": 1, "author_association": "MEMBER", "body": "x" * 300_000},
+        }
     ).encode()
     trace = _seed(memory_store, body=large)
     api = FakeApi()
@@ -219,7 +224,10 @@ def test_a_store_outage_keeps_a_large_payload_from_being_replayed(
     memory_store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     large = json.dumps(
-        {"action": "opened", "pull_request": {"number": 1, "body": "x" * 300_000}}
+        {
+            "action": "opened",
+            "pull_request": {"number": 1, "author_association": "MEMBER", "body": "x" * 300_000},
+        }
     ).encode()
     trace = _seed(memory_store, body=large)
 

@@ -323,7 +323,9 @@ def test_jira_comments_and_slack_commands_get_a_task(
 
 
 def test_a_built_in_task_renders_what_a_payload_lacks_as_empty() -> None:
-    delivery = events.Delivery("github", "pull_request.opened", "d", {"action": "opened"})
+    # Only who opened it is known: the task renders the rest as empty.
+    lacking = {"action": "opened", "pull_request": {"author_association": "OWNER"}}
+    delivery = events.Delivery("github", "pull_request.opened", "d", lacking)
     routed = decide(delivery, {})
     assert routed.manifest is not None
     assert routed.manifest["spec"]["framework"]["config"]["prompt"].startswith("Review pull")
@@ -344,3 +346,10 @@ def test_templates_never_see_the_key_sent_as_a_bearer_token(github_example) -> N
     assert routed.manifest is not None
     prompt = routed.manifest["spec"]["framework"]["config"]["prompt"]
     assert "the-key" not in prompt and "issues" in prompt
+
+
+def test_a_pull_request_event_without_an_author_association_is_not_trusted() -> None:
+    delivery = events.Delivery("github", "pull_request.opened", "d", {"action": "opened"})
+    routed = decide(delivery, {})
+    assert routed.manifest is None
+    assert routed.ignored is not None and "author_association is missing" in routed.ignored
