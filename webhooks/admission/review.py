@@ -19,7 +19,7 @@ import pydantic
 
 from ambient.common.policy import UserInfo, evaluate
 from ambient.common.retention import parse_duration
-from ambient.crds.history import transition_problems
+from ambient.crds.history import runner_entry_problems, transition_problems
 from ambient.crds.models import GROUP, NamespacePolicy, Session
 from ambient.crds.naming import (
     ANNOTATION_APPROVED_BY,
@@ -275,6 +275,8 @@ def _session_status(request: Mapping[str, Any], state: State, action: str) -> Ve
                 "a runner may only append history and report artifacts and usage; "
                 f"it changed status.{', status.'.join(changed)}"
             )
+        if not reasons:  # the entries it appended are its own (issue 17, finding 7)
+            reasons.extend(runner_entry_problems(old.status.history, new.status.history))
     else:
         reasons.append(
             f"{user.username} may not write the status of Session "

@@ -396,3 +396,45 @@ def test_a_runner_may_not_archive(state: State) -> None:
     req = _status_request(WINDOW, new, runner, historyArchives=[_archive(0, 4)])
     verdict = review(req, state)
     assert not verdict.allowed and "status.historyArchives" in verdict.message
+
+
+# --- a runner's entries are its own (issue 17, finding 7) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (_entry(1, "notify/Failed/abc"), "start with 'runner:'"),
+        ({**_entry(1, "runner:x"), "event": "NotificationDelivered"}, "is not a runner event"),
+        (
+            {
+                **_entry(1, "runner:x"),
+                "event": "HistoryArchived",
+                "data": {"carried": '[["approved","Approved","2026-03-10T00:00:00Z"]]'},
+            },
+            "is not a runner event",
+        ),
+        ({**_entry(1, "runner:x"), "event": "not camel case"}, "is not a runner event"),
+    ],
+)
+def test_a_runner_may_not_write_the_operators_entries(
+    state: State, entry: dict[str, Any], message: str
+) -> None:
+    runner = {"username": runner_username(NS, "s1")}
+    verdict = review(_status_request([_entry(0, "a")], [_entry(0, "a"), entry], runner), state)
+    assert not verdict.allowed and message in verdict.message
+    # The operator writes its own vocabulary, under its own ids.
+    if not entry["id"].startswith("runner:"):
+        operator = {"username": OPERATOR}
+        assert review(_status_request([_entry(0, "a")], [_entry(0, "a"), entry], operator), state)
+
+
+def test_a_runner_appends_its_own_vocabulary(state: State) -> None:
+    runner = {"username": runner_username(NS, "s1")}
+    entries = [
+        {**_entry(1, "runner:result"), "event": "RunnerSucceeded", "data": {"summary": "ok"}},
+        {**_entry(2, "runner:turn-1"), "event": "ModelCalled"},
+        {**_entry(3, "runner:hello"), "event": "Hello"},
+    ]
+    old = [_entry(0, "created")]  # the operator's entries before it are not the runner's
+    assert review(_status_request(old, old + entries, runner), state).allowed

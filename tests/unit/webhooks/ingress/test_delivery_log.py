@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from ambient.webhooks.exporting import BackgroundExport
+from ambient.webhooks.ingress import events
 from ambient.webhooks.ingress.app import create_app
 from ambient.webhooks.ingress.delivery_log import DeliveryLog
 from ambient.webhooks.ingress.delivery_records import ACTION_DELIVERY, StoredRequest
@@ -96,7 +98,9 @@ def test_a_refused_delivery_keeps_its_request_and_never_the_key(
     assert record["namespace"] == "team-a"
     assert record["details"]["reason"] == "InvalidSignature"
     assert record["details"]["deliveryId"] == GUID  # read from the header, body unparsed
-    assert record["resource"] == f"sessions/github-{GUID}"  # the Session a replay makes
+    body = json.dumps(github_example("pull_request.opened")).encode()
+    name = events.body_session_name("github", hashlib.sha256(body).hexdigest())
+    assert record["resource"] == f"sessions/{name}"  # the Session a replay makes
     assert record["traceId"] == resp.headers["X-Trace-Id"]
     stored = StoredRequest.decode(memory_store.get(record["details"]["requestKey"]))
     assert stored.headers["x-github-delivery"] == GUID
