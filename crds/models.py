@@ -45,6 +45,11 @@ are in the store), a history window the operator keeps under 384 KiB, and at mos
 archive records of about 300 bytes: about 1 MiB in the worst case."""
 MAX_GENERATED_ARTIFACTS = 100
 """The spec's per-Session artifact cap."""
+MAX_FRAMEWORK_CONFIG_KEYS = 64
+MAX_FRAMEWORK_CONFIG_BYTES = 64 * 1024
+"""spec.framework.config as compact JSON: one tenant's Sessions cannot fill the operator's
+memory with configuration (issue 17, finding 9). The schema cannot measure a serialized
+size, so the admission webhook checks it; the schema bounds the keys."""
 MAX_HISTORY_VALUE = 4096
 """The most characters a history data value holds (writers cut longer ones)."""
 CARRIED_DATA_KEY = "carried"
@@ -156,8 +161,11 @@ class Framework(ApiModel):
     """Runner framework type, e.g. claude-code, script, langgraph. Must be in the registry."""
     version: str = Field(default="latest", min_length=1, max_length=32)
     """Framework version as listed in the runner registry, or 'latest'."""
-    config: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE)
-    """Framework-specific configuration, handed to the runner unchanged."""
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={**PRESERVE, "maxProperties": MAX_FRAMEWORK_CONFIG_KEYS},
+    )
+    """Framework-specific configuration, handed to the runner unchanged. At most 64 keys and 64 KiB as JSON (the admission webhook checks the size)."""  # noqa: E501
 
 
 class ModelConstraints(ApiModel):
@@ -397,8 +405,34 @@ class Workload(ApiModel):
     """Name of the runner Job's current Pod."""
 
 
+def _grows(field: str, cast: str = "") -> str:
+    """A CEL transition rule: ``field`` is not lower than before (absent counts as zero)."""
+    zero = f"{cast}('0')" if cast else "0"
+
+    def value(obj: str) -> str:
+        read = f"{cast}({obj}.{field})" if cast else f"{obj}.{field}"
+        return f"(has({obj}.{field}) ? {read} : {zero})"
+
+    return f"{value('self')} >= {value('oldSelf')}"
+
+
 class Usage(ApiModel):
-    """What the Session consumed, as reported by its runner."""
+    """What the Session consumed, as reported by its runner. It only grows: a runner (or
+    anyone) lowering a figure is refused, by this rule and by the admission webhook."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    # Spend is what the namespace's budget is charged: never taken back.
+                    "rule": " && ".join(
+                        (_grows("inputTokens"), _grows("outputTokens"), _grows("cost", "double"))
+                    ),
+                    "message": "status.usage only grows: tokens and cost cannot be lowered",
+                }
+            ]
+        }
+    )
 
     input_tokens: int = Field(default=0, ge=0)
     """Model input tokens."""

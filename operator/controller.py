@@ -73,8 +73,10 @@ def index_key(namespace: str | None, session: str) -> Key:
 
 
 def slim(body: Mapping[str, Any], payload_limit: int) -> dict[str, Any]:
-    """A Session body without managed fields, and without its trigger payload when that
-    is larger than ``payload_limit``: enough to plan, small to keep for every Session."""
+    """A Session body without managed fields, and without its trigger payload and its
+    framework config when either is larger than ``payload_limit``: enough to plan, small
+    to keep for every Session (the index is what the operator holds per Session; the
+    whole body is read only to create the Job, issue 17 finding 9)."""
     spec = dict(body.get("spec", {}))
     trigger = dict(spec.get("trigger", {}))
     payload = trigger.get("payload")
@@ -82,6 +84,12 @@ def slim(body: Mapping[str, Any], payload_limit: int) -> dict[str, Any]:
     if omitted:
         trigger["payload"] = {}
     spec["trigger"] = trigger
+    framework = dict(spec.get("framework", {}))
+    config = framework.get("config")
+    if config and len(json.dumps(config)) > payload_limit:
+        framework["config"] = {}
+        spec["framework"] = framework
+        omitted = True
     metadata = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
     return {
         "metadata": metadata,

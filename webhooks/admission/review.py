@@ -8,6 +8,7 @@ is registered for exactly these resources, so an unknown one means a misconfigur
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,14 @@ import pydantic
 from ambient.common.policy import UserInfo, evaluate
 from ambient.common.retention import parse_duration
 from ambient.crds.history import runner_entry_problems, transition_problems
-from ambient.crds.models import GROUP, NamespacePolicy, Session
+from ambient.crds.models import (
+    GROUP,
+    MAX_FRAMEWORK_CONFIG_BYTES,
+    NamespacePolicy,
+    Session,
+    Usage,
+    money,
+)
 from ambient.crds.naming import (
     ANNOTATION_APPROVED_BY,
     ANNOTATION_CANCELLED_BY,
@@ -150,6 +158,7 @@ def _session(request: Mapping[str, Any], state: State, action: str) -> Verdict:
             default_policy=state.default_policy,
         )
         reasons.extend(v.message for v in decision.violations)
+        reasons.extend(_config_size(new))
         old_annotations: Mapping[str, str] = {}
     else:
         old_session = Session.model_validate(_with_namespace(old, request))
@@ -160,6 +169,35 @@ def _session(request: Mapping[str, Any], state: State, action: str) -> Verdict:
         _signed_annotations(old_annotations, session.metadata.annotations, user, policy, state)
     )
     return deny(action, *reasons) if reasons else allow(action)
+
+
+def _config_size(body: Mapping[str, Any]) -> list[str]:
+    """spec.framework.config within MAX_FRAMEWORK_CONFIG_BYTES as compact JSON (issue 17,
+    finding 9: a few hundred large configs would fill the operator's memory)."""
+    config = ((body.get("spec") or {}).get("framework") or {}).get("config") or {}
+    size = len(json.dumps(config, separators=(",", ":")).encode())
+    if size <= MAX_FRAMEWORK_CONFIG_BYTES:
+        return []
+    return [
+        f"spec.framework.config is {size} bytes as JSON, more than "
+        f"{MAX_FRAMEWORK_CONFIG_BYTES}: put large inputs in the task or a referenced object"
+    ]
+
+
+def _usage_lowered(old: Usage, new: Usage) -> list[str]:
+    """Usage only grows (issue 17, finding 6): the budget is charged what was reported."""
+    lowered = [
+        name
+        for name, before, after in (
+            ("inputTokens", old.input_tokens, new.input_tokens),
+            ("outputTokens", old.output_tokens, new.output_tokens),
+            ("cost", money(old.cost), money(new.cost)),
+        )
+        if after < before
+    ]
+    if not lowered:
+        return []
+    return [f"status.usage only grows: {', '.join(f'status.usage.{n}' for n in lowered)} lowered"]
 
 
 def _with_namespace(body: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,7 +297,7 @@ def _session_status(request: Mapping[str, Any], state: State, action: str) -> Ve
     new_body = _with_namespace(request["object"], request)
     old_body = _with_namespace(request["oldObject"], request)
     new, old = Session.model_validate(new_body), Session.model_validate(old_body)
-    reasons = _history(old, new)
+    reasons = _history(old, new) + _usage_lowered(old.status.usage, new.status.usage)
     if state.identities.is_operator(user):
         pass
     elif user.username == runner_username(new.metadata.namespace, new.metadata.name):

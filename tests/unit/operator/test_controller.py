@@ -454,3 +454,18 @@ def test_the_controllers_loops_start_and_stop_with_the_supervisor(
         assert supervisor.running == []
 
     asyncio.run(main())
+
+
+def test_the_index_keeps_no_large_framework_config() -> None:
+    """Issue 17, finding 9: what the operator holds per Session is bounded; a large
+    config is read with the whole body only when the Job is created."""
+    body = {
+        "metadata": {"name": "s", "managedFields": [{"big": "x" * 10_000}]},
+        "spec": {"framework": {"type": "script", "config": {"blob": "x" * 10_000}}},
+        "status": {},
+    }
+    kept = slim(body, 4096)
+    assert kept["spec"]["framework"] == {"type": "script", "config": {}}
+    assert kept["_payloadOmitted"] is True and "managedFields" not in kept["metadata"]
+    small = slim({**body, "spec": {"framework": {"type": "script", "config": {"a": 1}}}}, 4096)
+    assert small["spec"]["framework"]["config"] == {"a": 1} and not small["_payloadOmitted"]

@@ -438,3 +438,26 @@ def test_a_runner_appends_its_own_vocabulary(state: State) -> None:
     ]
     old = [_entry(0, "created")]  # the operator's entries before it are not the runner's
     assert review(_status_request(old, old + entries, runner), state).allowed
+
+
+# --- usage only grows (finding 6), framework.config is bounded (finding 9) ---------------
+
+
+@pytest.mark.parametrize("user", [{"username": runner_username(NS, "s1")}, {"username": OPERATOR}])
+def test_usage_cannot_be_lowered_by_anyone(state: State, user: dict[str, Any]) -> None:
+    old = _session(status__usage={"inputTokens": 10, "outputTokens": 5, "cost": "2.50"})
+    lowered = _session(status__usage={"inputTokens": 10, "outputTokens": 5, "cost": "0.10"})
+    verdict = review(_request("UPDATE", lowered, old, user=user, sub="status"), state)
+    assert not verdict.allowed and "status.usage.cost lowered" in verdict.message
+    grown = _session(status__usage={"inputTokens": 11, "outputTokens": 5, "cost": "2.51"})
+    assert review(_request("UPDATE", grown, old, user=user, sub="status"), state).allowed
+
+
+def test_a_framework_config_over_64_kib_is_refused(state: State) -> None:
+    big = _session(spec__framework={"type": "script", "config": {"blob": "x" * 70_000}})
+    verdict = review(_request("CREATE", big, user=ALICE), state)
+    assert not verdict.allowed and "spec.framework.config is" in verdict.message
+    fits = _session(spec__framework={"type": "script", "config": {"blob": "x" * 60_000}})
+    assert (
+        "spec.framework.config" not in review(_request("CREATE", fits, user=ALICE), state).message
+    )
