@@ -923,13 +923,28 @@ class NamespacePolicySpec(ApiModel):
     """Timeouts, retries and what policy changes do to admitted Sessions."""
 
 
+MAX_LEDGER_ENTRIES = 10_000
+
+
+class LedgerEntry(ApiModel):
+    """What one Session of the month is charged: the most it ever reported, or while it
+    is unfinished its budget if that is more (the budget is reserved while it runs)."""
+
+    uid: str = Field(min_length=1, max_length=64)
+    """The Session's metadata.uid (a recreated Session of the same name is another)."""
+    charge: Money
+    """The amount charged, in the policy's currency."""
+
+
 class NamespacePolicyStatus(ApiModel):
     """Roll-up of the namespace's usage, kept by the operator."""
 
     month: str | None = Field(default=None, pattern=r"^[0-9]{4}-[0-9]{2}$")
     """The month (UTC, YYYY-MM) the spend figure is for."""
     month_to_date_spend: Money = "0"
-    """Spend of the namespace's Sessions this month."""
+    """Spend of the namespace's Sessions this month: the sum of the ledger."""
+    ledger: list[LedgerEntry] = Field(default_factory=list, max_length=MAX_LEDGER_ENTRIES)
+    """Every Session created this month and its charge. Durable: deleting a Session does not take its charge back, and a charge never goes down."""  # noqa: E501
     running_sessions: int = Field(default=0, ge=0)
     """Sessions running now."""
     observed_generation: int | None = Field(default=None, ge=0)

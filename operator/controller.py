@@ -691,9 +691,25 @@ class Controller:
         """Month-to-date spend of the namespace's Sessions into the NamespacePolicy status,
         which the admission webhook compares with the monthly budget."""
         month = usage.month_of(self.clock.now())
+        # The ledger is read fresh and written back guarded by its resourceVersion: a
+        # stale copy must never drop an entry of a Session deleted since (issue 17, 6).
+        fresh = next(
+            (
+                p
+                for p in await self._call(self.api.list_policies, namespace)
+                if (p.get("metadata") or {}).get("name") == name
+            ),
+            None,
+        )
+        version = ""
+        if fresh is not None:
+            status = dict(fresh.get("status") or {})
+            version = str((fresh.get("metadata") or {}).get("resourceVersion") or "")
         sessions = await self._call(self.api.list_sessions_cached, namespace)
-        patch = usage.policy_status_patch(status, usage.month_to_date(sessions, month), month)
+        patch = usage.ledger_patch(status, usage.ledger(status, sessions, month), month)
         if patch is not None:
+            if version:
+                patch["metadata"] = {"resourceVersion": version}
             await self._call(self.api.patch_policy_status, namespace, name, patch)
 
     async def roll_up_all(self) -> None:

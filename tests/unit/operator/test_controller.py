@@ -426,12 +426,14 @@ def test_usage_roll_up_patches_the_policy_status(
 ) -> None:
     async def main() -> None:
         h = harness()
-        body = make_body(status={"usage": {"cost": "1.50"}, "history": []})
+        body = make_body(status={"phase": "Completed", "usage": {"cost": "1.50"}, "history": []})
         body["metadata"]["creationTimestamp"] = h.clock.now().strftime("%Y-%m-01T00:00:00Z")
+        body["metadata"]["uid"] = "u-1"
         h.put_session(body)
         await h.controller.policy_usage_event("ADDED", NS, "default", {})
         (patch,) = h.api.names("patch_policy_status")
         assert patch["status"]["monthToDateSpend"] == "1.50"
+        assert patch["status"]["ledger"] == [{"uid": "u-1", "charge": "1.50"}]
         await h.controller.policy_usage_event("DELETED", NS, "default", {})
         assert len(h.api.names("patch_policy_status")) == 1
 
