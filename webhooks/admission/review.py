@@ -98,19 +98,31 @@ class State:
 
 
 def user_of(request: Mapping[str, Any]) -> UserInfo:
-    info = request.get("userInfo") or {}
+    info = request.get("userInfo")
+    info = info if isinstance(info, Mapping) else {}
+    groups = info.get("groups")
     return UserInfo(
         username=str(info.get("username", "")),
-        groups=tuple(str(g) for g in info.get("groups") or ()),
+        groups=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
         uid=str(info.get("uid", "")),
     )
 
 
+def _text(value: Any) -> str:
+    """A field the API server always sends as a string; anything else reads as empty."""
+    return value if isinstance(value, str) else ""
+
+
 def review(request: Mapping[str, Any], state: State) -> Verdict:
     """Decide one AdmissionReview request (``request`` is ``AdmissionReview.request``)."""
-    resource = request.get("resource") or {}
-    kind = (resource.get("group"), resource.get("resource"), request.get("subResource") or "")
-    operation = str(request.get("operation", ""))
+    resource = request.get("resource")
+    resource = resource if isinstance(resource, Mapping) else {}
+    kind = (
+        _text(resource.get("group")),
+        _text(resource.get("resource")),
+        _text(request.get("subResource")),
+    )
+    operation = _text(request.get("operation"))
     action = f"{operation} {kind[1]}{'/' + kind[2] if kind[2] else ''}"
     if kind[0] != GROUP or operation not in ("CREATE", "UPDATE"):
         return deny(action, f"this webhook does not handle {action} of {kind[0]}: deny")
@@ -126,7 +138,7 @@ def review(request: Mapping[str, Any], state: State) -> Verdict:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
         ]
         return deny(action, f"the object is not valid: {'; '.join(problems)}", code=422)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         # Fail closed: what cannot be evaluated is refused, with the reason.
         return deny(action, f"the request could not be evaluated: {_first_line(exc)}")
     return deny(action, f"this webhook does not handle {action}: deny")
