@@ -160,6 +160,15 @@ def create_app(
             verdict = deny(
                 action, "the policy cache has not synced yet; try again in a moment", code=503
             )
+        elif export is not None and export.backlogged:
+            # Fail closed rather than buffer decisions without limit or lose them (issue
+            # 17, finding 9): writes are refused until the audit store takes records again.
+            verdict = deny(
+                action,
+                "the audit store has not taken records for a while; this write is refused "
+                "until it does, retry it",
+                code=503,
+            )
         else:
             policies, owners = index.snapshot()
             state = State(policies, registry, identities, clock(), default_policy, owners)

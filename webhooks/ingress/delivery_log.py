@@ -71,6 +71,11 @@ class DeliveryLog:
         self._budget = RateLimiter(keep_per_second, keep_burst)
         self._stored: Counter | None = None
 
+    @property
+    def backlogged(self) -> bool:
+        """The exporter holds nearly its most records: the store has been down a while."""
+        return self.export.backlogged
+
     def register(self, registry: CollectorRegistry) -> None:
         """Put the log's metrics on the app's registry."""
         exported = Counter(

@@ -263,6 +263,16 @@ class IngressHandler:
                 "python -m ambient.webhooks.cli.keys create",
             )
         audit.namespace = tenant.namespace
+        if self.delivery_log is not None and self.delivery_log.backlogged:
+            # Backpressure, not loss: the audit store has been down so long that the
+            # replica holds its most records; the sender retries (issue 17, finding 9).
+            audit.outcome = "throttled"
+            raise IngressError(
+                503,
+                "AuditBacklog",
+                "the audit store has not taken records for a while; retry the delivery",
+                headers={"Retry-After": "30"},
+            )
         wait = self.limiter.take(f"{source}:{key_hash(key)}", self.clock())
         if wait > 0:
             audit.outcome = "throttled"

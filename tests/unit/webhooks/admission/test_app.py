@@ -178,3 +178,44 @@ def _assert_error_shape(rsp: Any) -> None:
     assert body["error_code"] == "InternalError"
     assert body["trace_id"] == rsp.headers["x-trace-id"]
     assert "Traceback" not in rsp.text and "a bug" not in rsp.text
+
+
+def test_a_full_audit_backlog_denies_writes_instead_of_losing_records(memory_store) -> None:
+    """Issue 17, finding 9: while the store is down the exporter's backlog is bounded;
+    near its limit the webhook denies (fail closed) and every decision it made is written
+    once the store is back."""
+    from ambient.webhooks.exporting import BackgroundExport  # noqa: PLC0415
+
+    export = BackgroundExport(memory_store, "prod", every=60, max_pending=10)
+    trail.add_sink(export.add)
+    try:
+        cache = PolicyIndex()
+        cache.replace_all(
+            [
+                {
+                    "metadata": {"name": "policy", "namespace": NS},
+                    "spec": {"models": {"allowed": ["claude-3-sonnet"]}},
+                }
+            ]
+        )
+        memory_store.fail = True
+        with TestClient(create_app(AdmissionSettings(), cache, export=export)) as http:
+            answers = [
+                http.post("/validate", content=json.dumps(_review("claude-3-sonnet"))).json()
+                for _ in range(12)
+            ]
+        export.flush()  # fails: kept
+        allowed = [a["response"]["allowed"] for a in answers]
+        assert allowed == [True] * 9 + [False] * 3
+        assert "audit store" in answers[-1]["response"]["status"]["message"]
+        assert export.exporter.pending <= 10
+        memory_store.fail = False
+        export.flush()
+        records = [
+            json.loads(line)
+            for key in memory_store.list_keys("prod/audit/")
+            for line in memory_store.get(key).splitlines()
+        ]
+        assert sum(r["outcome"] == "allowed" for r in records) == 9
+    finally:
+        trail.clear_sinks()

@@ -28,7 +28,13 @@ STATE = State(
     datetime(2026, 3, 10, tzinfo=UTC),
 )
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)  # what JSON from the API server holds
+    | st.floats()
+    | st.text(max_size=12)
+)
 anything = st.recursive(
     scalars,
     lambda inner: (

@@ -166,3 +166,31 @@ def test_a_namespace_s_kept_requests_are_bounded(signer, github_example, memory_
     assert (
         'ambient_ingress_requests_stored_total{result="limited"} 2.0' in client.get("/metrics").text
     )
+
+
+def test_a_long_store_outage_applies_backpressure_and_loses_nothing(
+    signer, github_example, memory_store
+) -> None:
+    """Issue 17, finding 9: the exporter's backlog is bounded; past 90% of it the ingress
+    refuses new deliveries with 503 (the sender retries) instead of buffering without end,
+    and every record of what it took is written once the store is back."""
+    client, export = _app(signer, memory_store)
+    export.exporter.max_pending = 10
+    memory_store.fail = True
+    codes = [
+        post_github(
+            client, signer, {**github_example("pull_request.opened"), "number": n}, delivery=str(n)
+        ).status_code
+        for n in range(12)
+    ]
+    export.flush()  # fails: the records stay buffered
+    assert codes == [202] * 9 + [503] * 3
+    refused = post_github(client, signer, github_example("pull_request.opened"), delivery="x")
+    assert refused.json()["error_code"] == "AuditBacklog" and refused.headers["retry-after"]
+    assert export.exporter.pending <= 10  # bounded
+    memory_store.fail = False
+    export.flush()
+    created = [r for r in _records(memory_store) if r["outcome"] == "created"]
+    assert len(created) == 9  # every delivery it took is in the trail
+    after = {**github_example("pull_request.opened"), "number": 100}
+    assert post_github(client, signer, after, delivery="after").status_code == 202

@@ -202,6 +202,7 @@ class RecordingLog:
 
     def __init__(self) -> None:
         self.records: list[pipeline.Audit] = []
+        self.backlogged = False
 
     def register(self, registry: Any) -> None:
         pass
