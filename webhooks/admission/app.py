@@ -36,11 +36,19 @@ from ambient.webhooks.admission.policy_index import PolicyIndex
 from ambient.webhooks.admission.registration import PATH
 from ambient.webhooks.admission.review import Identities, State, Verdict, deny, review, user_of
 from ambient.webhooks.admission.settings import AdmissionSettings
-from ambient.webhooks.catchall import CatchAll, send_internal_error
+from ambient.webhooks.catchall import CatchAll, error_shape, send_internal_error
 from ambient.webhooks.exporting import BackgroundExport
 
 log = logging.getLogger(__name__)
-NOT_A_REVIEW = b'{"error":"the body is not an AdmissionReview"}'
+NOT_A_REVIEW = "the body is not an AdmissionReview"
+
+
+def _error(code: str, message: str) -> bytes:
+    """A refusal outside a review in the documented error shape, with a trace id the log
+    has too (issue 17, deliverable 3)."""
+    trace = uuid.uuid4().hex
+    log.warning("%s (trace %s)", message, trace)
+    return orjson.dumps(error_shape(code, message, trace))
 
 
 def load_default_policy(settings: AdmissionSettings) -> NamespacePolicy | None:
@@ -207,7 +215,11 @@ def create_app(
             body = json.loads(await http.body())
             uid = str((body.get("request") or {}).get("uid", ""))
         except (ValueError, AttributeError):
-            return JSONResponse({"error": f"unknown path /{path}"}, status_code=404)
+            return Response(
+                _error("NotFound", f"unknown path /{path}"),
+                status_code=404,
+                media_type="application/json",
+            )
         return JSONResponse(
             response(uid, deny(f"POST /{path}", f"unknown webhook path /{path}: deny"))
         )
@@ -224,7 +236,7 @@ def answer(decide: Callable[[dict[str, Any]], dict[str, Any]], body: bytes) -> t
     except orjson.JSONDecodeError:
         review_body = None
     if not isinstance(review_body, dict):
-        return 400, NOT_A_REVIEW
+        return 400, _error("NotAReview", NOT_A_REVIEW)
     return 200, orjson.dumps(decide(review_body))
 
 

@@ -87,7 +87,9 @@ def test_a_body_that_is_not_a_review_is_400() -> None:
         for body in (b"{nope", b"[]", b""):
             rsp = http.post("/validate", content=body)
             assert rsp.status_code == 400
-            assert rsp.json() == {"error": "the body is not an AdmissionReview"}
+            answer = rsp.json()  # the documented error shape, with a trace id
+            assert set(answer) == {"error_code", "message", "details", "trace_id", "timestamp"}
+            assert answer["error_code"] == "NotAReview" and len(answer["trace_id"]) == 32
 
 
 def test_other_paths_go_to_the_app_and_unknown_ones_deny() -> None:

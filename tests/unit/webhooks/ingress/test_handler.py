@@ -358,3 +358,31 @@ def test_the_large_body_slot_is_held_until_the_delivery_log_copied_the_body(
     assert held == [True]
     assert not handler.large_slots.locked()  # given back after the log
     assert log.records[0].extra == {}  # and the body with it
+
+
+def test_an_error_inside_the_streaming_body_read_is_answered_in_the_shape(
+    signer, creator, caplog
+) -> None:
+    """Issue 17, deliverable 3: a fault while the body streams in (after the key named
+    the namespace) is answered like any other: 500 in the error shape with its trace id,
+    counted, in the delivery log and audited; no stack trace in the answer."""
+    handler = _handler(creator)
+    log = RecordingLog()
+    handler.delivery_log = log  # type: ignore[assignment]
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b'{"a":'
+        raise RuntimeError("the connection broke at /internal/path")
+
+    headers = {"content-type": "application/json", "x-github-event": "pull_request"}
+    with caplog.at_level("INFO"):
+        reply = asyncio.run(handler.handle("github", KEY, headers, broken()))
+    assert (reply.status, reply.body["error_code"]) == (500, "InternalError")
+    assert reply.body["trace_id"] == reply.headers["X-Trace-Id"]
+    assert "/internal/path" not in json.dumps(reply.body)
+    assert _sample(handler, "ambient_ingress_unexpected_errors_total", where="delivery") == 1
+    (record,) = log.records
+    assert (record.outcome, record.status, record.namespace) == ("error", 500, "team-a")
+    audits = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith(".audit")]
+    assert [a["trace_id"] for a in audits] == [reply.body["trace_id"]]
+    assert creator.creates == 0
