@@ -13,7 +13,7 @@ only grows (the CRD's CEL rule and the admission webhook).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -123,3 +123,23 @@ def ledger_patch(
     ):
         return None
     return {"status": {"month": month, "monthToDateSpend": value, "ledger": rows}}
+
+
+def reservation_fits(
+    monthly: Decimal | None,
+    ledger_entries: Mapping[str, Decimal],
+    claims: Mapping[str, Decimal],
+    uid: str,
+    budget: Decimal,
+) -> bool:
+    """Whether a Session may start with ``budget`` reserved: what the month's ledger
+    charges, raised by the budgets the gate has handed to unfinished Sessions since (the
+    ledger sees them only at the next roll-up), plus this budget, fits ``monthly``. The
+    Session's own entry is replaced by its budget. No monthly budget: always."""
+    if monthly is None:
+        return True
+    committed = dict(ledger_entries)
+    for other, amount in claims.items():
+        committed[other] = max(committed.get(other, Decimal(0)), amount)
+    committed.pop(uid, None)
+    return sum(committed.values(), Decimal(0)) + budget <= monthly

@@ -115,3 +115,40 @@ def test_spend_is_a_ledger_that_deleting_sessions_does_not_lower(
     )
     cluster.wait_phase(namespace, "c", "Failed")
     _roll_up(cluster, namespace, "7.00")
+
+
+def test_sessions_started_together_cannot_each_claim_what_is_left(
+    cluster: Any, operator: Any, namespace: str
+) -> None:
+    """15.00 a month and two Sessions of 10.00 created at once: the operator's gate
+    reserves the first's budget, so the second waits (Queued) until the ledger shows
+    what the first really cost, then runs."""
+    cluster.apply(
+        {
+            "apiVersion": "ambient.ai/v1alpha1",
+            "kind": "NamespacePolicy",
+            "metadata": {"name": "policy"},
+            "spec": {"models": {"budget": {"monthly": "15.00"}}},
+        },
+        namespace,
+    )
+    cluster.wait_for(
+        "the policy to be seen", lambda: _policy_status(cluster, namespace).get("month"), 30
+    )
+    for name in ("one", "two"):
+        cluster.apply(_session(name, "10.00"), namespace)
+
+    def first_done() -> str | None:
+        for name in ("one", "two"):
+            if cluster.session(namespace, name).get("status", {}).get("phase") == "Completed":
+                return name
+        return None
+
+    first = cluster.wait_for("one Session to complete", first_done, 60)
+    other = "two" if first == "one" else "one"
+    held = cluster.session(namespace, other)
+    events = [e["event"] for e in held["status"].get("history", [])]
+    assert "Queued" in events, events  # it waited for the budget, not for a slot (cap 50)
+    assert not any(e == "WorkloadCreated" for e in events[: events.index("Queued")])
+    _roll_up(cluster, namespace, "10.00")  # the first cost 0.00; the second's 10 reserved
+    cluster.wait_phase(namespace, other, "Completed")

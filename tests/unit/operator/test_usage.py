@@ -81,3 +81,12 @@ def test_a_new_month_starts_a_new_ledger():
     assert usage.ledger(status, [], "2026-03") == {}
     patch = usage.ledger_patch(status, {}, "2026-03")
     assert patch == {"status": {"month": "2026-03", "monthToDateSpend": "0.00", "ledger": []}}
+
+
+def test_a_reservation_fits_what_the_ledger_and_the_claims_leave():
+    ledger = {"done": Decimal("4.00"), "me": Decimal("0.50")}
+    claims = {"running": Decimal("5.00"), "done": Decimal("1.00")}  # the ledger's 4 wins
+    # 4 + 5 + my 6 (my own 0.50 is replaced by my budget) = 15
+    assert usage.reservation_fits(Decimal("15.00"), ledger, claims, "me", Decimal("6.00"))
+    assert not usage.reservation_fits(Decimal("14.99"), ledger, claims, "me", Decimal("6.00"))
+    assert usage.reservation_fits(None, ledger, claims, "me", Decimal("1000"))
