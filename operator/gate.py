@@ -21,7 +21,7 @@ from ambient.operator.clock import Clock
 from ambient.operator.policies import PolicyCache
 from ambient.operator.sessions import capacity, lifecycle
 from ambient.operator.settings import OperatorSettings
-from ambient.operator.state import Key, StateStore
+from ambient.operator.state import Key, NamespaceState, StateStore
 
 SESSION_INDEX = "session_index"
 JOB_INDEX = "job_index"
@@ -94,7 +94,7 @@ class Gate:
             return admission
 
     def _budget_claim(
-        self, namespace: str, body: dict[str, Any], space: Any
+        self, namespace: str, body: dict[str, Any], space: NamespaceState
     ) -> tuple[str, Decimal] | None:
         """The Session's (uid, budget) to reserve, or None when the month's budget cannot
         hold it next to the ledger and the claims of Sessions admitted since."""
