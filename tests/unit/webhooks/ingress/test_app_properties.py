@@ -128,7 +128,7 @@ def test_any_request_gets_an_answer_in_the_contract(
 ) -> None:
     path, headers, body = request
     resp = CLIENT.post(path, content=body, headers=headers)
-    assert resp.status_code < 500 or resp.status_code == 503, resp.text
+    assert resp.status_code < 500, resp.text  # zero 5xx: the backend here never fails
     answer = resp.json()
     if resp.status_code >= 400:
         assert set(answer) == SHAPE, answer
