@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv runners-venv crds crds-check lint test test-unit test-integration \
-        cluster cluster-down cluster-status run bench clean chart-crds chart-check tools kind
+        cluster cluster-down cluster-status run bench clean chart-crds chart-check tools kind \
+        fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -57,6 +58,12 @@ test-unit: $(STAMP) ## Unit tests only (no cluster)
 
 test-integration: $(STAMP) $(RUNNERS_STAMP) ## Integration tests on the real local control plane
 	$(VENV)/bin/pytest tests/integration tests/e2e
+
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP) ## Property tests and schemathesis with random examples (FUZZ_EXAMPLES each; make test runs a fixed, smaller set)
+	AMBIENT_HYPOTHESIS_PROFILE=fuzz AMBIENT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  $(VENV)/bin/pytest -p no:cacheprovider -q \
+	  $(filter-out tests/unit/conftest.py,$(shell grep -rlE "from hypothesis|import schemathesis" tests/unit))
 
 test: lint crds-check chart-check cluster $(RUNNERS_STAMP) ## Lint, then unit and integration tests on the local control plane
 	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e

@@ -12,6 +12,7 @@ serialises as its string, so stored history reads the same. Runner entries (ids
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -95,3 +96,32 @@ def kubernetes_event_type(event: str) -> str:
 def audit_outcome(event: str) -> str:
     """The audit record's outcome for an entry: failure for a warning, else success."""
     return "failure" if is_warning(event) else "success"
+
+
+class RunnerEvent(StrEnum):
+    """The ``event`` of the entries the runner library itself writes (ids ``runner:...``).
+    A runner may name its own progress events too (``RUNNER_EVENT_PATTERN``), never one of
+    the operator's ``HistoryEvent`` names (issue 17, finding 7)."""
+
+    RUNNER_SUCCEEDED = "RunnerSucceeded"
+    """The result (id ``runner:result``): summary, branch, changed files, pull request."""
+    RUNNER_FAILED = "RunnerFailed"
+    """The runner gave up (id ``runner:failed``): reason and message."""
+    SCRIPT_STARTED = "ScriptStarted"
+    """The script runner started its command."""
+    MODEL_CALLED = "ModelCalled"
+    """The claude-code runner called the model: model and token counts."""
+
+
+RUNNER_EVENT_PATTERN = r"^[A-Z][A-Za-z0-9]{0,63}$"
+"""What a runner's event name looks like: CamelCase, at most 64 characters."""
+
+OPERATOR_EVENTS: frozenset[str] = frozenset(e.value for e in HistoryEvent)
+"""Names only the operator may write: a runner's entry with one is refused at admission,
+and the operator reads its own decisions only from entries outside the runner's prefix."""
+
+
+def is_runner_event(event: str) -> bool:
+    """Whether a runner may write an entry with this event: its shape, and never one of
+    the operator's names."""
+    return event not in OPERATOR_EVENTS and re.fullmatch(RUNNER_EVENT_PATTERN, event) is not None

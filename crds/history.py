@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ambient.crds.events import HistoryEvent
+from ambient.crds.events import RUNNER_EVENT_PATTERN, HistoryEvent, is_runner_event
 from ambient.crds.models import HistoryArchive, HistoryEntry
 
 RUNNER_PREFIX = "runner:"
@@ -53,9 +53,22 @@ class CarriedEntry:
     timestamp: str
 
 
+def is_runner_entry(entry: HistoryEntry) -> bool:
+    """An entry in the runner's id prefix: its claim, never the operator's record."""
+    return entry.id.startswith(RUNNER_PREFIX)
+
+
+def operator_entries(history: Sequence[HistoryEntry]) -> list[HistoryEntry]:
+    """The window without the runner's entries: what the operator's decisions read, so an
+    entry a runner forged in the operator's vocabulary changes none of them (issue 17,
+    finding 7; the admission webhook refuses such entries in the first place)."""
+    return [e for e in history if not is_runner_entry(e)]
+
+
 def carried(history: Sequence[HistoryEntry]) -> list[CarriedEntry]:
-    """What the newest HistoryArchived entry in the window carries (oldest first)."""
-    for entry in reversed(history):
+    """What the newest HistoryArchived entry in the window carries (oldest first); only the
+    operator's own HistoryArchived entries count."""
+    for entry in reversed(operator_entries(history)):
         if entry.event == HistoryEvent.HISTORY_ARCHIVED:
             return decode_carried(entry.data.get(CARRIED_KEY, ""))
     return []
@@ -101,6 +114,33 @@ def carry_forward(
 def known_ids(history: Sequence[HistoryEntry]) -> set[str]:
     """Ids in the window plus the operator ids archived before it."""
     return {e.id for e in history} | {c.id for c in carried(history)}
+
+
+def runner_entry_problems(
+    old_history: Sequence[HistoryEntry], new_history: Sequence[HistoryEntry]
+) -> list[str]:
+    """Why the entries a runner appended are not its own to write (empty when they are):
+    each must have an id in the runner's prefix and an event of the runner's vocabulary
+    (``crds/events.py``: never an operator event such as HistoryArchived or a
+    NotificationDelivered). Only the entries past the old window's last seq are checked:
+    the append-only rules cover the rest."""
+    last = old_history[-1].seq if old_history else -1
+    problems = []
+    for entry in new_history:
+        if entry.seq <= last:
+            continue
+        if not entry.id.startswith(RUNNER_PREFIX):
+            problems.append(
+                f"history entry {entry.seq}: a runner's entry ids start with "
+                f"{RUNNER_PREFIX!r}; {entry.id[:80]!r} is the operator's to write"
+            )
+        if not is_runner_event(entry.event):
+            problems.append(
+                f"history entry {entry.seq}: event {entry.event[:80]!r} is not a runner "
+                f"event (the operator's events are its own; a runner's match "
+                f"{RUNNER_EVENT_PATTERN})"
+            )
+    return problems
 
 
 def transition_problems(

@@ -45,6 +45,11 @@ are in the store), a history window the operator keeps under 384 KiB, and at mos
 archive records of about 300 bytes: about 1 MiB in the worst case."""
 MAX_GENERATED_ARTIFACTS = 100
 """The spec's per-Session artifact cap."""
+MAX_FRAMEWORK_CONFIG_KEYS = 64
+MAX_FRAMEWORK_CONFIG_BYTES = 64 * 1024
+"""spec.framework.config as compact JSON: one tenant's Sessions cannot fill the operator's
+memory with configuration (issue 17, finding 9). The schema cannot measure a serialized
+size, so the admission webhook checks it; the schema bounds the keys."""
 MAX_HISTORY_VALUE = 4096
 """The most characters a history data value holds (writers cut longer ones)."""
 CARRIED_DATA_KEY = "carried"
@@ -183,8 +188,11 @@ class Framework(ApiModel):
     """Runner framework type, e.g. claude-code, script, langgraph. Must be in the registry."""
     version: str = Field(default="latest", min_length=1, max_length=32)
     """Framework version as listed in the runner registry, or 'latest'."""
-    config: dict[str, Any] = Field(default_factory=dict, json_schema_extra=PRESERVE)
-    """Framework-specific configuration, handed to the runner unchanged."""
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={**PRESERVE, "maxProperties": MAX_FRAMEWORK_CONFIG_KEYS},
+    )
+    """Framework-specific configuration, handed to the runner unchanged. At most 64 keys and 64 KiB as JSON (the admission webhook checks the size)."""  # noqa: E501
 
 
 class ModelConstraints(ApiModel):
@@ -424,8 +432,34 @@ class Workload(ApiModel):
     """Name of the runner Job's current Pod."""
 
 
+def _grows(field: str, cast: str = "") -> str:
+    """A CEL transition rule: ``field`` is not lower than before (absent counts as zero)."""
+    zero = f"{cast}('0')" if cast else "0"
+
+    def value(obj: str) -> str:
+        read = f"{cast}({obj}.{field})" if cast else f"{obj}.{field}"
+        return f"(has({obj}.{field}) ? {read} : {zero})"
+
+    return f"{value('self')} >= {value('oldSelf')}"
+
+
 class Usage(ApiModel):
-    """What the Session consumed, as reported by its runner."""
+    """What the Session consumed, as reported by its runner. It only grows: a runner (or
+    anyone) lowering a figure is refused, by this rule and by the admission webhook."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    # Spend is what the namespace's budget is charged: never taken back.
+                    "rule": " && ".join(
+                        (_grows("inputTokens"), _grows("outputTokens"), _grows("cost", "double"))
+                    ),
+                    "message": "status.usage only grows: tokens and cost cannot be lowered",
+                }
+            ]
+        }
+    )
 
     input_tokens: int = Field(default=0, ge=0)
     """Model input tokens."""
@@ -997,13 +1031,28 @@ class NamespacePolicySpec(ApiModel):
     """When the outcome of a Session started by GitHub, Jira or Slack is replied to its source."""
 
 
+MAX_LEDGER_ENTRIES = 10_000
+
+
+class LedgerEntry(ApiModel):
+    """What one Session of the month is charged: the most it ever reported, or while it
+    is unfinished its budget if that is more (the budget is reserved while it runs)."""
+
+    uid: str = Field(min_length=1, max_length=64)
+    """The Session's metadata.uid (a recreated Session of the same name is another)."""
+    charge: Money
+    """The amount charged, in the policy's currency."""
+
+
 class NamespacePolicyStatus(ApiModel):
     """Roll-up of the namespace's usage, kept by the operator."""
 
     month: str | None = Field(default=None, pattern=r"^[0-9]{4}-[0-9]{2}$")
     """The month (UTC, YYYY-MM) the spend figure is for."""
     month_to_date_spend: Money = "0"
-    """Spend of the namespace's Sessions this month."""
+    """Spend of the namespace's Sessions this month: the sum of the ledger."""
+    ledger: list[LedgerEntry] = Field(default_factory=list, max_length=MAX_LEDGER_ENTRIES)
+    """Every Session created this month and its charge. Durable: deleting a Session does not take its charge back, and a charge never goes down."""  # noqa: E501
     running_sessions: int = Field(default=0, ge=0)
     """Sessions running now."""
     observed_generation: int | None = Field(default=None, ge=0)

@@ -92,8 +92,10 @@ def index_key(namespace: str | None, session: str) -> Key:
 
 
 def slim(body: Mapping[str, Any], payload_limit: int) -> dict[str, Any]:
-    """A Session body without managed fields, and without its trigger payload when that
-    is larger than ``payload_limit``: enough to plan, small to keep for every Session."""
+    """A Session body without managed fields, and without its trigger payload and its
+    framework config when either is larger than ``payload_limit``: enough to plan, small
+    to keep for every Session (the index is what the operator holds per Session; the
+    whole body is read only to create the Job, issue 17 finding 9)."""
     spec = dict(body.get("spec", {}))
     trigger = dict(spec.get("trigger", {}))
     payload = trigger.get("payload")
@@ -101,6 +103,12 @@ def slim(body: Mapping[str, Any], payload_limit: int) -> dict[str, Any]:
     if omitted:
         trigger["payload"] = {}
     spec["trigger"] = trigger
+    framework = dict(spec.get("framework", {}))
+    config = framework.get("config")
+    if config and len(json.dumps(config)) > payload_limit:
+        framework["config"] = {}
+        spec["framework"] = framework
+        omitted = True
     metadata = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
     return {
         "metadata": metadata,
@@ -813,9 +821,25 @@ class Controller:
         """Month-to-date spend of the namespace's Sessions into the NamespacePolicy status,
         which the admission webhook compares with the monthly budget."""
         month = usage.month_of(self.clock.now())
+        # The ledger is read fresh and written back guarded by its resourceVersion: a
+        # stale copy must never drop an entry of a Session deleted since (issue 17, 6).
+        fresh = next(
+            (
+                p
+                for p in await self._call(self.api.list_policies, namespace)
+                if (p.get("metadata") or {}).get("name") == name
+            ),
+            None,
+        )
+        version = ""
+        if fresh is not None:
+            status = dict(fresh.get("status") or {})
+            version = str((fresh.get("metadata") or {}).get("resourceVersion") or "")
         sessions = await self._call(self.api.list_sessions_cached, namespace)
-        patch = usage.policy_status_patch(status, usage.month_to_date(sessions, month), month)
+        patch = usage.ledger_patch(status, usage.ledger(status, sessions, month), month)
         if patch is not None:
+            if version:
+                patch["metadata"] = {"resourceVersion": version}
             await self._call(self.api.patch_policy_status, namespace, name, patch)
 
     async def roll_up_all(self) -> None:

@@ -11,14 +11,17 @@ controller's work queue. The rules are ``sessions.capacity`` and ``sessions.life
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from ambient.crds.models import money
+from ambient.operator import usage
 from ambient.operator.clock import Clock
 from ambient.operator.policies import PolicyCache
 from ambient.operator.sessions import capacity, lifecycle
 from ambient.operator.settings import OperatorSettings
-from ambient.operator.state import Key, StateStore
+from ambient.operator.state import Key, NamespaceState, StateStore
 
 SESSION_INDEX = "session_index"
 JOB_INDEX = "job_index"
@@ -64,12 +67,20 @@ class Gate:
         space = self.state.namespace(namespace)
         name = body["metadata"]["name"]
         async with space.lock:
+            claim = self._budget_claim(namespace, body, space)
+            if claim is None:
+                # The budgets reserved by unfinished Sessions leave too little: it waits
+                # for one to finish (issue 17, finding 6), queued like a Session the cap
+                # has no slot for.
+                space.refused.add(name)
+                return lifecycle.Admission(False, position=1, waiting=1)
             cap = self.cap(namespace)
             if capacity.admits_without_scan(
                 len(space.active_jobs), len(space.inflight), len(space.names), cap
             ):
                 space.inflight[job_name] = (name, self.clock.monotonic())
                 space.refused.discard(name)
+                space.claims[name] = claim
                 return lifecycle.Admission(True)
             found = self._occupancy(namespace, jobs)
             waiting = self._waiting(namespace, found.busy, jobs)
@@ -77,9 +88,39 @@ class Gate:
             if admission.admitted:
                 space.inflight[job_name] = (name, self.clock.monotonic())
                 space.refused.discard(name)
+                space.claims[name] = claim
             else:
                 space.refused.add(name)
             return admission
+
+    def _budget_claim(
+        self, namespace: str, body: dict[str, Any], space: NamespaceState
+    ) -> tuple[str, Decimal] | None:
+        """The Session's (uid, budget) to reserve, or None when the month's budget cannot
+        hold it next to the ledger and the claims of Sessions admitted since."""
+        uid = str(body["metadata"].get("uid") or body["metadata"]["name"])
+        raw = ((body.get("spec") or {}).get("policy") or {}).get("modelConstraints") or {}
+        try:
+            budget = money(str(raw.get("budget") or "0"))
+        except ValueError:
+            budget = Decimal(0)
+        policy = self.policies.policy(namespace)
+        limit = policy.spec.models.budget if policy is not None else None
+        if policy is None or limit is None:
+            return (uid, budget)
+        month = usage.month_of(self.clock.now())
+        status = policy.status
+        entries = {e.uid: money(e.charge) for e in status.ledger} if status.month == month else {}
+        claims = {u: amount for u, amount in space.claims.values()}
+        for name, (other, amount) in list(space.settling.items()):
+            # A finished Session is charged its budget until the ledger has its cost.
+            if other in entries:
+                del space.settling[name]
+            else:
+                claims[other] = amount
+        if usage.reservation_fits(money(limit.monthly), entries, claims, uid, budget):
+            return (uid, budget)
+        return None
 
     def release(self, namespace: str, job_name: str) -> None:
         """A create that failed no longer holds a slot."""
@@ -101,6 +142,9 @@ class Gate:
         space.names.add(name)
         if finished:
             space.refused.discard(name)
+            claim = space.claims.pop(name, None)
+            if claim is not None:  # held until the ledger charges its cost instead
+                space.settling[name] = claim
 
     def kick(self, namespace: str) -> None:
         """Wake the queued Sessions that free slots would admit, soon: the events of a

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ambient.operator.metrics import PolicySample, SessionSample
@@ -74,6 +75,11 @@ class NamespaceState:
     """Jobs created but not yet seen by the watch: Job name -> (Session, monotonic time)."""
     kicked: bool = False
     """A look at the namespace's queue is scheduled."""
+    claims: dict[str, tuple[str, Decimal]] = field(default_factory=dict)
+    """Budgets of the Sessions admitted and not yet finished: name -> (uid, budget). With
+    the ledger they make the budget check at the gate (``usage.reservation_fits``)."""
+    settling: dict[str, tuple[str, Decimal]] = field(default_factory=dict)
+    """Claims of finished Sessions, held until the ledger shows what they cost."""
     policy_seen: tuple[int, bool] | tuple[()] | None = ()
     """What admitted Sessions last saw of the policy (see ``lifecycle.policy_signature``);
     () until a policy event was handled."""

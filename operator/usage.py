@@ -3,11 +3,17 @@
 A Session's spend counts in the month (UTC) it was created: a Session that runs across
 midnight at the month's end is charged to the month it started in, so a figure never
 moves between months after the fact.
+
+The spend is a durable ledger in the NamespacePolicy's status (issue 17, finding 6): one
+entry per Session uid of the month, whose charge only grows. Deleting a Session leaves
+its entry; a Session that has not finished is charged at least its budget (reserved),
+so Sessions running at once cannot each claim what is left of the month. Usage itself
+only grows (the CRD's CEL rule and the admission webhook).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -50,3 +56,90 @@ def policy_status_patch(
     if current.get("month") == month and current.get("monthToDateSpend") == value:
         return None
     return {"status": {"month": month, "monthToDateSpend": value}}
+
+
+FINISHED = ("Completed", "Failed")
+
+
+def charge(body: dict[str, Any]) -> Decimal:
+    """What a Session is charged now: its reported cost, and while it has not finished,
+    at least its budget (the reservation)."""
+    cost = session_cost(body)
+    status = body.get("status") or {}
+    if status.get("phase") in FINISHED:
+        return cost
+    raw = (((body.get("spec") or {}).get("policy") or {}).get("modelConstraints") or {}).get(
+        "budget"
+    )
+    try:
+        budget = money(str(raw)) if raw is not None else Decimal(0)
+    except ValueError:
+        budget = Decimal(0)
+    return max(cost, budget)
+
+
+def ledger(
+    current: dict[str, Any], sessions: Iterable[dict[str, Any]], month: str
+) -> dict[str, Decimal]:
+    """The month's ledger, uid -> charge: what ``current`` (the policy status) recorded
+    for this month, raised by what the Sessions created this month are charged now.
+    A Session gone keeps its entry; an entry only grows, except that a finished Session's
+    reservation becomes its cost."""
+    out: dict[str, Decimal] = {}
+    if current.get("month") == month:
+        for entry in current.get("ledger") or []:
+            try:
+                out[str(entry["uid"])] = money(str(entry["charge"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+    for body in sessions:
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        if not uid or not str(meta.get("creationTimestamp", "")).startswith(month):
+            continue
+        now = charge(body)
+        finished = (body.get("status") or {}).get("phase") in FINISHED
+        # A finished Session's charge is its cost (its reservation released); the cost
+        # itself never goes down, so neither does what was recorded as cost.
+        out[uid] = now if finished else max(out.get(uid, Decimal(0)), now)
+    return out
+
+
+def ledger_patch(
+    current: dict[str, Any], entries: dict[str, Decimal], month: str
+) -> dict[str, Any] | None:
+    """The NamespacePolicy status merge patch for a ledger, or None when it says this
+    already. The list is replaced whole (a merge patch replaces lists)."""
+    spend = sum(entries.values(), Decimal(0))
+    value = str(spend.quantize(Decimal("0.01")))
+    rows = [
+        {"uid": uid, "charge": str(amount.quantize(Decimal("0.01")))}
+        for uid, amount in sorted(entries.items())
+    ]
+    if (
+        current.get("month") == month
+        and current.get("monthToDateSpend") == value
+        and (current.get("ledger") or []) == rows
+    ):
+        return None
+    return {"status": {"month": month, "monthToDateSpend": value, "ledger": rows}}
+
+
+def reservation_fits(
+    monthly: Decimal | None,
+    ledger_entries: Mapping[str, Decimal],
+    claims: Mapping[str, Decimal],
+    uid: str,
+    budget: Decimal,
+) -> bool:
+    """Whether a Session may start with ``budget`` reserved: what the month's ledger
+    charges, raised by the budgets the gate has handed to unfinished Sessions since (the
+    ledger sees them only at the next roll-up), plus this budget, fits ``monthly``. The
+    Session's own entry is replaced by its budget. No monthly budget: always."""
+    if monthly is None:
+        return True
+    committed = dict(ledger_entries)
+    for other, amount in claims.items():
+        committed[other] = max(committed.get(other, Decimal(0)), amount)
+    committed.pop(uid, None)
+    return sum(committed.values(), Decimal(0)) + budget <= monthly

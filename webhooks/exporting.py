@@ -28,20 +28,39 @@ class BackgroundExport:
         prefix: str,
         every: float,
         on_written: Callable[[int], object] | None = None,
+        max_pending: int = 50_000,
     ) -> None:
         self.store = store
         self.prefix = prefix
-        self.exporter = AuditExporter(store, prefix=prefix)
+        self.exporter = AuditExporter(store, prefix=prefix, max_pending=max_pending)
         self._every = every
         self.on_written = on_written
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.log_only = 0
+        """Records not buffered because the backlog was full (refusals only)."""
 
     def add(self, record: dict[str, Any]) -> None:
-        """Buffer one record (never blocks on the store)."""
+        """Buffer one record (never blocks on the store). Past ``max_pending`` (only the
+        records of refusals can get there: new work is refused from 90%) a record is kept
+        in the structured log only, which every record also goes to, and counted."""
+        if self.exporter.backlogged:
+            self.log_only += 1
+            log.warning("audit store backlog full: record %s kept in the log only",
+                        record.get("traceId", ""))  # fmt: skip
+            return
         if self.exporter.add(record):
             self._wake.set()
+
+    @property
+    def backlogged(self) -> bool:
+        """The store has not taken records for so long that 90% of ``max_pending`` are
+        held: the servers refuse new work (503, or a denial) until it has, so nothing they
+        took is lost and memory stays bounded (issue 17, finding 9). The last 10% is room
+        for the records of work already under way."""
+        limit = self.exporter.max_pending
+        return limit is not None and self.exporter.pending >= limit * 9 // 10
 
     def flush(self) -> None:
         before = self.exporter.records_written

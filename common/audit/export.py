@@ -63,6 +63,11 @@ class AuditExporter:
     store: ObjectStore
     prefix: str = ""
     max_buffer: int = 500
+    max_pending: int | None = None
+    """Records held (unwritten, including ones a failed flush kept) past which
+    ``backlogged`` is true: the webhooks then refuse new work loudly instead of buffering
+    without limit while the store is down (issue 17, finding 9). Nothing already taken is
+    dropped. None: no limit (the operator, whose records come from its own writes)."""
 
     def __post_init__(self) -> None:
         self._buffer: list[dict[str, Any]] = []
@@ -71,6 +76,17 @@ class AuditExporter:
         self._flushing = threading.Lock()
         self.records_written = 0
         """Records written so far (for the exported-records counter)."""
+
+    @property
+    def pending(self) -> int:
+        """Records buffered and not yet written."""
+        with self._lock:
+            return len(self._buffer)
+
+    @property
+    def backlogged(self) -> bool:
+        """At or past ``max_pending``: the store has not taken records for a while."""
+        return self.max_pending is not None and self.pending >= self.max_pending
 
     def add(self, record: dict[str, Any]) -> bool:
         """Buffer one record; True when the buffer is full and should be flushed now."""

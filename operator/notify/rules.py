@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from ambient.crds import times
 from ambient.crds.digests import sha256_hex
 from ambient.crds.events import HistoryEvent
-from ambient.crds.history import carried, known_ids
+from ambient.crds.history import carried, known_ids, operator_entries
 from ambient.crds.models import (
     NotificationEvent,
     NotificationPolicy,
@@ -95,7 +95,7 @@ def current_event(
 
 def _waiting_since(session: Session, reason: str) -> datetime | None:
     """When the Session entered ``reason``: the newest history entry that names it."""
-    for entry in reversed(session.status.history):
+    for entry in reversed(operator_entries(session.status.history)):
         if entry.event == reason or entry.data.get("reason") == reason:
             return times.parse_or_none(entry.timestamp)
     for archived in reversed(carried(session.status.history)):

@@ -14,7 +14,7 @@ from typing import Any
 from ambient.common.policy import Code, UserInfo, Violation, evaluate
 from ambient.crds import naming
 from ambient.crds.events import HistoryEvent
-from ambient.crds.history import carried
+from ambient.crds.history import carried, operator_entries
 from ambient.crds.models import (
     TERMINAL_PHASES,
     LifecyclePolicy,
@@ -78,7 +78,7 @@ def first_entry_time(status: SessionStatus, event: HistoryEvent) -> datetime | N
     archived = next((c for c in carried(status.history) if c.event == event), None)
     if archived is not None:
         return parse_or_none(archived.timestamp)
-    entry = next((e for e in status.history if e.event == event), None)
+    entry = next((e for e in operator_entries(status.history) if e.event == event), None)
     return parse_or_none(entry.timestamp) if entry else None
 
 

@@ -63,9 +63,15 @@ from ambient.webhooks.ingress import events
 from ambient.webhooks.ingress.sessions_api import AsyncSessionsApi
 
 PAYLOAD = json.loads((ROOT / "tests/fixtures/github/pull_request.opened.json").read_text())
-BODY = json.dumps(PAYLOAD).encode()
 SECRET = "bench-signing-secret"
-SIGNATURE = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+
+
+def body_of(delivery: str) -> bytes:
+    """One event per delivery: GitHub Sessions are named by the body (issue 17, finding 5),
+    so each delivery carries a body of its own, as real events do."""
+    return json.dumps({**PAYLOAD, "bench_delivery": delivery}).encode()
+
+
 FRAMEWORK = {"type": "script", "config": {"command": ["true"]}}
 
 
@@ -76,12 +82,17 @@ def tenant(cp: ControlPlane, ns: str, cap: int = 50) -> str:
     return github_tenant(cp.core, cp.custom, ns, SECRET, FRAMEWORK, cap=cap)
 
 
+def session_of(delivery: str) -> str:
+    return events.body_session_name("github", hashlib.sha256(body_of(delivery)).hexdigest())
+
+
 def headers(delivery: str) -> dict[str, str]:
+    signature = hmac.new(SECRET.encode(), body_of(delivery), hashlib.sha256).hexdigest()
     return {
         "Content-Type": "application/json",
         "X-GitHub-Event": "pull_request",
         "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": SIGNATURE,
+        "X-Hub-Signature-256": "sha256=" + signature,
     }
 
 
@@ -101,7 +112,7 @@ class Result:
 
 
 async def _post(http: aiohttp.ClientSession, url: str, delivery: str, result: Result) -> None:
-    async with http.post(url, data=BODY, headers=headers(delivery)) as rsp:
+    async with http.post(url, data=body_of(delivery), headers=headers(delivery)) as rsp:
         await rsp.read()
         result.codes[rsp.status] = result.codes.get(rsp.status, 0) + 1
 
@@ -184,10 +195,11 @@ def manifests(ns: str, n: int) -> list[dict[str, Any]]:
     defaults = SessionDefaults.model_validate({"framework": FRAMEWORK})
     out = []
     for _ in range(n):
+        delivery = str(uuid.uuid4())
         d = events.parse(
             "github",
-            {"x-github-event": "pull_request", "x-github-delivery": str(uuid.uuid4())},
-            BODY,
+            {"x-github-event": "pull_request", "x-github-delivery": delivery},
+            body_of(delivery),
             "application/json",
         )
         out.append(events.build_session(d, ns, defaults))
@@ -393,7 +405,7 @@ def main() -> int:
                 open_loop(f"{url}/webhooks/github/{job_key}", job_ids, job_rate, conc)
             )
             deadline = time.monotonic() + 120
-            want = {d: f"{events.session_name('github', d)}-a1" for d in job_ids}
+            want = {d: f"{session_of(d)}-a1" for d in job_ids}
             while time.monotonic() < deadline and not all(j in seen for j in want.values()):
                 time.sleep(0.2)
             used = meter.stop()

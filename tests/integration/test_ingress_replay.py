@@ -126,6 +126,10 @@ def _github(url: str, key: str, payload: dict[str, Any], delivery: str) -> httpx
     )
 
 
+def _body_name(payload: dict[str, Any]) -> str:
+    return f"github-{hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:40]}"
+
+
 def _cli(cluster: Any, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ambient.webhooks.cli.deliveries", *args],
@@ -162,7 +166,9 @@ def test_a_refused_delivery_is_listed_then_replayed_exactly_once(
         lambda: _github(url, team, closed, ignored_id).status_code == 200,
         30,
     )
-    assert _github(url, team, PR_OPENED, accepted_id).status_code == 202
+    # Another body: GitHub Sessions are named by the body (issue 17, finding 5).
+    accepted_body = {**PR_OPENED, "number": PR_OPENED["number"] + 1}
+    assert _github(url, team, accepted_body, accepted_id).status_code == 202
 
     def listed() -> dict[str, str] | None:
         out = _cli(cluster, env, "list", "-n", namespace)
@@ -183,7 +189,7 @@ def test_a_refused_delivery_is_listed_then_replayed_exactly_once(
 
     first = _cli(cluster, env, "replay", "-n", namespace, refused_id)
     assert first.returncode == 0, first.stderr
-    name = f"github-{refused_id}"
+    name = _body_name(PR_OPENED)
     assert f"created Session {namespace}/{name}" in first.stdout
     session = cluster.session(namespace, name)
     assert session["spec"]["trigger"]["deliveryId"] == refused_id
@@ -202,14 +208,14 @@ def test_a_refused_delivery_is_listed_then_replayed_exactly_once(
             "ambient.ai", "v1alpha1", namespace, "sessions"
         )["items"]
     )
-    assert names == sorted([name, f"github-{accepted_id}"])
+    assert names == sorted([name, _body_name(accepted_body)])
     _check_store_and_retention(cluster, env, s3_store, namespace, refused_id)
 
 
 def _check_store_and_retention(
     cluster: Any, env: dict[str, str], s3_store: S3Store, namespace: str, refused_id: str
 ) -> None:
-    name = f"github-{refused_id}"
+    name = _body_name(PR_OPENED)
     # The records are in the store per namespace and day; the audit CLI shows the trail.
     today = datetime.now(UTC)
     assert s3_store.list_keys(f"{PREFIX}/audit/{namespace}/{today:%Y/%m/%d}/")

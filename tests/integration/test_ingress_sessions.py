@@ -110,6 +110,12 @@ def github(
     )
 
 
+def body_name(source: str, payload: dict[str, Any]) -> str:
+    """The Session a GitHub or Jira body maps to: <source>-<sha256(body)[:40]> (issue 17,
+    finding 5), whatever delivery id it comes with."""
+    return f"{source}-{hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:40]}"
+
+
 def wait_indexed(cluster, url: str, key: str) -> None:
     """A signed ping answers 200 once the watch has indexed the key (no Session made)."""
     cluster.wait_for(
@@ -148,8 +154,8 @@ def test_signed_delivery_creates_the_session_in_the_keys_namespace_only(
     delivery = str(uuid.uuid4())
     resp = github(ingress, keys["github"], payload, delivery)
     assert resp.status_code == 202, resp.text
-    assert resp.json() == {"namespace": namespace, "session": f"github-{delivery}"}
-    stored = cluster.session(namespace, f"github-{delivery}")
+    assert resp.json() == {"namespace": namespace, "session": body_name("github", payload)}
+    stored = cluster.session(namespace, body_name("github", payload))
     trigger = stored["spec"]["trigger"]
     assert (trigger["source"], trigger["event"], trigger["deliveryId"]) == (
         "github",
@@ -226,8 +232,9 @@ def test_twenty_concurrent_copies_of_one_delivery_make_one_session(
         )
     codes = sorted(r.status_code for r in results)
     assert codes == [200] * 19 + [202], [r.text for r in results if r.status_code >= 300]
-    assert {r.json()["session"] for r in results} == {f"github-{delivery}"}
-    assert [s["metadata"]["name"] for s in sessions(cluster, namespace)] == [f"github-{delivery}"]
+    name = body_name("github", PR_OPENED)
+    assert {r.json()["session"] for r in results} == {name}
+    assert [s["metadata"]["name"] for s in sessions(cluster, namespace)] == [name]
 
 
 def test_key_cli_create_then_revoke_takes_effect_through_the_watch(

@@ -101,12 +101,13 @@ def test_a_large_signed_delivery_is_stored_and_referenced_exactly_once(
 
     resp = github(url, keys["github"], payload, delivery)
     assert resp.status_code == 202, resp.text
-    assert resp.json() == {"namespace": namespace, "session": f"github-{delivery}"}
-    key = f"ingress/{namespace}/payloads/github/{delivery}.json"
+    name = f"github-{hashlib.sha256(raw).hexdigest()[:40]}"  # by body (issue 17, finding 5)
+    assert resp.json() == {"namespace": namespace, "session": name}
+    key = f"ingress/{namespace}/payloads/github/{hashlib.sha256(raw).hexdigest()}.json"
     assert _objects(s3_store) == [key]
     stored = s3_store.get(key)
     assert stored == raw
-    trigger = cluster.session(namespace, f"github-{delivery}")["spec"]["trigger"]
+    trigger = cluster.session(namespace, name)["spec"]["trigger"]
     assert trigger["payload"] == {}
     assert trigger["payloadRef"] == {
         "location": f"s3://{s3_store.bucket}/{key}",

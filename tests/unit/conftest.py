@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from ambient.common.store.s3 import AlreadyExistsError, ContentConflictError
 from ambient.crds.models import Session, SessionStatus
@@ -19,6 +20,16 @@ from ambient.operator.settings import OperatorSettings
 from ambient.runners import registry as runner_registry
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+# Property tests (issue 17, deliverable 4): `make test` runs them derandomized (the same
+# examples every run, so a failure reproduces and CI never flakes); `make fuzz` loads the
+# "fuzz" profile, random and many more examples (AMBIENT_FUZZ_EXAMPLES per test).
+FUZZ_EXAMPLES = int(os.environ.get("AMBIENT_FUZZ_EXAMPLES", "2000"))
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis_settings.register_profile(
+    "fuzz", derandomize=False, deadline=None, max_examples=FUZZ_EXAMPLES, print_blob=True
+)
+hypothesis_settings.load_profile(os.environ.get("AMBIENT_HYPOTHESIS_PROFILE", "ci"))
 
 MakeSession = Callable[..., Session]
 

@@ -39,11 +39,19 @@ from ambient.webhooks.admission.policy_index import PolicyIndex
 from ambient.webhooks.admission.registration import MUTATE_PATH, PATH
 from ambient.webhooks.admission.review import Identities, State, Verdict, deny, review, user_of
 from ambient.webhooks.admission.settings import AdmissionSettings
-from ambient.webhooks.catchall import CatchAll, send_internal_error
+from ambient.webhooks.catchall import CatchAll, error_shape, send_internal_error
 from ambient.webhooks.exporting import BackgroundExport
 
 log = logging.getLogger(__name__)
-NOT_A_REVIEW = b'{"error":"the body is not an AdmissionReview"}'
+NOT_A_REVIEW = "the body is not an AdmissionReview"
+
+
+def _error(code: str, message: str) -> bytes:
+    """A refusal outside a review in the documented error shape, with a trace id the log
+    has too (issue 17, deliverable 3)."""
+    trace = uuid.uuid4().hex
+    log.warning("%s (trace %s)", message, trace)
+    return orjson.dumps(error_shape(code, message, trace))
 
 
 def load_default_policy(settings: AdmissionSettings) -> NamespacePolicy | None:
@@ -166,6 +174,15 @@ def create_app(
             verdict = deny(
                 action, "the policy cache has not synced yet; try again in a moment", code=503
             )
+        elif export is not None and export.backlogged:
+            # Fail closed rather than buffer decisions without limit or lose them (issue
+            # 17, finding 9): writes are refused until the audit store takes records again.
+            verdict = deny(
+                action,
+                "the audit store has not taken records for a while; this write is refused "
+                "until it does, retry it",
+                code=503,
+            )
         else:
             policies, owners = index.snapshot()
             state = State(
@@ -205,6 +222,16 @@ def create_app(
         status, body = answer(decide, await http.body())
         return Response(body, status_code=status, media_type="application/json")
 
+    _add_routes(app, index, metrics)
+
+    # Inside Starlette's own error middleware, which would answer its plain-text 500 first.
+    app.add_middleware(CatchAll, on_error=metrics.http_error)
+    return LeanValidate(app, decide, metrics.http_error, settings.max_body_bytes, mutate)
+
+
+def _add_routes(app: FastAPI, index: PolicyIndex, metrics: _Metrics) -> None:
+    """Health, readiness, metrics, and the deny-all answer for unknown paths."""
+
     @app.get("/healthz")
     async def healthz() -> PlainTextResponse:
         return PlainTextResponse("ok")
@@ -226,14 +253,14 @@ def create_app(
             body = json.loads(await http.body())
             uid = str((body.get("request") or {}).get("uid", ""))
         except (ValueError, AttributeError):
-            return JSONResponse({"error": f"unknown path /{path}"}, status_code=404)
+            return Response(
+                _error("NotFound", f"unknown path /{path}"),
+                status_code=404,
+                media_type="application/json",
+            )
         return JSONResponse(
             response(uid, deny(f"POST /{path}", f"unknown webhook path /{path}: deny"))
         )
-
-    # Inside Starlette's own error middleware, which would answer its plain-text 500 first.
-    app.add_middleware(CatchAll, on_error=metrics.http_error)
-    return LeanValidate(app, decide, metrics.http_error, settings.max_body_bytes, mutate)
 
 
 def answer(decide: Callable[[dict[str, Any]], dict[str, Any]], body: bytes) -> tuple[int, bytes]:
@@ -243,7 +270,7 @@ def answer(decide: Callable[[dict[str, Any]], dict[str, Any]], body: bytes) -> t
     except orjson.JSONDecodeError:
         review_body = None
     if not isinstance(review_body, dict):
-        return 400, NOT_A_REVIEW
+        return 400, _error("NotAReview", NOT_A_REVIEW)
     return 200, orjson.dumps(decide(review_body))
 
 

@@ -8,6 +8,7 @@ is registered for exactly these resources, so an unknown one means a misconfigur
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,8 +20,16 @@ import pydantic
 
 from ambient.common.policy import UserInfo, evaluate
 from ambient.common.retention import parse_duration
-from ambient.crds.history import transition_problems
-from ambient.crds.models import GROUP, ApiKeys, NamespacePolicy, Session
+from ambient.crds.history import runner_entry_problems, transition_problems
+from ambient.crds.models import (
+    GROUP,
+    MAX_FRAMEWORK_CONFIG_BYTES,
+    ApiKeys,
+    NamespacePolicy,
+    Session,
+    Usage,
+    money,
+)
 from ambient.crds.naming import (
     ANNOTATION_APPROVED_BY,
     ANNOTATION_CANCELLED_BY,
@@ -95,19 +104,31 @@ class State:
 
 
 def user_of(request: Mapping[str, Any]) -> UserInfo:
-    info = request.get("userInfo") or {}
+    info = request.get("userInfo")
+    info = info if isinstance(info, Mapping) else {}
+    groups = info.get("groups")
     return UserInfo(
         username=str(info.get("username", "")),
-        groups=tuple(str(g) for g in info.get("groups") or ()),
+        groups=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
         uid=str(info.get("uid", "")),
     )
 
 
+def _text(value: Any) -> str:
+    """A field the API server always sends as a string; anything else reads as empty."""
+    return value if isinstance(value, str) else ""
+
+
 def review(request: Mapping[str, Any], state: State) -> Verdict:
     """Decide one AdmissionReview request (``request`` is ``AdmissionReview.request``)."""
-    resource = request.get("resource") or {}
-    kind = (resource.get("group"), resource.get("resource"), request.get("subResource") or "")
-    operation = str(request.get("operation", ""))
+    resource = request.get("resource")
+    resource = resource if isinstance(resource, Mapping) else {}
+    kind = (
+        _text(resource.get("group")),
+        _text(resource.get("resource")),
+        _text(request.get("subResource")),
+    )
+    operation = _text(request.get("operation"))
     action = f"{operation} {kind[1]}{'/' + kind[2] if kind[2] else ''}"
     if kind[0] != GROUP or operation not in ("CREATE", "UPDATE"):
         return deny(action, f"this webhook does not handle {action} of {kind[0]}: deny")
@@ -123,7 +144,7 @@ def review(request: Mapping[str, Any], state: State) -> Verdict:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
         ]
         return deny(action, f"the object is not valid: {'; '.join(problems)}", code=422)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         # Fail closed: what cannot be evaluated is refused, with the reason.
         return deny(action, f"the request could not be evaluated: {_first_line(exc)}")
     return deny(action, f"this webhook does not handle {action}: deny")
@@ -155,6 +176,7 @@ def _session(request: Mapping[str, Any], state: State, action: str) -> Verdict:
             default_policy=state.default_policy,
         )
         reasons.extend(v.message for v in decision.violations)
+        reasons.extend(_config_size(new))
         old_annotations: Mapping[str, str] = {}
     else:
         old_session = Session.model_validate(_with_namespace(old, request))
@@ -200,6 +222,35 @@ def _creator(
             f"must set {ANNOTATION_APPROVED_BY}"
         )
     return reasons
+
+
+def _config_size(body: Mapping[str, Any]) -> list[str]:
+    """spec.framework.config within MAX_FRAMEWORK_CONFIG_BYTES as compact JSON (issue 17,
+    finding 9: a few hundred large configs would fill the operator's memory)."""
+    config = ((body.get("spec") or {}).get("framework") or {}).get("config") or {}
+    size = len(json.dumps(config, separators=(",", ":")).encode())
+    if size <= MAX_FRAMEWORK_CONFIG_BYTES:
+        return []
+    return [
+        f"spec.framework.config is {size} bytes as JSON, more than "
+        f"{MAX_FRAMEWORK_CONFIG_BYTES}: put large inputs in the task or a referenced object"
+    ]
+
+
+def _usage_lowered(old: Usage, new: Usage) -> list[str]:
+    """Usage only grows (issue 17, finding 6): the budget is charged what was reported."""
+    lowered = [
+        name
+        for name, before, after in (
+            ("inputTokens", old.input_tokens, new.input_tokens),
+            ("outputTokens", old.output_tokens, new.output_tokens),
+            ("cost", money(old.cost), money(new.cost)),
+        )
+        if after < before
+    ]
+    if not lowered:
+        return []
+    return [f"status.usage only grows: {', '.join(f'status.usage.{n}' for n in lowered)} lowered"]
 
 
 def _with_namespace(body: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,7 +350,7 @@ def _session_status(request: Mapping[str, Any], state: State, action: str) -> Ve
     new_body = _with_namespace(request["object"], request)
     old_body = _with_namespace(request["oldObject"], request)
     new, old = Session.model_validate(new_body), Session.model_validate(old_body)
-    reasons = _history(old, new)
+    reasons = _history(old, new) + _usage_lowered(old.status.usage, new.status.usage)
     if state.identities.is_operator(user):
         pass
     elif user.username == runner_username(new.metadata.namespace, new.metadata.name):
@@ -315,6 +366,8 @@ def _session_status(request: Mapping[str, Any], state: State, action: str) -> Ve
                 "a runner may only append history and report artifacts and usage; "
                 f"it changed status.{', status.'.join(changed)}"
             )
+        if not reasons:  # the entries it appended are its own (issue 17, finding 7)
+            reasons.extend(runner_entry_problems(old.status.history, new.status.history))
     else:
         reasons.append(
             f"{user.username} may not write the status of Session "

@@ -58,6 +58,7 @@ def main() -> None:
             store_timeout=settings.store_timeout_seconds,
             keep_per_second=settings.keep_requests_per_second,
             keep_burst=settings.keep_requests_burst,
+            keep_unverified_bytes=settings.max_body_bytes,
         )
         export.start()
     app = create_app(

@@ -55,11 +55,14 @@ class DeliveryLog:
         store_timeout: float = 5.0,
         keep_per_second: float = 1.0,
         keep_burst: int = 300,
+        keep_unverified_bytes: int = 256 * 1024,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.export = export
         self.keep_ignored = keep_ignored
+        self.keep_unverified_bytes = keep_unverified_bytes
+        """Largest body kept whose signature did not hold (finding 10 of issue 17)."""
         self.store_timeout = store_timeout
         self.clock = clock
         self.monotonic = monotonic
@@ -67,6 +70,11 @@ class DeliveryLog:
         # a per-namespace budget bounds what such a sender can make us store.
         self._budget = RateLimiter(keep_per_second, keep_burst)
         self._stored: Counter | None = None
+
+    @property
+    def backlogged(self) -> bool:
+        """The exporter holds nearly its most records: the store has been down a while."""
+        return self.export.backlogged
 
     def register(self, registry: CollectorRegistry) -> None:
         """Put the log's metrics on the app's registry."""
@@ -101,7 +109,7 @@ class DeliveryLog:
         # The Session this delivery maps to (deterministic), so a refused or ignored
         # delivery shows in the trail of the Session a replay later creates.
         session = audit.session or delivery_records.session_of(
-            audit.source, delivery_id, audit.outcome
+            audit.source, delivery_id, audit.outcome, body
         )
         key = None
         if body is not None and delivery_records.should_keep(
@@ -109,6 +117,9 @@ class DeliveryLog:
             body_read=True,
             namespace=audit.namespace,
             keep_ignored=self.keep_ignored,
+            reason=audit.reason,
+            size=len(body),
+            unverified_limit=self.keep_unverified_bytes,
         ):
             key = await self._keep(
                 audit, now, delivery_id, headers=headers, body=body, pool=executor

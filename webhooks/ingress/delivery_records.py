@@ -12,6 +12,7 @@ it after fixing the cause. Retention deletes those after ``spec.retention.delive
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +52,12 @@ KEPT_HEADERS = frozenset(
 # Outcomes that changed nothing and need no replay: the Session exists, or there is none
 # to make. "ignored" is kept only when the ingress is told to (a policy change may select it).
 SETTLED = frozenset({"created", "duplicate", "ping", "challenge"})
+# Refusals whose body nobody vouched for: whoever holds a key but not the signing secret
+# could otherwise make the store keep up to 25 MiB per request (finding 10 of issue 17).
+# They are kept only up to the in-Session size (enough to replay an ordinary delivery after
+# the admin fixes the secret), within the namespace's keep budget; the record is always
+# exported, and the sender can redeliver a larger one once the secret is right.
+UNVERIFIED = frozenset({"InvalidSignature", "SigningSecretMissing"})
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -73,16 +80,34 @@ def peek_event(source: str, headers: Mapping[str, str]) -> str:
     return (headers.get("x-github-event") or "").strip()[:128] if source == "github" else ""
 
 
-def session_of(source: str, delivery_id: str, outcome: str) -> str:
-    """The Session name a delivery maps to (events.session_name), if it maps to one."""
+def session_of(source: str, delivery_id: str, outcome: str, body: bytes | None = None) -> str:
+    """The Session name a delivery maps to (events.name_of), if it maps to one: by the
+    body's digest for GitHub and Jira, else by the delivery id."""
     if not delivery_id or outcome in ("ping", "challenge") or source not in events.SOURCES:
         return ""
+    if source in events.BODY_NAMED:
+        if body is None:
+            return ""
+        return events.body_session_name(source, hashlib.sha256(body).hexdigest())
     return events.session_name(source, delivery_id)
 
 
-def should_keep(outcome: str, *, body_read: bool, namespace: str, keep_ignored: bool) -> bool:
-    """Whether a delivery's raw request is stored for replay."""
+def should_keep(
+    outcome: str,
+    *,
+    body_read: bool,
+    namespace: str,
+    keep_ignored: bool,
+    reason: str = "",
+    size: int = 0,
+    unverified_limit: int | None = None,
+) -> bool:
+    """Whether a delivery's raw request is stored for replay: never a settled one, and one
+    whose signature did not hold (``reason`` is the refusal's code) only when its ``size``
+    is within ``unverified_limit``."""
     if not namespace or not body_read or outcome in SETTLED:
+        return False
+    if reason in UNVERIFIED and unverified_limit is not None and size > unverified_limit:
         return False
     return keep_ignored if outcome == "ignored" else True
 

@@ -1,7 +1,10 @@
 """Events to Sessions. Pure: parse a delivery, decide whether it starts a Session, build it.
 
 The namespace is an argument from the key index, never read from the payload (invariant 1);
-the Session name comes from the sender's delivery id alone (invariant 2).
+the Session name is deterministic (invariant 2): for Slack it comes from the event id,
+which Slack signs with a timestamp; for GitHub and Jira, whose signatures cover the body
+only, it comes from the body's SHA-256, so a captured body replayed under a new delivery
+id maps to the Session the first delivery made (finding 5 of issue 17).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from ambient.crds.replytarget import reply_target
 from .sources import PayloadError, alertmanager, generic
 
 SOURCES = ("github", "jira", "slack", "alertmanager", "generic")
+BODY_NAMED = frozenset({"github", "jira"})
+"""Sources whose Session name is the body's digest: their signature covers only the body,
+and their delivery-id header is not signed (a replay can put a new one)."""
 MAX_NAME = 63  # the operator derives Job names (<= 63) from the Session name
 MAX_DELIVERY_ID = 128  # spec.trigger.deliveryId's schema limit
 
@@ -70,6 +76,8 @@ class Delivery:
     payload: dict[str, Any] = field(repr=False)
     kind: Literal["session", "ping", "challenge"] = "session"
     challenge: str = ""
+    body_sha256: str = ""
+    """The SHA-256 of the exact body (GitHub and Jira: it names the Session)."""
 
 
 def media_type(content_type: str | None) -> str:
@@ -124,7 +132,7 @@ def parse(
         action = payload.get("action")
         event = f"{name}.{action}" if isinstance(action, str) and action else name
         kind: Literal["session", "ping"] = "ping" if name == "ping" else "session"
-        return Delivery("github", event[:128], delivery, payload, kind)
+        return Delivery("github", event[:128], delivery, payload, kind, body_sha256=_digest(body))
     if source == "jira":
         if mtype != JSON:
             raise MediaTypeError("Jira deliveries must be application/json")
@@ -136,7 +144,7 @@ def parse(
             headers.get("x-atlassian-webhook-identifier"),
             "the X-Atlassian-Webhook-Identifier header",
         )
-        return Delivery("jira", jira_event[:128], delivery, payload)
+        return Delivery("jira", jira_event[:128], delivery, payload, body_sha256=_digest(body))
     if source == "slack":
         if mtype == JSON:
             return _slack_event(_json_object(body))
@@ -165,6 +173,10 @@ def _json_source(source: str, headers: Mapping[str, str], body: bytes, mtype: st
         raise MalformedError(str(exc)) from exc
     what = "the webhook-id header" if source == "generic" else "the notification's digest"
     return Delivery(source, event, _delivery_id(delivery, what), payload)
+
+
+def _digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 def _slack_event(payload: dict[str, Any]) -> Delivery:
@@ -265,13 +277,26 @@ def session_name(source: str, delivery_id: str) -> str:
     return f"{source}-{hashlib.sha256(delivery_id.encode()).hexdigest()[:40]}"
 
 
+def body_session_name(source: str, body_sha256: str) -> str:
+    """<source>-<sha256[:40]>: the Session a GitHub or Jira body maps to, whatever delivery
+    id it comes with."""
+    return f"{source}-{body_sha256[:40]}"
+
+
+def name_of(delivery: Delivery) -> str:
+    """The Session name a delivery maps to: by body for GitHub and Jira, else by id."""
+    if delivery.source in BODY_NAMED and delivery.body_sha256:
+        return body_session_name(delivery.source, delivery.body_sha256)
+    return session_name(delivery.source, delivery.delivery_id)
+
+
 def build_session(delivery: Delivery, namespace: str, defaults: SessionDefaults) -> dict[str, Any]:
     """The Session manifest for a delivery, in the key's namespace."""
     return {
         "apiVersion": API_VERSION,
         "kind": "Session",
         "metadata": {
-            "name": session_name(delivery.source, delivery.delivery_id),
+            "name": name_of(delivery),
             "namespace": namespace,
             "labels": {LABEL_TRIGGER_SOURCE: delivery.source, LABEL_CREATED_BY: CREATED_BY_INGRESS},
         },
@@ -308,9 +333,24 @@ def with_payload_ref(manifest: dict[str, Any], location: str, size: int, sha256:
 
 
 def is_same_delivery(existing: Mapping[str, Any], delivery: Delivery) -> bool:
-    """Ownership check after 409: the stored Session is this very delivery's."""
+    """Ownership check after 409: the stored Session is this very delivery's, or (GitHub,
+    Jira) this very body's under another delivery id (``is_replayed_body`` says which)."""
     trigger = existing.get("spec", {}).get("trigger", {})
-    return bool(
-        trigger.get("source") == delivery.source
-        and trigger.get("deliveryId") == delivery.delivery_id
-    )
+    if trigger.get("source") != delivery.source:
+        return False
+    return trigger.get("deliveryId") == delivery.delivery_id or is_replayed_body(existing, delivery)
+
+
+def is_replayed_body(existing: Mapping[str, Any], delivery: Delivery) -> bool:
+    """The stored Session carries this delivery's very body under another delivery id: a
+    sender's duplicate hook or a captured delivery replayed. Either way it starts nothing
+    new. The body is compared by digest when it was stored aside, else as parsed JSON."""
+    if delivery.source not in BODY_NAMED or not delivery.body_sha256:
+        return False
+    trigger = existing.get("spec", {}).get("trigger", {})
+    if trigger.get("deliveryId") == delivery.delivery_id:
+        return False
+    ref = trigger.get("payloadRef")
+    if isinstance(ref, Mapping) and ref.get("sha256"):
+        return bool(ref.get("sha256") == delivery.body_sha256)
+    return bool(trigger.get("payload") == delivery.payload)

@@ -48,12 +48,45 @@ class Reply:
 
 
 class _Slot:
-    """Whether this request holds one of the large-body slots (released when answered)."""
+    """Whether this request holds one of the large-body slots, and its namespace's share
+    (both released once the delivery log has copied the body, finding 10 of issue 17)."""
 
-    __slots__ = ("held",)
+    __slots__ = ("held", "namespace")
 
     def __init__(self) -> None:
         self.held = False
+        self.namespace = ""
+
+
+class _TenantSlots:
+    """At most ``cap`` large bodies per namespace at once, so one tenant cannot hold every
+    large-body slot of a replica. Entries exist only while a namespace uses or awaits one."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    async def acquire(self, namespace: str) -> None:
+        sem, users = self._slots.setdefault(namespace, (asyncio.Semaphore(self.cap), [0]))
+        users[0] += 1
+        try:
+            await sem.acquire()
+        except BaseException:
+            self._leave(namespace)
+            raise
+
+    def release(self, namespace: str) -> None:
+        self._slots[namespace][0].release()
+        self._leave(namespace)
+
+    def _leave(self, namespace: str) -> None:
+        users = self._slots[namespace][1]
+        users[0] -= 1
+        if users[0] == 0:
+            del self._slots[namespace]
+
+    def __len__(self) -> int:
+        return len(self._slots)
 
 
 class IngressHandler:
@@ -93,6 +126,7 @@ class IngressHandler:
         # Bodies above the in-object limit (up to 25 MiB each, parsed in memory) are taken a
         # few at a time; the others wait for a slot, within the request timeout.
         self.large_slots = asyncio.Semaphore(cfg.max_large_deliveries)
+        self.tenant_large_slots = _TenantSlots(cfg.max_large_deliveries_per_namespace)
         self.limiter = RateLimiter(cfg.rate_per_second, cfg.rate_burst)
         self.registry = registry if registry is not None else CollectorRegistry()
         self.deliveries = Counter(
@@ -175,16 +209,21 @@ class IngressHandler:
                 ),
                 trace,
             )
+        try:
+            audit.status = reply.status
+            label = source if source in events.SOURCES else "unknown"
+            self.deliveries.labels(label, audit.outcome).inc()
+            self.latency.labels(label).observe(self.clock() - start)
+            if self.delivery_log is not None:  # exported record, request kept for replay
+                await self.delivery_log.record(audit, self.executor)
+            audit.emit()
         finally:
+            # The body (and the delivery log's base64 copy of it) is gone only now: the
+            # large-body slot bounds the memory until here, not just until the answer.
+            audit.extra.clear()
             if slot.held:
                 self.large_slots.release()
-        audit.status = reply.status
-        label = source if source in events.SOURCES else "unknown"
-        self.deliveries.labels(label, audit.outcome).inc()
-        self.latency.labels(label).observe(self.clock() - start)
-        if self.delivery_log is not None:  # exported record, request kept for replay
-            await self.delivery_log.record(audit, self.executor)
-        audit.emit()
+                self.tenant_large_slots.release(slot.namespace)
         return reply
 
     def http_error(self, path: str, exc: Exception, trace: str) -> None:
@@ -228,6 +267,16 @@ class IngressHandler:
                 "python -m ambient.webhooks.cli.keys create",
             )
         audit.namespace = tenant.namespace
+        if self.delivery_log is not None and self.delivery_log.backlogged:
+            # Backpressure, not loss: the audit store has been down so long that the
+            # replica holds its most records; the sender retries (issue 17, finding 9).
+            audit.outcome = "throttled"
+            raise IngressError(
+                503,
+                "AuditBacklog",
+                "the audit store has not taken records for a while; retry the delivery",
+                headers={"Retry-After": "30"},
+            )
         wait = self.limiter.take(f"{source}:{key_hash(key)}", self.clock())
         if wait > 0:
             audit.outcome = "throttled"
@@ -245,6 +294,7 @@ class IngressHandler:
                 "send application/json (Slack slash commands and interactivity: "
                 "application/x-www-form-urlencoded)",
             )
+        slot.namespace = tenant.namespace
         body = await self._read_body(headers.get("content-length"), stream, slot)
         lowered = {k.lower(): v for k, v in headers.items()}
         audit.extra.update(body=body, headers=lowered)  # for the delivery log, never logged
@@ -300,9 +350,16 @@ class IngressHandler:
         return bytes(chunks)
 
     async def _large_slot(self, slot: _Slot) -> None:
-        if not slot.held:
+        if slot.held:
+            return
+        # The namespace's share first: waiting for it holds no replica-wide slot.
+        await self.tenant_large_slots.acquire(slot.namespace)
+        try:
             await self.large_slots.acquire()
-            slot.held = True
+        except BaseException:
+            self.tenant_large_slots.release(slot.namespace)
+            raise
+        slot.held = True
 
 
 def _refusal(exc: IngressError, trace: str) -> Reply:

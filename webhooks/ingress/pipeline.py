@@ -103,7 +103,10 @@ def offload_payload(
     """The raw body goes to the store (create-only, at the delivery's key), then the
     manifest references it. Blocking: the pipeline runs it in its executor."""
     namespace = manifest["metadata"]["namespace"]
-    key = keys.payload_key(store_prefix, namespace, delivery.source, delivery.delivery_id)
+    # By content for GitHub and Jira (as their Session name is): a replay under a new
+    # delivery id finds the object stored before instead of storing another copy.
+    ident = delivery.body_sha256 if delivery.source in events.BODY_NAMED else ""
+    key = keys.payload_key(store_prefix, namespace, delivery.source, ident or delivery.delivery_id)
     try:
         # False when the same bytes were there already (a redelivery): fine.
         store.put_once(key, body)
@@ -208,6 +211,16 @@ class Pipeline:
         existing = await self.call(self.creator.create_session, manifest)
         outcome = rules.settle(existing, delivery)
         audit.outcome = outcome
+        if existing is not None and events.is_replayed_body(existing, delivery):
+            # The same signed body under a new delivery id: answered as the repeat it is,
+            # and recorded as such (finding 5 of issue 17).
+            audit.reason = "ReplayedBody"
+            log.warning(
+                "delivery %s repeats the body of Session %s/%s under a new delivery id",
+                audit.trace_id,
+                tenant.namespace,
+                name,
+            )
         if outcome == "conflict":
             raise IngressError(
                 409, "NameTaken", f"Session {name} exists but was not created for this delivery"

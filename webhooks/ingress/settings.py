@@ -23,6 +23,8 @@ class IngressSettings(BaseSettings):
     max_large_deliveries: int = Field(default=2, ge=1, le=64)
     """Deliveries above max_body_bytes handled at once per replica (each is held and
     parsed in memory, up to 25 MiB); others wait for a slot within the request timeout."""
+    max_large_deliveries_per_namespace: int = Field(default=1, ge=1, le=64)
+    """Of those, most held by one namespace at once, so one tenant cannot take them all."""
     rate_per_second: float = 20.0
     """Sustained deliveries per second per key."""
     rate_burst: int = 100

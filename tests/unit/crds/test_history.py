@@ -14,6 +14,8 @@ from ambient.crds.history import (
     known_ids,
     next_seq,
     next_seq_raw,
+    operator_entries,
+    runner_entry_problems,
     transition_problems,
     window_start,
 )
@@ -130,3 +132,32 @@ def test_an_archive_record_cannot_be_rewritten_or_removed() -> None:
     for archives in ([_a(0, 4).model_copy(update=rewritten)], []):
         problems = transition_problems(window, [_a(0, 4)], window, archives)
         assert problems and "historyArchives is append-only" in problems[0]
+
+
+# --- the runner's entries are claims (issue 17, finding 7) --------------------------------
+
+
+def test_a_forged_history_archived_entry_in_the_runner_prefix_carries_nothing() -> None:
+
+    forged = HistoryEntry(
+        seq=0,
+        id="runner:x",
+        timestamp="2026-03-10T00:00:00Z",
+        event="HistoryArchived",
+        data={"carried": '[["workload-created","WorkloadCreated","2020-01-01T00:00:00Z"]]'},
+    )
+    assert carried([forged]) == []
+    assert known_ids([forged]) == {"runner:x"}
+    assert operator_entries([forged]) == []
+
+
+def test_runner_entry_problems_check_only_what_was_appended() -> None:
+
+    def entry(seq: int, eid: str, event: str) -> HistoryEntry:
+        return HistoryEntry(seq=seq, id=eid, timestamp="2026-03-10T00:00:00Z", event=event)
+
+    old = [entry(0, "created", "SessionCreated")]
+    assert runner_entry_problems(old, [*old, entry(1, "runner:a", "ScriptStarted")]) == []
+    (problem,) = runner_entry_problems(old, [*old, entry(1, "runner:a", "Cancelled")])
+    assert "Cancelled" in problem
+    assert len(runner_entry_problems(old, [*old, entry(1, "approved", "Approved")])) == 2

@@ -434,12 +434,14 @@ def test_usage_roll_up_patches_the_policy_status(
 ) -> None:
     async def main() -> None:
         h = harness()
-        body = make_body(status={"usage": {"cost": "1.50"}, "history": []})
+        body = make_body(status={"phase": "Completed", "usage": {"cost": "1.50"}, "history": []})
         body["metadata"]["creationTimestamp"] = h.clock.now().strftime("%Y-%m-01T00:00:00Z")
+        body["metadata"]["uid"] = "u-1"
         h.put_session(body)
         await h.controller.policy_usage_event("ADDED", NS, "default", {})
         (patch,) = h.api.names("patch_policy_status")
         assert patch["status"]["monthToDateSpend"] == "1.50"
+        assert patch["status"]["ledger"] == [{"uid": "u-1", "charge": "1.50"}]
         await h.controller.policy_usage_event("DELETED", NS, "default", {})
         assert len(h.api.names("patch_policy_status")) == 1
 
@@ -535,3 +537,18 @@ def test_during_its_backoff_a_failing_session_waits_unless_a_person_changes_it(
         assert len(h.controller.queue) == 1
 
     asyncio.run(main())
+
+
+def test_the_index_keeps_no_large_framework_config() -> None:
+    """Issue 17, finding 9: what the operator holds per Session is bounded; a large
+    config is read with the whole body only when the Job is created."""
+    body = {
+        "metadata": {"name": "s", "managedFields": [{"big": "x" * 10_000}]},
+        "spec": {"framework": {"type": "script", "config": {"blob": "x" * 10_000}}},
+        "status": {},
+    }
+    kept = slim(body, 4096)
+    assert kept["spec"]["framework"] == {"type": "script", "config": {}}
+    assert kept["_payloadOmitted"] is True and "managedFields" not in kept["metadata"]
+    small = slim({**body, "spec": {"framework": {"type": "script", "config": {"a": 1}}}}, 4096)
+    assert small["spec"]["framework"]["config"] == {"a": 1} and not small["_payloadOmitted"]

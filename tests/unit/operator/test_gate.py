@@ -92,3 +92,54 @@ def test_old_creates_stop_counting(settings: OperatorSettings) -> None:
     gate.kick(NS)
     clock.timers.pop()[1]()
     assert gate.state.namespace(NS).inflight == {}
+
+
+def test_budgets_are_reserved_so_sessions_started_together_fit_the_month(
+    settings: OperatorSettings, make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """Issue 17, finding 6: two Sessions admitted together cannot each claim what is left.
+    The month allows 15.00 and 4.00 is already charged; each Session reserves its 10.00
+    budget (make_body's), so only one starts until it finishes."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    bodies = [make_body(name=f"s{i}", uid=f"u{i}") for i in range(2)]
+    sessions = {(NS, b["metadata"]["name"]): [b] for b in bodies}
+    jobs: dict[Key, list[JobView]] = {}
+    gate, clock, _ = _gate(settings, 10, {"session_index": sessions, "job_index": jobs})
+    clock.now = lambda: datetime(2026, 3, 5, tzinfo=UTC)  # type: ignore[attr-defined]
+    gate.policies.keep(
+        {
+            "metadata": {"name": "p", "namespace": NS},
+            "spec": {"models": {"budget": {"monthly": "15.00"}}},
+            "status": {
+                "month": "2026-03",
+                "monthToDateSpend": "4.00",
+                "ledger": [{"uid": "gone", "charge": "4.00"}],  # a deleted Session's spend
+            },
+        }
+    )
+    for body in bodies:
+        gate.session_seen(NS, body["metadata"]["name"], finished=False)
+
+    async def admit(body: dict[str, Any]) -> bool:
+        return (await gate.admit(NS, body, f"{body['metadata']['name']}-a1", jobs)).admitted
+
+    async def main() -> list[bool]:
+        return list(await asyncio.gather(*(admit(b) for b in bodies)))
+
+    assert asyncio.run(main()) == [True, False]
+    assert gate.state.namespace(NS).refused == {"s1"}
+    gate.session_seen(NS, "s0", finished=True)
+    assert not asyncio.run(admit(bodies[1]))  # held until the ledger knows what s0 cost
+    gate.policies.keep(
+        {
+            "metadata": {"name": "p", "namespace": NS},
+            "spec": {"models": {"budget": {"monthly": "15.00"}}},
+            "status": {
+                "month": "2026-03",
+                "monthToDateSpend": "5.00",
+                "ledger": [{"uid": "gone", "charge": "4.00"}, {"uid": "u0", "charge": "1.00"}],
+            },
+        }
+    )  # the roll-up: s0 cost 1.00, so 4 + 1 + 10 fits
+    assert asyncio.run(admit(bodies[1]))

@@ -36,3 +36,57 @@ def test_patch_only_when_the_figure_changes():
     assert usage.policy_status_patch(current, Decimal("0"), "2026-04") == {
         "status": {"month": "2026-04", "monthToDateSpend": "0.00"}
     }
+
+
+# --- the durable ledger (issue 17, finding 6) ---------------------------------------------
+
+
+def _session(uid: str, cost: str, *, phase: str = "Completed", budget: str | None = None) -> dict:
+    body: dict = {
+        "metadata": {"uid": uid, "creationTimestamp": "2026-03-02T00:00:00Z"},
+        "spec": {"policy": {"modelConstraints": {"budget": budget}} if budget else {}},
+        "status": {"phase": phase, "usage": {"cost": cost}},
+    }
+    return body
+
+
+def test_deleting_a_session_does_not_lower_the_spend():
+    month = "2026-03"
+    first = usage.ledger({}, [_session("a", "5.00"), _session("b", "2.00")], month)
+    patch = usage.ledger_patch({}, first, month)
+    assert patch is not None and patch["status"]["monthToDateSpend"] == "7.00"
+    status = patch["status"]
+    after = usage.ledger(status, [_session("b", "2.00")], month)  # "a" was deleted
+    assert usage.ledger_patch(status, after, month) is None  # nothing to change: 7.00 stays
+
+
+def test_an_unfinished_session_is_charged_its_budget_until_it_finishes():
+    month = "2026-03"
+    running = _session("r", "0.50", phase="Running", budget="10.00")
+    held = usage.ledger({}, [running], month)
+    assert held == {"r": Decimal("10.00")}  # reserved: another Session cannot claim it
+    status = usage.ledger_patch({}, held, month)["status"]
+    done = usage.ledger(status, [_session("r", "3.00", budget="10.00")], month)
+    assert done == {"r": Decimal("3.00")}  # the reservation becomes the cost
+    # Deleted while running: the reservation stays charged (nothing it spent is lost).
+    assert usage.ledger(status, [], month) == {"r": Decimal("10.00")}
+
+
+def test_a_new_month_starts_a_new_ledger():
+    status = {
+        "month": "2026-02",
+        "monthToDateSpend": "9.00",
+        "ledger": [{"uid": "x", "charge": "9.00"}],
+    }
+    assert usage.ledger(status, [], "2026-03") == {}
+    patch = usage.ledger_patch(status, {}, "2026-03")
+    assert patch == {"status": {"month": "2026-03", "monthToDateSpend": "0.00", "ledger": []}}
+
+
+def test_a_reservation_fits_what_the_ledger_and_the_claims_leave():
+    ledger = {"done": Decimal("4.00"), "me": Decimal("0.50")}
+    claims = {"running": Decimal("5.00"), "done": Decimal("1.00")}  # the ledger's 4 wins
+    # 4 + 5 + my 6 (my own 0.50 is replaced by my budget) = 15
+    assert usage.reservation_fits(Decimal("15.00"), ledger, claims, "me", Decimal("6.00"))
+    assert not usage.reservation_fits(Decimal("14.99"), ledger, claims, "me", Decimal("6.00"))
+    assert usage.reservation_fits(None, ledger, claims, "me", Decimal("1000"))

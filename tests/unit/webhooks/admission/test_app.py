@@ -88,7 +88,9 @@ def test_a_body_that_is_not_a_review_is_400() -> None:
         for body in (b"{nope", b"[]", b""):
             rsp = http.post("/validate", content=body)
             assert rsp.status_code == 400
-            assert rsp.json() == {"error": "the body is not an AdmissionReview"}
+            answer = rsp.json()  # the documented error shape, with a trace id
+            assert set(answer) == {"error_code", "message", "details", "trace_id", "timestamp"}
+            assert answer["error_code"] == "NotAReview" and len(answer["trace_id"]) == 32
 
 
 def test_other_paths_go_to_the_app_and_unknown_ones_deny() -> None:
@@ -236,3 +238,44 @@ def test_audit_records_say_whether_the_caller_was_authenticated(
         with TestClient(create_app(settings, cache)) as http:
             http.post("/validate", content=json.dumps(_review("claude-3-sonnet")))
         assert audited[-1]["details"]["caller"] == caller
+
+
+def test_a_full_audit_backlog_denies_writes_instead_of_losing_records(memory_store) -> None:
+    """Issue 17, finding 9: while the store is down the exporter's backlog is bounded;
+    near its limit the webhook denies (fail closed) and every decision it made is written
+    once the store is back."""
+    from ambient.webhooks.exporting import BackgroundExport  # noqa: PLC0415
+
+    export = BackgroundExport(memory_store, "prod", every=60, max_pending=10)
+    trail.add_sink(export.add)
+    try:
+        cache = PolicyIndex()
+        cache.replace_all(
+            [
+                {
+                    "metadata": {"name": "policy", "namespace": NS},
+                    "spec": {"models": {"allowed": ["claude-3-sonnet"]}},
+                }
+            ]
+        )
+        memory_store.fail = True
+        with TestClient(create_app(AdmissionSettings(), cache, export=export)) as http:
+            answers = [
+                http.post("/validate", content=json.dumps(_review("claude-3-sonnet"))).json()
+                for _ in range(12)
+            ]
+        export.flush()  # fails: kept
+        allowed = [a["response"]["allowed"] for a in answers]
+        assert allowed == [True] * 9 + [False] * 3
+        assert "audit store" in answers[-1]["response"]["status"]["message"]
+        assert export.exporter.pending <= 10
+        memory_store.fail = False
+        export.flush()
+        records = [
+            json.loads(line)
+            for key in memory_store.list_keys("prod/audit/")
+            for line in memory_store.get(key).splitlines()
+        ]
+        assert sum(r["outcome"] == "allowed" for r in records) == 9
+    finally:
+        trail.clear_sinks()

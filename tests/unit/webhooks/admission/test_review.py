@@ -486,3 +486,68 @@ def test_a_policy_whose_routes_do_not_compile_is_refused(registry: Registry) -> 
     assert "routes[0]" not in verdict.message
     spec["ingress"]["routes"] = spec["ingress"]["routes"][:1]
     assert review(_policy_request(spec), State({}, registry, Identities(), NOW)).allowed
+
+
+# --- a runner's entries are its own (issue 17, finding 7) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (_entry(1, "notify/Failed/abc"), "start with 'runner:'"),
+        ({**_entry(1, "runner:x"), "event": "NotificationDelivered"}, "is not a runner event"),
+        (
+            {
+                **_entry(1, "runner:x"),
+                "event": "HistoryArchived",
+                "data": {"carried": '[["approved","Approved","2026-03-10T00:00:00Z"]]'},
+            },
+            "is not a runner event",
+        ),
+        ({**_entry(1, "runner:x"), "event": "not camel case"}, "is not a runner event"),
+    ],
+)
+def test_a_runner_may_not_write_the_operators_entries(
+    state: State, entry: dict[str, Any], message: str
+) -> None:
+    runner = {"username": runner_username(NS, "s1")}
+    verdict = review(_status_request([_entry(0, "a")], [_entry(0, "a"), entry], runner), state)
+    assert not verdict.allowed and message in verdict.message
+    # The operator writes its own vocabulary, under its own ids.
+    if not entry["id"].startswith("runner:"):
+        operator = {"username": OPERATOR}
+        assert review(_status_request([_entry(0, "a")], [_entry(0, "a"), entry], operator), state)
+
+
+def test_a_runner_appends_its_own_vocabulary(state: State) -> None:
+    runner = {"username": runner_username(NS, "s1")}
+    entries = [
+        {**_entry(1, "runner:result"), "event": "RunnerSucceeded", "data": {"summary": "ok"}},
+        {**_entry(2, "runner:turn-1"), "event": "ModelCalled"},
+        {**_entry(3, "runner:hello"), "event": "Hello"},
+    ]
+    old = [_entry(0, "created")]  # the operator's entries before it are not the runner's
+    assert review(_status_request(old, old + entries, runner), state).allowed
+
+
+# --- usage only grows (finding 6), framework.config is bounded (finding 9) ---------------
+
+
+@pytest.mark.parametrize("user", [{"username": runner_username(NS, "s1")}, {"username": OPERATOR}])
+def test_usage_cannot_be_lowered_by_anyone(state: State, user: dict[str, Any]) -> None:
+    old = _session(status__usage={"inputTokens": 10, "outputTokens": 5, "cost": "2.50"})
+    lowered = _session(status__usage={"inputTokens": 10, "outputTokens": 5, "cost": "0.10"})
+    verdict = review(_request("UPDATE", lowered, old, user=user, sub="status"), state)
+    assert not verdict.allowed and "status.usage.cost lowered" in verdict.message
+    grown = _session(status__usage={"inputTokens": 11, "outputTokens": 5, "cost": "2.51"})
+    assert review(_request("UPDATE", grown, old, user=user, sub="status"), state).allowed
+
+
+def test_a_framework_config_over_64_kib_is_refused(state: State) -> None:
+    big = _session(spec__framework={"type": "script", "config": {"blob": "x" * 70_000}})
+    verdict = review(_request("CREATE", big, user=ALICE), state)
+    assert not verdict.allowed and "spec.framework.config is" in verdict.message
+    fits = _session(spec__framework={"type": "script", "config": {"blob": "x" * 60_000}})
+    assert (
+        "spec.framework.config" not in review(_request("CREATE", fits, user=ALICE), state).message
+    )

@@ -17,6 +17,7 @@ from ambient.common.store.s3 import StoreUnavailableError
 from ambient.crds.naming import ANNOTATION_REPLAYED_BY
 from ambient.webhooks.cli.deliveries import run
 from ambient.webhooks.ingress import delivery_records as d
+from ambient.webhooks.ingress import events
 from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableError
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -119,8 +120,10 @@ def test_replay_creates_once_and_names_who(memory_store) -> None:
     trace = _seed(memory_store)
     api = FakeApi()
     code, out = _cli(memory_store, api, "replay", "-n", "team-a", trace[:8])
-    assert code == 0 and out.startswith("created Session team-a/github-g-1")
-    assert api.sessions["github-g-1"]["metadata"]["annotations"][ANNOTATION_REPLAYED_BY] == "alice"
+    # GitHub Sessions are named by the body's digest (issue 17, finding 5).
+    name = events.body_session_name("github", hashlib.sha256(BODY).hexdigest())
+    assert code == 0 and out.startswith(f"created Session team-a/{name}")
+    assert api.sessions[name]["metadata"]["annotations"][ANNOTATION_REPLAYED_BY] == "alice"
     code, out = _cli(memory_store, api, "replay", "-n", "team-a", DELIVERY)
     assert code == 0 and "already exists" in out
     assert len(api.sessions) == 1
@@ -160,7 +163,8 @@ def test_a_large_payload_is_replayed_through_the_store_as_the_ingress_stores_it(
     code, out = _cli(memory_store, api, "replay", "-n", "team-a", trace)
     assert code == 0, out
     trigger = next(iter(api.sessions.values()))["spec"]["trigger"]
-    key = "team-a/payloads/github/g-1.json"
+    # Stored by content, as the ingress stores it (issue 17, finding 5).
+    key = f"team-a/payloads/github/{hashlib.sha256(large).hexdigest()}.json"
     assert trigger["payload"] == {}
     assert trigger["payloadRef"] == {
         "location": f"s3://memory/{key}",
@@ -168,7 +172,7 @@ def test_a_large_payload_is_replayed_through_the_store_as_the_ingress_stores_it(
         "sha256": hashlib.sha256(large).hexdigest(),
     }
     assert memory_store.objects[key] == large
-    # A different payload already under that delivery's key is not overwritten.
+    # A different payload already under that key is not overwritten.
     memory_store.objects[key] = b"{}"
     api = FakeApi()
     code, out = _cli(memory_store, api, "replay", "-n", "team-a", trace)

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ambient.common.store.s3 import ContentConflictError, StoreUnavailableError
+from ambient.webhooks.ingress import events
 from ambient.webhooks.ingress.app import create_app
 from ambient.webhooks.ingress.errors import KubeUnavailableError
 from ambient.webhooks.ingress.keyindex import KeyIndex, key_hash
@@ -103,6 +104,12 @@ def post_github(client, signer, payload, event="pull_request", *, delivery=GUID,
     return client.post(f"/webhooks/github/{key}", content=kw.pop("content", body), headers=headers)
 
 
+def _name(payload: Any) -> str:
+    """The Session a GitHub or Jira body maps to: by its digest (issue 17, finding 5)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return events.body_session_name("github", hashlib.sha256(body).hexdigest())
+
+
 def assert_error(resp, status: int, code: str) -> None:
     assert resp.status_code == status, resp.text
     body = resp.json()
@@ -116,11 +123,11 @@ def test_signed_pull_request_creates_once_then_answers_200(signer, github_exampl
     payload = github_example("pull_request.opened")
     first = post_github(client, signer, payload)
     assert first.status_code == 202, first.text
-    assert first.json() == {"namespace": "team-a", "session": f"github-{GUID}"}
+    assert first.json() == {"namespace": "team-a", "session": _name(payload)}
     again = post_github(client, signer, payload)
     assert (again.status_code, again.json()) == (200, first.json())
-    assert list(backend.sessions) == [("team-a", f"github-{GUID}")]
-    spec = backend.sessions[("team-a", f"github-{GUID}")]["spec"]
+    assert list(backend.sessions) == [("team-a", _name(payload))]
+    spec = backend.sessions[("team-a", _name(payload))]["spec"]
     assert spec["trigger"]["event"] == "pull_request.opened"
     assert spec["framework"]["type"] == "script"
 
@@ -204,9 +211,12 @@ def test_api_server_down_is_503_so_the_sender_retries(signer, github_example) ->
 def test_rate_limit_answers_429_with_retry_after(signer, github_example) -> None:
     client, _ = make(signer, rate_per_second=0.5, rate_burst=2)
     payload = github_example("pull_request.opened")
-    codes = [post_github(client, signer, payload, delivery=f"d{i}").status_code for i in range(3)]
+    codes = [
+        post_github(client, signer, {**payload, "number": i}, delivery=f"d{i}").status_code
+        for i in range(3)
+    ]
     assert codes[:2] == [202, 202]
-    resp = post_github(client, signer, payload, delivery="d9")
+    resp = post_github(client, signer, {**payload, "number": 9}, delivery="d9")
     assert_error(resp, 429, "RateLimited")
     assert int(resp.headers["retry-after"]) >= 1
 
@@ -267,7 +277,7 @@ def test_unknown_methods_and_paths_deny_with_the_error_shape(signer, method) -> 
 
 def test_a_name_taken_by_another_delivery_is_409_not_success(signer, github_example) -> None:
     client, backend = make(signer)
-    name = f"github-{GUID}"
+    name = _name(github_example("pull_request.opened"))
     backend.sessions[("team-a", name)] = {
         "spec": {"trigger": {"source": "github", "deliveryId": "someone-else"}}
     }
@@ -303,7 +313,8 @@ def test_jira_delivery_signed_with_x_hub_signature(signer) -> None:
         "/webhooks/jira", content=body, headers={**headers, "Authorization": "Bearer jk"}
     )
     assert resp.status_code == 202, resp.text
-    assert resp.json() == {"namespace": "team-j", "session": "jira-77"}
+    jira_name = events.body_session_name("jira", hashlib.sha256(body).hexdigest())
+    assert resp.json() == {"namespace": "team-j", "session": jira_name}
     forged = {**headers, "X-Hub-Signature": signer.jira(body, secret="guess")}
     assert_error(
         client.post("/webhooks/jira/jk", content=body, headers=forged), 401, "InvalidSignature"
@@ -325,10 +336,10 @@ def test_a_large_payload_is_stored_and_referenced(signer, github_example) -> Non
     payload = _large(github_example, 50_000)
     first = post_github(client, signer, payload)
     assert first.status_code == 202, first.text
-    key = f"pfx/team-a/payloads/github/{GUID}.json"
     body = json.dumps(payload).encode()
+    key = f"pfx/team-a/payloads/github/{hashlib.sha256(body).hexdigest()}.json"
     assert store.objects == {key: body}
-    trigger = backend.sessions[("team-a", f"github-{GUID}")]["spec"]["trigger"]
+    trigger = backend.sessions[("team-a", _name(payload))]["spec"]["trigger"]
     assert trigger["payload"] == {}
     assert trigger["payloadRef"] == {
         "location": f"s3://payloads/{key}",
@@ -344,9 +355,10 @@ def test_a_large_payload_is_stored_and_referenced(signer, github_example) -> Non
 def test_small_payloads_stay_inside_the_session(signer, github_example) -> None:
     store = FakeStore()
     client, backend = make(signer, store=store, max_body_bytes=100_000)
-    assert post_github(client, signer, github_example("pull_request.opened")).status_code == 202
+    payload = github_example("pull_request.opened")
+    assert post_github(client, signer, payload).status_code == 202
     assert store.objects == {}
-    assert "payloadRef" not in backend.sessions[("team-a", f"github-{GUID}")]["spec"]["trigger"]
+    assert "payloadRef" not in backend.sessions[("team-a", _name(payload))]["spec"]["trigger"]
 
 
 def test_above_the_stored_limit_is_413_and_nothing_is_stored(signer, github_example) -> None:
@@ -390,13 +402,17 @@ def test_a_bad_signature_stores_nothing(signer, github_example) -> None:
     assert store.objects == {} and backend.sessions == {}
 
 
-def test_a_different_payload_under_the_same_delivery_is_a_conflict(signer, github_example) -> None:
+def test_large_payloads_are_stored_by_content(signer, github_example) -> None:
+    """GitHub and Jira payloads are keyed by their digest, as their Sessions are named
+    (issue 17, finding 5): another body is another object and another Session, the same
+    body under another delivery id is neither."""
     store = FakeStore()
-    client, _backend = make(signer, store=store, max_body_bytes=10_000)
+    client, backend = make(signer, store=store, max_body_bytes=10_000)
     assert post_github(client, signer, _large(github_example, 50_000)).status_code == 202
-    resp = post_github(client, signer, _large(github_example, 60_000))
-    assert_error(resp, 409, "PayloadConflict")
-    assert len(store.objects) == 1
+    assert post_github(client, signer, _large(github_example, 60_000)).status_code == 202
+    replayed = post_github(client, signer, _large(github_example, 60_000), delivery="replayed")
+    assert replayed.status_code == 200
+    assert len(store.objects) == 2 and len(backend.sessions) == 2
 
 
 class SlowStore(FakeStore):
@@ -446,16 +462,18 @@ def test_large_deliveries_are_taken_a_few_at_a_time(signer, github_example) -> N
     )
     payload = _large(github_example, 50_000)
     ids = [f"{GUID[:-1]}{i}" for i in range(3)]
+
+    def post(d: str) -> int:  # one event each: a body of its own
+        return post_github(client, signer, {**payload, "number": d}, delivery=d).status_code
+
     with TestClient(app) as client, ThreadPoolExecutor(3) as pool:
-        answers = list(
-            pool.map(lambda d: post_github(client, signer, payload, delivery=d).status_code, ids)
-        )
+        answers = list(pool.map(post, ids))
         # Slots are given back, also after a refusal.
         bad = post_github(
             client, signer, payload, delivery="x", headers={"X-Hub-Signature-256": "sha256=0"}
         )
         assert bad.status_code == 401
-        assert post_github(client, signer, payload, delivery=f"{GUID[:-1]}9").status_code == 202
+        assert post(f"{GUID[:-1]}9") == 202
     assert answers == [202, 202, 202]
     assert store.most == 1 and len(store.objects) == 4
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from ambient.webhooks.exporting import BackgroundExport
+from ambient.webhooks.ingress import events
 from ambient.webhooks.ingress.app import create_app
 from ambient.webhooks.ingress.delivery_log import DeliveryLog
 from ambient.webhooks.ingress.delivery_records import ACTION_DELIVERY, StoredRequest
@@ -96,7 +98,9 @@ def test_a_refused_delivery_keeps_its_request_and_never_the_key(
     assert record["namespace"] == "team-a"
     assert record["details"]["reason"] == "InvalidSignature"
     assert record["details"]["deliveryId"] == GUID  # read from the header, body unparsed
-    assert record["resource"] == f"sessions/github-{GUID}"  # the Session a replay makes
+    body = json.dumps(github_example("pull_request.opened")).encode()
+    name = events.body_session_name("github", hashlib.sha256(body).hexdigest())
+    assert record["resource"] == f"sessions/{name}"  # the Session a replay makes
     assert record["traceId"] == resp.headers["X-Trace-Id"]
     stored = StoredRequest.decode(memory_store.get(record["details"]["requestKey"]))
     assert stored.headers["x-github-delivery"] == GUID
@@ -162,3 +166,31 @@ def test_a_namespace_s_kept_requests_are_bounded(signer, github_example, memory_
     assert (
         'ambient_ingress_requests_stored_total{result="limited"} 2.0' in client.get("/metrics").text
     )
+
+
+def test_a_long_store_outage_applies_backpressure_and_loses_nothing(
+    signer, github_example, memory_store
+) -> None:
+    """Issue 17, finding 9: the exporter's backlog is bounded; past 90% of it the ingress
+    refuses new deliveries with 503 (the sender retries) instead of buffering without end,
+    and every record of what it took is written once the store is back."""
+    client, export = _app(signer, memory_store)
+    export.exporter.max_pending = 10
+    memory_store.fail = True
+    codes = [
+        post_github(
+            client, signer, {**github_example("pull_request.opened"), "number": n}, delivery=str(n)
+        ).status_code
+        for n in range(12)
+    ]
+    export.flush()  # fails: the records stay buffered
+    assert codes == [202] * 9 + [503] * 3
+    refused = post_github(client, signer, github_example("pull_request.opened"), delivery="x")
+    assert refused.json()["error_code"] == "AuditBacklog" and refused.headers["retry-after"]
+    assert export.exporter.pending <= 10  # bounded
+    memory_store.fail = False
+    export.flush()
+    created = [r for r in _records(memory_store) if r["outcome"] == "created"]
+    assert len(created) == 9  # every delivery it took is in the trail
+    after = {**github_example("pull_request.opened"), "number": 100}
+    assert post_github(client, signer, after, delivery="after").status_code == 202

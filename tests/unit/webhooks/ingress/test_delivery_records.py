@@ -146,3 +146,22 @@ def test_rows_filter_and_find() -> None:
     assert table[0].split()[:3] == ["TIMESTAMP", "ID", "SOURCE"]
     assert "yes" in table[1] and "InvalidSignature" in table[1]
     assert " - " in table[3]  # a created delivery kept no request
+
+
+@pytest.mark.parametrize("reason", sorted(d.UNVERIFIED))
+def test_a_large_body_nobody_signed_is_not_kept(reason: str) -> None:
+    # Finding 10 of issue 17: a key holder without the secret must not fill the store.
+    def keep(reason: str, size: int) -> bool:
+        return d.should_keep(
+            "refused",
+            body_read=True,
+            namespace="team-a",
+            keep_ignored=True,
+            reason=reason,
+            size=size,
+            unverified_limit=1000,
+        )
+
+    assert not keep(reason, 1001)
+    assert keep(reason, 1000)  # an ordinary delivery stays replayable after a secret fix
+    assert keep("NameTaken", 10_000)  # signed bodies are kept whatever their size

@@ -189,5 +189,10 @@ def test_the_session_lands_in_the_given_namespace_whatever_the_payload_says(gith
     assert session.spec.framework.type == "script"
     assert session.spec.timeout_seconds == 60
     assert events.is_same_delivery(manifest, delivery)
-    other = gh(payload, "pull_request", delivery="another")
+    # The same body under another delivery id is the same event replayed (finding 5).
+    replayed = gh(payload, "pull_request", delivery="another")
+    assert events.is_same_delivery(manifest, replayed)
+    assert events.is_replayed_body(manifest, replayed)
+    assert not events.is_replayed_body(manifest, delivery)  # a plain redelivery
+    other = gh({**payload, "number": 99}, "pull_request", delivery="another")
     assert not events.is_same_delivery(manifest, other)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 from typing import Any
 
@@ -23,12 +24,20 @@ SPEC: dict[str, Any] = {
 }
 
 
-def _run(pipe: Pipeline, signer, payload: Any, audit: Audit | None = None) -> Result:
+def _name(payload: Any) -> str:
+    """The Session a GitHub body maps to: by its digest (finding 5 of issue 17)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return events.body_session_name("github", hashlib.sha256(body).hexdigest())
+
+
+def _run(
+    pipe: Pipeline, signer, payload: Any, audit: Audit | None = None, *, delivery: str = GUID
+) -> Result:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     headers = {
         "content-type": "application/json",
         "x-github-event": "pull_request",
-        "x-github-delivery": GUID,
+        "x-github-delivery": delivery,
         "x-hub-signature-256": signer.github(body),
     }
     return asyncio.run(
@@ -52,12 +61,15 @@ def test_the_audit_says_how_far_a_delivery_got(signer, github_example, creator) 
     )
     assert result.outcome == "created"
     assert (audit.event, audit.delivery_id) == ("pull_request.opened", GUID)
-    assert (audit.session, audit.outcome) == (f"github-{GUID}", "created")
+    assert (audit.session, audit.outcome) == (
+        _name(github_example("pull_request.opened")),
+        "created",
+    )
     assert creator.secret_reads == 1 and creator.creates == 1
 
 
 def test_a_name_held_by_another_delivery_is_a_conflict(signer, github_example, creator) -> None:
-    creator.sessions[("team-a", f"github-{GUID}")] = {
+    creator.sessions[("team-a", _name(github_example("pull_request.opened")))] = {
         "spec": {"trigger": {"source": "github", "deliveryId": "other"}}
     }
     audit = Audit(source="github", trace_id="t")
@@ -106,7 +118,7 @@ def test_a_synchronous_creator_runs_in_the_executor(signer, github_example) -> N
         ).outcome
         == "created"
     )
-    assert sync.made == [f"github-{GUID}"]
+    assert sync.made == [_name(github_example("pull_request.opened"))]
 
 
 def test_a_large_payload_is_stored_before_the_session(
@@ -123,7 +135,8 @@ def test_a_large_payload_is_stored_before_the_session(
     assert creator.creates == 0  # never a Session pointing at nothing
     store.error = None
     assert _run(pipe, signer, payload).outcome == "created"
-    assert list(store.objects) == [f"p/team-a/payloads/github/{GUID}.json"]
+    digest = hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+    assert list(store.objects) == [f"p/team-a/payloads/github/{digest}.json"]
 
 
 def test_offload_refuses_a_different_payload_under_the_same_delivery(store) -> None:
@@ -180,3 +193,51 @@ def test_a_signing_secret_name_that_walks_the_path_is_refused(
         )
     )
     assert creator.secret_reads == 1 and creator.creates == 1
+
+
+# --- replayed bodies (issue 17, finding 5) -------------------------------------------------
+
+
+def test_the_same_body_under_a_new_delivery_id_is_the_same_session(
+    signer, github_example, creator
+) -> None:
+    payload = github_example("pull_request.opened")
+    pipe = Pipeline(creator, inline_limit=1 << 20)
+    assert _run(pipe, signer, payload).outcome == "created"
+    audit = Audit(source="github", trace_id="t2")
+    again = _run(pipe, signer, payload, audit, delivery="a-new-id-from-a-replayer")
+    assert (again.outcome, audit.reason, audit.session) == (
+        "duplicate",
+        "ReplayedBody",
+        _name(payload),
+    )
+    assert list(creator.sessions) == [("team-a", _name(payload))]
+    stored = creator.sessions[("team-a", _name(payload))]
+    assert stored["spec"]["trigger"]["deliveryId"] == GUID  # the first delivery's record
+
+
+def test_the_sender_s_own_redelivery_is_a_plain_duplicate(signer, github_example, creator) -> None:
+    payload = github_example("pull_request.opened")
+    pipe = Pipeline(creator, inline_limit=1 << 20)
+    _run(pipe, signer, payload)
+    audit = Audit(source="github", trace_id="t2")
+    assert _run(pipe, signer, payload, audit).outcome == "duplicate"
+    assert audit.reason == ""
+
+
+def test_a_different_body_is_a_different_session(signer, github_example, creator) -> None:
+    pipe = Pipeline(creator, inline_limit=1 << 20)
+    one, two = github_example("pull_request.opened"), github_example("pull_request.opened")
+    two["number"] = 3
+    _run(pipe, signer, one)
+    assert _run(pipe, signer, two, delivery="another").outcome == "created"
+    assert len(creator.sessions) == 2
+
+
+def test_a_large_body_replayed_is_stored_once(signer, github_example, creator, store) -> None:
+    payload = github_example("pull_request.opened")
+    payload["pull_request"]["body"] = "x" * 5_000
+    pipe = Pipeline(creator, inline_limit=1_000, store=store, store_prefix="p")
+    assert _run(pipe, signer, payload).outcome == "created"
+    assert _run(pipe, signer, payload, delivery="replayed").outcome == "duplicate"
+    assert len(store.objects) == 1 and len(creator.sessions) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -71,7 +72,8 @@ def test_a_good_request_becomes_the_same_session_the_ingress_makes(
     assert _replay(stored, SPEC, creator).outcome == "created"
     (manifest,) = creator.sessions.values()
     meta = manifest["metadata"]
-    assert meta["name"] == events.session_name("github", GUID)
+    digest = hashlib.sha256(stored.raw_body()).hexdigest()
+    assert meta["name"] == events.body_session_name("github", digest)
     assert meta["namespace"] == "team-a"
     assert meta["annotations"] == {
         ANNOTATION_REPLAYED_BY: "alice",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -31,7 +32,9 @@ def _decide(payload: Any, event: str = "pull_request", spec: dict[str, Any] = SP
 def test_a_selected_event_becomes_its_session(github_example) -> None:
     decision = _decide(github_example("pull_request.opened"))
     assert decision.ignored is None and decision.manifest is not None
-    assert decision.manifest["metadata"]["name"] == events.session_name("github", GUID)
+    body = json.dumps(github_example("pull_request.opened")).encode()
+    digest = hashlib.sha256(body).hexdigest()
+    assert decision.manifest["metadata"]["name"] == events.body_session_name("github", digest)
     assert decision.manifest["metadata"]["namespace"] == "team-a"
     assert decision.manifest["spec"]["framework"]["type"] == "script"
     assert decision.delivery.event == "pull_request.opened"
@@ -97,4 +100,5 @@ def test_a_create_settles_as_created_duplicate_or_conflict(github_example) -> No
     other = _decide(github_example("pull_request.opened"))
     assert other.manifest is not None
     other.manifest["spec"]["trigger"]["deliveryId"] = "someone-else"
+    other.manifest["spec"]["trigger"]["payload"] = {"another": "body"}
     assert rules.settle(other.manifest, decision.delivery) == "conflict"
