@@ -6,11 +6,17 @@ import os
 import sys
 from collections.abc import Callable
 
+from ambient.runners.agno import runner as agno
+from ambient.runners.crewai import runner as crewai
+from ambient.runners.langgraph import runner as langgraph
+from ambient.runners.n8n import runner as n8n
 from ambient.runners.sdk import claude_code, script
 from ambient.runners.sdk.contract import RUNNER_ERROR, ContractError, termination_message
 from ambient.runners.sdk.runtime import Runner
 
 RUNNERS: dict[str, Callable[[Runner], int]] = {"script": script.run, "claude-code": claude_code.run}
+# The framework runners import their framework only when they run: one image has one.
+RUNNERS |= {"langgraph": langgraph.run, "crewai": crewai.run, "agno": agno.run, "n8n": n8n.run}
 """The runners this repository implements; runners/images/Dockerfile builds one image each."""
 
 
