@@ -43,7 +43,7 @@ def run(runner: Runner) -> int:
 
 def kickoff_inputs(prompt: str, trigger: dict[str, Any]) -> dict[str, str]:
     """The inputs CrewAI interpolates into the crew's texts."""
-    event = json.dumps(trigger, sort_keys=True, default=str)[:TRIGGER_CHARS]
+    event = json.dumps(trigger, default=str)[:TRIGGER_CHARS]
     return {
         "prompt": prompt,
         "trigger": event,

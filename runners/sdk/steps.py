@@ -80,7 +80,7 @@ def task_message(prompt: str, trigger: dict[str, Any]) -> str:
     """The task as one user message: the prompt, then the trigger as JSON (bounded)."""
     if not prompt.strip():
         raise ValueError("framework.config.prompt is empty: the runner has no task to give")
-    event = json.dumps(trigger, sort_keys=True, default=str)
+    event = json.dumps(trigger, default=str)  # source and event first, the payload last
     if len(event) > TRIGGER_CHARS:
         event = event[:TRIGGER_CHARS] + f"... (+{len(event) - TRIGGER_CHARS} chars cut)"
     return f"{prompt}\n\nThe event that started this task (JSON):\n{event}"
