@@ -2,8 +2,9 @@
 
 The module is importable in the runner image (a team's own image built FROM the runner's
 base image with its package installed), or a ``.py`` file in a folder the pod mounts from
-a ConfigMap: every folder in AMBIENT_AGENT_PATH (default ``/var/run/ambient/agent``)
-that exists is put first on ``sys.path``. The attribute is the object itself, or a
+a ConfigMap (framework.config.moduleConfigMap, mounted at ``/opt/ambient/agent``):
+every folder in AMBIENT_AGENT_PATH (default that one) that exists is put first on
+``sys.path``. The attribute is the object itself, or a
 function without arguments that returns it (built fresh for the run).
 """
 
@@ -19,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ambient.runners.sdk.contract import CONTEXT_DIR, ContractError
+from ambient.runners.sdk.contract import ContractError
 
 AGENT_PATH_ENV = "AMBIENT_AGENT_PATH"
 """Folders (``:``-separated) searched first for the module, e.g. a mounted ConfigMap."""
-DEFAULT_AGENT_PATH = f"{CONTEXT_DIR}/agent"
+DEFAULT_AGENT_PATH = "/opt/ambient/agent"
+"""Where the operator mounts framework.config.moduleConfigMap (builders.AGENT_MODULE_DIR)."""
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 

@@ -159,7 +159,7 @@ def _run(  # noqa: PLR0917 - the pod's inputs, one each
         "AMBIENT_API_CA_FILE": str(ca),
         "AMBIENT_API_TOKEN_FILE": str(token),
         "AMBIENT_TERMINATION_LOG": str(tmp / f"{name}.termination"),
-        # As a ConfigMap mounted at /var/run/ambient/agent would provide the module.
+        # As a ConfigMap mounted at /opt/ambient/agent would provide the module.
         "AMBIENT_AGENT_PATH": str(AGENTS),
         "AWS_ENDPOINT_URL_S3": s3_endpoint,
         **S3_ENV,
