@@ -12,6 +12,8 @@ import base64
 import json
 import os
 import subprocess
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from ambient.crds.models import Session
 from ambient.operator.sessions import builders
 from ambient.runners import registry as runner_registry
 from ambient.runners.sdk.contract import BUDGET_EXCEEDED, RUNNER_ERROR
+
+from .conftest import free_port
 
 # The operator creates each Session's ServiceAccount, whose token the runner uses.
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
@@ -306,3 +310,210 @@ def test_agno_reported_cost_over_the_budget_fails_with_budget_exceeded(fw):
     assert body["status"]["usage"]["cost"] == "1.50"
     # The steps up to the stop are kept as an artifact.
     assert fw.stored("spendy", "steps.jsonl")
+
+
+# --- n8n: the real n8n, its workflows imported through its CLI ----------------------------
+
+N8N_TOKEN = "test-webhook-token"
+N8N_CREDENTIAL = {
+    "id": "ambientHeaderAuth",
+    "name": "ambient header",
+    "type": "httpHeaderAuth",
+    "data": {"name": "X-Ambient-Token", "value": N8N_TOKEN},
+}
+
+
+def _webhook(path: str, respond: str) -> dict[str, Any]:
+    return {
+        "id": f"hook-{path}",
+        "name": "Webhook",
+        "type": "n8n-nodes-base.webhook",
+        "typeVersion": 2,
+        "position": [0, 0],
+        "webhookId": f"00000000-0000-4000-8000-{abs(hash(path)) % 10**12:012d}",
+        "parameters": {
+            "httpMethod": "POST",
+            "path": path,
+            "authentication": "headerAuth",
+            "responseMode": respond,
+            "options": {},
+        },
+        "credentials": {
+            "httpHeaderAuth": {"id": N8N_CREDENTIAL["id"], "name": N8N_CREDENTIAL["name"]}
+        },
+    }
+
+
+def _workflow(workflow_id: str, first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": workflow_id,
+        "name": workflow_id,
+        "active": False,
+        "nodes": [first, second],
+        "connections": {
+            first["name"]: {"main": [[{"node": second["name"], "type": "main", "index": 0}]]}
+        },
+        "settings": {"executionOrder": "v1"},
+    }
+
+
+# The answer names the execution and repeats what the runner sent (prompt, trigger).
+RESPOND = {
+    "id": "respond",
+    "name": "Respond",
+    "type": "n8n-nodes-base.respondToWebhook",
+    "typeVersion": 1.1,
+    "position": [200, 0],
+    "parameters": {
+        "respondWith": "json",
+        "responseBody": (
+            '={{ JSON.stringify({ summary: "handled: " + $json.body.prompt, '
+            "executionId: $execution.id, source: $json.body.trigger.source, "
+            "session: $json.body.session.name }) }}"
+        ),
+        "options": {},
+    },
+}
+FAIL = {
+    "id": "fail",
+    "name": "Fail",
+    "type": "n8n-nodes-base.stopAndError",
+    "typeVersion": 1,
+    "position": [200, 0],
+    "parameters": {"errorMessage": "the deploy is frozen"},
+}
+WORKFLOWS = [
+    _workflow("ambientRespondOk", _webhook("ambient-ok", "responseNode"), RESPOND),
+    _workflow("ambientFails", _webhook("ambient-fail", "lastNode"), FAIL),
+]
+
+
+@dataclass
+class N8n:
+    base: str
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def n8n(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real n8n (hack/install-n8n.sh, pinned and cached), its credential and workflows
+    imported and published through its CLI, then started on a free loopback port."""
+    install = subprocess.run(
+        [str(ROOT / "hack" / "install-n8n.sh")],
+        stdout=subprocess.PIPE,
+        stderr=None,  # progress shows in the test's output
+        text=True,
+        timeout=3000,
+        check=False,
+    )
+    if install.returncode != 0:
+        pytest.fail("hack/install-n8n.sh failed (its output is above)")
+    paths = dict(line.split("=", 1) for line in install.stdout.split())
+    node, n8n_bin = paths["NODE"], paths["N8N"]
+    home = tmp_path_factory.mktemp("n8n")
+    port = free_port()
+    env = {
+        "PATH": f"{Path(node).parent}:{os.environ['PATH']}",
+        "HOME": str(home),
+        "N8N_USER_FOLDER": str(home),
+        "N8N_PORT": str(port),
+        "N8N_LISTEN_ADDRESS": "127.0.0.1",
+        "N8N_HOST": "127.0.0.1",
+        "N8N_ENCRYPTION_KEY": "test-encryption-key-for-the-runner-test",
+        "N8N_DIAGNOSTICS_ENABLED": "false",
+        "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
+        "N8N_TEMPLATES_ENABLED": "false",
+        "N8N_PERSONALIZATION_ENABLED": "false",
+        "N8N_SECURE_COOKIE": "false",
+        "N8N_RUNNERS_ENABLED": "false",
+        "DB_TYPE": "sqlite",
+        "NODE_ENV": "production",
+    }
+    files = home / "import"
+    files.mkdir()
+    (files / "credentials.json").write_text(json.dumps([N8N_CREDENTIAL]))
+    (files / "workflows.json").write_text(json.dumps(WORKFLOWS))
+
+    def cli(*args: str) -> None:
+        proc = subprocess.run(
+            [node, n8n_bin, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, (
+            f"n8n {' '.join(args)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+
+    cli("import:credentials", f"--input={files / 'credentials.json'}")
+    cli("import:workflow", f"--input={files / 'workflows.json'}")
+    for workflow in WORKFLOWS:
+        cli("publish:workflow", f"--id={workflow['id']}")
+    log = home / "n8n.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [node, n8n_bin, "start"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert proc.poll() is None, f"n8n exited:\n{log.read_text()[-4000:]}"
+            try:
+                urllib.request.urlopen(f"{base}/healthz/readiness", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"n8n did not start:\n{log.read_text()[-4000:]}"
+                time.sleep(1)
+        yield N8n(base, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _n8n_env(n8n: N8n, token: str = N8N_TOKEN) -> dict[str, str]:
+    """What the operator passes from the Secret ambient-n8n-credentials."""
+    return {"N8N_BASE_URL": n8n.base, "N8N_WEBHOOK_TOKEN": token}
+
+
+def test_n8n_runs_the_workflow_and_reads_its_answer(fw, n8n):
+    config = {"workflow": "ambient-ok", "prompt": "triage issue 7"}
+    fw.apply("flow", "n8n", config)
+    proc = fw.run("flow", "n8n", _n8n_env(n8n))
+    assert proc.returncode == 0, proc.stderr
+
+    entries = _runner_entries(fw.session("flow"))
+    execution = next(e for e in entries if e["event"] == "N8nExecution")
+    assert execution["data"]["status"] == "success"
+    assert execution["data"]["executionId"].isdigit()
+    assert entries[-1]["event"] == "RunnerSucceeded"
+    assert entries[-1]["data"]["summary"] == "handled: triage issue 7"
+    answer = json.loads(fw.stored("flow", "output.json"))
+    # n8n received the Session's context: its name and the trigger.
+    assert (answer["session"], answer["source"]) == ("flow", "github")
+
+
+def test_n8n_workflow_failure_is_the_sessions_failure(fw, n8n):
+    fw.apply("frozen", "n8n", {"workflow": "ambient-fail", "prompt": "deploy"})
+    proc = fw.run("frozen", "n8n", _n8n_env(n8n))
+    assert proc.returncode == 1
+    term = fw.termination("frozen")
+    assert term["reason"] == RUNNER_ERROR
+    assert term["message"].startswith("N8n failed: RuntimeError: the workflow failed (500)")
+    execution = next(
+        e for e in _runner_entries(fw.session("frozen")) if e["event"] == "N8nExecution"
+    )
+    assert execution["data"]["status"] == "error"
+
+
+def test_n8n_refuses_a_wrong_credential(fw, n8n):
+    fw.apply("intruder", "n8n", {"workflow": "ambient-ok", "prompt": "x"})
+    proc = fw.run("intruder", "n8n", _n8n_env(n8n, token="wrong"))
+    assert proc.returncode == 1
+    assert "n8n refused the credential (403)" in fw.termination("intruder")["message"]
