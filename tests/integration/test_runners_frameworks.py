@@ -382,9 +382,21 @@ FAIL = {
     "position": [200, 0],
     "parameters": {"errorMessage": "the deploy is frozen"},
 }
+# A workflow that decides the task cannot be done and says why, in the runner's convention.
+REFUSE = {
+    **RESPOND,
+    "parameters": {
+        "respondWith": "json",
+        "responseBody": (
+            '={{ JSON.stringify({ status: "error", message: "no repository named" }) }}'
+        ),
+        "options": {},
+    },
+}
 WORKFLOWS = [
     _workflow("ambientRespondOk", _webhook("ambient-ok", "responseNode"), RESPOND),
     _workflow("ambientFails", _webhook("ambient-fail", "lastNode"), FAIL),
+    _workflow("ambientRefuses", _webhook("ambient-refuse", "responseNode"), REFUSE),
 ]
 
 
@@ -510,6 +522,17 @@ def test_n8n_workflow_failure_is_the_sessions_failure(fw, n8n):
         e for e in _runner_entries(fw.session("frozen")) if e["event"] == "N8nExecution"
     )
     assert execution["data"]["status"] == "error"
+
+
+def test_n8n_workflow_that_answers_an_error_fails_with_its_message(fw, n8n):
+    # n8n's own 500 says only "Error in workflow"; a workflow that answers
+    # {"status": "error", "message": ...} gives the Session its own reason.
+    fw.apply("refused", "n8n", {"workflow": "ambient-refuse", "prompt": "deploy"})
+    proc = fw.run("refused", "n8n", _n8n_env(n8n))
+    assert proc.returncode == 1
+    assert fw.termination("refused")["message"] == (
+        "N8n failed: RuntimeError: the workflow reported error: no repository named"
+    )
 
 
 def test_n8n_refuses_a_wrong_credential(fw, n8n):
