@@ -7,9 +7,10 @@ The agent gets the task as one message (the prompt, then the trigger as JSON) an
 with ``stream=True, stream_events=True``. Its run events are steps (``AgnoRunEvent``:
 tool calls with their arguments and result, model requests with their tokens,
 reasoning, memory...; content deltas are left out). Tokens are added after each model
-request, so a spent budget stops the agent between requests; at the end the run's own
-metrics (``RunCompletedEvent.metrics``) settle tokens and the cost Agno reports (its
-providers' cost when they give one). A ``RunError`` event fails the Session with its
+request (priced by the admin's table when one is set), so a spent budget stops the agent
+between requests; at the end the run's own metrics (``RunCompletedEvent.metrics``)
+settle tokens, and the cost Agno reports (its providers' cost when they give one)
+replaces the table's. A ``RunError`` event fails the Session with its
 message. The result is the run's content; the run output is stored as output.json.
 """
 
@@ -96,7 +97,7 @@ def _run_agent(run: FrameworkRun) -> Outcome:
     metrics = getattr(completed, "metrics", None)
     total_in = int(getattr(metrics, "input_tokens", 0) or 0)
     total_out = int(getattr(metrics, "output_tokens", 0) or 0)
-    run.usage(
+    run.settle(
         model,
         max(total_in - tokens[0], 0),
         max(total_out - tokens[1], 0),

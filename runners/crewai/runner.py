@@ -9,8 +9,9 @@ Config: ``crew`` (``module:attribute``: a ``Crew`` or a function returning one),
 message. Each finished task is a ``CrewTaskCompleted`` step (a callback chained before
 the task's own), and the agents' token usage (CrewAI's own ``UsageMetrics``) is added
 after each task, so a spent budget stops the crew between tasks. CrewAI reports no
-cost, so the Session's cost stays what the price table makes of the tokens (0 without
-one). The result is the crew's final output; the CrewOutput is stored as output.json.
+cost: the tokens are priced by the cluster admin's table (the context's ``pricing``, from
+the runner registry) when one is set, else the cost stays 0.
+The result is the crew's final output; the CrewOutput is stored as output.json.
 CrewAI's telemetry and tracing are turned off (no traffic leaves for CrewAI's servers).
 """
 

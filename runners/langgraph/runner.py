@@ -9,8 +9,9 @@ The graph's input is ``{"messages": [the task as a user message], "prompt": ...,
 Each node's update is a ``GraphNodeUpdated`` step (``stream_mode="updates"``); token
 usage comes from LangChain's usage callback (the chat models' ``usage_metadata``), added
 after each node so a spent budget stops the graph between nodes. LangChain reports no
-cost, so the Session's cost stays what the price table makes of the tokens (0 without
-one). The result is the last message of the final state (or its ``output``/``result``
+cost: the tokens are priced by the cluster admin's table (the context's ``pricing``, from
+the runner registry) when one is set, else the cost stays 0.
+The result is the last message of the final state (or its ``output``/``result``
 key); the final state is stored as output.json.
 """
 

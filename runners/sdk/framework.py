@@ -32,7 +32,7 @@ from ambient.runners.sdk.contract import (
     ContractError,
 )
 from ambient.runners.sdk.runtime import Runner
-from ambient.runners.sdk.steps import Steps, summarize, trigger_view
+from ambient.runners.sdk.steps import Steps, priced, summarize, trigger_view
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class FrameworkRun:
         self.trigger = trigger
         self.steps = Steps()
         self.output: Any = None
+        self.table_cost = Decimal(0)
+        """What the admin's price table has charged so far (``settle`` uses it)."""
 
     @property
     def config(self) -> dict[str, Any]:
@@ -66,7 +68,28 @@ class FrameworkRun:
             self.runner.history(entry.event, entry.data)
 
     def usage(self, model: str, input_tokens: int, output_tokens: int, cost: Decimal) -> None:
-        """Add usage; raises BudgetExceededError once the Session's budget is spent."""
+        """Add usage; raises BudgetExceededError once the Session's budget is spent.
+
+        ``cost`` is what the framework reported. When it reported none and the cluster
+        admin's price table (the context's ``pricing``) is set, the tokens are priced by
+        it; an unlisted model is then refused (ContractError), never priced at 0."""
+        if not cost:
+            table = self.runner.context.raw.get("pricing") or {}
+            try:
+                cost = priced(dict(table), model, input_tokens, output_tokens) or Decimal(0)
+            except ValueError as exc:
+                raise ContractError(str(exc)) from exc
+            self.table_cost += cost
+        if input_tokens or output_tokens or cost:
+            self.runner.usage(model, input_tokens, output_tokens, cost)
+
+    def settle(self, model: str, input_tokens: int, output_tokens: int, reported: Decimal) -> None:
+        """The run's final usage. A cost the framework reported for the whole run wins:
+        what the price table charged on the way is replaced by it, never added twice."""
+        if not reported:
+            self.usage(model, input_tokens, output_tokens, Decimal(0))
+            return
+        cost = max(reported - self.table_cost, Decimal(0))
         if input_tokens or output_tokens or cost:
             self.runner.usage(model, input_tokens, output_tokens, cost)
 

@@ -102,6 +102,28 @@ def reported_cost(value: Any) -> Decimal:
     return cost
 
 
+def priced(
+    pricing: dict[str, Any], model: str, input_tokens: int, output_tokens: int
+) -> Decimal | None:
+    """Tokens priced by the cluster admin's table (the context's ``pricing``, from the
+    runner registry: model -> {inputPerMTok, outputPerMTok}); None when there is no table.
+    A model the table does not list is refused, never priced at 0. framework.config is
+    never read: a Session's author cannot set prices."""
+    if not pricing or not (input_tokens or output_tokens):
+        return None
+    entry = pricing.get(model)
+    if not isinstance(entry, dict):
+        raise ValueError(
+            f"the runner registry has no price for model {model!r}; the cluster admin sets "
+            "one under this framework version's pricing"
+        )
+    per_million = (
+        Decimal(str(entry.get("inputPerMTok", "0"))) * input_tokens
+        + Decimal(str(entry.get("outputPerMTok", "0"))) * output_tokens
+    )
+    return per_million / Decimal(1_000_000)
+
+
 @dataclass(frozen=True)
 class Step:
     """One step as history records it: an event name and short values."""

@@ -11,6 +11,7 @@ import pytest
 from ambient.runners.sdk.steps import (
     TRIGGER_CHARS,
     Steps,
+    priced,
     reported_cost,
     summarize,
     task_message,
@@ -91,3 +92,12 @@ def test_reported_cost(value: object, cost: str) -> None:
 def test_a_negative_reported_cost_is_refused() -> None:
     with pytest.raises(ValueError, match="negative cost"):
         reported_cost(-1)
+
+
+def test_priced_by_the_admins_table_only() -> None:
+    table = {"gpt-x": {"inputPerMTok": "3", "outputPerMTok": "15"}}
+    assert priced(table, "gpt-x", 1_000_000, 100_000) == Decimal("4.5")
+    assert priced({}, "gpt-x", 10, 10) is None  # no table: the framework's own cost stands
+    assert priced(table, "unlisted", 0, 0) is None  # nothing used, nothing to price
+    with pytest.raises(ValueError, match="no price for model 'unlisted'"):
+        priced(table, "unlisted", 1, 1)
