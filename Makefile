@@ -114,4 +114,4 @@ bench: $(STAMP) ## Benchmarks: Sessions vs direct Jobs; the ingress; the queue; 
 	$(PY) tests/bench/bench_store.py
 
 clean: ## Remove the virtualenv and caches (the control plane cache stays in ~/.cache/ambient)
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(RUNNERS_VENV) $(foreach fw,$(FRAMEWORKS),.venv-$(fw)) .mypy_cache .ruff_cache .pytest_cache
