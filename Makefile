@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv runners-venv crds crds-check lint test test-unit test-integration \
         cluster cluster-down cluster-status run bench clean chart-crds chart-check tools kind \
-        fuzz
+        fuzz images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -37,7 +37,28 @@ $(RUNNERS_STAMP): pyproject.toml requirements-runners.lock
 	@$(RUNNERS_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	@touch $(RUNNERS_STAMP)
 
-runners-venv: $(RUNNERS_STAMP) ## Create the runner virtualenv (boto3, anthropic, claude-agent-sdk with its Claude Code CLI, local S3)
+# One venv per framework runner (.venv-langgraph, .venv-crewai, .venv-agno), each from its
+# own lock, as each has its own image: their trees pin shared packages (pydantic, openai,
+# httpx...) to different versions, so one venv cannot hold them all.
+FRAMEWORKS := langgraph crewai agno
+FRAMEWORK_STAMPS := $(foreach fw,$(FRAMEWORKS),.venv-$(fw)/.installed-stamp)
+runners-venv: $(RUNNERS_STAMP) $(FRAMEWORK_STAMPS) ## Create the runner virtualenvs (boto3, anthropic, claude-agent-sdk with its Claude Code CLI, local S3; one per framework)
+
+.venv-%/.installed-stamp: pyproject.toml requirements-runners-%.lock
+	@echo "==> creating the $* runner virtualenv in .venv-$* (requirements-runners-$*.lock)"
+	@test -x .venv-$*/bin/python || $(PYTHON) -m venv .venv-$*
+	@.venv-$*/bin/python -m pip install --quiet --upgrade pip==25.3
+	@.venv-$*/bin/python -m pip install --quiet -r requirements-runners-$*.lock
+	@.venv-$*/bin/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+images: ## Build every runner image with Docker (not run in CI): ambient/runner-<name>:<tag>
+	@for r in script claude-code $(FRAMEWORKS) n8n; do \
+	  echo "==> ambient/runner-$$r:$(RUNNER_IMAGE_TAG)"; \
+	  docker build -f runners/images/Dockerfile --build-arg RUNNER=$$r \
+	    -t ambient/runner-$$r:$(RUNNER_IMAGE_TAG) . || exit 1; \
+	done
+RUNNER_IMAGE_TAG ?= 0.2.0
 
 crds: $(STAMP) ## Regenerate the CRD YAML from crds/models.py
 	$(PY) -m ambient.crds.generate
@@ -56,7 +77,7 @@ lint: $(STAMP) ## ruff, mypy --strict and the import layering contracts (lint-im
 test-unit: $(STAMP) ## Unit tests only (no cluster)
 	$(VENV)/bin/pytest tests/unit
 
-test-integration: $(STAMP) $(RUNNERS_STAMP) ## Integration tests on the real local control plane
+test-integration: $(STAMP) $(RUNNERS_STAMP) $(FRAMEWORK_STAMPS) ## Integration tests on the real local control plane
 	$(VENV)/bin/pytest tests/integration tests/e2e
 
 FUZZ_EXAMPLES ?= 2000
@@ -65,7 +86,7 @@ fuzz: $(STAMP) ## Property tests and schemathesis with random examples (FUZZ_EXA
 	  $(VENV)/bin/pytest -p no:cacheprovider -q \
 	  $(filter-out tests/unit/conftest.py,$(shell grep -rlE "from hypothesis|import schemathesis" tests/unit))
 
-test: lint crds-check chart-check cluster $(RUNNERS_STAMP) ## Lint, then unit and integration tests on the local control plane
+test: lint crds-check chart-check cluster $(RUNNERS_STAMP) $(FRAMEWORK_STAMPS) ## Lint, then unit and integration tests on the local control plane
 	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e
 
 chart-crds: $(STAMP) ## Copy the generated CRD YAML into the Helm chart (a unit test fails on drift)
@@ -101,4 +122,4 @@ bench: $(STAMP) ## Benchmarks: Sessions vs direct Jobs; the ingress; the queue; 
 	$(PY) tests/bench/bench_store.py
 
 clean: ## Remove the virtualenv and caches (the control plane cache stays in ~/.cache/ambient)
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(RUNNERS_VENV) $(foreach fw,$(FRAMEWORKS),.venv-$(fw)) .mypy_cache .ruff_cache .pytest_cache

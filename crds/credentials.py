@@ -43,6 +43,15 @@ N8N_CREDENTIALS_SECRET = "ambient-n8n-credentials"  # noqa: S105 - a name
 N8N_BASE_URL_KEY = "n8n-base-url"
 N8N_API_KEY_KEY = "n8n-api-key"
 """An n8n API key (for the REST API's executions) or a webhook header credential."""
+N8N_WEBHOOK_TOKEN_KEY = "n8n-webhook-token"  # noqa: S105 - a data key's name
+"""The value the workflow's Webhook node checks (its Header Auth credential); the header's
+name is framework.config.authHeader (default X-Ambient-Token)."""
+N8N_ENV = {
+    N8N_BASE_URL_KEY: "N8N_BASE_URL",
+    N8N_API_KEY_KEY: "N8N_API_KEY",
+    N8N_WEBHOOK_TOKEN_KEY: "N8N_WEBHOOK_TOKEN",
+}
+"""The n8n runner's environment variable for each key of the n8n Secret (each optional)."""
 
 WEBHOOK_SIGNING_SECRET = "ambient-webhook-signing"  # noqa: S105 - a name
 """The documented default name of a namespace's webhook signing Secret (data keys github,

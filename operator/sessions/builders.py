@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ambient.crds import credentials, naming
+from ambient.crds.credentials import N8N_CREDENTIALS_SECRET, N8N_ENV
 from ambient.crds.digests import sha256_hex
 from ambient.crds.models import API_VERSION, GROUP, Session, StorageType
 from ambient.operator.sessions.observe import RUNNER_CONTAINER
@@ -194,6 +195,36 @@ def _token_volume() -> dict[str, Any]:
     }
 
 
+def _framework_env(session: Session) -> list[dict[str, Any]]:
+    """The n8n runner's base URL and credentials from the namespace's fixed Secret
+    (crds/credentials.py), each key optional so a missing one is the runner's clear error."""
+    if session.spec.framework.type != "n8n":
+        return []
+    return [
+        {
+            "name": env,
+            "valueFrom": {
+                "secretKeyRef": {"name": N8N_CREDENTIALS_SECRET, "key": key, "optional": True}
+            },
+        }
+        for key, env in sorted(N8N_ENV.items())
+    ]
+
+
+AGENT_MODULE_DIR = "/opt/ambient/agent"
+"""Where framework.config.moduleConfigMap is mounted; the runners search it first
+(runners/sdk/target.py, AMBIENT_AGENT_PATH)."""
+
+
+def _agent_module_volume(session: Session) -> dict[str, Any] | None:
+    """framework.config.moduleConfigMap: a ConfigMap of the Session's own namespace whose
+    keys are Python files (a graph, crew or agent module), mounted read-only."""
+    name = session.spec.framework.config.get("moduleConfigMap")
+    if not isinstance(name, str) or not naming.is_dns_subdomain(name):
+        return None
+    return {"name": "agent-module", "configMap": {"name": name}}
+
+
 def _artifact_env(settings: OperatorSettings) -> list[dict[str, str]]:
     """The namespace defaults of the artifact store, as the runner SDK reads them."""
     pairs = {
@@ -312,6 +343,7 @@ def runner_job(
     ] + [{"name": k, "value": v} for k, v in sorted(runner.env.items())]
     env += _artifact_env(settings)
     env += credential_env(settings)
+    env += _framework_env(session)
     container: dict[str, Any] = {
         "name": RUNNER_CONTAINER,
         "image": runner.image,
@@ -338,6 +370,12 @@ def runner_job(
         "envFrom": [{"secretRef": {"name": settings.artifacts_secret, "optional": True}}],
     }
     volumes: list[dict[str, Any]] = []
+    agent_module = _agent_module_volume(session)
+    if agent_module is not None:
+        container["volumeMounts"].append(
+            {"name": "agent-module", "mountPath": AGENT_MODULE_DIR, "readOnly": True}
+        )
+        volumes.append(agent_module)
     storage = session.spec.artifacts.storage
     if storage.type == StorageType.PVC and storage.location:
         container["volumeMounts"].append({"name": "artifacts", "mountPath": ARTIFACTS_MOUNT})

@@ -8,7 +8,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ambient.runners.agno import runner as agno
 from ambient.runners.claude_code import runner as claude_code
+from ambient.runners.crewai import runner as crewai
+from ambient.runners.langgraph import runner as langgraph
+from ambient.runners.n8n import runner as n8n
 from ambient.runners.sdk import script
 from ambient.runners.sdk.contract import (
     RUNNER_ERROR,
@@ -19,6 +23,8 @@ from ambient.runners.sdk.contract import (
 from ambient.runners.sdk.runtime import Runner
 
 RUNNERS: dict[str, Callable[[Runner], int]] = {"script": script.run, "claude-code": claude_code.run}
+# The framework runners import their framework only when they run: one image has one.
+RUNNERS |= {"langgraph": langgraph.run, "crewai": crewai.run, "agno": agno.run, "n8n": n8n.run}
 """The runners this repository implements; runners/images/Dockerfile builds one image each."""
 
 

@@ -41,9 +41,9 @@ def test_every_shipped_framework_resolves(registry: Registry, framework: str) ->
 @pytest.mark.parametrize("version", ["latest", ""])
 def test_latest_is_the_default_version(registry: Registry, version: str) -> None:
     runner = resolve(registry, "langgraph", version)
-    assert runner.version == "0.2"
-    assert runner.image == "ambient/runner-langgraph:0.1.0"
-    assert resolve(registry, "langgraph", "0.2") == runner
+    assert runner.version == "1.2.22"
+    assert runner.image == "ambient/runner-langgraph:0.2.0"
+    assert resolve(registry, "langgraph", "1.2.22") == runner
 
 
 def test_unknown_type_lists_known_types(registry: Registry) -> None:
@@ -61,12 +61,15 @@ def test_unknown_version_lists_known_versions(registry: Registry) -> None:
         resolve(registry, "crewai", "9.9")
     message = str(info.value)
     assert "'crewai'" in message and "'9.9'" in message
-    assert "known: 0.80" in message
+    assert "known: 1.15.30" in message
 
 
 def test_check_refuses_exactly_what_resolve_refuses(registry: Registry) -> None:
     check(registry, "crewai")
-    check(registry, "langgraph", "0.2")
+    check(registry, "langgraph", "1.2.22")
+    # The versions of years ago are gone: a Session that names one is refused.
+    with pytest.raises(UnknownFrameworkError, match=r"known: 1\.2\.22"):
+        check(registry, "langgraph", "0.2")
     for framework, version in (("autogen", "latest"), ("crewai", "9.9")):
         with pytest.raises(UnknownFrameworkError) as checked:
             check(registry, framework, version)

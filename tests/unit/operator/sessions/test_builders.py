@@ -319,3 +319,47 @@ def test_the_context_carries_the_policys_blocked_tools_and_the_registrys_prices(
     assert context.blocked_tools == ["Bash"]
     assert context.pricing == {"m": {"inputPerMTok": "3", "outputPerMTok": "15"}}
     assert contract.price(context.pricing, "m", 1_000_000, 0) == 3
+def test_n8n_runner_gets_its_credentials_from_the_fixed_secret(
+    make_session: MakeSession, registry: Registry, settings: OperatorSettings
+) -> None:
+    session = make_session(framework="n8n", config={"workflow": "w", "prompt": "p"})
+    env = _container(_build(session, resolve(registry, "n8n"), settings))["env"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+    assert refs == {
+        "N8N_API_KEY": {"name": "ambient-n8n-credentials", "key": "n8n-api-key", "optional": True},
+        "N8N_BASE_URL": {
+            "name": "ambient-n8n-credentials",
+            "key": "n8n-base-url",
+            "optional": True,
+        },
+        "N8N_WEBHOOK_TOKEN": {
+            "name": "ambient-n8n-credentials",
+            "key": "n8n-webhook-token",
+            "optional": True,
+        },
+    }
+    # Other runners never see the n8n Secret.
+    other = _container(_build(make_session(), resolve(registry, "script"), settings))["env"]
+    assert not any("valueFrom" in e for e in other)
+
+
+def test_module_configmap_is_mounted_read_only_where_the_runners_look(
+    make_session: MakeSession, registry: Registry, settings: OperatorSettings
+) -> None:
+    config = {"graph": "team_graph:graph", "prompt": "p", "moduleConfigMap": "team-graph"}
+    job = _build(
+        make_session(framework="langgraph", config=config), resolve(registry, "langgraph"), settings
+    )
+    volumes = {v["name"]: v for v in _pod_spec(job)["volumes"]}
+    assert volumes["agent-module"] == {"name": "agent-module", "configMap": {"name": "team-graph"}}
+    mount = next(m for m in _container(job)["volumeMounts"] if m["name"] == "agent-module")
+    assert mount == {"name": "agent-module", "mountPath": "/opt/ambient/agent", "readOnly": True}
+    from ambient.runners.sdk.target import DEFAULT_AGENT_PATH  # noqa: PLC0415
+
+    assert mount["mountPath"] == DEFAULT_AGENT_PATH
+    # A name that is not a ConfigMap name mounts nothing.
+    bad = dict(config, moduleConfigMap="../etc")
+    job = _build(
+        make_session(framework="langgraph", config=bad), resolve(registry, "langgraph"), settings
+    )
+    assert "agent-module" not in {v["name"] for v in _pod_spec(job)["volumes"]}

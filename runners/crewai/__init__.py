@@ -1,0 +1,1 @@
+"""The CrewAI runner: runs the crew framework.config.crew names (runners/README.md)."""

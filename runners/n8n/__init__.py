@@ -1,0 +1,1 @@
+"""The n8n runner: starts the workflow framework.config.workflow names (runners/README.md)."""
