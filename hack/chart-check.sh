@@ -39,6 +39,20 @@ for f in crds/*.yaml; do
   cmp -s "$f" "$CHART/crds/$(basename "$f")" || { echo "$CHART/crds is stale: run 'make chart-crds'"; exit 1; }
 done
 
+# NOTES.txt as helm renders it for `helm install` (same values, release and helpers), but
+# offline: `helm install --dry-run` needs every kind served (cert-manager, monitoring).
+# A copy of the chart renders it through tpl into a ConfigMap that only this step reads.
+render_notes() {
+  rm -rf "$out/notes-chart" && cp -r "$CHART" "$out/notes-chart"
+  cp "$CHART/templates/NOTES.txt" "$out/notes-chart/notes.tpl"
+  printf '%s\n' 'apiVersion: v1' 'kind: ConfigMap' 'metadata: {name: notes}' \
+    'data: {notes: {{ tpl (.Files.Get "notes.tpl") . | toJson }}}' \
+    >"$out/notes-chart/templates/zz-notes.yaml"
+  "$HELM" template ambient "$out/notes-chart" --namespace default --kube-version "$K8S_VERSION" \
+    --show-only templates/zz-notes.yaml "$@" \
+    | $PY -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["data"]["notes"])'
+}
+
 for values in default production; do
   args=()
   [[ $values == production ]] && args=(-f "$PROD")
@@ -50,8 +64,7 @@ for values in default production; do
   step "NOTES print the webhook URL and the next commands ($values values)"
   want='port-forward svc/ambient-ingress 8080:80'
   [[ $values == production ]] && want='BASE=https://ambient.example.com'
-  notes=$("$HELM" install ambient "$CHART" --namespace default --dry-run=client "${args[@]}" \
-    | sed -n '/^NOTES:/,$p')
+  notes=$(render_notes "${args[@]}")
   for line in "$want" 'ambient keys create' 'signingSecretRef' 'X-Hub-Signature-256' 'kubectl get sessions -A'; do
     grep -qF -- "$line" <<<"$notes" || { echo "NOTES lack: $line"; echo "$notes"; exit 1; }
   done
