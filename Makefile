@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv runners-venv crds crds-check lint test test-unit test-integration \
         cluster cluster-down cluster-status run bench clean chart-crds chart-check tools kind \
-        fuzz images
+        fuzz images chart-readme
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ chart-crds: $(STAMP) ## Copy the generated CRD YAML into the Helm chart (a unit 
 
 tools: ## Build (cached, pinned) helm and kube-score for the chart checks
 	hack/build-tools.sh
+
+chart-readme: $(STAMP) ## Regenerate charts/ambient/README.md's values table from values.yaml's comments
+	$(PY) hack/chart_readme.py
 
 chart-check: $(STAMP) ## helm lint, helm template + server-side dry run, kube-score, hadolint
 	hack/chart-check.sh

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # `make chart-check`: the Helm chart's static checks, all offline.
 #   1. helm lint --strict, with the default and the production-like values;
-#   2. helm template with both, validated by a server-side dry run on the local API server
+#   2. helm template with both (and their NOTES, checked for the webhook URL and the next
+#      commands), validated by a server-side dry run on the local API server
 #      (real Kubernetes schemas, the product's CRDs with their CEL rules, RBAC and
 #      admission-registration validation). Kinds the local API server does not serve
 #      (cert-manager, Prometheus Operator) are listed as skipped, never silently dropped;
 #   3. kube-score (the security and reliability linter; kube-linter is not reachable from
 #      here) on both renders, with the optional seccomp and ports tests on and each skipped test's reason
 #      written in .kube-score-ignores;
-#   4. hadolint on the product and runner Dockerfiles (the real hadolint binary, from the pinned PyPI wheel).
+#   4. hadolint on the product and runner Dockerfiles (the real hadolint binary, from the pinned PyPI wheel);
+#   5. charts/ambient/README.md's values table is the one hack/chart_readme.py makes of values.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,9 @@ PROD=$CHART/ci/production-values.yaml
 PY=${PY:-.venv/bin/python}
 K8S_VERSION=${K8S_VERSION:-1.35.4}
 step() { printf '==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+step "chart README's values table matches values.yaml"
+$PY hack/chart_readme.py --check && echo "    chart README: ok"
 
 eval "$(hack/build-tools.sh helm kube-score)"
 ignores=()
@@ -34,6 +39,20 @@ for f in crds/*.yaml; do
   cmp -s "$f" "$CHART/crds/$(basename "$f")" || { echo "$CHART/crds is stale: run 'make chart-crds'"; exit 1; }
 done
 
+# NOTES.txt as helm renders it for `helm install` (same values, release and helpers), but
+# offline: `helm install --dry-run` needs every kind served (cert-manager, monitoring).
+# A copy of the chart renders it through tpl into a ConfigMap that only this step reads.
+render_notes() {
+  rm -rf "$out/notes-chart" && cp -r "$CHART" "$out/notes-chart"
+  cp "$CHART/templates/NOTES.txt" "$out/notes-chart/notes.tpl"
+  printf '%s\n' 'apiVersion: v1' 'kind: ConfigMap' 'metadata: {name: notes}' \
+    'data: {notes: {{ tpl (.Files.Get "notes.tpl") . | toJson }}}' \
+    >"$out/notes-chart/templates/zz-notes.yaml"
+  "$HELM" template ambient "$out/notes-chart" --namespace default --kube-version "$K8S_VERSION" \
+    --show-only templates/zz-notes.yaml "$@" \
+    | $PY -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["data"]["notes"])'
+}
+
 for values in default production; do
   args=()
   [[ $values == production ]] && args=(-f "$PROD")
@@ -42,6 +61,14 @@ for values in default production; do
   step "helm template ($values values)"
   "$HELM" template ambient "$CHART" --namespace default --kube-version "$K8S_VERSION" \
     --include-crds "${args[@]}" >"$out/$values.yaml"
+  step "NOTES print the webhook URL and the next commands ($values values)"
+  want='port-forward svc/ambient-ingress 8080:80'
+  [[ $values == production ]] && want='BASE=https://ambient.example.com'
+  notes=$(render_notes "${args[@]}")
+  for line in "$want" 'ambient keys create' 'signingSecretRef' 'X-Hub-Signature-256' 'kubectl get sessions -A'; do
+    grep -qF -- "$line" <<<"$notes" || { echo "NOTES lack: $line"; echo "$notes"; exit 1; }
+  done
+  echo "    NOTES: ok"
   step "server-side dry run of every rendered object ($values values)"
   # "<apiVersion> <Kind>" of everything the local API server serves.
   served=$("$KUBECTL" api-resources --no-headers | awk '{print $(NF-2), $NF}')
