@@ -13,6 +13,7 @@ from ambient.webhooks import exporting
 from .app import create_app
 from .delivery_log import DeliveryLog
 from .keyindex import KeyIndex
+from .keyusage import KeyUsage
 from .sessions_api import AsyncSessionsApi, SessionsApi
 from .settings import IngressSettings
 
@@ -60,6 +61,12 @@ def main() -> None:
             keep_burst=settings.keep_requests_burst,
         )
         export.start()
+
+    async def record_key_use(namespace: str, prefix: str, stamp: str) -> None:
+        policy = index.policy_name(namespace)
+        if policy:
+            await backend.record_key_use(namespace, policy, prefix, stamp)
+
     app = create_app(
         index,
         backend,
@@ -68,6 +75,7 @@ def main() -> None:
         delivery_log=delivery_log,
         store=store,
         store_prefix=store_settings.prefix,
+        key_usage=KeyUsage(record_key_use),
     )
     try:
         uvicorn.run(
