@@ -843,11 +843,55 @@ class ApiKeys(ApiModel):
     """Hash of the generic (Standard Webhooks) key, or a list of hashes during rotation."""
 
 
+KEY_PREFIX_PATTERN = r"^amb_[a-z]+_[A-Za-z0-9_-]{4}$"
+"""A key's visible prefix: ``amb_<source>_`` and its first four characters, so a leaked key
+is recognisable (as GitHub's own tokens are) and can be matched to its entry."""
+
+
+class ApiKey(ApiModel):
+    """One ingress key: its hash (the key itself is shown once, never stored), where it may
+    be used, and until when."""
+
+    source: str = Field(pattern=r"^(github|jira|slack|alertmanager|generic)$")
+    """The source the key is for: github, jira, slack, alertmanager or generic."""
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """SHA-256 of the key (lowercase hex)."""
+    prefix: str = Field(pattern=KEY_PREFIX_PATTERN)
+    """The key's visible beginning (amb_<source>_ and four characters), to recognise it."""
+    created_at: str = Field(max_length=40)
+    """When it was created (RFC 3339)."""
+    created_by: str = Field(default="", max_length=256)
+    """Who created it."""
+    expires_at: str | None = Field(default=None, max_length=40)
+    """When the ingress stops taking it (RFC 3339); never when unset."""
+    description: str = Field(default="", max_length=256)
+    """What the key is for (which sender holds it)."""
+
+
+class RevokedKey(ApiModel):
+    """A key that no longer works, kept so an admin sees when and by whom it went."""
+
+    source: str = Field(max_length=32)
+    """The source it was for."""
+    prefix: str = Field(default="", max_length=32)
+    """Its visible beginning (empty for a key made before prefixes)."""
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """Its SHA-256."""
+    revoked_at: str = Field(max_length=40)
+    """When it was revoked (RFC 3339)."""
+    revoked_by: str = Field(default="", max_length=256)
+    """Who revoked it."""
+
+
 class WebhookAuth(ApiModel):
     """How the ingress recognises callers for this namespace."""
 
     api_keys: ApiKeys = Field(default_factory=ApiKeys)
     """Key hashes per source; the key alone decides the namespace."""
+    keys: list[ApiKey] = Field(default_factory=list, max_length=64)
+    """Keys with a visible prefix and an optional expiry (what `ambient keys create` writes); used beside apiKeys."""  # noqa: E501
+    revoked_keys: list[RevokedKey] = Field(default_factory=list, max_length=256)
+    """Keys revoked, newest last: when and by whom. They authenticate nothing."""
     signing_secret_ref: SecretRef | None = None
     """Secret with data keys github, jira, slack holding each source's signing secret, and generic holding the Standard Webhooks secret (whsec_<base64>)."""  # noqa: E501
 
@@ -1066,6 +1110,8 @@ class NamespacePolicyStatus(ApiModel):
         },
     )
     """Conditions per the Kubernetes API conventions."""
+    keys_last_used: dict[str, str] = Field(default_factory=dict, max_length=128)
+    """When each key was last used, by the first 16 hex characters of its hash (RFC 3339; the ingress records it at most once an hour per key)."""  # noqa: E501
 
 
 class NamespacePolicy(ApiModel):

@@ -4,7 +4,7 @@
     ambient sessions list|get|watch|timeline|logs|approve|cancel
     ambient usage                       spend against budget per namespace
     ambient deliveries list|show|replay the ingress's delivery log (see its --help)
-    ambient keys create|rotate|revoke   ingress API keys (see its --help)
+    ambient keys create|rotate|revoke|list   ingress keys: prefix, expiry, last use
     ambient audit session|namespace|history
 
 Every command uses your own Kubernetes credentials (``--kubeconfig``, ``--context``, as
@@ -22,7 +22,7 @@ import typer
 
 from ambient.common.audit import cli as audit_cli
 from ambient.common.kube.errors import KubeError
-from ambient.webhooks.cli import deliveries, keys, output, sessions
+from ambient.webhooks.cli import apikeys, deliveries, output, sessions
 
 app = typer.Typer(
     name="ambient",
@@ -31,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(sessions.app, name="sessions")
+app.add_typer(apikeys.app, name="keys")
 
 
 @app.callback()
@@ -94,12 +95,6 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help
 def deliveries_(ctx: typer.Context) -> None:
     """The ingress's delivery log: list, show, replay (see: ambient deliveries --help)."""
     raise typer.Exit(deliveries.main(list(ctx.args)))
-
-
-@app.command("keys", context_settings=_PASS_THROUGH, add_help_option=False)
-def keys_(ctx: typer.Context) -> None:
-    """Ingress API keys: create, rotate, revoke (see: ambient keys --help)."""
-    raise typer.Exit(keys.main(list(ctx.args)))
 
 
 @app.command(context_settings=_PASS_THROUGH, add_help_option=False)

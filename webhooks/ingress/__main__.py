@@ -13,6 +13,7 @@ from ambient.webhooks import exporting
 from .app import create_app
 from .delivery_log import DeliveryLog
 from .keyindex import KeyIndex
+from .keyusage import KeyUsage
 from .sessions_api import AsyncSessionsApi, SessionsApi
 from .settings import IngressSettings
 
@@ -61,6 +62,12 @@ def main() -> None:
             keep_unverified_bytes=settings.max_body_bytes,
         )
         export.start()
+
+    async def record_key_use(namespace: str, prefix: str, stamp: str) -> None:
+        policy = index.policy_name(namespace)
+        if policy:
+            await backend.record_key_use(namespace, policy, prefix, stamp)
+
     app = create_app(
         index,
         backend,
@@ -69,6 +76,7 @@ def main() -> None:
         delivery_log=delivery_log,
         store=store,
         store_prefix=store_settings.prefix,
+        key_usage=KeyUsage(record_key_use),
     )
     try:
         uvicorn.run(

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from ambient.webhooks.ingress.keyusage import KeyUsage
+
 from .handler import IngressHandler
 from .keyindex import KeyIndex
 from .pipeline import PayloadStore, SessionCreator
@@ -36,6 +38,7 @@ def create_app(
     delivery_log: DeliveryLog | None = None,
     store: PayloadStore | None = None,
     store_prefix: str = "",
+    key_usage: KeyUsage | None = None,
 ) -> FastAPI:
     """The ingress app around a key index and a Kubernetes backend (injected for tests),
     and the artifact store that takes payloads too large for the Session (optional)."""
@@ -48,6 +51,7 @@ def create_app(
         store_prefix=store_prefix,
         delivery_log=delivery_log,
         executor=executor,
+        key_usage=key_usage,
     )
 
     @asynccontextmanager

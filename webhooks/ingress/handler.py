@@ -18,12 +18,15 @@ import uuid
 from collections.abc import AsyncIterable, Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ambient.common import logs
+from ambient.crds import times
 from ambient.webhooks.catchall import INTERNAL_ERROR
+from ambient.webhooks.ingress.keyusage import KeyUsage
 
 from . import events
 from .errors import IngressError, error_body
@@ -104,9 +107,12 @@ class IngressHandler:
         delivery_log: DeliveryLog | None = None,
         executor: Executor | None = None,
         registry: CollectorRegistry | None = None,
+        key_usage: KeyUsage | None = None,
     ) -> None:
         cfg = settings or IngressSettings()
         self.index = index
+        # When each key was last used, into the policy's status (at most hourly per key).
+        self.key_usage = key_usage or KeyUsage(None)
         self.creator = creator
         self.settings = cfg
         self.clock = clock
@@ -258,15 +264,24 @@ class IngressHandler:
             raise IngressError(
                 401, "MissingKey", "put the key in the path or send Authorization: Bearer <key>"
             )
-        tenant = self.index.lookup(source, key)
-        if tenant is None:
+        found = self.index.lookup_key(source, key)
+        if found is None:
             raise IngressError(
                 401,
                 "UnknownKey",
                 f"this key is not valid for {source}; an admin creates one with "
-                "python -m ambient.webhooks.cli.keys create",
+                "ambient keys create",
             )
+        tenant, info = found
         audit.namespace = tenant.namespace
+        if info.expires_at is not None and info.expired(datetime.now(UTC)):
+            raise IngressError(
+                401,
+                "KeyExpired",
+                f"this key expired at {times.rfc3339(info.expires_at)}; an admin makes a "
+                f"new one with ambient keys rotate -n {tenant.namespace} --source {source}",
+            )
+        self.key_usage.seen(tenant.namespace, info.hash, self.clock())
         if self.delivery_log is not None and self.delivery_log.backlogged:
             # Backpressure, not loss: the audit store has been down so long that the
             # replica holds its most records; the sender retries (issue 17, finding 9).

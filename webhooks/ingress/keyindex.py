@@ -13,10 +13,12 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from ambient.crds import times
 from ambient.crds.digests import sha256_hex
 from ambient.crds.models import ApiKeys, IngressPolicy, NamespacePolicySpec, SessionDefaults
 
@@ -40,6 +42,18 @@ def hashes_of(value: Any) -> list[str]:
 
 
 @dataclass(frozen=True)
+class KeyInfo:
+    """What the index knows of one key beyond its namespace."""
+
+    hash: str
+    expires_at: datetime | None = None
+    """When the ingress stops taking it (spec.webhookAuth.keys[].expiresAt)."""
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True)
 class Tenant:
     """What the ingress needs to know about a namespace once its key matched."""
 
@@ -60,6 +74,8 @@ class KeyIndex:
         self._by_hash: dict[tuple[str, str], set[str]] = {}
         self._tenants: dict[str, Tenant] = {}
         self._hashes: dict[str, set[tuple[str, str]]] = {}
+        self._expiry: dict[tuple[str, str], datetime | None] = {}
+        self._policy_names: dict[str, str] = {}
         self.synced = False
 
     def upsert(self, namespace: str, spec: dict[str, Any]) -> str | None:
@@ -72,6 +88,12 @@ class KeyIndex:
         auth = spec.get("webhookAuth") or {}
         keys = auth.get("apiKeys") or {}
         pairs = {(src, h) for src in KEY_SOURCES for h in hashes_of(keys.get(src))}
+        expiry = {
+            (k.source, k.hash): times.parse_or_none(k.expires_at) for k in parsed.webhook_auth.keys
+        }
+        pairs |= set(expiry)
+        # A revoked key authenticates nothing, even if an apiKeys entry still lists it.
+        pairs -= {(r.source, r.hash) for r in parsed.webhook_auth.revoked_keys}
         ref = parsed.webhook_auth.signing_secret_ref
         tenant = Tenant(
             namespace,
@@ -86,11 +108,21 @@ class KeyIndex:
             self._hashes[namespace] = pairs
             for pair in pairs:
                 self._by_hash.setdefault(pair, set()).add(namespace)
+                if expiry.get(pair) is not None:
+                    self._expiry[pair] = expiry[pair]
         return None
 
     def remove(self, namespace: str) -> None:
         with self._lock:
             self._drop(namespace)
+            self._policy_names.pop(namespace, None)
+
+    def name_policy(self, namespace: str, name: str) -> None:
+        """Remember the NamespacePolicy's name (its status is written by name)."""
+        self._policy_names[namespace] = name
+
+    def policy_name(self, namespace: str) -> str | None:
+        return self._policy_names.get(namespace)
 
     def replace_all(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         """After a (re-)list: exactly these policies, then mark the index synced."""
@@ -105,6 +137,7 @@ class KeyIndex:
     def _drop(self, namespace: str) -> None:
         self._tenants.pop(namespace, None)
         for pair in self._hashes.pop(namespace, set()):
+            self._expiry.pop(pair, None)
             owners = self._by_hash.get(pair)
             if owners is not None:
                 owners.discard(namespace)
@@ -113,6 +146,11 @@ class KeyIndex:
 
     def lookup(self, source: str, key: str) -> Tenant | None:
         """The namespace a key belongs to, or None (unknown, or listed by two namespaces)."""
+        found = self.lookup_key(source, key)
+        return None if found is None else found[0]
+
+    def lookup_key(self, source: str, key: str) -> tuple[Tenant, KeyInfo] | None:
+        """The namespace a key belongs to and what is known of the key, or None."""
         digest = key_hash(key)
         with self._lock:
             owners = self._by_hash.get((source, digest))
@@ -125,7 +163,7 @@ class KeyIndex:
                 hmac.compare_digest(h, digest) for s, h in self._hashes[namespace] if s == source
             ):
                 return None
-            return self._tenants[namespace]
+            return self._tenants[namespace], KeyInfo(digest, self._expiry.get((source, digest)))
 
 
 class KeyIndexSink:
@@ -137,8 +175,11 @@ class KeyIndexSink:
 
     def replace_all(self, items: list[Mapping[str, Any]]) -> None:
         self.index.replace_all([(_namespace(i), dict(i.get("spec") or {})) for i in items])
+        for item in items:
+            self.index.name_policy(_namespace(item), _name(item))
 
     def upsert(self, item: Mapping[str, Any]) -> None:
+        self.index.name_policy(_namespace(item), _name(item))
         error = self.index.upsert(_namespace(item), dict(item.get("spec") or {}))
         if error:
             log.warning("policy ignored: %s", error)
@@ -149,3 +190,7 @@ class KeyIndexSink:
 
 def _namespace(item: Mapping[str, Any]) -> str:
     return str((item.get("metadata") or {}).get("namespace", ""))
+
+
+def _name(item: Mapping[str, Any]) -> str:
+    return str((item.get("metadata") or {}).get("name", ""))

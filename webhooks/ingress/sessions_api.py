@@ -154,6 +154,18 @@ class AsyncSessionsApi:
     async def aclose(self) -> None:
         await self.kube.aclose()
 
+    # --- key use --------------------------------------------------------------------------
+
+    async def record_key_use(self, namespace: str, policy: str, prefix: str, stamp: str) -> None:
+        """status.keysLastUsed.<prefix> of the namespace's NamespacePolicy (merge patch: the
+        other keys' entries stay)."""
+        path = (
+            f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace)}"
+            f"/namespacepolicies/{quote(policy)}/status"
+        )
+        patch = {"status": {"keysLastUsed": {prefix: stamp}}}
+        await self.kube.send("PATCH", path, patch, "application/merge-patch+json")
+
     # --- sessions -------------------------------------------------------------------------
 
     async def create_session(self, manifest: dict[str, Any]) -> dict[str, Any] | None:

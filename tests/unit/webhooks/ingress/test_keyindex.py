@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from ambient.webhooks.ingress.keyindex import KeyIndex, KeyIndexSink, hashes_of, key_hash
 
 
@@ -100,3 +102,45 @@ def test_the_watch_sink_indexes_whole_objects_by_their_namespace(caplog) -> None
     assert "team-b is invalid" in caplog.text
     sink.remove(obj("team-a", {}))
     assert index.lookup("github", "a") is None
+
+
+def _prefixed(key: str, source: str = "github", **extra: str) -> dict[str, str]:
+    return {
+        "source": source,
+        "hash": key_hash(key),
+        "prefix": key[: len(f"amb_{source}_") + 4],
+        "createdAt": "2026-12-01T00:00:00Z",
+        **extra,
+    }
+
+
+def test_prefixed_keys_carry_their_expiry_and_revoked_ones_authenticate_nothing() -> None:
+    index = KeyIndex()
+    live, old, gone = "amb_github_live1234", "amb_github_old51234", "amb_github_gone1234"
+    spec = {
+        "webhookAuth": {
+            "apiKeys": {"github": key_hash(gone)},  # listed, but revoked below
+            "keys": [_prefixed(live), _prefixed(old, expiresAt="2026-12-02T00:00:00Z")],
+            "revokedKeys": [
+                {"source": "github", "hash": key_hash(gone), "revokedAt": "2026-12-03T00:00:00Z"}
+            ],
+        }
+    }
+    assert index.upsert("team-a", spec) is None
+    found = index.lookup_key("github", live)
+    assert found is not None and found[1].expires_at is None
+    expiring = index.lookup_key("github", old)
+    assert expiring is not None and expiring[1].expires_at is not None
+    assert expiring[1].expired(datetime(2026, 12, 5, tzinfo=UTC))
+    assert not expiring[1].expired(datetime(2026, 12, 1, tzinfo=UTC))
+    assert index.lookup("github", gone) is None
+    assert index.lookup("jira", live) is None
+
+
+def test_the_sink_remembers_each_policy_s_name() -> None:
+    index = KeyIndex()
+    sink = KeyIndexSink(index)
+    sink.upsert({"metadata": {"namespace": "team-a", "name": "policy"}, "spec": {}})
+    assert index.policy_name("team-a") == "policy"
+    sink.remove({"metadata": {"namespace": "team-a", "name": "policy"}})
+    assert index.policy_name("team-a") is None
