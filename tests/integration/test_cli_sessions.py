@@ -44,7 +44,8 @@ def _session(name: str, annotations: dict[str, str], approval: bool = False) -> 
         "spec": {
             "trigger": {"source": "manual", "event": "test", "payload": {"n": 1}},
             "framework": {"type": "script", "config": {"command": ["true"]}},
-            "policy": {"approvalRequired": approval},
+            # Under a monthly budget every Session carries its own.
+            "policy": {"approvalRequired": approval, "modelConstraints": {"budget": "1"}},
         },
     }
 

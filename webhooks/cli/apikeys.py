@@ -23,9 +23,23 @@ Source = Annotated[str, typer.Option("--source", "-s", help=", ".join(keyring.SO
 Url = Annotated[
     str | None,
     typer.Option(
-        help="The ingress's base URL (default: $AMBIENT_INGRESS_URL or the chart's Ingress host)."
+        "--url",
+        "--base-url",
+        help="The ingress's base URL (default: $AMBIENT_INGRESS_URL or the chart's Ingress host).",
     ),
 ]
+Namespace = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="The namespace (also a global option)."),
+]
+
+
+def _target(ctx: typer.Context, namespace: str | None) -> Target:
+    target = ctx.obj
+    assert isinstance(target, Target)
+    if namespace:
+        target.namespace = namespace
+    return target
 
 
 def _policy(target: Target) -> dict[str, Any]:
@@ -96,9 +110,9 @@ def _add(
     expires: str | None,
     description: str,
     url: str | None,
+    namespace: str | None,
 ) -> None:
-    target = ctx.obj
-    assert isinstance(target, Target)
+    target = _target(ctx, namespace)
     now = datetime.now(UTC)
     try:
         expiry = keyring.parse_expiry(expires, now)
@@ -121,44 +135,52 @@ Description = Annotated[str, typer.Option(help="Who holds the key, what it is fo
 
 
 @app.command()
-def create(
+def create(  # noqa: PLR0917 - Typer reads the parameters
     ctx: typer.Context,
     source: Source,
     expires: Expires = None,
     description: Description = "",
     url: Url = None,
+    namespace: Namespace = None,
 ) -> None:
     """A new key for the source; the source's other keys are revoked."""
-    _add(ctx, source, replace=True, expires=expires, description=description, url=url)
+    _add(
+        ctx, source, replace=True, expires=expires, description=description, url=url,
+        namespace=namespace,
+    )  # fmt: skip
 
 
 @app.command()
-def rotate(
+def rotate(  # noqa: PLR0917 - Typer reads the parameters
     ctx: typer.Context,
     source: Source,
     expires: Expires = None,
     description: Description = "",
     url: Url = None,
+    namespace: Namespace = None,
 ) -> None:
     """A new key beside the current ones; revoke the old one once the sender uses the new."""
-    _add(ctx, source, replace=False, expires=expires, description=description, url=url)
+    _add(
+        ctx, source, replace=False, expires=expires, description=description, url=url,
+        namespace=namespace,
+    )  # fmt: skip
 
 
 @app.command()
-def revoke(
+def revoke(  # noqa: PLR0917 - Typer reads the parameters
     ctx: typer.Context,
     source: Source,
     prefix: Annotated[
         str | None, typer.Option(help="The key's visible prefix (or the key itself).")
     ] = None,
     key_hash: Annotated[str | None, typer.Option("--hash", help="The key's SHA-256.")] = None,
-    all_keys: Annotated[bool, typer.Option("--all", help="Every key of the source.")] = False,
+    all_keys: Annotated[
+        bool, typer.Option("--all", help="Every key of the source (the default).")
+    ] = False,
+    namespace: Namespace = None,
 ) -> None:
-    """Revoke one key (by prefix or hash) or, with --all, every key of the source."""
-    target = ctx.obj
-    assert isinstance(target, Target)
-    if not (prefix or key_hash or all_keys):
-        raise fail("say which key: --prefix, --hash, or --all", 2)
+    """Revoke one key (by --prefix or --hash) or every key of the source."""
+    target = _target(ctx, namespace)
     policy = _policy(target)
     auth = (policy.get("spec") or {}).get("webhookAuth") or {}
     try:
@@ -173,10 +195,11 @@ def revoke(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, out: output.Option = output.Format.TABLE) -> None:
+def list_(
+    ctx: typer.Context, out: output.Option = output.Format.TABLE, namespace: Namespace = None
+) -> None:
     """The namespace's keys: active ones with when they were last used, then the revoked."""
-    target = ctx.obj
-    assert isinstance(target, Target)
+    target = _target(ctx, namespace)
     policy = _policy(target)
     auth = (policy.get("spec") or {}).get("webhookAuth") or {}
     used = (policy.get("status") or {}).get("keysLastUsed") or {}
