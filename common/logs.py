@@ -19,6 +19,9 @@ from typing import Any
 
 import structlog
 
+RAW_LOGGERS = ("ambient.ingress.audit",)
+"""Loggers whose messages are already whole JSON records (audit records): written as they
+are, one a line on stdout, never wrapped in a log line."""
 TRACE_ID = "trace_id"
 """The key that carries a delivery's trace id from the ingress to the operator's lines."""
 
@@ -70,6 +73,12 @@ def configure(component: str, fmt: Format | str = Format.JSON, level: int | str 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level if isinstance(level, int) else level.upper())
+    for name in RAW_LOGGERS:
+        raw = logging.StreamHandler(sys.stdout)
+        raw.setFormatter(logging.Formatter("%(message)s"))
+        audit = logging.getLogger(name)
+        audit.handlers[:] = [raw]
+        audit.propagate = False
 
 
 def bind(**values: Any) -> None:

@@ -266,9 +266,13 @@ def refusals(
     policy: NamespacePolicy, session: Session, registry: Registry, identity: str, now: datetime
 ) -> tuple[Violation, ...]:
     """Every rule of ``common.policy`` the Session breaks, checked before its runner
-    starts (an unknown framework is the planner's own case)."""
+    starts (an unknown framework is the planner's own case). What is left of the monthly
+    budget is not one of them here: the spend ledger already charges this Session its own
+    budget, and the gate holds it Queued until its budget fits beside the others
+    (``capacity``), so counting it again would refuse every Session reserved in time."""
     decision = evaluate(policy, session, UserInfo(identity), None, registry, now=now)
-    return tuple(v for v in decision.violations if v.code != Code.UNKNOWN_FRAMEWORK)
+    left_to_the_gate = (Code.UNKNOWN_FRAMEWORK, Code.BUDGET_EXCEEDED)
+    return tuple(v for v in decision.violations if v.code not in left_to_the_gate)
 
 
 def no_policy(session: Session) -> Violation:

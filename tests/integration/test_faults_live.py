@@ -293,6 +293,8 @@ def test_with_the_store_down_a_large_delivery_is_refused_and_nothing_is_lost(
         assert stored
         store.stop()
         delivery = str(uuid.uuid4())
+        # Another delivery (another body: GitHub Sessions are named by the body's digest).
+        large = {**large, "attempt": "second"}
         down = github(url, keys["github"], large, delivery)
         assert down.status_code == 503, down.text
         assert down.json()["error_code"] == "StoreUnavailable" and "retry-after" in down.headers

@@ -294,7 +294,7 @@ def test_the_delivery_s_trace_id_follows_its_session_into_the_operator_s_log(
     resp = github(ingress, keys["github"], PR_OPENED, delivery)
     assert resp.status_code == 202, resp.text
     trace = resp.headers["X-Trace-Id"]
-    name = f"github-{delivery}"
+    name = resp.json()["session"]
     stored = cluster.session(namespace, name)
     assert stored["metadata"]["annotations"]["ambient.ai/trace-id"] == trace
 

@@ -150,9 +150,9 @@ def _origin(tmp: Path) -> tuple[Path, str]:
 
 @pytest.fixture
 def claim(cluster: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
-    """A claim named ``artifacts`` bound to a volume of its own, so the runner's pod (which
-    mounts it for the pvc store) can be scheduled; the runner process writes under
-    AMBIENT_PVC_MOUNT, as it would under the mount."""
+    """A claim named ``ambient-artifacts`` (the names a pvc store may mount) bound to a
+    volume of its own, so the runner's pod (which mounts it for the pvc store) can be
+    scheduled; the runner process writes under AMBIENT_PVC_MOUNT, as it would under it."""
     volume = f"{namespace}-artifacts"
     cluster.apply(
         {
@@ -164,7 +164,7 @@ def claim(cluster: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
                 "accessModes": ["ReadWriteOnce"],
                 "storageClassName": "",
                 "hostPath": {"path": str(tmp_path / "artifacts")},
-                "claimRef": {"namespace": namespace, "name": "artifacts"},
+                "claimRef": {"namespace": namespace, "name": "ambient-artifacts"},
             },
         }
     )
@@ -172,7 +172,7 @@ def claim(cluster: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
         {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "artifacts"},
+            "metadata": {"name": "ambient-artifacts"},
             "spec": {
                 "accessModes": ["ReadWriteOnce"],
                 "storageClassName": "",
@@ -182,7 +182,7 @@ def claim(cluster: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
         },
         namespace,
     )
-    yield "artifacts"
+    yield "ambient-artifacts"
     cluster.kubectl("delete", "pv", volume, "--wait=false", check=False)
 
 
@@ -225,7 +225,7 @@ def _session(
                 "modelConstraints": {"allowed": [MODEL], "budget": budget},
                 "toolConstraints": {"allowed": ["Read", "Edit"]},
             },
-            "artifacts": {"storage": {"type": "pvc", "location": "artifacts"}},
+            "artifacts": {"storage": {"type": "pvc", "location": "ambient-artifacts"}},
         },
     }
 
@@ -415,7 +415,7 @@ def test_claude_code_edits_the_checkout_refuses_blocked_tools_and_pushes_a_branc
     assert outcome["branch"] == branch
     assert outcome["changedFiles"] == "hello.txt"
     assert outcome["summary"] == "Changed the greeting to goodbye."
-    assert outcome["transcript"] == f"pvc://artifacts/{namespace}/greet/transcript.jsonl"
+    assert outcome["transcript"] == f"pvc://ambient-artifacts/{namespace}/greet/transcript.jsonl"
 
 
 @pytest.mark.usefixtures("operator", "claim")

@@ -14,9 +14,12 @@ from ambient.common import logs
 @pytest.fixture(autouse=True)
 def _restore_root() -> object:
     root = logging.getLogger()
+    audit = logging.getLogger("ambient.ingress.audit")
     handlers, level = root.handlers[:], root.level
+    kept = audit.handlers[:], audit.propagate
     yield None
     root.handlers[:], root.level = handlers, level
+    audit.handlers[:], audit.propagate = kept
 
 
 def test_every_line_is_one_json_object_with_the_bound_trace_id(
@@ -68,3 +71,13 @@ def test_text_for_local_work(capsys: pytest.CaptureFixture[str]) -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="xml"):
         logs.configure("operator", "xml")
+
+
+def test_audit_records_stay_whole_json_records_on_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("ingress")
+    logging.getLogger("ambient.ingress.audit").info(json.dumps({"kind": "WebhookEvent"}))
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {"kind": "WebhookEvent"}
+    assert out.err == ""
