@@ -341,6 +341,9 @@ def runner_job(
         {"name": "XDG_CACHE_HOME", "value": f"{RUNNER_HOME}/.cache"},
         {"name": "AMBIENT_WORKSPACE", "value": WORKSPACE},
     ] + [{"name": k, "value": v} for k, v in sorted(runner.env.items())]
+    trace = session.metadata.annotations.get(naming.ANNOTATION_TRACE_ID)
+    if trace:  # the runner's log lines carry the delivery's trace id
+        env.append({"name": "AMBIENT_TRACE_ID", "value": trace})
     env += _artifact_env(settings)
     env += credential_env(settings)
     env += _framework_env(session)

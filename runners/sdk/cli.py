@@ -13,7 +13,7 @@ from ambient.runners.claude_code import runner as claude_code
 from ambient.runners.crewai import runner as crewai
 from ambient.runners.langgraph import runner as langgraph
 from ambient.runners.n8n import runner as n8n
-from ambient.runners.sdk import script
+from ambient.runners.sdk import logs, script
 from ambient.runners.sdk.contract import (
     RUNNER_ERROR,
     ContractError,
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0] not in RUNNERS:
         print(f"usage: ambient-runner {'|'.join(RUNNERS)}", file=sys.stderr)  # noqa: T201
         return 2
+    logs.configure()
     apply_default_credentials(os.environ)
     # HOME is on the workspace's emptyDir (the operator sets it); nothing has made it yet.
     with contextlib.suppress(OSError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from decimal import Decimal
@@ -17,6 +18,8 @@ from ambient.runners.sdk.contract import BudgetExceededError, Context
 from ambient.runners.sdk.status_client import Connection, StatusClient
 
 TERMINATION_LOG = "/dev/termination-log"
+
+log = logging.getLogger("ambient.runner")
 
 
 class Runner:
@@ -75,6 +78,7 @@ class Runner:
         entry_id = self._id(key or f"step-{self._step}-{event}")
         stamp = contract.now_rfc3339()
         self.client.update(lambda s: contract.append_history(s, entry_id, event, data or {}, stamp))
+        log.info("%s %s", event, " ".join(f"{k}={v}" for k, v in (data or {}).items())[:300])
 
     def artifact(self, name: str, path: Path, kind: str = "output") -> GeneratedArtifact:
         """Store a file and record it; refused (nothing stored) past the 100-artifact cap."""

@@ -14,11 +14,16 @@ Shell completion: ``ambient --install-completion``.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import sys
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import typer
+import yaml
 
 from ambient.common.audit import cli as audit_cli
 from ambient.common.kube.errors import KubeError
@@ -91,16 +96,45 @@ def usage(ctx: typer.Context, out: output.Option = output.Format.TABLE) -> None:
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
+def with_output(run: Callable[[list[str]], int], args: list[str]) -> int:
+    """Run a JSON-lines command with ``-o json|yaml`` as every read command takes it: json
+    is its own --json (one record a line); yaml converts those records."""
+    wanted = None
+    rest: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg in ("-o", "--output"):
+            wanted = next(it, "")
+        elif arg.startswith("--output="):
+            wanted = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    if wanted in (None, "table"):
+        return run(rest)
+    if wanted not in ("json", "yaml"):
+        raise sessions.fail(f"--output must be table, json or yaml, not {wanted!r}", 2)
+    if wanted == "json":
+        return run([*rest, "--json"])
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        code = run([*rest, "--json"])
+    records = [json.loads(line) for line in captured.getvalue().splitlines() if line.strip()]
+    typer.echo(yaml.safe_dump(records, sort_keys=True), nl=False)
+    return code
+
+
 @app.command("deliveries", context_settings=_PASS_THROUGH, add_help_option=False)
 def deliveries_(ctx: typer.Context) -> None:
-    """The ingress's delivery log: list, show, replay (see: ambient deliveries --help)."""
-    raise typer.Exit(deliveries.main(list(ctx.args)))
+    """The ingress's delivery log: list, show, replay (see: ambient deliveries --help;
+    -o json|yaml on list)."""
+    raise typer.Exit(with_output(deliveries.main, list(ctx.args)))
 
 
 @app.command(context_settings=_PASS_THROUGH, add_help_option=False)
 def audit(ctx: typer.Context) -> None:
-    """The audit trail: session, namespace, history (see: ambient audit --help)."""
-    raise typer.Exit(audit_cli.main(list(ctx.args)))
+    """The audit trail: session, namespace, history (see: ambient audit --help;
+    -o json|yaml)."""
+    raise typer.Exit(with_output(audit_cli.main, list(ctx.args)))
 
 
 def main() -> None:

@@ -369,3 +369,13 @@ def test_module_configmap_is_mounted_read_only_where_the_runners_look(
         make_session(framework="langgraph", config=bad), resolve(registry, "langgraph"), settings
     )
     assert "agent-module" not in {v["name"] for v in _pod_spec(job)["volumes"]}
+
+
+def test_the_delivery_s_trace_id_reaches_the_runner(
+    make_session: MakeSession, runner: ResolvedRunner, settings: OperatorSettings
+) -> None:
+    traced = make_session(annotations={naming.ANNOTATION_TRACE_ID: "f00d"})
+    env = {e["name"]: e.get("value") for e in _container(_build(traced, runner, settings))["env"]}
+    assert env["AMBIENT_TRACE_ID"] == "f00d"
+    plain = {e["name"] for e in _container(_build(make_session(), runner, settings))["env"]}
+    assert "AMBIENT_TRACE_ID" not in plain
