@@ -36,7 +36,7 @@ trap 'rm -rf "$out"' EXIT
 
 step "chart CRDs match the generated crds/*.yaml"
 for f in crds/*.yaml; do
-  cmp -s "$f" "$CHART/crds/$(basename "$f")" || { echo "$CHART/crds is stale: run 'make chart-crds'"; exit 1; }
+  cmp -s "$f" "$CHART/files/crds/$(basename "$f")" || { echo "$CHART/files/crds is stale: run 'make chart-crds'"; exit 1; }
 done
 
 # NOTES.txt as helm renders it for `helm install` (same values, release and helpers), but

@@ -22,7 +22,7 @@ def _yaml(path: Path) -> Any:
 
 @pytest.mark.parametrize("crd", sorted(p.name for p in (ROOT / "crds").glob("*.yaml")))
 def test_chart_crds_are_the_generated_ones(crd: str) -> None:
-    chart_copy = CHART / "crds" / crd
+    chart_copy = CHART / "files" / "crds" / crd
     assert chart_copy.exists(), f"{chart_copy} is missing: run 'make chart-crds'"
     assert chart_copy.read_bytes() == (ROOT / "crds" / crd).read_bytes(), (
         f"{chart_copy} drifted from crds/{crd}: run 'make chart-crds'"
@@ -31,7 +31,7 @@ def test_chart_crds_are_the_generated_ones(crd: str) -> None:
 
 def test_chart_ships_no_crd_the_models_do_not_generate() -> None:
     generated = {p.name for p in (ROOT / "crds").glob("*.yaml")}
-    shipped = {p.name for p in (CHART / "crds").glob("*.yaml")}
+    shipped = {p.name for p in (CHART / "files" / "crds").glob("*.yaml")}
     assert shipped == generated
 
 
