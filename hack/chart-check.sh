@@ -60,7 +60,7 @@ for values in default production; do
   "$HELM" lint --strict "$CHART" "${args[@]}"
   step "helm template ($values values)"
   "$HELM" template ambient "$CHART" --namespace default --kube-version "$K8S_VERSION" \
-    --include-crds "${args[@]}" >"$out/$values.yaml"
+    "${args[@]}" >"$out/$values.yaml"
   step "NOTES print the webhook URL and the next commands ($values values)"
   want='port-forward svc/ambient-ingress 8080:80'
   [[ $values == production ]] && want='BASE=https://ambient.example.com'

@@ -35,6 +35,13 @@ def test_chart_ships_no_crd_the_models_do_not_generate() -> None:
     assert shipped == generated
 
 
+def test_the_crds_are_templates_not_a_crds_folder() -> None:
+    """A chart's crds/ folder is installed once and never upgraded, and beside
+    templates/crds.yaml it would make helm create the CRDs twice."""
+    assert not (CHART / "crds").exists()
+    assert '.Files.Glob "files/crds/*.yaml"' in (CHART / "templates" / "crds.yaml").read_text()
+
+
 @pytest.mark.parametrize("values", ["values.yaml", "ci/production-values.yaml"])
 def test_runner_registry_in_values_is_one_the_operator_accepts(values: str) -> None:
     registry = _yaml(CHART / values)["runners"]["registry"]
