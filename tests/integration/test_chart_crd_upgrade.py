@@ -155,7 +155,10 @@ def test_upgrade_from_the_previous_chart_adopts_the_crds_and_loses_no_session(
 
         started = time.monotonic()
         items = [make_session(f"s{i:04d}") for i in range(SESSIONS)]
-        cluster.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}), namespace)
+        for i in range(0, SESSIONS, 200):  # a List per 200: one kubectl call stays well in time
+            cluster.apply(
+                {"apiVersion": "v1", "kind": "List", "items": items[i : i + 200]}, namespace
+            )
 
         def settled() -> dict[str, dict[str, Any]] | None:
             before = _sessions(cluster, namespace)
