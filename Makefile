@@ -62,7 +62,7 @@ RUNNER_IMAGE_TAG ?= 0.2.0
 
 crds: $(STAMP) ## Regenerate the CRD YAML from crds/models.py
 	$(PY) -m ambient.crds.generate
-	cp crds/ambient.ai_*.yaml charts/ambient/crds/
+	cp crds/ambient.ai_*.yaml charts/ambient/files/crds/
 
 crds-check: $(STAMP) ## Fail when the committed CRD YAML drifts from the models
 	$(PY) -m ambient.crds.generate --check
@@ -90,7 +90,7 @@ test: lint crds-check chart-check cluster $(RUNNERS_STAMP) $(FRAMEWORK_STAMPS) #
 	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e
 
 chart-crds: $(STAMP) ## Copy the generated CRD YAML into the Helm chart (a unit test fails on drift)
-	cp crds/ambient.ai_*.yaml charts/ambient/crds/
+	cp crds/ambient.ai_*.yaml charts/ambient/files/crds/
 
 tools: ## Build (cached, pinned) helm and kube-score for the chart checks
 	hack/build-tools.sh

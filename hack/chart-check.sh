@@ -36,7 +36,7 @@ trap 'rm -rf "$out"' EXIT
 
 step "chart CRDs match the generated crds/*.yaml"
 for f in crds/*.yaml; do
-  cmp -s "$f" "$CHART/crds/$(basename "$f")" || { echo "$CHART/crds is stale: run 'make chart-crds'"; exit 1; }
+  cmp -s "$f" "$CHART/files/crds/$(basename "$f")" || { echo "$CHART/files/crds is stale: run 'make chart-crds'"; exit 1; }
 done
 
 # NOTES.txt as helm renders it for `helm install` (same values, release and helpers), but
@@ -60,7 +60,7 @@ for values in default production; do
   "$HELM" lint --strict "$CHART" "${args[@]}"
   step "helm template ($values values)"
   "$HELM" template ambient "$CHART" --namespace default --kube-version "$K8S_VERSION" \
-    --include-crds "${args[@]}" >"$out/$values.yaml"
+    "${args[@]}" >"$out/$values.yaml"
   step "NOTES print the webhook URL and the next commands ($values values)"
   want='port-forward svc/ambient-ingress 8080:80'
   [[ $values == production ]] && want='BASE=https://ambient.example.com'

@@ -5,7 +5,7 @@ existing Sessions untouched.
 Pods stay simulated (kwok nodes): images are never pulled. The chart's cluster-scoped
 objects get a unique fullnameOverride, and the webhook's namespaceSelector requires a label
 no namespace carries, so other tests in the same run never reach this webhook. The release
-is uninstalled at the end (helm keeps the CRDs, which are the same ones the tests apply).
+is uninstalled at the end; the CRDs are the test run's (crds.install=false).
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ class Release:
             # No namespace carries this label: other tests' Sessions never reach the
             # webhook, whose pods are only simulated here.
             "admission": {"namespaceSelectorLabels": {"ambient.ai/chart-test": suffix}},
+            # The test run applies the CRDs (tests/conftest.py) and shares them across
+            # releases: a cluster that manages CRDs separately.
+            # test_chart_crd_upgrade.py covers the chart installing and upgrading them.
+            "crds": {"install": False},
         }
 
     def helm(self, *args: str) -> str:

@@ -22,7 +22,7 @@ def _yaml(path: Path) -> Any:
 
 @pytest.mark.parametrize("crd", sorted(p.name for p in (ROOT / "crds").glob("*.yaml")))
 def test_chart_crds_are_the_generated_ones(crd: str) -> None:
-    chart_copy = CHART / "crds" / crd
+    chart_copy = CHART / "files" / "crds" / crd
     assert chart_copy.exists(), f"{chart_copy} is missing: run 'make chart-crds'"
     assert chart_copy.read_bytes() == (ROOT / "crds" / crd).read_bytes(), (
         f"{chart_copy} drifted from crds/{crd}: run 'make chart-crds'"
@@ -31,8 +31,15 @@ def test_chart_crds_are_the_generated_ones(crd: str) -> None:
 
 def test_chart_ships_no_crd_the_models_do_not_generate() -> None:
     generated = {p.name for p in (ROOT / "crds").glob("*.yaml")}
-    shipped = {p.name for p in (CHART / "crds").glob("*.yaml")}
+    shipped = {p.name for p in (CHART / "files" / "crds").glob("*.yaml")}
     assert shipped == generated
+
+
+def test_the_crds_are_templates_not_a_crds_folder() -> None:
+    """A chart's crds/ folder is installed once and never upgraded, and beside
+    templates/crds.yaml it would make helm create the CRDs twice."""
+    assert not (CHART / "crds").exists()
+    assert '.Files.Glob "files/crds/*.yaml"' in (CHART / "templates" / "crds.yaml").read_text()
 
 
 @pytest.mark.parametrize("values", ["values.yaml", "ci/production-values.yaml"])
