@@ -6,6 +6,7 @@ test modules cannot import a sibling helper module.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -187,3 +188,15 @@ class MemoryStore:
 @pytest.fixture
 def memory_store() -> MemoryStore:
     return MemoryStore()
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Entry points (the runner's CLI, the servers' mains) configure the process's logging;
+    each test gets it back as it was, so one test's handlers never leak into another's."""
+    root = logging.getLogger()
+    audit = logging.getLogger("ambient.ingress.audit")
+    saved = (root.handlers[:], root.level, audit.handlers[:], audit.propagate, audit.level)
+    yield
+    root.handlers[:], root.level = saved[0], saved[1]
+    audit.handlers[:], audit.propagate, audit.level = saved[2], saved[3], saved[4]
