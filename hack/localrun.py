@@ -133,7 +133,8 @@ def start_store(children: Children) -> dict[str, str]:
 
 
 def tls_files(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA and a serving certificate for 127.0.0.1 (the API server calls the webhook)."""
+    """A CA and a serving certificate for 127.0.0.1 and localhost: the local admission
+    webhook's (the API server calls it) and the integration tests' servers'."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ambient-local-admission-ca")])
@@ -158,7 +159,9 @@ def tls_files(directory: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
