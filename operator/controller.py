@@ -33,7 +33,7 @@ from ambient.common.audit import trail as audit
 from ambient.common.audit.records import record as audit_record
 from ambient.common.kube.client import ConflictError, GoneError, Kube
 from ambient.crds import naming, times
-from ambient.crds.models import Session
+from ambient.crds.models import Session, SessionStatus
 from ambient.operator import usage
 from ambient.operator.clock import Clock
 from ambient.operator.gate import JOB_INDEX, SESSION_INDEX, Gate, namespace_sessions
@@ -52,7 +52,7 @@ from ambient.operator.sessions.observe import (
     pod_outdated,
     pod_view,
 )
-from ambient.operator.sessions.planner import Observed, Plan, plan
+from ambient.operator.sessions.planner import Observed, Plan, only_job_created, plan
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.state import Key, SessionState, StateStore
 from ambient.operator.supervisor import Supervisor, every
@@ -550,7 +550,9 @@ class Controller:
                 await self._delete(namespace, result.delete)
                 state.last_seen = fingerprint
                 return
-            if not await self._write(ident, state, session, result, seen):
+            if self._settling(state, result.status):
+                return  # the pod's start (a Job event) or the settle timer writes it
+            if not await self._write(ident, state, session, body.get("status"), result, seen):
                 body = await self._call(api.get_session, namespace, name)
                 continue
             return
@@ -624,11 +626,34 @@ class Controller:
         if job is None:
             return False
         state.created = job_view(job)
+        settle = self.settings.settle_seconds
+        if settle > 0:
+            state.settle_until = self.clock.monotonic() + settle
+            self.clock.call_later(settle, partial(self._settled, ident))
         if not start:
             return False
         state.recorded = self.clock.monotonic()
         self._progress(ident)
         return True
+
+    def _settling(self, state: SessionState, status: SessionStatus) -> bool:
+        """Whether the planned status only records the Job this process created moments
+        ago: then it waits (``settle_seconds``) to go with the pod's start, one write."""
+        until = state.settle_until
+        if until is None:
+            return False
+        if until <= self.clock.monotonic() or not only_job_created(status):
+            state.settle_until = None
+            return False
+        return True
+
+    def _settled(self, ident: Key) -> None:
+        """The settle time of a new Job passed: write whatever its status holds now."""
+        state = self.state.peek(ident)
+        if state is None or state.settle_until is None:
+            return  # deleted, or written meanwhile
+        state.settle_until = None
+        self._force(ident, PROGRESS)
 
     async def _archive_first(
         self, ident: Key, state: SessionState, session: Session
@@ -646,15 +671,24 @@ class Controller:
         state.written = (session.metadata.resource_version, kept)
         return kept
 
-    async def _write(
-        self, ident: Key, state: SessionState, session: Session, result: Plan, seen: Observed
+    async def _write(  # noqa: PLR0917 - one call site, the reconcile loop
+        self,
+        ident: Key,
+        state: SessionState,
+        session: Session,
+        stored: dict[str, Any] | None,
+        result: Plan,
+        seen: Observed,
     ) -> bool:
-        """Write the planned status (guarded by resourceVersion); False on a conflict."""
+        """Write what the plan changed in the status ``stored`` at the Session's
+        resourceVersion, as one JSON patch guarded by it; False on a conflict."""
         assert result.status is not None
         status = result.status.model_dump(mode="json", by_alias=True, exclude_none=True)
         sent_rv = session.metadata.resource_version
         try:
-            updated = await self._call(self.api.replace_session_status, *ident, sent_rv, status)
+            updated = await self._call(
+                self.api.patch_session_status, *ident, sent_rv, stored, status
+            )
         except ConflictError:
             return False
         state.written = (sent_rv, self.index_session(updated))

@@ -141,6 +141,11 @@ class OperatorSettings(BaseSettings):
     a quick Job passes through meanwhile (created, running) are recorded with the next one,
     which in a burst saves about one status write per Session. Changes to the Session
     itself are not delayed."""
+    settle_seconds: float = Field(default=5.0, ge=0, le=60)
+    """After the operator creates a Session's Job, a status that says only that (the pod
+    not yet running) waits up to this long: the write that records the pod running (or
+    the Job ending, or its pod stuck) records the Job's creation too, one status write
+    fewer per Session. 0 records the creation on its own."""
     usage_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
     """How often the month-to-date spend of every NamespacePolicy is rolled up from its
     Sessions (a policy's own changes roll it up at once)."""

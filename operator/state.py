@@ -57,6 +57,9 @@ class SessionState:
     """A progress reconcile waits for the progress interval to pass."""
     phase: tuple[str, str] | None = None
     """Phase and reason as last seen by the watch (for the metrics)."""
+    settle_until: float | None = None
+    """Until when a status that only records its new Job waits for the runner's pod to
+    run, so both go in one write (monotonic seconds; see ``settle_seconds``)."""
 
 
 @dataclass(slots=True, eq=False)

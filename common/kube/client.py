@@ -24,7 +24,7 @@ import urllib3
 from ambient.crds.models import GROUP, VERSION
 from ambient.crds.naming import namespace_name, object_name
 
-from . import errors
+from . import errors, patches
 from .config import Configuration, authorization, configuration, ssl_context
 
 __all__ = ["ApiError", "ConflictError", "GoneError", "Kube", "configuration", "ssl_context"]
@@ -107,7 +107,7 @@ class Kube:
         self,
         method: str,
         path: str,
-        body: dict[str, Any] | None,
+        body: dict[str, Any] | list[Any] | None,
         query: dict[str, str] | None,
         content_type: str,
         **kwargs: Any,
@@ -128,7 +128,7 @@ class Kube:
         self,
         method: str,
         path: str,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | list[Any] | None = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
@@ -250,6 +250,24 @@ class Kube:
             "status": status,
         }
         return self.call("PUT", f"{self._sessions(namespace)}/{quote(name)}/status", body)
+
+    def patch_session_status(
+        self,
+        namespace: str,
+        name: str,
+        resource_version: str,
+        old: dict[str, Any] | None,
+        new: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Write what changed from the stored status ``old`` to ``new`` as one JSON patch
+        guarded by resourceVersion (ConflictError when the Session changed since; see
+        ``patches`` for why this is as safe as a PUT). Returns the Session as stored."""
+        return self.call(
+            "PATCH",
+            f"{self._sessions(namespace)}/{quote(name)}/status",
+            patches.status_patch(resource_version, old, new),
+            content_type="application/json-patch+json",
+        )
 
     def apply_session_condition(
         self, namespace: str, name: str, condition: dict[str, Any]

@@ -32,6 +32,9 @@ SUCCEEDED = "Succeeded"
 QUEUED = "Queued"
 POLICY_COMPLIANT = "PolicyCompliant"
 
+JOB_CREATED_REASON = "WorkloadCreated"
+"""The Pending reason while the runner's Job exists and its pod does not run yet."""
+
 # Waiting reasons that mean the pod will not start without someone acting.
 STUCK_WAITING = frozenset(
     {"ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName"}
@@ -131,6 +134,12 @@ def plan(
         added=edit.added,
         delete=_leftovers(session, observed, edit.status),
     )
+
+
+def only_job_created(status: SessionStatus) -> bool:
+    """The status says no more than that the runner's Job exists (its pod neither running
+    nor stuck, the Job not finished): a write that can wait to be made with the next."""
+    return status.phase == Phase.PENDING and status.reason == JOB_CREATED_REASON
 
 
 def _leftovers(session: Session, observed: Observed, status: SessionStatus) -> list[str]:
@@ -329,7 +338,7 @@ def _workload(
         manifests.append(job_manifest)
         edit.status.attempt = attempt
         _record_created(edit, job_name)
-        edit.phase(Phase.PENDING, "WorkloadCreated", f"runner Job {job_name} created")
+        edit.phase(Phase.PENDING, JOB_CREATED_REASON, f"runner Job {job_name} created")
         return manifests
 
     if job.owner_uid != session.metadata.uid:
@@ -439,7 +448,7 @@ def _follow(edit: StatusEditor, job: JobView, pod: PodView | None) -> None:
         edit.condition(WORKLOAD_RUNNING, False, pod.waiting_reason, message)
         edit.phase(Phase.PENDING, pod.waiting_reason, message)
     elif edit.status.phase != Phase.RUNNING:
-        edit.phase(Phase.PENDING, "WorkloadCreated", f"runner Job {job.name} created")
+        edit.phase(Phase.PENDING, JOB_CREATED_REASON, f"runner Job {job.name} created")
 
 
 def _record_created(edit: StatusEditor, job_name: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -121,6 +122,32 @@ def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]
     return {name: after[name] - before.get(name, 0.0) for name in after}
 
 
+WRITES = re.compile(
+    r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$", re.MULTILINE
+)
+
+
+def session_writes(api: Any) -> dict[str, float]:
+    """Status writes to Sessions the API server has answered so far, by verb (PUT, PATCH,
+    APPLY; conflicts apart), from its own ``apiserver_request_total`` (every code counted)."""
+    response = api.call_api(
+        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
+    )
+    counts: dict[str, float] = {}
+    for match in WRITES.finditer(response[0].data.decode()):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if (
+            labels.get("group") == GROUP
+            and labels.get("resource") == "sessions"
+            and labels.get("subresource") == "status"
+            and labels.get("verb") in ("PUT", "PATCH", "APPLY", "UPDATE")
+        ):
+            # Conflicts (409) apart: each is a write the API server did and threw away.
+            verb = labels["verb"] + (" 409" if labels.get("code") == "409" else "")
+            counts[verb] = counts.get(verb, 0.0) + float(match["value"])
+    return counts
+
+
 class RssSampler(threading.Thread):
     """Peak resident memory of a process, sampled every 100 ms."""
 
@@ -216,6 +243,7 @@ def main() -> int:
         say(f"operator: creating {n} Sessions ({args.workers} at a time)")
         components["operator"] = sampler.proc
         cpu_before = cpu_seconds(components)
+        writes_before = session_writes(api)
         start = time.monotonic()
         op_create = create_all(
             n,
@@ -233,6 +261,7 @@ def main() -> int:
 
         op_done = wait_until("Sessions Completed", sessions_completed, n, start, args.timeout)
         op_cpu = spent(cpu_before, cpu_seconds(components))
+        writes = spent(writes_before, session_writes(api))
     finally:
         sampler.stopped.set()
         operator.terminate()
@@ -259,6 +288,18 @@ def main() -> int:
     print(f"{'process':26} {'floor':>8} {'operator':>9}")
     for name in sorted(op_cpu, key=lambda k: (k == "operator", k)):
         print(f"{name:26} {floor_cpu.get(name, 0.0):8.1f} {op_cpu[name]:9.1f}")
+    apiserver = "kube-apiserver"
+    if apiserver in op_cpu:
+        floor_ms, op_ms = (1000 * cpu.get(apiserver, 0.0) / n for cpu in (floor_cpu, op_cpu))
+        print(
+            f"API-server CPU per Session: {op_ms:.1f} ms (floor, per Job: {floor_ms:.1f} ms; "
+            f"{op_ms / floor_ms if floor_ms else 0:.2f}x)"
+        )
+    by_verb = ", ".join(f"{verb} {count / n:.2f}" for verb, count in sorted(writes.items()))
+    print(
+        f"Session status writes per Session: {sum(writes.values()) / n:.2f} "
+        f"({by_verb or 'none'}; the floor writes none; target <= 2.5)"
+    )
     say("cleaning up the bench namespaces")
     for ns in (floor_ns, op_ns):
         core.delete_namespace(ns)

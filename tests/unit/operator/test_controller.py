@@ -9,8 +9,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
+import jsonpatch
 import pytest
 
+from ambient.common.kube import patches
 from ambient.common.kube.client import Kube
 from ambient.crds import naming
 from ambient.operator import metrics
@@ -46,13 +48,20 @@ class FakeApi:
         self.calls.append(("get_session", name))
         return copy.deepcopy(self.sessions[(namespace, name)])
 
-    def replace_session_status(
-        self, namespace: str, name: str, rv: str, status: dict[str, Any]
+    def patch_session_status(
+        self,
+        namespace: str,
+        name: str,
+        rv: str,
+        old: dict[str, Any] | None,
+        status: dict[str, Any],
     ) -> dict[str, Any]:
-        self.calls.append(("replace_session_status", status))
+        self.calls.append(("patch_session_status", status))
         body = copy.deepcopy(self.sessions[(namespace, name)])
         assert body["metadata"]["resourceVersion"] == rv
-        body["status"] = status
+        # The patch is made against what is stored, and applied as the API server would.
+        body = jsonpatch.apply_patch(body, patches.status_patch(rv, old, status))
+        assert body["status"] == status
         body["metadata"]["resourceVersion"] = str(int(rv) + 1)
         self.sessions[(namespace, name)] = body
         return copy.deepcopy(body)
@@ -189,21 +198,74 @@ def test_a_new_session_gets_its_identity_and_job_then_its_status(
         # then the binding), the Job.
         assert set(kinds[:3]) == {"ServiceAccount", "Role", "NetworkPolicy"}
         assert kinds[3:] == ["RoleBinding", "Job"]
-        # Starting only creates: the status waits for the progress interval.
-        assert h.api.names("replace_session_status") == []
-        assert [delay for delay, _ in h.clock.timers] == [1.0]
+        # Starting only creates: the status waits for the pod to run (settle_seconds),
+        # and at least for the progress interval.
+        assert h.api.names("patch_session_status") == []
+        assert [delay for delay, _ in h.clock.timers] == [5.0, 1.0]
         state = h.controller.state.peek(KEY)
         assert state is not None and state.created is not None
         assert state.created.name == naming.job_name(NAME, 1)
         assert h.controller.state.namespace(NS).inflight
-        h.clock.fire()
+        settle, progress = h.clock.timers
+        h.clock.timers = [settle]
+        progress[1]()  # the progress interval passed, the pod does not run yet: no write
         assert await h.drain() == [(KEY, PROGRESS)]
-        (status,) = h.api.names("replace_session_status")
+        assert h.api.names("patch_session_status") == []
+        h.clock.fire()  # the settle time passed: the creation is written on its own
+        assert await h.drain() == [(KEY, PROGRESS)]
+        (status,) = h.api.names("patch_session_status")
         assert status["workload"]["jobName"] == naming.job_name(NAME, 1)
         assert "WorkloadCreated" in {e["event"] for e in status["history"]}
         assert ("Normal", "WorkloadCreated") in h.events
         assert "WorkloadCreated" in {r["action"] for r in h.audit}
         return h
+
+    asyncio.run(main())
+
+
+def test_the_jobs_creation_and_its_pods_start_go_in_one_status_write(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> None:
+        h = harness()
+        h.put_session(make_body())
+        await h.event("ADDED")
+        await h.drain()
+        job = naming.job_name(NAME, 1)
+        h.put_job(job, {"active": 1})  # the Job exists, its pod does not run yet
+        h.clock.mono += 2  # past the progress interval, within the settle time
+        await h.controller.job_event(
+            "MODIFIED",
+            {"metadata": {"name": job}, "status": {"active": 1}},
+            NS,
+            {naming.LABEL_SESSION: naming.session_label_value(NAME)},
+            h.indexes,
+        )
+        await h.drain()
+        assert h.api.names("patch_session_status") == []
+        h.put_job(job, {"active": 1, "ready": 1})
+        h.api.pods.append(
+            {
+                "metadata": {"name": f"{job}-x", "labels": {"job-name": job}},
+                "status": {"phase": "Running"},
+            }
+        )
+        await h.controller.job_event(
+            "MODIFIED",
+            {"metadata": {"name": job}, "status": {"active": 1, "ready": 1}},
+            NS,
+            {naming.LABEL_SESSION: naming.session_label_value(NAME)},
+            h.indexes,
+        )
+        await h.drain()
+        (status,) = h.api.names("patch_session_status")
+        assert (status["phase"], status["reason"]) == ("Running", "Running")
+        events = [e["event"] for e in status["history"]]
+        assert events == ["SessionCreated", "WorkloadCreated", "WorkloadStarted"]
+        # The settle timer finds it written and writes nothing more.
+        h.clock.fire()
+        await h.drain()
+        assert len(h.api.names("patch_session_status")) == 1
 
     asyncio.run(main())
 
@@ -244,7 +306,7 @@ def test_a_finished_job_completes_the_session(
         assert job not in h.controller.state.namespace(NS).active_jobs
         assert h.clock.timers == []  # no wait: the interval since the last write passed
         assert await h.drain() == [(KEY, PROGRESS)]
-        status = h.api.names("replace_session_status")[-1]
+        status = h.api.names("patch_session_status")[-1]
         assert (status["phase"], status.get("reason")) == ("Completed", "Succeeded"), status
         assert h.api.names("list_pods") == [job]
         assert ("Normal", "WorkloadSucceeded") in h.events
@@ -422,7 +484,7 @@ def test_the_cap_queues_a_session_beyond_it(
         await h.drain()
         jobs = [name for kind, name in h.api.names("create") if kind == "Job"]
         assert jobs == [naming.job_name("first", 1)]
-        status = h.api.names("replace_session_status")[-1]
+        status = h.api.names("patch_session_status")[-1]
         assert status["reason"] == "Queued"
         assert "second" in h.controller.state.namespace(NS).refused
 
