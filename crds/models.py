@@ -360,27 +360,6 @@ class Condition(ApiModel):
 class HistoryEntry(ApiModel):
     """One append-only history entry. Entries are never changed, reordered or removed."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self == oldSelf",
-                    "message": "status.history is append-only: an existing entry cannot be changed",
-                },
-                {
-                    # The schema's maxLength must admit the operator's carried list; every
-                    # other value is held to the smaller limit here.
-                    "rule": "!has(self.data) || self.data.all(k, "
-                    f"self.data[k].size() <= {MAX_HISTORY_VALUE} || "
-                    f"(k == '{CARRIED_DATA_KEY}' && self.event == 'HistoryArchived'))",
-                    "message": f"a history data value holds at most {MAX_HISTORY_VALUE} "
-                    f"characters (only a HistoryArchived entry's {CARRIED_DATA_KEY} may hold "
-                    f"up to {MAX_CARRIED_VALUE})",
-                },
-            ]
-        }
-    )
-
     seq: int = Field(ge=0, le=MAX_HISTORY_SEQ)
     """Position of the entry in the whole trail (0, 1, 2, ...), archived entries included; with the CEL rules it makes the list append-only."""  # noqa: E501
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
@@ -504,17 +483,33 @@ class HistoryArchive(ApiModel):
     """When the entries were archived (RFC 3339)."""
 
 
+# An atomic list: the API server tracks it as one field (its managedFields do not list
+# every entry, as a map list's do) and its rules run once per write, not once per entry.
+# The entry at index i has seq first + i (consecutive, so unique), and the append-only
+# rule finds each old entry by its seq: together with the status rules below they say
+# what the per-entry `self == oldSelf` of a map list said.
 _HISTORY_SCHEMA_EXTRA: dict[str, Any] = {
-    "x-kubernetes-list-type": "map",
-    "x-kubernetes-list-map-keys": ["seq"],
+    "x-kubernetes-list-type": "atomic",
     "x-kubernetes-validations": [
         {
-            # Keys are unique (map list), so sorted plus a span of size - 1 means no gaps.
-            "rule": "self.size() == 0 || ("
-            "self[self.size() - 1].seq - self[0].seq == self.size() - 1 && "
-            "self.map(e, e.seq).isSorted())",
+            "rule": "self.all(i, e, e.seq == self[0].seq + i)",
             "message": "status.history entries must be in order with consecutive seq "
             "(0, 1, 2, ... after the archived ones)",
+        },
+        {
+            "rule": "self.size() == 0 || oldSelf.all(o, o.seq < self[0].seq || "
+            "(o.seq - self[0].seq < self.size() && self[o.seq - self[0].seq] == o))",
+            "message": "status.history is append-only: an existing entry cannot be changed",
+        },
+        {
+            # The schema's maxLength must admit the operator's carried list; every other
+            # value is held to the smaller limit here.
+            "rule": "self.all(e, !has(e.data) || e.data.all(k, "
+            f"e.data[k].size() <= {MAX_HISTORY_VALUE} || "
+            f"(k == '{CARRIED_DATA_KEY}' && e.event == 'HistoryArchived')))",
+            "message": f"a history data value holds at most {MAX_HISTORY_VALUE} "
+            f"characters (only a HistoryArchived entry's {CARRIED_DATA_KEY} may hold "
+            f"up to {MAX_CARRIED_VALUE})",
         },
     ],
 }
@@ -537,8 +532,9 @@ _ARCHIVES_SCHEMA_EXTRA: dict[str, Any] = {
 }
 
 # Rules across history and historyArchives (so on the status object). Together with the
-# per-item `self == oldSelf` rules of both map lists they say: the new history is the old
-# one minus a prefix that one appended archive covers exactly, plus entries at the end.
+# history's append-only rule and the per-item `self == oldSelf` of the archives they say:
+# the new history is the old one minus a prefix that one appended archive covers exactly,
+# plus entries at the end.
 _ARCHIVES = "(has(self.historyArchives) ? self.historyArchives : [])"
 _OLD_ARCHIVES = "(has(oldSelf.historyArchives) ? oldSelf.historyArchives : [])"
 _HISTORY = "(has(self.history) ? self.history : [])"
