@@ -16,6 +16,7 @@ from typing import Any, cast
 import kopf
 
 from ambient.common.audit import trail as audit
+from ambient.common.kube import config as kube_config
 from ambient.common.kube.client import Kube
 from ambient.crds import naming
 from ambient.crds.models import GROUP, VERSION
@@ -62,6 +63,14 @@ class NoDiffBase(kopf.DiffBaseStorage):
 def post_event(ref: dict[str, Any], type_: str, reason: str, message: str) -> None:
     """A Kubernetes Event, posted by kopf's own poster (from a handler's context)."""
     kopf.event(kopf.Body(cast(kopf.RawBody, ref)), type=type_, reason=reason, message=message)
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's watches log in as the operator's own client does (``common/kube/config``):
+    without this, kopf logs in through the official client's loader, whose import alone
+    holds about 40 MiB. Called again by kopf when the API server answers 401."""
+    return kopf.ConnectionInfo(**kube_config.connection_fields(kube_config.configuration()))
 
 
 @kopf.on.startup()

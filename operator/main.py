@@ -9,12 +9,10 @@ import logging
 import os
 import sys
 
-import kopf
-
 from ambient.common import logs
 from ambient.common.audit import trail as audit
 from ambient.common.kube.client import Kube
-from ambient.operator import adapter, leader, lease
+from ambient.operator import leader, lease
 from ambient.operator.settings import OperatorSettings
 from ambient.runners import registry as runner_registry
 
@@ -43,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         help="json lines (default, AMBIENT_LOG_FORMAT) or text for local work",
     )
     args = parser.parse_args(argv)
+    # kopf imports the official Kubernetes client whenever it is installed (an optional
+    # login and its type hooks): about 40 MiB held for the process's life. The operator
+    # logs kopf in itself (adapter.login), so that import is refused, before kopf's.
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
+    import kopf  # noqa: PLC0415
+
+    from ambient.operator import adapter  # noqa: PLC0415
+
     _limit_malloc_arenas()
     settings = OperatorSettings()
     logs.configure(

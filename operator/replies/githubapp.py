@@ -10,9 +10,6 @@ from __future__ import annotations
 import base64
 import json
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
 LIFETIME_SECONDS = 540  # GitHub refuses more than 10 minutes
 CLOCK_SKEW_SECONDS = 60  # issued in the past, as GitHub advises, against clock drift
 
@@ -27,6 +24,11 @@ def _b64url(data: bytes) -> str:
 
 def app_jwt(app_id: str, private_key_pem: bytes, now: int) -> str:
     """The App's JWT, valid from ``now`` - 60 s for 9 minutes."""
+    # Imported here: cryptography holds about 9 MiB, and only namespaces that reply as a
+    # GitHub App ever sign (the operator's memory at rest, docs/benchmarks.md).
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_private_key(private_key_pem, password=None)
     except (ValueError, TypeError) as exc:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from ambient.operator import adapter
 
@@ -93,3 +97,61 @@ def test_shutdown_stops_the_workers_and_every_loop(fake: FakeController) -> None
     assert supervisor.stopped
     assert adapter._running == {}
     asyncio.run(adapter.shutdown())  # a second clean-up finds nothing to stop
+
+
+def test_kopf_logs_in_as_the_operators_client(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "config"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "current-context": "c",
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                "clusters": [{"name": "k", "cluster": {"server": "https://api:6443"}}],
+                "users": [{"name": "u", "user": {"token": "t0k"}}],
+            }
+        )
+    )
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    info = adapter.login()
+    assert (info.server, info.scheme, info.token) == ("https://api:6443", "Bearer", "t0k")
+    assert info.as_http_headers()["Authorization"] == "Bearer t0k"
+
+
+def test_the_operator_process_never_imports_the_official_client(tmp_path: Any) -> None:
+    # main() refuses the import before kopf's (kopf imports it when installed: ~40 MiB).
+    # The operator runs against a server that is not there; a timer looks, then ends it.
+    path = tmp_path / "config"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "current-context": "c",
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                "clusters": [{"name": "k", "cluster": {"server": "http://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+            }
+        )
+    )
+    code = (
+        "import os, sys, threading, time\n"
+        "def look():\n"
+        "    while 'ambient.operator.adapter' not in sys.modules:\n"
+        "        time.sleep(0.2)\n"
+        "    time.sleep(3)  # kopf running, logged in, failing to reach the server\n"
+        "    os._exit(0 if sys.modules.get('kubernetes', 0) is None else 3)\n"
+        "threading.Thread(target=look, daemon=True).start()\n"
+        "from ambient.operator import main\n"
+        "main.main(['--liveness', ''])\n"
+        "os._exit(4)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "KUBECONFIG": str(path)},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

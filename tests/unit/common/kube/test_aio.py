@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
-from kubernetes import client
 
 from ambient.common.kube import errors
 from ambient.common.kube.aio import AsyncKube, dumps
+from ambient.common.kube.config import Configuration
 
 
 def _serve(test: Callable[[AsyncKube, list[str]], Awaitable[None]]) -> None:
@@ -39,8 +39,7 @@ def _serve(test: Callable[[AsyncKube, list[str]], Awaitable[None]]) -> None:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        cfg = client.Configuration()
-        cfg.host = f"http://127.0.0.1:{port}"
+        cfg = Configuration(host=f"http://127.0.0.1:{port}")
         kube = AsyncKube(cfg, connections=2)
         try:
             await test(kube, calls)
@@ -83,8 +82,7 @@ def test_no_answer_is_unavailable() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        cfg = client.Configuration()
-        cfg.host = f"http://127.0.0.1:{port}"
+        cfg = Configuration(host=f"http://127.0.0.1:{port}")
         kube = AsyncKube(cfg)
         try:
             with pytest.raises(errors.UnavailableError) as raised:

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from kubernetes import client
 
 from ambient.common.kube import errors
 from ambient.common.kube.client import ConflictError, GoneError, Kube, secret_path
+from ambient.common.kube.config import Configuration
 from ambient.crds import naming
 
 EVENTS = [
@@ -73,10 +73,7 @@ def kube() -> Iterator[Kube]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApiServer)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    cfg = client.Configuration()
-    cfg.host = f"http://127.0.0.1:{server.server_address[1]}"
-    cfg.api_key = {"authorization": "token"}
-    cfg.api_key_prefix = {"authorization": "Bearer"}
+    cfg = Configuration(host=f"http://127.0.0.1:{server.server_address[1]}", token="token")
     try:
         yield Kube(connections=2, cfg=cfg)
     finally:
@@ -120,8 +117,7 @@ def test_no_answer_is_unavailable() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
-    cfg = client.Configuration()
-    cfg.host = f"http://127.0.0.1:{port}"
+    cfg = Configuration(host=f"http://127.0.0.1:{port}")
     with pytest.raises(errors.UnavailableError) as raised:
         Kube(connections=1, cfg=cfg).call("GET", "/ok")
     assert raised.value.status == 0

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from kubernetes import client
 
+from ambient.common.kube.config import Configuration
 from ambient.crds.naming import InvalidNameError
 from ambient.webhooks.ingress.errors import KubeRefusedError, KubeUnavailableError
 from ambient.webhooks.ingress.sessions_api import AsyncSessionsApi, SessionsApi
@@ -75,10 +75,7 @@ def _serve(test: Callable[[AsyncSessionsApi, FakeApiServer], Awaitable[None]]) -
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        cfg = client.Configuration()
-        cfg.host = f"http://127.0.0.1:{port}"
-        cfg.api_key = {"authorization": "token"}
-        cfg.api_key_prefix = {"authorization": "Bearer"}
+        cfg = Configuration(host=f"http://127.0.0.1:{port}", token="token")
         kube = AsyncSessionsApi(cfg, connections=4)
         try:
             await test(kube, fake)
@@ -118,8 +115,7 @@ def test_an_unreachable_api_server_is_unavailable() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]  # nothing listens here once closed
-        cfg = client.Configuration()
-        cfg.host = f"http://127.0.0.1:{port}"
+        cfg = Configuration(host=f"http://127.0.0.1:{port}")
         kube = AsyncSessionsApi(cfg)
         try:
             with pytest.raises(KubeUnavailableError):
