@@ -74,10 +74,12 @@ def _listing(expr: str) -> str:
 
 
 def _scalar_bytes(x: str) -> str:
-    """An upper bound of a JSON scalar's size; a non-scalar counts as too big."""
+    """An upper bound of a JSON scalar's size; a non-scalar counts as too big. A string
+    takes at most 6 bytes per UTF-8 byte (an escape like \\u0000; a character outside the
+    BMP is 4 UTF-8 bytes and 12 escaped), without a regular expression per string."""
     return (
-        f"(type({x}) == string ? ({x}.matches('^[ -~]*$') ? 2 * size({x}) + 2 : "
-        f"12 * size({x}) + 2) : (type({x}) == bool || type({x}) == null_type) ? 5 : "
+        f"(type({x}) == string ? 6 * size(bytes({x})) + 2 : "
+        f"(type({x}) == bool || type({x}) == null_type) ? 5 : "
         f"(type({x}) == int || type({x}) == uint || type({x}) == double) ? {_NUMBER_BYTES} "
         f": {_TOO_BIG})"
     )
@@ -326,6 +328,30 @@ def policy_variables(registry_variables: list[dict[str, str]]) -> list[dict[str,
             "expression": "variables.frameworkReasons + variables.modelReasons + "
             "variables.budgetReasons + variables.toolReasons + variables.approvalReasons",
         },
+        {
+            # The same rules as plain checks: all an admitted create costs. The reasons
+            # above are built only for a refusal (messageExpression).
+            "name": "allowed",
+            "expression": " && ".join(
+                [
+                    "((variables.fwType in variables.registryVersions && "
+                    "variables.fwChosen in variables.registryVersions[variables.fwType]) || "
+                    f"!variables.fwVersion.matches({_q(PLAIN_VERSION)}))",
+                    "object.spec.?policy.?modelConstraints.?allowed.orValue([])"
+                    ".all(m, m in variables.policyModels)",
+                    "(variables.monthlyCents < 0 || (variables.asked != '' && "
+                    f"{_cents('variables.asked')} <= variables.leftCents))",
+                    "object.spec.?policy.?toolConstraints.?allowed.orValue([]).all(t, "
+                    "!(t.lowerAscii() in variables.toolKeysBlocked) && "
+                    "t.lowerAscii() in variables.toolKeysAllowed)",
+                    "!(params.spec.?approval.?required.orValue(false) && "
+                    "!object.spec.?policy.?approvalRequired.orValue(false))",
+                    f"!({_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} != '' && "
+                    f"{_ann(ANNOTATIONS, ANNOTATION_APPROVED_BY)} == "
+                    f"{_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)})",
+                ]
+            ),
+        },
     ]
 
 
@@ -375,7 +401,7 @@ def session_policy(
             "variables": policy_variables(_registry_variables(registry)),
             "validations": [
                 {
-                    "expression": "size(variables.reasons) == 0",
+                    "expression": "variables.allowed",
                     "messageExpression": f"{_q(MESSAGE_PREFIX)} + variables.reasons.join('; ')",
                     "reason": "Forbidden",
                 }
