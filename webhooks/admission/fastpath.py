@@ -206,8 +206,8 @@ def _registry_variables(registry: Registry) -> list[dict[str, str]]:
     versions = {name: sorted(e.versions) for name, e in sorted(registry.frameworks.items())}
     known = ", ".join(sorted(registry.frameworks))
     return [
-        {"name": "registryDefaults", "expression": json.dumps(defaults)},
-        {"name": "registryVersions", "expression": json.dumps(versions)},
+        {"name": "registryDefaults", "expression": json.dumps(defaults, separators=(",", ":"))},
+        {"name": "registryVersions", "expression": json.dumps(versions, separators=(",", ":"))},
         {"name": "registryKnown", "expression": _q(known)},
     ]
 
@@ -355,6 +355,15 @@ def policy_variables(registry_variables: list[dict[str, str]]) -> list[dict[str,
     ]
 
 
+VALIDATIONS = [
+    {
+        "expression": "variables.allowed",
+        "messageExpression": f"{_q(MESSAGE_PREFIX)} + variables.reasons.join('; ')",
+        "reason": "Forbidden",
+    }
+]
+
+
 def _selector(product_namespace: str, match_labels: Mapping[str, str] | None) -> dict[str, Any]:
     selector: dict[str, Any] = {
         "matchExpressions": [
@@ -399,13 +408,7 @@ def session_policy(
                 ],
             },
             "variables": policy_variables(_registry_variables(registry)),
-            "validations": [
-                {
-                    "expression": "variables.allowed",
-                    "messageExpression": f"{_q(MESSAGE_PREFIX)} + variables.reasons.join('; ')",
-                    "reason": "Forbidden",
-                }
-            ],
+            "validations": VALIDATIONS,
         },
     }
     binding = {
@@ -429,6 +432,42 @@ MUTATING_POLICY_API = "admissionregistration.k8s.io/v1beta1"
 MutatingAdmissionPolicy feature gate and this API version are enabled)."""
 
 
+CREATOR_MUTATION: dict[str, Any] = {
+    "matchConditions": [
+        {
+            "name": "creator-to-stamp",
+            "expression": f"{USER} != '' && {_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} "
+            f"!= {USER}",
+        }
+    ],
+    "mutations": [
+        {
+            "patchType": "ApplyConfiguration",
+            "applyConfiguration": {
+                "expression": "Object{metadata: Object.metadata{annotations: "
+                f"{{{_q(ANNOTATION_CREATED_BY_USER)}: {USER}}}}}}}"
+            },
+        }
+    ],
+}
+"""The MutatingAdmissionPolicy's condition and mutation."""
+
+OPERATOR_PLACEHOLDER = "__OPERATOR__"
+"""Stands for the operator's username in the chart's copy (files/admission-fastpath.json)."""
+
+
+def chart_file() -> dict[str, Any]:
+    """What the chart renders its fast path from: the same text, with the operator's
+    username and the runner registry filled in by the templates."""
+    return {
+        "validateConditions": validate_conditions([OPERATOR_PLACEHOLDER]),
+        "stampConditions": stamp_conditions(),
+        "policyVariables": policy_variables([]),
+        "validations": VALIDATIONS,
+        "creatorPolicy": CREATOR_MUTATION,
+    }
+
+
 def creator_policy(
     name: str,
     *,
@@ -438,7 +477,6 @@ def creator_policy(
     """A MutatingAdmissionPolicy and binding stamping ambient.ai/created-by-user on create
     from the API server's userInfo, as ``stamp.stamps`` does; the mutating webhook then
     finds nothing to stamp and is not called."""
-    creator = _ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)
     policy = {
         "apiVersion": MUTATING_POLICY_API,
         "kind": "MutatingAdmissionPolicy",
@@ -458,18 +496,7 @@ def creator_policy(
                     }
                 ],
             },
-            "matchConditions": [
-                {"name": "creator-to-stamp", "expression": f"{USER} != '' && {creator} != {USER}"}
-            ],
-            "mutations": [
-                {
-                    "patchType": "ApplyConfiguration",
-                    "applyConfiguration": {
-                        "expression": "Object{metadata: Object.metadata{annotations: "
-                        f"{{{_q(ANNOTATION_CREATED_BY_USER)}: {USER}}}}}}}"
-                    },
-                }
-            ],
+            **CREATOR_MUTATION,
         },
     }
     binding = {
