@@ -91,14 +91,15 @@ def webhook(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             fast_path=mode == "fast",
             mutating_policy=mutating_policy,
         )
-    cluster.apply({"apiVersion": "v1", "kind": "List", "items": items})
     try:
+        cluster.apply({"apiVersion": "v1", "kind": "List", "items": items})
         yield {"run": run, "metrics": lambda: get("/metrics"), "mutating_policy": mutating_policy}
     finally:
         for item in reversed(items):
             cluster.kubectl(
-                "delete", item["kind"].lower(), item["metadata"]["name"], "--ignore-not-found"
-            )
+                "delete", item["kind"].lower(), item["metadata"]["name"], "--ignore-not-found",
+                check=False,
+            )  # fmt: skip
         proc.terminate()
         proc.wait(timeout=20)
 
