@@ -91,6 +91,7 @@ test: lint crds-check chart-check cluster $(RUNNERS_STAMP) $(FRAMEWORK_STAMPS) #
 
 chart-crds: $(STAMP) ## Copy the generated CRD YAML into the Helm chart (a unit test fails on drift)
 	cp crds/ambient.ai_*.yaml charts/ambient/files/crds/
+	$(PY) hack/chart_fastpath.py
 
 tools: ## Build (cached, pinned) helm and kube-score for the chart checks
 	hack/build-tools.sh

@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ambient.webhooks.admission.registration import webhook_configuration
+from ambient.runners import registry
+from ambient.webhooks.admission.registration import registrations
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "ambient-local"
@@ -182,10 +183,17 @@ def tls_files(directory: Path) -> tuple[Path, Path, Path]:
 
 
 def start_admission(
-    children: Children, store_env: dict[str, str], operator_user: str
-) -> tuple[dict[str, Any], str]:
-    """The admission webhook over TLS on a free port; its registration (not yet applied)
-    for the namespaces labelled LOCAL_LABEL, and the name to delete it by."""
+    children: Children,
+    store_env: dict[str, str],
+    operator_user: str,
+    *,
+    mutating_policy: bool = False,
+) -> tuple[dict[str, Any], list[str]]:
+    """The admission webhook over TLS on a free port; its registration (not yet applied:
+    a List, in the order to apply it) for the namespaces labelled LOCAL_LABEL, and the
+    kind/name of each object to delete it by. The fast path is on: the API server decides
+    what CEL can (webhooks/admission/fastpath.py) and, with ``mutating_policy`` (the
+    cluster serves MutatingAdmissionPolicy), stamps creators itself."""
     ca, cert, key = tls_files(children.run_dir / "admission")
     port = free_port()
     log = children.start(
@@ -207,14 +215,17 @@ def start_admission(
         60,
         log,
     )
-    name = "ambient-local-run"
-    config = webhook_configuration(
+    items = registrations(
         ca.read_bytes(),
+        registry.load(),
         url=f"https://127.0.0.1:{port}/validate",
-        name=name,
+        name="ambient-local-run",
         match_labels={LOCAL_LABEL: "true"},
+        operator_usernames=[operator_user],
+        mutating_policy=mutating_policy,
     )
-    return config, name
+    names = [f"{item['kind'].lower()}/{item['metadata']['name']}" for item in items]
+    return {"apiVersion": "v1", "kind": "List", "items": items}, names
 
 
 def start_ingress(children: Children, store_env: dict[str, str]) -> str:

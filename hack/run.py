@@ -30,6 +30,7 @@ import localrun
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
 EXAMPLE_NS, EXAMPLE_SESSION = "team-alpha", "fix-flaky-test"
+MUTATING_GROUP = "admissionregistration.k8s.io"
 
 
 def say(message: str) -> None:
@@ -236,9 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         return fail(str(exc))
     finally:
-        for name in registered:
-            kubectl("delete", "validatingwebhookconfiguration", name,
-                    "--ignore-not-found", check=False)  # fmt: skip
+        for name in reversed(registered):  # kind/name, the webhooks first
+            kubectl("delete", name, "--ignore-not-found", check=False)
         children.stop(say)
 
 
@@ -251,7 +251,10 @@ def start_components(
     say(f"starting a local S3-compatible store (log: {run_dir / 'store.log'})")
     store = localrun.start_store(children)
     say(f"starting the admission webhook over TLS (log: {run_dir / 'admission.log'})")
-    config, name = localrun.start_admission(children, store, me)
+    served = kubectl("api-resources", f"--api-group={MUTATING_GROUP}", "-o", "name").stdout
+    config, names = localrun.start_admission(
+        children, store, me, mutating_policy=f"mutatingadmissionpolicies.{MUTATING_GROUP}" in served
+    )
     say(f"starting the ingress (log: {run_dir / 'ingress.log'})")
     ingress = localrun.start_ingress(children, store)
     say(f"starting the operator (log: {run_dir / 'operator.log'})")
@@ -261,7 +264,7 @@ def start_components(
     kubectl("apply", "-f", str(ROOT / "examples" / "namespace.yaml"))
     kubectl("label", "namespace", EXAMPLE_NS, f"{localrun.LOCAL_LABEL}=true", "--overwrite")
     kubectl("apply", "-f", "-", stdin=json.dumps(config))
-    registered.append(name)
+    registered.extend(names)
     say(f"the admission webhook now judges every Session and policy in {EXAMPLE_NS}")
     kubectl("apply", "-f", str(ROOT / "examples" / "namespacepolicy.yaml"))
     _remove_previous_example(kubectl)

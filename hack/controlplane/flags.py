@@ -64,6 +64,11 @@ def apiserver_args(s: Settings) -> list[str]:
         # Presents pki/webhook-client.crt to admission webhooks, so a webhook can require
         # a client certificate from pki/webhook-client-ca.crt (the API server's alone).
         f"--admission-control-config-file={s.admission_config}",
+        # MutatingAdmissionPolicy is beta and off by default in 1.35: on here, the
+        # admission fast path stamps a Session's creator inside the API server
+        # (webhooks/admission/fastpath.py); the chart falls back to the webhook without it.
+        "--feature-gates=MutatingAdmissionPolicy=true",
+        "--runtime-config=admissionregistration.k8s.io/v1beta1=true",
         # AMBIENT_PROFILING=1 serves /debug/pprof, for finding where the API server's CPU
         # goes under a benchmark (`kubectl get --raw /debug/pprof/profile?seconds=20`).
         f"--profiling={'true' if s.profiling else 'false'}",

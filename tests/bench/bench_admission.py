@@ -13,7 +13,12 @@ Prints figures with their targets beside them; asserts nothing (the machine is s
 * the webhook's own decision time (its histogram, bucket upper bounds).
 * through the API server: Session creates into a namespace the webhook governs and into
   one it does not, in alternating rounds (ABBA order, so drift hits both alike); the
-  median over rounds of each round's with/without time ratio (target <= 1.3x).
+  median over rounds of each round's with/without time ratio (target <= 1.15x, issue 19),
+  and the API server's CPU per create with and without. ``--mode`` says what governs:
+  ``fast`` (default; what the chart and `make run` register: the ValidatingAdmissionPolicy,
+  the MutatingAdmissionPolicy where served, both webhooks behind their matchConditions),
+  ``webhooks`` (both webhooks called for every write, as before the fast path) or
+  ``validating`` (the validating webhook alone, what this benchmark registered before).
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from kubernetes import client
 from support import ROOT, CpuMeter, control_plane, free_port, pct, py_spy, say
 
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "hack"))  # integration.conftest imports hack/localrun
 
 from integration.conftest import tls_files
 
-from ambient.webhooks.admission.registration import webhook_configuration
+from ambient.runners import registry
+from ambient.webhooks.admission.registration import registrations, webhook_configuration
 
 LABEL = "ambient.ai/admission-bench"
 JSON = {"Content-Type": "application/json"}
@@ -204,6 +211,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8, help="rounds (each: with and without)")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--profile", type=Path, help="write py-spy samples here")
+    parser.add_argument(
+        "--mode",
+        choices=("fast", "webhooks", "validating"),
+        default="fast",
+        help="what governs the namespace (see the module docstring)",
+    )
     args = parser.parse_args()
 
     cp = control_plane(args.workers)
@@ -231,10 +244,11 @@ def main() -> int:
         stderr=subprocess.STDOUT,
     )
     name = f"ambient-admission-bench-{run}"
+    items: list[dict[str, Any]] = []
     n_open = int(args.open_rate * args.open_seconds)
     try:
         url = f"https://127.0.0.1:{port}/validate"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine starts Python slowly
         while True:
             try:
                 httpx.get(f"https://127.0.0.1:{port}/readyz", verify=str(ca)).raise_for_status()
@@ -266,10 +280,34 @@ def main() -> int:
             open_loop(url, ca, governed, n_open, rate=args.open_rate, connections=args.concurrency)
         )
         metrics = httpx.get(f"https://127.0.0.1:{port}/metrics", verify=str(ca)).text
-        cfg_body = webhook_configuration(
-            ca.read_bytes(), url=url, name=name, match_labels={LABEL: run}
+        if args.mode == "validating":
+            items = [
+                webhook_configuration(
+                    ca.read_bytes(), url=url, name=name, match_labels={LABEL: run}
+                )
+            ]
+        else:
+            served = subprocess.run(
+                [cp.kubectl_path, "api-resources", "--api-group=admissionregistration.k8s.io",
+                 "-o", "name"],
+                env=cp.env, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            items = registrations(
+                ca.read_bytes(),
+                registry.load(),
+                url=url,
+                name=name,
+                match_labels={LABEL: run},
+                fast_path=args.mode == "fast",
+                mutating_policy="mutatingadmissionpolicies." in served,
+            )
+        say(f"registered ({args.mode}): {', '.join(i['kind'] for i in items)}")
+        cp.kubectl(
+            "apply",
+            "-f",
+            "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
         )
-        cp.kubectl("apply", "-f", "-", stdin=json.dumps(cfg_body))
         time.sleep(2)
         creates(cp.custom, governed, "warm", 50, args.workers)  # the API server's connection
         with_hook: list[float] = []
@@ -289,12 +327,13 @@ def main() -> int:
                 for k, v in meter.stop().items():
                     cpu[mode][k] = cpu[mode].get(k, 0.0) + v
     finally:
-        subprocess.run(
-            [cp.kubectl_path, "delete", "validatingwebhookconfiguration", name],
-            env=cp.env,
-            capture_output=True,
-            check=False,
-        )
+        for item in reversed(items):
+            subprocess.run(
+                [cp.kubectl_path, "delete", item["kind"].lower(), item["metadata"]["name"]],
+                env=cp.env,
+                capture_output=True,
+                check=False,
+            )
         proc.terminate()
         proc.wait(timeout=20)
         for ns in (governed, plain):
@@ -320,6 +359,7 @@ def main() -> int:
         row(label, f"{server_quantile(metrics, q) * 1000:.1f}")
     row("webhook process CPU per review, closed loop (ms)", f"{webhook_cpu * 1000:.2f}")
     total = args.creates * args.rounds
+    row("what governs the namespace (--mode)", args.mode)
     for mode in ("without", "with"):
         used = cpu[mode]
         if "api" in used:
@@ -346,8 +386,13 @@ def main() -> int:
     row(
         "creates with the webhook take x as long (median of rounds)",
         f"{statistics.median(ratios):.2f}x",
-        "<= 1.3x",
+        "<= 1.15x",
     )
+    if "api" in cpu["with"] and cpu["without"].get("api"):
+        row(
+            "API server CPU per create, with / without",
+            f"{cpu['with']['api'] / cpu['without']['api']:.2f}x",
+        )
     return 0
 
 

@@ -95,6 +95,13 @@ class _Metrics:
             ["resource", "outcome"],
             registry=self.registry,
         )
+        self.stamps = Counter(
+            "ambient_admission_stamp_reviews_total",
+            "Reviews the mutating webhook answered, by outcome: stamped (a patch) or "
+            "unchanged (it is called only when there is something to stamp).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "ambient_admission_unexpected_errors_total",
             "Unexpected errors, by where: review (answered with a denying AdmissionReview) "
@@ -210,6 +217,7 @@ def create_app(
         except Exception as exc:
             return _failed(body, exc, metrics, caller)
         answer: dict[str, Any] = {"uid": uid, "allowed": True}
+        metrics.stamps.labels("stamped" if ops else "unchanged").inc()
         if ops:
             answer["patchType"] = "JSONPatch"
             answer["patch"] = base64.b64encode(orjson.dumps(ops)).decode()

@@ -69,6 +69,8 @@ def test_the_apiserver_uses_our_etcd_certs_and_rbac(settings: Settings) -> None:
         "--allow-privileged=true",
         "--endpoint-reconciler-type=none",
         "--admission-control-config-file=/s/pki/admission-config.yaml",
+        "--feature-gates=MutatingAdmissionPolicy=true",
+        "--runtime-config=admissionregistration.k8s.io/v1beta1=true",
         "--profiling=false",
     ]
 

@@ -1,0 +1,508 @@
+"""The admission fast path (pure): what the API server decides itself, in CEL, so that it
+calls the admission webhook only when a decision needs it (issue 19, deliverable 5).
+
+Three parts, registered beside the webhooks (``registration.py``; the chart renders the
+same text):
+
+- ``session_policy``: a ValidatingAdmissionPolicy whose parameter is the namespace's
+  NamespacePolicy. On every Session create it applies the ``common.policy`` rules CEL can
+  decide exactly (framework in the registry, models, budget, tools, approval) and refuses
+  with the webhook's own words. A namespace without a NamespacePolicy is refused
+  (parameterNotFoundAction Deny), as the webhook refuses it without a default policy.
+- ``validate_conditions``: the validating webhook's matchConditions. The webhook is
+  skipped only for writes whose verdict is already known: a Session create that the
+  policy above decides entirely (nothing in it the policy leaves to the webhook), an
+  update that changes neither spec nor the signed annotations, an operator status write
+  that leaves history and usage as they were. Everything else still reaches the webhook,
+  which enforces every rule when called.
+- ``stamp_conditions`` and ``creator_policy``: the mutating webhook is called only when it
+  has something to stamp, and a MutatingAdmissionPolicy (where the cluster serves it)
+  stamps the creator on create inside the API server first, so creates skip it.
+
+Every condition errs towards calling the webhook: a condition that cannot tell sends the
+write there, and an error in any of them refuses the write (failurePolicy Fail).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ambient.crds.models import GROUP, MAX_FRAMEWORK_CONFIG_BYTES, VERSION
+from ambient.crds.naming import (
+    ANNOTATION_APPROVED_BY,
+    ANNOTATION_CANCELLED_BY,
+    ANNOTATION_CREATED_BY_USER,
+    ANNOTATION_REPLAYED_BY,
+)
+from ambient.runners.registry import Registry
+
+MESSAGE_PREFIX = "ambient.ai admission: "
+"""What the webhook's refusals start with (``app.response``); the policy's too."""
+PLAIN_VERSION = "^[A-Za-z0-9._+-]+$"
+"""Framework versions the policy quotes as Python does ('1.0'); others go to the webhook."""
+# JSON bytes a scalar can take at most (json.dumps, ensure_ascii): a float's repr is at
+# most 24 characters, an int64 20.
+_NUMBER_BYTES = 32
+_TOO_BIG = MAX_FRAMEWORK_CONFIG_BYTES + 1
+
+
+def _q(text: str) -> str:
+    """A CEL string literal (JSON's escapes are CEL's)."""
+    return json.dumps(text)
+
+
+def _cents(expr: str) -> str:
+    """A Money string (at most two decimals, schema-checked) as integer cents."""
+    return (
+        f"(int({expr}.split('.')[0]) * 100 + ({expr}.contains('.') ? "
+        f"int(({expr}.split('.')[1] + '0').substring(0, 2)) : 0))"
+    )
+
+
+def _money(cents: str) -> str:
+    """Integer cents shown as Python shows Decimal(...).quantize(0.01): 1234.50."""
+    return (
+        f"(string({cents} / 100) + '.' + ({cents} % 100 < 10 ? '0' : '') + string({cents} % 100))"
+    )
+
+
+def _listing(expr: str) -> str:
+    """common.policy._listing: the names joined, or 'none'."""
+    return f"(size({expr}) == 0 ? 'none' : {expr}.join(', '))"
+
+
+def _scalar_bytes(x: str) -> str:
+    """An upper bound of a JSON scalar's size; a non-scalar counts as too big. A string
+    takes at most 6 bytes per UTF-8 byte (an escape like \\u0000; a character outside the
+    BMP is 4 UTF-8 bytes and 12 escaped), without a regular expression per string."""
+    return (
+        f"(type({x}) == string ? 6 * size(bytes({x})) + 2 : "
+        f"(type({x}) == bool || type({x}) == null_type) ? 5 : "
+        f"(type({x}) == int || type({x}) == uint || type({x}) == double) ? {_NUMBER_BYTES} "
+        f": {_TOO_BIG})"
+    )
+
+
+def _value_bytes(v: str) -> str:
+    """An upper bound of a config value's JSON size: scalars, and lists or maps of
+    scalars; anything deeper counts as too big (the webhook measures it). (No cel.bind:
+    webhook matchConditions do not have it.)"""
+    return (
+        f"(type({v}) == list ? 2 + {v}.map(e, {_scalar_bytes('e')} + 1).sum() : "
+        f"type({v}) == map ? 2 + {v}.map(k2, 12 * size(k2) + 4 + "
+        f"{_scalar_bytes(f'{v}[k2]')}).sum() : {_scalar_bytes(v)})"
+    )
+
+
+CONFIG = "object.spec.framework.?config.orValue({})"
+CONFIG_SMALL = (
+    f"2 + {CONFIG}.map(k, 12 * size(k) + 4 + {_value_bytes(f'{CONFIG}[k]')}).sum() "
+    f"<= {MAX_FRAMEWORK_CONFIG_BYTES}"
+)
+"""True when spec.framework.config is surely within MAX_FRAMEWORK_CONFIG_BYTES as compact
+JSON; when it cannot tell, the webhook measures it."""
+
+ANNOTATIONS = "object.metadata.?annotations.orValue({})"
+OLD_ANNOTATIONS = "oldObject.metadata.?annotations.orValue({})"
+USER = "request.userInfo.username"
+MAIN = "request.?subResource.orValue('') == ''"
+"""A write of the object itself, not of a subresource (absent from the request then)."""
+SIGNED = (ANNOTATION_APPROVED_BY, ANNOTATION_CANCELLED_BY, ANNOTATION_REPLAYED_BY)
+
+
+def _ann(source: str, key: str) -> str:
+    """The annotation's value, '' when absent."""
+    return f"({source}[?{_q(key)}].orValue(''))"
+
+
+CREATE_DECIDED = " && ".join(
+    [
+        # Signed marks need the approver list and who sets them: the webhook's.
+        f"!{ANNOTATIONS}.exists(k, k in {json.dumps(list(SIGNED))})",
+        # A creator other than the requester is a forgery the webhook names.
+        f"(!({_q(ANNOTATION_CREATED_BY_USER)} in {ANNOTATIONS}) || "
+        f"{_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} == {USER})",
+        f"object.spec.framework.?version.orValue('latest').matches({_q(PLAIN_VERSION)})",
+        # Storage locations have the webhook's prefix and claim rules.
+        "(object.spec.?artifacts.?storage.?type.orValue('s3') == 'external' || "
+        "object.spec.?artifacts.?storage.?location.orValue('') == '')",
+        f"({CONFIG_SMALL})",
+    ]
+)
+"""A Session create the ValidatingAdmissionPolicy decides entirely."""
+
+
+def validate_conditions(
+    operator_usernames: Iterable[str] = (), operator_groups: Iterable[str] = ()
+) -> list[dict[str, str]]:
+    """The validating webhook's matchConditions: it is called when all are true, so each
+    says "the policies cannot vouch for this write"."""
+    users = json.dumps(sorted(operator_usernames))
+    groups = json.dumps(sorted(operator_groups))
+    operator = (
+        f"({USER} in {users} || request.userInfo.?groups.orValue([]).exists(g, g in {groups}))"
+    )
+    spec_unchanged = " && ".join(
+        [
+            "object.spec == oldObject.spec",
+            *(
+                f"{_ann(ANNOTATIONS, k)} == {_ann(OLD_ANNOTATIONS, k)} && "
+                f"(({_q(k)} in {ANNOTATIONS}) == ({_q(k)} in {OLD_ANNOTATIONS}))"
+                for k in (*SIGNED, ANNOTATION_CREATED_BY_USER)
+            ),
+        ]
+    )
+    status_unchanged = " && ".join(
+        f"object.?status.?{f}.orValue({empty}) == oldObject.?status.?{f}.orValue({empty})"
+        for f, empty in (("history", "[]"), ("historyArchives", "[]"), ("usage", "{}"))
+    )
+    return [
+        {
+            "name": "not-a-create-the-policy-decides",
+            "expression": "!(request.resource.resource == 'sessions' && "
+            f"{MAIN} && request.operation == 'CREATE' && {CREATE_DECIDED})",
+        },
+        {
+            "name": "not-an-update-that-changes-nothing-checked",
+            "expression": "!(request.resource.resource == 'sessions' && "
+            f"{MAIN} && request.operation == 'UPDATE' && {spec_unchanged})",
+        },
+        {
+            "name": "not-an-operator-status-write-that-keeps-history-and-usage",
+            "expression": "!(request.resource.resource == 'sessions' && "
+            f"request.?subResource.orValue('') == 'status' && request.operation == 'UPDATE' && "
+            f"{operator} && {status_unchanged})",
+        },
+    ]
+
+
+def stamp_conditions() -> list[dict[str, str]]:
+    """The mutating webhook's matchCondition: called only when ``stamp.stamps`` would
+    return something (the creator to set or keep, a canceller to name)."""
+    creator, old_creator = (
+        _ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER),
+        _ann(OLD_ANNOTATIONS, ANNOTATION_CREATED_BY_USER),
+    )
+    cancelling = (
+        "object.spec.?cancel.orValue(false) == true && "
+        "oldObject.spec.?cancel.orValue(false) != true"
+    )
+    expression = (
+        "request.?subResource.orValue('') == '' && ("
+        f"(request.operation == 'CREATE' && {USER} != '' && {creator} != {USER}) || "
+        f"(request.operation == 'UPDATE' && ("
+        f"({_q(ANNOTATION_CREATED_BY_USER)} in {OLD_ANNOTATIONS} && "
+        f"(!({_q(ANNOTATION_CREATED_BY_USER)} in {ANNOTATIONS}) || {creator} != {old_creator})) "
+        f"|| ({cancelling} && {USER} != '' && "
+        f"{_ann(ANNOTATIONS, ANNOTATION_CANCELLED_BY)} == ''))))"
+    )
+    return [{"name": "something-to-stamp", "expression": expression}]
+
+
+def _registry_variables(registry: Registry) -> list[dict[str, str]]:
+    defaults = {name: e.default_version for name, e in sorted(registry.frameworks.items())}
+    versions = {name: sorted(e.versions) for name, e in sorted(registry.frameworks.items())}
+    known = ", ".join(sorted(registry.frameworks))
+    return [
+        {"name": "registryDefaults", "expression": json.dumps(defaults, separators=(",", ":"))},
+        {"name": "registryVersions", "expression": json.dumps(versions, separators=(",", ":"))},
+        {"name": "registryKnown", "expression": _q(known)},
+    ]
+
+
+def policy_variables(registry_variables: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The ValidatingAdmissionPolicy's variables: each rule's reasons, in the order
+    ``common.policy.evaluate`` reports them, with its exact words."""
+    ns = "request.namespace"
+    budget = "params.spec.models.budget"
+    currency = f"{budget}.?currency.orValue('USD')"
+    month_now = "string(object.metadata.creationTimestamp).substring(0, 7)"
+    spent = "params.status.?monthToDateSpend.orValue('0')"
+    return [
+        *registry_variables,
+        {"name": "fwType", "expression": "object.spec.framework.type"},
+        {
+            "name": "fwVersion",
+            "expression": "object.spec.framework.?version.orValue('latest')",
+        },
+        {
+            "name": "fwChosen",
+            "expression": "variables.fwVersion in ['', 'latest'] && "
+            "variables.fwType in variables.registryDefaults ? "
+            "variables.registryDefaults[variables.fwType] : variables.fwVersion",
+        },
+        {
+            "name": "frameworkReasons",
+            # Versions that are not plain are the webhook's (Python's quoting).
+            "expression": f"!variables.fwVersion.matches({_q(PLAIN_VERSION)}) ? [] : "
+            "!(variables.fwType in variables.registryVersions) ? "
+            "['framework type \\'' + variables.fwType + '\\' is not in the runner registry "
+            "(known: ' + variables.registryKnown + ')'] : "
+            "!(variables.fwChosen in variables.registryVersions[variables.fwType]) ? "
+            "['framework \\'' + variables.fwType + '\\' has no version \\'' + "
+            "variables.fwChosen + '\\' in the runner registry (known: ' + "
+            "variables.registryVersions[variables.fwType].join(', ') + ')'] : []",
+        },
+        {
+            "name": "policyModels",
+            "expression": "params.spec.?models.?allowed.orValue([])",
+        },
+        {
+            "name": "modelReasons",
+            "expression": "object.spec.?policy.?modelConstraints.?allowed.orValue([])"
+            ".filter(m, !(m in variables.policyModels)).map(m, 'model ' + m + "
+            f"' is not allowed in namespace ' + {ns} + ' (allowed: ' + "
+            f"{_listing('variables.policyModels')} + ')')",
+        },
+        {
+            "name": "asked",
+            "expression": "object.spec.?policy.?modelConstraints.?budget.orValue('')",
+        },
+        {
+            "name": "monthlyCents",
+            "expression": f"has(params.spec.models) && has({budget}) ? "
+            f"{_cents(f'{budget}.monthly')} : -1",
+        },
+        {
+            "name": "spentCents",
+            # The spend recorded for this month; the create's own timestamp (the API
+            # server sets it before validation) says which month it is.
+            "expression": f"params.?status.?month.orValue('') == {month_now} ? {_cents(spent)} : 0",
+        },
+        {
+            "name": "leftCents",
+            "expression": "variables.monthlyCents - variables.spentCents > 0 ? "
+            "variables.monthlyCents - variables.spentCents : 0",
+        },
+        {
+            "name": "budgetReasons",
+            "expression": "variables.monthlyCents < 0 ? [] : variables.asked == '' ? "
+            f"['namespace ' + {ns} + ' has a monthly budget of ' + "
+            f"{_money('variables.monthlyCents')} + ' ' + {currency} + "
+            "': set spec.policy.modelConstraints.budget to bound this Session'] : "
+            f"{_cents('variables.asked')} > variables.leftCents ? "
+            f"['budget ' + {_money(_cents('variables.asked'))} + ' ' + {currency} + "
+            f"' exceeds the ' + {_money('variables.leftCents')} + ' ' + {currency} + "
+            f"' left this month in namespace ' + {ns} + ' (monthly ' + "
+            f"{_money('variables.monthlyCents')} + ' ' + {currency} + ', spent ' + "
+            f"{_money('variables.spentCents')} + ' ' + {currency} + ')'] : []",
+        },
+        {
+            "name": "toolsAllowed",
+            "expression": "params.spec.?tools.?allowed.orValue([])",
+        },
+        {
+            "name": "toolKeysAllowed",
+            "expression": "variables.toolsAllowed.map(t, t.lowerAscii())",
+        },
+        {
+            "name": "toolKeysBlocked",
+            "expression": "params.spec.?tools.?blocked.orValue([]).map(t, t.lowerAscii())",
+        },
+        {
+            "name": "toolReasons",
+            # Tool names are ASCII (the schema's Name pattern): lowerAscii is casefold.
+            "expression": "object.spec.?policy.?toolConstraints.?allowed.orValue([])"
+            ".map(t, t.lowerAscii() in variables.toolKeysBlocked ? "
+            f"'tool ' + t + ' is blocked in namespace ' + {ns} : "
+            "!(t.lowerAscii() in variables.toolKeysAllowed) ? "
+            f"'tool ' + t + ' is not allowed in namespace ' + {ns} + ' (allowed: ' + "
+            f"{_listing('variables.toolsAllowed')} + ')' : '').filter(r, r != '')",
+        },
+        {
+            "name": "approvalReasons",
+            "expression": "(params.spec.?approval.?required.orValue(false) && "
+            "!object.spec.?policy.?approvalRequired.orValue(false) ? "
+            f"['namespace ' + {ns} + ' requires approval for every Session: "
+            "set spec.policy.approvalRequired: true'] : []) + "
+            f"({_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} != '' && "
+            f"{_ann(ANNOTATIONS, ANNOTATION_APPROVED_BY)} == "
+            f"{_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} ? "
+            f"[{_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} + "
+            "' created this Session and may not approve it: another approver must'] : [])",
+        },
+        {
+            "name": "reasons",
+            "expression": "variables.frameworkReasons + variables.modelReasons + "
+            "variables.budgetReasons + variables.toolReasons + variables.approvalReasons",
+        },
+        {
+            # The same rules as plain checks: all an admitted create costs. The reasons
+            # above are built only for a refusal (messageExpression).
+            "name": "allowed",
+            "expression": " && ".join(
+                [
+                    "((variables.fwType in variables.registryVersions && "
+                    "variables.fwChosen in variables.registryVersions[variables.fwType]) || "
+                    f"!variables.fwVersion.matches({_q(PLAIN_VERSION)}))",
+                    "object.spec.?policy.?modelConstraints.?allowed.orValue([])"
+                    ".all(m, m in variables.policyModels)",
+                    "(variables.monthlyCents < 0 || (variables.asked != '' && "
+                    f"{_cents('variables.asked')} <= variables.leftCents))",
+                    "object.spec.?policy.?toolConstraints.?allowed.orValue([]).all(t, "
+                    "!(t.lowerAscii() in variables.toolKeysBlocked) && "
+                    "t.lowerAscii() in variables.toolKeysAllowed)",
+                    "!(params.spec.?approval.?required.orValue(false) && "
+                    "!object.spec.?policy.?approvalRequired.orValue(false))",
+                    f"!({_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} != '' && "
+                    f"{_ann(ANNOTATIONS, ANNOTATION_APPROVED_BY)} == "
+                    f"{_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)})",
+                ]
+            ),
+        },
+    ]
+
+
+VALIDATIONS = [
+    {
+        "expression": "variables.allowed",
+        "messageExpression": f"{_q(MESSAGE_PREFIX)} + variables.reasons.join('; ')",
+        "reason": "Forbidden",
+    }
+]
+
+
+def _selector(product_namespace: str, match_labels: Mapping[str, str] | None) -> dict[str, Any]:
+    selector: dict[str, Any] = {
+        "matchExpressions": [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": sorted({"kube-system", product_namespace}),
+            }
+        ]
+    }
+    if match_labels:
+        selector["matchLabels"] = dict(match_labels)
+    return selector
+
+
+def session_policy(
+    name: str,
+    registry: Registry,
+    *,
+    product_namespace: str = "ambient-system",
+    match_labels: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The ValidatingAdmissionPolicy and its binding, for the namespaces the webhook
+    governs (the same selector)."""
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "paramKind": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NamespacePolicy"},
+            "matchConstraints": {
+                "namespaceSelector": _selector(product_namespace, match_labels),
+                "resourceRules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": [VERSION],
+                        "operations": ["CREATE"],
+                        "resources": ["sessions"],
+                        "scope": "Namespaced",
+                    }
+                ],
+            },
+            "variables": policy_variables(_registry_variables(registry)),
+            "validations": VALIDATIONS,
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        # The API server's refusal where no NamespacePolicy exists names the binding.
+        "metadata": {"name": f"{name}-needs-a-namespacepolicy"},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            # The Session's own namespace's NamespacePolicy (every one, should there be
+            # two: each must allow). None: refused, as the webhook refuses it.
+            "paramRef": {"selector": {}, "parameterNotFoundAction": "Deny"},
+        },
+    }
+    return [policy, binding]
+
+
+MUTATING_POLICY_API = "admissionregistration.k8s.io/v1beta1"
+"""Where kube-apiserver 1.34 and 1.35 serve MutatingAdmissionPolicy (beta, off unless the
+MutatingAdmissionPolicy feature gate and this API version are enabled)."""
+
+
+CREATOR_MUTATION: dict[str, Any] = {
+    "matchConditions": [
+        {
+            "name": "creator-to-stamp",
+            "expression": f"{USER} != '' && {_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} "
+            f"!= {USER}",
+        }
+    ],
+    "mutations": [
+        {
+            "patchType": "ApplyConfiguration",
+            "applyConfiguration": {
+                "expression": "Object{metadata: Object.metadata{annotations: "
+                f"{{{_q(ANNOTATION_CREATED_BY_USER)}: {USER}}}}}}}"
+            },
+        }
+    ],
+}
+"""The MutatingAdmissionPolicy's condition and mutation."""
+
+OPERATOR_PLACEHOLDER = "__OPERATOR__"
+"""Stands for the operator's username in the chart's copy (files/admission-fastpath.json)."""
+
+
+def chart_file() -> dict[str, Any]:
+    """What the chart renders its fast path from: the same text, with the operator's
+    username and the runner registry filled in by the templates."""
+    return {
+        "validateConditions": validate_conditions([OPERATOR_PLACEHOLDER]),
+        "stampConditions": stamp_conditions(),
+        "policyVariables": policy_variables([]),
+        "validations": VALIDATIONS,
+        "creatorPolicy": CREATOR_MUTATION,
+    }
+
+
+def creator_policy(
+    name: str,
+    *,
+    product_namespace: str = "ambient-system",
+    match_labels: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """A MutatingAdmissionPolicy and binding stamping ambient.ai/created-by-user on create
+    from the API server's userInfo, as ``stamp.stamps`` does; the mutating webhook then
+    finds nothing to stamp and is not called."""
+    policy = {
+        "apiVersion": MUTATING_POLICY_API,
+        "kind": "MutatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "reinvocationPolicy": "Never",
+            "matchConstraints": {
+                "namespaceSelector": _selector(product_namespace, match_labels),
+                "resourceRules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": [VERSION],
+                        "operations": ["CREATE"],
+                        "resources": ["sessions"],
+                        "scope": "Namespaced",
+                    }
+                ],
+            },
+            **CREATOR_MUTATION,
+        },
+    }
+    binding = {
+        "apiVersion": MUTATING_POLICY_API,
+        "kind": "MutatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name},
+    }
+    return [policy, binding]
