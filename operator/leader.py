@@ -66,6 +66,10 @@ class Elector:
         self._observed: lease.Record | None = None
         self._observed_at = monotonic()
         self._stop = threading.Event()
+        self.labels: dict[str, str] = {}
+        """Written on the Lease with each acquisition and renewal (a shard's map)."""
+        self.annotations: dict[str, str] = {}
+        """Likewise (a shard's declared share, ``sharding.ANNOTATION_SHARD``)."""
 
     def try_once(self) -> bool:
         """Read the Lease and act on it; True when this candidate holds it afterwards."""
@@ -82,7 +86,14 @@ class Elector:
         version = None if body is None else str(body["metadata"]["resourceVersion"])
         spec = lease.spec(self.me, record, self._now(), self.timing)
         try:
-            written = self.api.write_lease(self.namespace, self.name, spec, version)
+            written = self.api.write_lease(
+                self.namespace,
+                self.name,
+                spec,
+                version,
+                labels=self.labels,
+                annotations=self.annotations,
+            )
         except ConflictError:  # another candidate wrote first
             return False
         self._observed, self._observed_at = lease.Record.of(written), self._monotonic()
@@ -153,7 +164,11 @@ class Elector:
                 return
             spec = lease.spec(self.me, record, self._now(), self.timing, release=True)
             self.api.write_lease(
-                self.namespace, self.name, spec, str(body["metadata"]["resourceVersion"])
+                self.namespace,
+                self.name,
+                spec,
+                str(body["metadata"]["resourceVersion"]),
+                labels=self.labels,
             )
             log.info("leader election: Lease %s/%s released", self.namespace, self.name)
         except Exception as exc:  # it expires on its own
