@@ -20,6 +20,7 @@ unrenewed, by which time it stopped itself (``lease``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ _JUMP_MULTIPLIER = 2862933555777941757
 _MASK = (1 << 64) - 1
 
 
+@functools.lru_cache(maxsize=16384)  # asked on every watch event of every object
 def owner(namespace: str, count: int) -> int:
     """The shard (``0 .. count - 1``) that owns ``namespace`` when there are ``count``."""
     if not 1 <= count <= MAX_SHARDS:

@@ -6,9 +6,11 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import kopf
 import pytest
 
-from ambient.operator import adapter
+from ambient.operator import adapter, sharding
+from ambient.operator.settings import OperatorSettings
 
 
 class FakeController:
@@ -93,3 +95,25 @@ def test_shutdown_stops_the_workers_and_every_loop(fake: FakeController) -> None
     assert supervisor.stopped
     assert adapter._running == {}
     asyncio.run(adapter.shutdown())  # a second clean-up finds nothing to stop
+
+
+def test_every_handler_and_index_skips_namespaces_another_shard_owns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = kopf.get_default_registry()
+    handlers = [
+        h
+        for h in [*registry._indexing.get_all_handlers(), *registry._watching.get_all_handlers()]
+        if getattr(h.fn, "__module__", "") == adapter.__name__
+    ]
+    assert len(handlers) == 6
+    assert all(h.when is adapter._owned for h in handlers)
+    settings = OperatorSettings(shard_map="m", shard_index=1)
+    settings.serve_share(2)
+    monkeypatch.setitem(adapter._given, "settings", OperatorSettings())
+    assert all(adapter._owned(namespace=f"team-{i}") for i in range(40))  # unsharded: all
+    monkeypatch.setitem(adapter._given, "settings", settings)
+    names = [f"team-{i}" for i in range(40)]
+    assert {n for n in names if adapter._owned(namespace=n)} == {
+        n for n in names if sharding.owner(n, 2) == 1
+    }
