@@ -132,3 +132,24 @@ def test_release_hands_over_at_the_next_look() -> None:
     assert not b.try_once()
     a.release()
     assert b.try_once()  # no waiting out the term
+
+
+def test_release_reads_again_when_a_renewal_wrote_meanwhile() -> None:
+    leases, clock = FakeLeases(), Clock()
+    a = elector(leases, "a", clock)
+    assert a.try_once()
+    real_get = leases.get_lease
+    renewed = []
+
+    def get_then_renew(*args: Any) -> dict[str, Any] | None:
+        body = real_get(*args)
+        if not renewed:  # the renewal thread's write lands between the read and the write
+            renewed.append(1)
+            assert a.try_once()
+        return body
+
+    leases.get_lease = get_then_renew  # type: ignore[method-assign]
+    a.release()
+    assert renewed
+    assert leases.body is not None
+    assert leases.body["spec"]["holderIdentity"] == ""
