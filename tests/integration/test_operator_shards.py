@@ -22,7 +22,8 @@ import pytest
 
 from ambient.operator import sharding
 
-pytestmark = pytest.mark.integration
+# Three operator processes, 300 Sessions and two start-ups each on a shared machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 NAMESPACES = 100
 WAVES = 3  # one Session per namespace in each: before, during and after the change
@@ -89,6 +90,7 @@ def test_two_then_three_shards_split_100_namespaces_without_overlap(
     def create_wave(wave: int, pause: float = 0.0) -> None:
         def one(space: str) -> None:
             body = make_session(f"w{wave}")
+            body["metadata"]["labels"] = {"test-run": run}  # listed by it, not by namespace
             cluster.custom.create_namespaced_custom_object(
                 "ambient.ai", "v1alpha1", space, "sessions", body
             )
@@ -134,7 +136,9 @@ def test_two_then_three_shards_split_100_namespaces_without_overlap(
         create_wave(2)
 
         def all_completed():
-            items = cluster.custom.list_cluster_custom_object("ambient.ai", "v1alpha1", "sessions")
+            items = cluster.custom.list_cluster_custom_object(
+                "ambient.ai", "v1alpha1", "sessions", label_selector=f"test-run={run}"
+            )
             return (
                 sum(
                     i["metadata"]["namespace"] in spaces
