@@ -117,10 +117,11 @@ def main() -> int:
                 stderr=subprocess.STDOUT,
             )
     try:
-        deadline = time.monotonic() + 120
+        # Two Python start-ups on a loaded machine can take minutes.
+        deadline = time.monotonic() + 300
         while not (first := holder()):
             if time.monotonic() > deadline:
-                raise SystemExit("no leader after 120s")
+                raise SystemExit("no leader after 300s")
             time.sleep(0.2)
         leader = first.split("-")[1]
         standby = "b" if leader == "a" else "a"
