@@ -60,6 +60,13 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+def _owned(namespace: str | None, **_: Any) -> bool:
+    """kopf's filter on every handler and index: a sharded operator neither reconciles nor
+    keeps in memory what lives in namespaces another shard owns (operator/sharding.py)."""
+    settings: OperatorSettings | None = _given.get("settings")
+    return settings is None or settings.owns(namespace or "")
+
+
 def post_event(ref: dict[str, Any], type_: str, reason: str, message: str) -> None:
     """A Kubernetes Event, posted by kopf's own poster (from a handler's context)."""
     kopf.event(kopf.Body(cast(kopf.RawBody, ref)), type=type_, reason=reason, message=message)
@@ -125,7 +132,7 @@ async def shutdown(**_: Any) -> None:
 # thread pool, a hand-off (and a context copy) per watch event for a dict lookup's work.
 
 
-@kopf.index(GROUP, VERSION, "sessions")
+@kopf.index(GROUP, VERSION, "sessions", when=_owned)
 async def session_index(
     namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
@@ -133,7 +140,7 @@ async def session_index(
     return {index_key(namespace, name): controller().index_session(body)}
 
 
-@kopf.index("batch", "v1", "jobs", labels=SESSION_SELECTOR)
+@kopf.index("batch", "v1", "jobs", labels=SESSION_SELECTOR, when=_owned)
 async def job_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
@@ -145,7 +152,7 @@ async def job_index(
 # **indexes because kopf's handler protocol does not list them.
 
 
-@kopf.on.event(GROUP, VERSION, "sessions")
+@kopf.on.event(GROUP, VERSION, "sessions", when=_owned)
 async def on_session(
     event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, **indexes: Any
 ) -> None:
@@ -155,7 +162,7 @@ async def on_session(
     await controller().session_event(event.get("type"), body, namespace, name, indexes)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels=SESSION_SELECTOR)
+@kopf.on.event("batch", "v1", "jobs", labels=SESSION_SELECTOR, when=_owned)
 async def on_job(
     event: kopf.RawEvent,
     body: kopf.Body,
@@ -168,7 +175,7 @@ async def on_job(
     await controller().job_event(event.get("type"), body, namespace, labels, indexes)
 
 
-@kopf.on.event(GROUP, VERSION, "namespacepolicies")
+@kopf.on.event(GROUP, VERSION, "namespacepolicies", when=_owned)
 async def on_policy(
     event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **indexes: Any
 ) -> None:
@@ -176,7 +183,7 @@ async def on_policy(
     await controller().policy_event(event.get("type"), body, namespace, indexes)
 
 
-@kopf.on.event(GROUP, VERSION, "namespacepolicies")
+@kopf.on.event(GROUP, VERSION, "namespacepolicies", when=_owned)
 async def on_policy_usage(
     event: kopf.RawEvent, namespace: str | None, name: str, status: kopf.Status, **_: Any
 ) -> None:

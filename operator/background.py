@@ -134,6 +134,8 @@ def retention_pass(
             log.warning("NamespacePolicy unreadable, retention skipped: %s", exc)
             continue
         namespace = policy.metadata.namespace
+        if not settings.owns(namespace):
+            continue  # another operator shard's namespace
         budget = policy.spec.models.budget
         remember(
             metrics.PolicySample(

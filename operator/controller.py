@@ -834,7 +834,8 @@ class Controller:
         namespaces: list[str | None] = [*self.settings.namespace_list] or [None]
         for namespace in namespaces:
             for body in await self._call(self.api.list_policies, namespace):
-                self.keep_policy(body)
+                if self.settings.owns((body.get("metadata") or {}).get("namespace") or ""):
+                    self.keep_policy(body)  # a shard keeps only its own namespaces' policies
 
     async def resync(self) -> None:
         """Queue every Session whose deadline passed or whose last reconcile failed, and

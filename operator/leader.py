@@ -66,6 +66,11 @@ class Elector:
         self._observed: lease.Record | None = None
         self._observed_at = monotonic()
         self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        self.labels: dict[str, str] = {}
+        """Written on the Lease with each acquisition and renewal (a shard's map)."""
+        self.annotations: dict[str, str] = {}
+        """Likewise (a shard's declared share, ``sharding.ANNOTATION_SHARD``)."""
 
     def try_once(self) -> bool:
         """Read the Lease and act on it; True when this candidate holds it afterwards."""
@@ -82,7 +87,14 @@ class Elector:
         version = None if body is None else str(body["metadata"]["resourceVersion"])
         spec = lease.spec(self.me, record, self._now(), self.timing)
         try:
-            written = self.api.write_lease(self.namespace, self.name, spec, version)
+            written = self.api.write_lease(
+                self.namespace,
+                self.name,
+                spec,
+                version,
+                labels=self.labels,
+                annotations=self.annotations,
+            )
         except ConflictError:  # another candidate wrote first
             return False
         self._observed, self._observed_at = lease.Record.of(written), self._monotonic()
@@ -137,6 +149,7 @@ class Elector:
 
         thread = threading.Thread(target=renew, name="lease-renewal", daemon=True)
         thread.start()
+        self._renewer = thread
         return thread
 
     def _holder(self) -> str:
@@ -146,18 +159,31 @@ class Elector:
         """On a clean stop: give the Lease up so a waiting replica takes over at its next
         look instead of after the full lease duration."""
         self._stop.set()
-        try:
-            body = self.api.get_lease(self.namespace, self.name)
-            record = lease.Record.of(body)
-            if body is None or record is None or record.holder != self.me:
+        # A renewal in flight would make the release's write conflict: let it land first.
+        if self._renewer is not None and self._renewer is not threading.current_thread():
+            self._renewer.join(timeout=self.timing.renew_deadline_seconds)
+        for attempt in range(3):
+            try:
+                body = self.api.get_lease(self.namespace, self.name)
+                record = lease.Record.of(body)
+                if body is None or record is None or record.holder != self.me:
+                    return
+                spec = lease.spec(self.me, record, self._now(), self.timing, release=True)
+                self.api.write_lease(
+                    self.namespace,
+                    self.name,
+                    spec,
+                    str(body["metadata"]["resourceVersion"]),
+                    labels=self.labels,
+                )
+                log.info("leader election: Lease %s/%s released", self.namespace, self.name)
                 return
-            spec = lease.spec(self.me, record, self._now(), self.timing, release=True)
-            self.api.write_lease(
-                self.namespace, self.name, spec, str(body["metadata"]["resourceVersion"])
-            )
-            log.info("leader election: Lease %s/%s released", self.namespace, self.name)
-        except Exception as exc:  # it expires on its own
-            log.warning("leader election: Lease not released: %s", exc)
+            except ConflictError:  # written meanwhile (still ours?): read it again
+                if attempt == 2:
+                    log.warning("leader election: Lease not released: it kept changing")
+            except Exception as exc:  # it expires on its own
+                log.warning("leader election: Lease not released: %s", exc)
+                return
 
 
 class _Healthy(BaseHTTPRequestHandler):

@@ -8,11 +8,13 @@ import gc
 import logging
 import os
 import sys
+import threading
+from typing import NoReturn
 
 from ambient.common import logs
 from ambient.common.audit import trail as audit
 from ambient.common.kube.client import Kube
-from ambient.operator import leader, lease
+from ambient.operator import leader, lease, sharding, shards
 from ambient.operator.settings import OperatorSettings
 from ambient.runners import registry as runner_registry
 
@@ -63,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     # Read here, not at import: a broken registry stops the operator before it watches.
     registry = runner_registry.load(settings.registry_file)
     assert registry.frameworks
-    elector = _lead(settings, args.liveness) if settings.leader_election else None
+    # Set by the shard gate when the shard map's count changes: kopf stops, then restart.
+    handing_over = threading.Event()
+    sharded = bool(settings.shard_map)
+    elector = (
+        _lead(settings, args.liveness, handing_over)
+        if settings.leader_election or sharded
+        else None
+    )
     adapter.install(settings, registry)  # importing the adapter registered its handlers
     # Everything imported so far (kopf, pydantic's schemas, the official client's model
     # classes) lives as long as the process: out of the collector's sight, a full
@@ -74,15 +83,22 @@ def main(argv: list[str] | None = None) -> int:
         clusterwide=not settings.namespace_list,
         namespaces=settings.namespace_list,
         liveness_endpoint=args.liveness or None,
+        stop_flag=handing_over if sharded else None,
     )
     if elector is not None:
         elector.release()
+    if handing_over.is_set():
+        _start_again()
     return 0
 
 
-def _lead(settings: OperatorSettings, liveness: str | None) -> leader.Elector:
+def _lead(
+    settings: OperatorSettings, liveness: str | None, handing_over: threading.Event
+) -> leader.Elector:
     """Block until this replica holds the Lease, then keep it renewed; a replica that
-    loses it exits at once (its pod restarts as a waiting candidate), so two never act."""
+    loses it exits at once (its pod restarts as a waiting candidate), so two never act.
+    A shard (``shard_map``) declares its share on the Lease and then waits, holding it,
+    until no other live shard serves another count (``shards.Gate``)."""
     timing = lease.Timing(
         settings.lease_duration_seconds,
         settings.lease_renew_deadline_seconds,
@@ -97,11 +113,49 @@ def _lead(settings: OperatorSettings, liveness: str | None) -> leader.Elector:
     )
     probe = leader.StandbyProbe(liveness)
     try:
+        gate = _declare_share(settings, elector, timing) if settings.shard_map else None
         elector.acquire()
+        elector.keep(lost=lambda: os._exit(1))
+        if gate is not None:
+            share = sharding.Share.parse(elector.annotations[sharding.ANNOTATION_SHARD])
+            assert share is not None
+            if gate.wait_to_serve(share) is sharding.Verdict.RESTART:
+                elector.release()
+                _start_again()
+            settings.serve_share(share.count)
+            gate.watch(share, handing_over.set)
+            logging.getLogger(__name__).info("shards: serving shard %s", share.annotation())
     finally:
         probe.close()
-    elector.keep(lost=lambda: os._exit(1))
     return elector
+
+
+def _declare_share(
+    settings: OperatorSettings, elector: leader.Elector, timing: lease.Timing
+) -> shards.Gate:
+    """Read the shard map's count and have the elector write this shard's share on its
+    Lease with every acquisition and renewal."""
+    gate = shards.Gate(
+        Kube(connections=2),
+        elector.namespace,
+        settings.shard_map,
+        index=settings.shard_index,
+        my_lease=elector.name,
+        timing=timing,
+    )
+    share = sharding.Share(settings.shard_index, gate.wait_for_map())
+    elector.labels = {sharding.LABEL_MAP: settings.shard_map}
+    elector.annotations = {sharding.ANNOTATION_SHARD: share.annotation()}
+    return gate
+
+
+def _start_again() -> NoReturn:
+    """The shard count changed: run this process again from the start (same pid, no
+    container restart and its back-off), to read the new count and wait its turn."""
+    logging.getLogger(__name__).warning("shards: starting again for the new shard count")
+    logging.shutdown()
+    sys.stdout.flush()
+    os.execv(sys.executable, sys.orig_argv)  # noqa: S606 - this program, its own argv
 
 
 if __name__ == "__main__":

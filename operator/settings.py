@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ambient.operator import sharding
 from ambient.operator.notify import egress
 from ambient.runners.registry import DEFAULT_REGISTRY_FILE
 
@@ -64,6 +65,14 @@ class OperatorSettings(BaseSettings):
     it has stopped before anyone may take over."""
     lease_retry_seconds: float = Field(default=2.0, gt=0, le=60)
     """How often the leader renews and a waiting replica looks."""
+    shard_map: str = Field(default="", pattern=_SECRET_NAME)
+    """Name of the shard map, a ConfigMap in the Lease's namespace whose ``count`` says
+    how many operator shards split the namespaces (operator/sharding.py). Set, this
+    operator reconciles only the namespaces its shard owns, holds its Lease
+    (leader_election_lease, one per shard) even as a single replica, and hands its
+    namespaces over when the count changes. Empty: one operator owns every namespace."""
+    shard_index: int = Field(default=0, ge=0, lt=64)
+    """This operator's shard, 0 to the map's count - 1 (with shard_map)."""
     retry_base_seconds: float = Field(default=5.0, gt=0, le=600)
     """Wait before a Session's first retry after a failed reconcile; it doubles with each
     further consecutive failure (with 20% jitter), up to retry_max_seconds."""
@@ -203,3 +212,14 @@ class OperatorSettings(BaseSettings):
     def namespace_list(self) -> list[str]:
         """The namespaces to watch, parsed."""
         return [n.strip() for n in self.namespaces.split(",") if n.strip()]
+
+    _share: sharding.Share | None = PrivateAttr(default=None)
+
+    def serve_share(self, count: int) -> None:
+        """From now on own only what shard ``shard_index`` of ``count`` owns (the entry
+        point sets it once the hand-off let this shard serve)."""
+        self._share = sharding.Share(self.shard_index, count)
+
+    def owns(self, namespace: str) -> bool:
+        """Whether this operator reconciles ``namespace``: all of them unless sharded."""
+        return self._share is None or self._share.owns(namespace)

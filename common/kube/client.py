@@ -321,17 +321,47 @@ class Kube:
             return None
 
     def write_lease(
-        self, namespace: str, name: str, spec: dict[str, Any], resource_version: str | None
+        self,
+        namespace: str,
+        name: str,
+        spec: dict[str, Any],
+        resource_version: str | None,
+        *,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Create the Lease (``resource_version`` None) or replace it, guarded by the
-        resourceVersion read: two candidates writing at once, one gets 409 ConflictError."""
+        resourceVersion read: two candidates writing at once, one gets 409 ConflictError.
+        ``labels`` and ``annotations`` (a shard's declaration) are written in the same
+        request."""
         collection = _LEASES.format(ns=quote(namespace))
         metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+        if labels:
+            metadata["labels"] = labels
+        if annotations:
+            metadata["annotations"] = annotations
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": spec}
         if resource_version is None:
             return self.call("POST", collection, {**body, "metadata": metadata})
         metadata["resourceVersion"] = resource_version
         return self.call("PUT", f"{collection}/{quote(name)}", {**body, "metadata": metadata})
+
+    def list_leases(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The Leases of a namespace that match a label selector, read from etcd (the
+        operator shards' hand-off must not act on a stale view)."""
+        body = self.call(
+            "GET", _LEASES.format(ns=quote(namespace)), query={"labelSelector": selector}
+        )
+        return list(body.get("items") or [])
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ConfigMap by name (read from etcd), or None when there is none."""
+        try:
+            return self.call(
+                "GET", _COLLECTIONS["ConfigMap"].format(ns=quote(namespace)) + f"/{quote(name)}"
+            )
+        except errors.NotFoundError:
+            return None
 
     def list_sessions(self, namespace: str) -> list[dict[str, Any]]:
         """Every Session in a namespace (retention runs rarely; one list per namespace)."""

@@ -136,3 +136,22 @@ Secrets of secrets.signingSecretNames. Nothing else, in any namespace.
 - {{ . | quote }}
 {{- end }}
 {{- end }}
+
+{{/* One operator shard's Deployment and Lease name: (dict "ctx" $ "shard" N). With one
+shard, the unsharded names (an upgrade keeps the Deployment and its selector); with more,
+one per shard ("sharded" true: that name whatever the count). */}}
+{{- define "ambient.operatorShard" -}}
+{{- if or .sharded (gt (int .ctx.Values.operator.shards) 1) -}}
+{{ include "ambient.fullname" .ctx }}-operator-shard-{{ .shard }}
+{{- else -}}
+{{ include "ambient.fullname" .ctx }}-operator
+{{- end -}}
+{{- end -}}
+
+{{/* The selector label that sets one shard's pods apart (none with one shard, whose
+selector stays what it was before shards). */}}
+{{- define "ambient.shardLabel" -}}
+{{- if gt (int .ctx.Values.operator.shards) 1 -}}
+ambient.ai/operator-shard: {{ .shard | quote }}
+{{- end -}}
+{{- end -}}

@@ -9,10 +9,12 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import kopf
 import pytest
 import yaml
 
-from ambient.operator import adapter
+from ambient.operator import adapter, sharding
+from ambient.operator.settings import OperatorSettings
 
 
 class FakeController:
@@ -155,3 +157,23 @@ def test_the_operator_process_never_imports_the_official_client(tmp_path: Any) -
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+def test_every_handler_and_index_skips_namespaces_another_shard_owns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = kopf.get_default_registry()
+    handlers = [
+        h
+        for h in [*registry._indexing.get_all_handlers(), *registry._watching.get_all_handlers()]
+        if getattr(h.fn, "__module__", "") == adapter.__name__
+    ]
+    assert len(handlers) == 6
+    assert all(h.when is adapter._owned for h in handlers)
+    settings = OperatorSettings(shard_map="m", shard_index=1)
+    settings.serve_share(2)
+    monkeypatch.setitem(adapter._given, "settings", OperatorSettings())
+    assert all(adapter._owned(namespace=f"team-{i}") for i in range(40))  # unsharded: all
+    monkeypatch.setitem(adapter._given, "settings", settings)
+    names = [f"team-{i}" for i in range(40)]
+    assert {n for n in names if adapter._owned(namespace=n)} == {
+        n for n in names if sharding.owner(n, 2) == 1
+    }

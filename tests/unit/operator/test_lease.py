@@ -62,13 +62,19 @@ class FakeLeases:
         return copy.deepcopy(self.body)
 
     def write_lease(
-        self, namespace: str, name: str, spec: dict[str, Any], resource_version: str | None
+        self,
+        namespace: str,
+        name: str,
+        spec: dict[str, Any],
+        resource_version: str | None,
+        **metadata: Any,
     ) -> dict[str, Any]:
         current = None if self.body is None else self.body["metadata"]["resourceVersion"]
         if resource_version != current:
             raise ConflictError(409, "changed")
         self.version += 1
-        self.body = {"metadata": {"resourceVersion": str(self.version)}, "spec": spec}
+        meta = {k: v for k, v in metadata.items() if v}
+        self.body = {"metadata": {"resourceVersion": str(self.version), **meta}, "spec": spec}
         return copy.deepcopy(self.body)
 
 
@@ -111,9 +117,9 @@ def test_a_lost_race_is_not_leadership() -> None:
     a = elector(leases, "a", clock)
     real_write = leases.write_lease
 
-    def someone_else_first(*args: Any) -> dict[str, Any]:
+    def someone_else_first(*args: Any, **kwargs: Any) -> dict[str, Any]:
         real_write("ambient-system", "ambient-operator", lease.spec("z", None, NOW, T), None)
-        return real_write(*args)
+        return real_write(*args, **kwargs)
 
     leases.write_lease = someone_else_first  # type: ignore[method-assign]
     assert a.try_once() is False
@@ -126,3 +132,24 @@ def test_release_hands_over_at_the_next_look() -> None:
     assert not b.try_once()
     a.release()
     assert b.try_once()  # no waiting out the term
+
+
+def test_release_reads_again_when_a_renewal_wrote_meanwhile() -> None:
+    leases, clock = FakeLeases(), Clock()
+    a = elector(leases, "a", clock)
+    assert a.try_once()
+    real_get = leases.get_lease
+    renewed = []
+
+    def get_then_renew(*args: Any) -> dict[str, Any] | None:
+        body = real_get(*args)
+        if not renewed:  # the renewal thread's write lands between the read and the write
+            renewed.append(1)
+            assert a.try_once()
+        return body
+
+    leases.get_lease = get_then_renew  # type: ignore[method-assign]
+    a.release()
+    assert renewed
+    assert leases.body is not None
+    assert leases.body["spec"]["holderIdentity"] == ""

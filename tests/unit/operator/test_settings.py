@@ -9,6 +9,7 @@ import inspect
 import pydantic
 import pytest
 
+from ambient.operator import sharding
 from ambient.operator.notify.egress import refusal
 from ambient.operator.settings import OperatorSettings
 
@@ -85,3 +86,13 @@ def test_reply_settings(settings: OperatorSettings, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AMBIENT_SLACK_API_URL", "slack.com/api")  # no scheme: refused
     with pytest.raises(pydantic.ValidationError, match="slack_api_url"):
         OperatorSettings()
+
+
+def test_a_shard_owns_only_its_share_of_the_namespaces() -> None:
+    unsharded = OperatorSettings()
+    assert unsharded.owns("team-a") and unsharded.owns("anything")
+    shard = OperatorSettings(shard_map="ambient-operator-shards", shard_index=1)
+    shard.serve_share(3)
+    names = [f"team-{i}" for i in range(60)]
+    assert {n for n in names if shard.owns(n)} == {n for n in names if sharding.owner(n, 3) == 1}
+    assert 0 < sum(map(shard.owns, names)) < len(names)
