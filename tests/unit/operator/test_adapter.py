@@ -157,6 +157,8 @@ def test_the_operator_process_never_imports_the_official_client(tmp_path: Any) -
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_every_handler_and_index_skips_namespaces_another_shard_owns(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
