@@ -191,9 +191,9 @@ def start_admission(
 ) -> tuple[dict[str, Any], list[str]]:
     """The admission webhook over TLS on a free port; its registration (not yet applied:
     a List, in the order to apply it) for the namespaces labelled LOCAL_LABEL, and the
-    kind/name of each object to delete it by. The fast path is on: the API server decides
-    what CEL can (webhooks/admission/fastpath.py) and, with ``mutating_policy`` (the
-    cluster serves MutatingAdmissionPolicy), stamps creators itself."""
+    kind/name of each object to delete it by: both webhooks, as the chart registers them
+    by default (the fast path, webhooks/admission/fastpath.py, is off; with it and
+    ``mutating_policy`` the API server would also stamp creators itself)."""
     ca, cert, key = tls_files(children.run_dir / "admission")
     port = free_port()
     log = children.start(
@@ -222,6 +222,9 @@ def start_admission(
         name="ambient-local-run",
         match_labels={LOCAL_LABEL: "true"},
         operator_usernames=[operator_user],
+        # As the chart's default (admission.fastPath.enabled): the fast path measured
+        # costlier than the webhook call on kube-apiserver 1.35 (docs/benchmarks.md).
+        fast_path=False,
         mutating_policy=mutating_policy,
     )
     names = [f"{item['kind'].lower()}/{item['metadata']['name']}" for item in items]
