@@ -123,6 +123,7 @@ bench: $(STAMP) ## Benchmarks: Sessions vs direct Jobs; the ingress; the queue; 
 	$(PY) tests/bench/bench_queue.py
 	$(PY) tests/bench/bench_admission.py
 	$(PY) tests/bench/bench_store.py
+	$(PY) tests/bench/bench_peer.py
 
 clean: ## Remove the virtualenv and caches (the control plane cache stays in ~/.cache/ambient)
 	rm -rf $(VENV) $(RUNNERS_VENV) $(foreach fw,$(FRAMEWORKS),.venv-$(fw)) .mypy_cache .ruff_cache .pytest_cache
