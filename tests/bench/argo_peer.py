@@ -129,7 +129,8 @@ class ArgoEvents:
         return {name: p.pid for name, p in self.procs.items()}
 
     def _crds_and_objects(self, job: dict[str, Any]) -> None:
-        self.cp.kubectl("apply", "--server-side", "-f", str(_module_dir() / CRDS))
+        crds = sorted((_module_dir() / CRDS).glob("argoproj.io_*.yaml"))  # not kustomization
+        self.cp.kubectl("apply", "--server-side", *(f"--filename={c}" for c in crds))
         self.cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         name_param = {
             "src": {"dependencyName": "pr", "dataKey": "body.X-GitHub-Delivery"},
