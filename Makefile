@@ -126,6 +126,7 @@ bench: $(STAMP) ## Benchmarks: Sessions vs direct Jobs; the ingress; the queue; 
 	$(PY) tests/bench/bench_store.py
 	$(PY) tests/bench/bench_scale.py
 	$(PY) tests/bench/bench_failover.py
+	$(PY) tests/bench/bench_peer.py
 
 clean: ## Remove the virtualenv and caches (the control plane cache stays in ~/.cache/ambient)
 	rm -rf $(VENV) $(RUNNERS_VENV) $(foreach fw,$(FRAMEWORKS),.venv-$(fw)) .mypy_cache .ruff_cache .pytest_cache

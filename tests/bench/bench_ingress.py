@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,9 @@ def headers(delivery: str) -> dict[str, str]:
     }
 
 
+Sign = Callable[[str], dict[str, str]]
+
+
 class Result:
     """Per delivery: when it was sent (or scheduled) and acknowledged; status counts."""
 
@@ -111,15 +115,18 @@ class Result:
         return self.codes.get(202, 0) / self.elapsed
 
 
-async def _post(http: aiohttp.ClientSession, url: str, delivery: str, result: Result) -> None:
-    async with http.post(url, data=body_of(delivery), headers=headers(delivery)) as rsp:
+async def _post(
+    http: aiohttp.ClientSession, url: str, delivery: str, result: Result, sign: Sign = headers
+) -> None:
+    async with http.post(url, data=body_of(delivery), headers=sign(delivery)) as rsp:
         await rsp.read()
         result.codes[rsp.status] = result.codes.get(rsp.status, 0) + 1
 
 
-async def closed_loop(url: str, ids: list[str], concurrency: int) -> Result:
+async def closed_loop(url: str, ids: list[str], concurrency: int, sign: Sign = headers) -> Result:
     """``concurrency`` deliveries always in flight (aiohttp: a light load generator, so
-    the figures are the ingress's more than the client's)."""
+    the figures are the ingress's more than the client's); ``sign`` gives each delivery's
+    headers (bench_peer.py signs for its peer too)."""
     result = Result()
     pending = iter(ids)
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -128,7 +135,7 @@ async def closed_loop(url: str, ids: list[str], concurrency: int) -> Result:
         async def worker() -> None:
             for delivery in pending:
                 sent = time.monotonic()
-                await _post(http, url, delivery, result)
+                await _post(http, url, delivery, result, sign)
                 result.times[delivery] = (sent, time.monotonic())
 
         start = time.monotonic()
@@ -137,7 +144,9 @@ async def closed_loop(url: str, ids: list[str], concurrency: int) -> Result:
     return result
 
 
-async def open_loop(url: str, ids: list[str], rate: float, connections: int) -> Result:
+async def open_loop(
+    url: str, ids: list[str], rate: float, connections: int, sign: Sign = headers
+) -> Result:
     """Delivery i is due at start + i / rate whatever happened before it, on at most
     ``connections`` connections; its latency counts from when it was due."""
     result = Result()
@@ -145,7 +154,7 @@ async def open_loop(url: str, ids: list[str], rate: float, connections: int) -> 
     async with aiohttp.ClientSession(connector=connector) as http:
 
         async def one(due: float, delivery: str) -> None:
-            await _post(http, url, delivery, result)
+            await _post(http, url, delivery, result, sign)
             result.times[delivery] = (due, time.monotonic())
 
         start = time.monotonic()
@@ -206,9 +215,14 @@ def manifests(ns: str, n: int) -> list[dict[str, Any]]:
     return out
 
 
-def floor_async(cp: ControlPlane, ns: str, n: int, concurrency: int) -> float:
-    """Sessions/s created with the ingress's own client, ``concurrency`` in flight."""
+def floor_async(
+    cp: ControlPlane, ns: str, n: int, concurrency: int, latencies: list[float] | None = None
+) -> float:
+    """Sessions/s created with the ingress's own client, ``concurrency`` in flight; each
+    timed create's latency (ms) is appended to ``latencies`` if given."""
     warm, todo = manifests(ns, concurrency), manifests(ns, n)
+
+    times: list[float] = []
 
     async def run() -> float:
         kube = AsyncSessionsApi(cp.api.configuration, connections=concurrency)
@@ -218,14 +232,19 @@ def floor_async(cp: ControlPlane, ns: str, n: int, concurrency: int) -> float:
 
             async def worker() -> None:
                 for m in pending:
+                    sent = time.monotonic()
                     assert await kube.create_session(m) is None
+                    times.append((time.monotonic() - sent) * 1000)
 
             start = time.monotonic()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             return time.monotonic() - start
 
         await burst(warm)  # connections open, as in the long-running ingress
+        times.clear()
         elapsed = await burst(todo)
+        if latencies is not None:
+            latencies.extend(times)
         await kube.aclose()
         return n / elapsed
 
@@ -309,6 +328,7 @@ def main() -> int:
         chunk = n // args.rounds
         closed = Result()
         floor_rates: list[float] = []
+        floor_ms: list[float] = []  # each direct create's latency, as the acks' are
         ingress_rates: list[float] = []
         cpu_floor: dict[str, float] = {}
         cpu_closed: dict[str, float] = {}
@@ -317,7 +337,7 @@ def main() -> int:
             for kind in ("floor", "ingress") if r % 2 == 0 else ("ingress", "floor"):
                 if kind == "floor":
                     meter = CpuMeter(**control)
-                    floor_rates.append(floor_async(cp, ns["direct"], chunk, conc))
+                    floor_rates.append(floor_async(cp, ns["direct"], chunk, conc, floor_ms))
                     used, into = meter.stop(), cpu_floor
                 else:
                     meter = CpuMeter(ingress=ingress.pid, **control)
@@ -448,6 +468,14 @@ def main() -> int:
     )
     row("closed loop: ack latency p50 (ms)", f"{statistics.median(c_acks):.1f}")
     row("closed loop: ack latency p99 (ms)", f"{pct(c_acks, 0.99):.1f}", "<= 250")
+    # The same ratio on any machine: a delivery's acknowledgement against a direct create
+    # of its Session, both at the same concurrency and in the same rounds.
+    row(f"floor: direct create latency p99 (ms, {conc} in flight)", f"{pct(floor_ms, 0.99):.1f}")
+    row(
+        "closed loop: p99 ack / p99 direct create",
+        f"{pct(c_acks, 0.99) / pct(floor_ms, 0.99):.2f}x",
+        "<= 1.3x",
+    )
     row("closed loop: status codes", json.dumps(closed.codes))
     if "api" in cpu_floor:
         per = {k: v / (args.rounds * (chunk + conc)) * 1000 for k, v in cpu_floor.items()}
