@@ -146,9 +146,38 @@ def _namespace(cluster: Any, webhook: dict[str, Any], mode: str, policy: bool = 
 @pytest.fixture(scope="module")
 def namespaces(cluster: Any, webhook: dict[str, Any]) -> Iterator[dict[str, str]]:
     made = {mode: _namespace(cluster, webhook, mode) for mode in ("fast", "plain")}
+    _wait_until_in_force(cluster, webhook, made)
     yield made
     for name in made.values():
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _wait_until_in_force(cluster: Any, webhook: dict[str, Any], made: dict[str, str]) -> None:
+    """The API server takes new policies, bindings, matchConditions and the policy's spend
+    from its informers a moment after they are written: wait (with dry runs, which change
+    nothing) until a spend-dependent violation is refused by each path and a compliant
+    create in the fast namespace reaches no webhook."""
+    over = _session("probe-over", **VIOLATIONS["budget-over-what-is-left"])
+
+    def dry(body: dict[str, Any], namespace: str) -> subprocess.CompletedProcess[str]:
+        return cluster.kubectl(
+            "create", "--dry-run=server", "-n", namespace, "-f", "-",
+            stdin=json.dumps(body), check=False,
+        )  # fmt: skip
+
+    def in_force() -> bool:
+        refused = dry(over, made["fast"])
+        if refused.returncode == 0 or "ValidatingAdmissionPolicy" not in refused.stderr:
+            return False
+        if dry(over, made["plain"]).returncode == 0:
+            return False
+        before = _calls(webhook)
+        if dry(_session("probe-ok"), made["fast"]).returncode != 0:
+            return False
+        after = _calls(webhook)
+        return after[0] == before[0] and (not webhook["mutating_policy"] or after == before)
+
+    cluster.wait_for("the admission fast path to be in force", in_force, timeout=60)
 
 
 def _session(name: str, **spec: Any) -> dict[str, Any]:
