@@ -406,13 +406,25 @@ def test_two_operator_replicas_elect_a_leader_and_one_runs_without(helm_bin: str
     role = next(d for d in docs if d["metadata"]["name"] == "x-ambient-operator-leader"
                 and d["kind"] == "Role")  # fmt: skip
     named = [r for r in role["rules"] if r.get("resourceNames")]
+    # Its own Lease and the shards' (so a change of the shard count hands over), and the
+    # shard map: nothing else by name.
     assert named == [
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "resourceNames": ["x-ambient-operator"],
+            "resourceNames": [
+                "x-ambient-operator",
+                "x-ambient-operator-shard-0",
+                "x-ambient-operator-shard-1",
+            ],
             "verbs": ["get", "update"],
-        }
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["x-ambient-operator-shards"],
+            "verbs": ["get"],
+        },
     ]
     pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget"
                and d["metadata"]["name"] == "x-ambient-operator")  # fmt: skip
@@ -423,7 +435,16 @@ def test_two_operator_replicas_elect_a_leader_and_one_runs_without(helm_bin: str
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     env = {e["name"]: e.get("value") for e in _container(single, "operator")["env"]}
     assert env["AMBIENT_LEADER_ELECTION"] == "false"
-    assert not [d for d in single if d["metadata"]["name"].startswith("x-ambient-operator-leader")]
+    # Still shard 0 of the shard map, holding its Lease (a later count change hands over).
+    assert (env["AMBIENT_SHARD_MAP"], env["AMBIENT_SHARD_INDEX"]) == (
+        "x-ambient-operator-shards",
+        "0",
+    )
+    assert not [
+        d
+        for d in single
+        if d["kind"] == "PodDisruptionBudget" and "operator" in d["metadata"]["name"]
+    ]
 
 
 def _deployment(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
