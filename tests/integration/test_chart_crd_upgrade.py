@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from .test_chart_install import CHART, ROOT, Release, helm_bin, release
 
@@ -83,9 +84,20 @@ def _schema(crd: dict[str, Any]) -> Any:
 
 
 def _sessions(cluster: Any, namespace: str) -> dict[str, dict[str, Any]]:
-    items = cluster.custom.list_namespaced_custom_object(
-        "ambient.ai", "v1alpha1", namespace, "sessions"
-    )["items"]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            items = cluster.custom.list_namespaced_custom_object(
+                "ambient.ai", "v1alpha1", namespace, "sessions"
+            )["items"]
+            break
+        except ApiException as exc:
+            # Right after a CRD's schema changes the API server re-initializes its storage
+            # and answers 429 "storage is (re)initializing" with Retry-After: wait, as a
+            # client should.
+            if exc.status != 429 or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
     return {
         i["metadata"]["name"]: {
             "uid": i["metadata"]["uid"],

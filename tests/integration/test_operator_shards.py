@@ -209,6 +209,10 @@ def _assert_each_entry_by_its_owner(shards, spaces: list[str]) -> list[str]:
     # Jump hashing: growing to 3 moves namespaces only to the new shard.
     moved = [n for n in spaces if sharding.owner(n, 2) != sharding.owner(n, 3)]
     assert moved, "some namespaces move to the third shard"
-    assert all(written[n] == {sharding.owner(n, 2), 2} for n in moved)
+    # A moved namespace was written by its old owner (if it reached the first waves before
+    # the hand-off: on a loaded machine it may not have) and then by the new shard only.
+    assert all(written[n] <= {sharding.owner(n, 2), 2} and 2 in written[n] for n in moved), {
+        n: written[n] for n in moved
+    }
     assert all(written[n] == {sharding.owner(n, 3)} for n in spaces if n not in moved)
     return moved
