@@ -420,7 +420,9 @@ def _admitted(edit: StatusEditor) -> None:
 def _follow(edit: StatusEditor, job: JobView, pod: PodView | None) -> None:
     """Mirror the Job and its Pod into the status."""
     _record_created(edit, job.name)
-    if pod is not None:
+    if pod is not None and (pod.phase != "Pending" or job.complete or job.failed or _stuck(pod)):
+        # Recorded with the first write that says something of the pod: a pod that is
+        # only scheduled would cost the API server a status write of its own per Session.
         edit.status.workload.pod_name = pod.name
     if pod is not None and (pod.phase in ("Running", "Succeeded", "Failed") or job.complete):
         _record_started(edit, job.name, pod)
@@ -443,12 +445,17 @@ def _follow(edit: StatusEditor, job: JobView, pod: PodView | None) -> None:
     elif pod is not None and pod.phase == "Running":
         edit.condition(WORKLOAD_RUNNING, True, "PodRunning", f"pod {pod.name} is running")
         edit.phase(Phase.RUNNING, "Running", f"pod {pod.name} is running")
-    elif pod is not None and pod.waiting_reason in STUCK_WAITING:
+    elif pod is not None and _stuck(pod):
         message = f"pod {pod.name}: {pod.waiting_reason} {pod.waiting_message}".strip()
         edit.condition(WORKLOAD_RUNNING, False, pod.waiting_reason, message)
         edit.phase(Phase.PENDING, pod.waiting_reason, message)
     elif edit.status.phase != Phase.RUNNING:
         edit.phase(Phase.PENDING, JOB_CREATED_REASON, f"runner Job {job.name} created")
+
+
+def _stuck(pod: PodView) -> bool:
+    """The pod waits for something that will not come by itself (a user must act)."""
+    return pod.waiting_reason in STUCK_WAITING
 
 
 def _record_created(edit: StatusEditor, job_name: str) -> None:

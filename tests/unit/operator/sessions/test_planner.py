@@ -141,6 +141,36 @@ def test_replanning_before_the_status_was_written_still_creates_nothing_new(
     assert _events(result.status) == ["SessionCreated", "WorkloadCreated"]
 
 
+def test_pod_pending_stays_pending_with_nothing_to_write(
+    created: Session,
+    runner: ResolvedRunner,
+    settings: OperatorSettings,
+    later: Later,
+    with_status: Advance,
+) -> None:
+    """A pending pod (not stuck) says nothing new: no write of its own; its name is
+    recorded with the write that says it started."""
+    pending = plan(created, Observed(job=_job(active=1), pod=_pod()), runner, settings, later(1))
+    assert pending.status is None, "nothing to write"
+    assert pending.added == [] and pending.create == []
+
+    running = plan(
+        created, Observed(job=_job(active=1), pod=_pod(phase="Running")), runner, settings, later(2)
+    )
+    assert running.status is not None
+    assert running.status.workload.pod_name == _pod().name
+
+
+def test_a_stuck_pod_is_named_with_its_reason(
+    created: Session, runner: ResolvedRunner, settings: OperatorSettings, later: Later
+) -> None:
+    pod = _pod(waiting_reason="ImagePullBackOff", waiting_message="no such image")
+    result = plan(created, Observed(job=_job(active=1), pod=pod), runner, settings, later(1))
+    assert result.status is not None
+    assert (result.status.phase, result.status.reason) == (Phase.PENDING, "ImagePullBackOff")
+    assert result.status.workload.pod_name == pod.name
+
+
 def test_pod_running_moves_to_running(
     created: Session, runner: ResolvedRunner, settings: OperatorSettings, later: Later
 ) -> None:
@@ -158,17 +188,6 @@ def test_pod_running_moves_to_running(
     assert _cond(status, "WorkloadRunning").status == ConditionStatus.TRUE
     assert status.completion_time is None
     assert [e.event for e in result.added] == ["WorkloadStarted"]
-
-
-def test_pod_pending_stays_pending_without_start(
-    created: Session, runner: ResolvedRunner, settings: OperatorSettings, later: Later
-) -> None:
-    result = plan(created, Observed(job=_job(), pod=_pod()), runner, settings, later(1))
-    status = result.status
-    assert status is not None
-    assert status.phase == Phase.PENDING
-    assert "WorkloadStarted" not in _events(status)
-    assert status.start_time is None
 
 
 def test_stuck_pod_is_reported(
