@@ -379,6 +379,24 @@ def _selector(product_namespace: str, match_labels: Mapping[str, str] | None) ->
     return selector
 
 
+def _session_creates(
+    product_namespace: str, match_labels: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """What both policies match: Session creates in the namespaces the webhook governs."""
+    return {
+        "namespaceSelector": _selector(product_namespace, match_labels),
+        "resourceRules": [
+            {
+                "apiGroups": [GROUP],
+                "apiVersions": [VERSION],
+                "operations": ["CREATE"],
+                "resources": ["sessions"],
+                "scope": "Namespaced",
+            }
+        ],
+    }
+
+
 def session_policy(
     name: str,
     registry: Registry,
@@ -395,18 +413,7 @@ def session_policy(
         "spec": {
             "failurePolicy": "Fail",
             "paramKind": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NamespacePolicy"},
-            "matchConstraints": {
-                "namespaceSelector": _selector(product_namespace, match_labels),
-                "resourceRules": [
-                    {
-                        "apiGroups": [GROUP],
-                        "apiVersions": [VERSION],
-                        "operations": ["CREATE"],
-                        "resources": ["sessions"],
-                        "scope": "Namespaced",
-                    }
-                ],
-            },
+            "matchConstraints": _session_creates(product_namespace, match_labels),
             "variables": policy_variables(_registry_variables(registry)),
             "validations": VALIDATIONS,
         },
@@ -484,18 +491,7 @@ def creator_policy(
         "spec": {
             "failurePolicy": "Fail",
             "reinvocationPolicy": "Never",
-            "matchConstraints": {
-                "namespaceSelector": _selector(product_namespace, match_labels),
-                "resourceRules": [
-                    {
-                        "apiGroups": [GROUP],
-                        "apiVersions": [VERSION],
-                        "operations": ["CREATE"],
-                        "resources": ["sessions"],
-                        "scope": "Namespaced",
-                    }
-                ],
-            },
+            "matchConstraints": _session_creates(product_namespace, match_labels),
             **CREATOR_MUTATION,
         },
     }
