@@ -239,18 +239,6 @@ class Kube:
         path = _CUSTOM.format(ns=quote(namespace)) + f"/namespacepolicies/{quote(name)}/status"
         self.call("PATCH", path, patch, content_type="application/merge-patch+json")
 
-    def replace_session_status(
-        self, namespace: str, name: str, resource_version: str, status: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Write the whole status, guarded by resourceVersion (optimistic concurrency)."""
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Session",
-            "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
-            "status": status,
-        }
-        return self.call("PUT", f"{self._sessions(namespace)}/{quote(name)}/status", body)
-
     def patch_session_status(
         self,
         namespace: str,

@@ -51,8 +51,9 @@ def status_patch(
     ``resource_version``) into ``new``: the precondition first, then one operation per
     top-level field that changed, and the appended history entries one by one.
 
-    ``old`` must be the status exactly as stored at that version (a field it names is
-    removed with ``remove``, which fails on a field that is not there). History that is
+    ``old`` must be the status as stored at that version, or its dump through the model
+    for a writer that removes no field (a field ``old`` names and ``new`` does not is
+    removed with ``remove``, which fails on a field that is not stored). History that is
     not ``old``'s plus entries at the end (the archiver dropped a prefix) is written
     whole. An unchanged status gives the precondition alone (the API server then writes
     nothing)."""

@@ -68,13 +68,17 @@ class Archiver:
             status = archived_status(session.status, step, location, datetime.now(UTC))
         except ValueError:
             return None
-        body = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        stored, body = (
+            s.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for s in (session.status, status)
+        )
         try:
             updated = await asyncio.to_thread(
-                self.api.replace_session_status,
+                self.api.patch_session_status,
                 meta.namespace,
                 meta.name,
                 meta.resource_version,
+                stored,
                 body,
             )
         except ConflictError:

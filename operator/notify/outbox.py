@@ -141,15 +141,17 @@ class Outbox:
             except GoneError:
                 return
             session = Session.model_validate(body)
+            stored = _dump(session.status)
             edit = StatusEditor(session.status, datetime.now(UTC), session.metadata.generation)
             if not edit.append(job.delivery.history_id, event, data):
                 break  # already recorded (another writer got there first)
             try:
                 await asyncio.to_thread(
-                    self._api.replace_session_status,
+                    self._api.patch_session_status,
                     job.namespace,
                     job.session,
                     session.metadata.resource_version,
+                    stored,
                     _dump(edit.status),
                 )
             except ConflictError:

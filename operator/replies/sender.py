@@ -212,6 +212,7 @@ class Replier:
             session = await self._read(reply)
             if session is None:
                 return None
+            stored = session.status.model_dump(mode="json", by_alias=True, exclude_none=True)
             edit = StatusEditor(session.status, datetime.now(UTC), session.metadata.generation)
             if edit.has(entry_id):
                 return session
@@ -222,10 +223,11 @@ class Replier:
                 return None
             try:
                 written = await asyncio.to_thread(
-                    self._api.replace_session_status,
+                    self._api.patch_session_status,
                     reply.namespace,
                     reply.session,
                     session.metadata.resource_version,
+                    stored,
                     edit.status.model_dump(mode="json", by_alias=True, exclude_none=True),
                 )
             except ConflictError:
