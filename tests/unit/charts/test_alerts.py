@@ -3,7 +3,6 @@ metrics the code exports, and the alerts the issue asks for are all there."""
 
 from __future__ import annotations
 
-import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import promql_parser
 import pytest
 import yaml
 
+from tests.unit.charts.render import render
 from tests.unit.charts.test_dashboard import METRIC, exported, sample_names
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -20,16 +20,7 @@ CHART = ROOT / "charts" / "ambient"
 
 @cache
 def rules() -> list[dict[str, Any]]:
-    helm = subprocess.run(
-        [str(ROOT / "hack" / "build-tools.sh"), "helm"],
-        capture_output=True, text=True, check=True, timeout=1800,
-    ).stdout.strip().split("=", 1)[1]  # fmt: skip
-    out = subprocess.run(
-        [helm, "template", "x", str(CHART), "--kube-version", "1.35.4",
-         "--set", "prometheusRule.enabled=true"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
-    docs = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "PrometheusRule"]
+    docs = [d for d in render("prometheusRule.enabled=true") if d["kind"] == "PrometheusRule"]
     assert len(docs) == 1
     return [rule for group in docs[0]["spec"]["groups"] for rule in group["rules"]]
 

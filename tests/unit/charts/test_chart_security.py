@@ -5,36 +5,11 @@ operator allowed to give runners their NetworkPolicy."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
-
 from ambient.crds.credentials import CREDENTIAL_SECRETS, WEBHOOK_SIGNING_SECRET
-
-ROOT = Path(__file__).resolve().parents[3]
-CHART = ROOT / "charts" / "ambient"
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    """The pinned helm hack/build-tools.sh caches (built once per machine)."""
-    out = subprocess.run(
-        [str(ROOT / "hack" / "build-tools.sh"), "helm"],
-        capture_output=True, text=True, check=True, timeout=1800,
-    ).stdout  # fmt: skip
-    return out.strip().split("=", 1)[1]
-
-
-def _render(helm: str, *settings: str) -> list[dict[str, Any]]:
-    args = [helm, "template", "x", str(CHART), "--kube-version", "1.35.4"]
-    for setting in settings:
-        args += ["--set", setting]
-    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+from tests.unit.charts.render import refused, render
 
 
 def _rules(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -44,31 +19,28 @@ def _rules(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield doc["metadata"]["name"], rule
 
 
-def test_secrets_are_readable_only_by_their_fixed_names(helm: str) -> None:
+def test_secrets_are_readable_only_by_their_fixed_names() -> None:
     readers = {}
-    for name, rule in _rules(_render(helm)):
+    for name, rule in _rules(render()):
         if "secrets" in rule.get("resources", []):
             assert rule["verbs"] == ["get"], name
             readers[name] = rule.get("resourceNames")
     assert set(readers) == {"x-ambient-operator", "x-ambient-ingress"}
     for names in readers.values():
         assert names == [*CREDENTIAL_SECRETS, WEBHOOK_SIGNING_SECRET]
-    more = _render(helm, "secrets.signingSecretNames={ambient-webhook-signing,team-hooks}")
+    more = render("secrets.signingSecretNames={ambient-webhook-signing,team-hooks}")
     for name, rule in _rules(more):
         if "secrets" in rule.get("resources", []):
             assert rule["resourceNames"][-2:] == [WEBHOOK_SIGNING_SECRET, "team-hooks"], name
 
 
-def test_a_signing_secret_name_must_be_a_dns_name(helm: str) -> None:
-    proc = subprocess.run(
-        [helm, "template", "x", str(CHART), "--set", "secrets.signingSecretNames={../x}"],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+def test_a_signing_secret_name_must_be_a_dns_name() -> None:
+    proc = refused("secrets.signingSecretNames={../x}")
     assert proc.returncode != 0 and "signingSecretNames" in proc.stderr
 
 
-def test_the_stamping_webhook_fails_closed_on_sessions_only(helm: str) -> None:
-    docs = _render(helm)
+def test_the_stamping_webhook_fails_closed_on_sessions_only() -> None:
+    docs = render()
     (mutating,) = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
     (hook,) = mutating["webhooks"]
     assert hook["clientConfig"]["service"]["path"] == "/mutate"
@@ -92,16 +64,13 @@ def _admission(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, An
     return policy, deployment
 
 
-def test_the_webhook_takes_connections_from_the_api_server_sources_with_its_certificate(
-    helm: str,
-) -> None:
-    policy, deployment = _admission(_render(helm))
+def test_the_webhook_takes_connections_from_the_api_server_sources_with_its_certificate() -> None:
+    policy, deployment = _admission(render())
     assert "from" not in policy["spec"]["ingress"][0]  # not set: documented as open
     env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "AMBIENT_ADMISSION_CLIENT_CA_FILE" not in env
     policy, deployment = _admission(
-        _render(
-            helm,
+        render(
             "networkPolicy.apiServerSourceCIDRs={10.0.0.0/24,192.168.10.5/32}",
             "admission.clientCA.configMapName=apiserver-webhook-client-ca",
         )
@@ -118,14 +87,14 @@ def test_the_webhook_takes_connections_from_the_api_server_sources_with_its_cert
     assert volumes["client-ca"]["configMap"]["name"] == "apiserver-webhook-client-ca"
 
 
-def test_the_operator_may_give_runners_their_network_policy(helm: str) -> None:
-    rules = [r for n, r in _rules(_render(helm)) if n == "x-ambient-operator"]
+def test_the_operator_may_give_runners_their_network_policy() -> None:
+    rules = [r for n, r in _rules(render()) if n == "x-ambient-operator"]
     assert any("networkpolicies" in r["resources"] and "create" in r["verbs"] for r in rules)
 
 
-def test_the_operator_requires_a_policy_and_fences_runners_by_default(helm: str) -> None:
+def test_the_operator_requires_a_policy_and_fences_runners_by_default() -> None:
     (deployment,) = [
-        d for d in _render(helm)
+        d for d in render()
         if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator")
     ]  # fmt: skip
     env = {

@@ -4,32 +4,11 @@ exactly as the chart was before shards (an upgrade keeps the Deployment's select
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
-CHART = ROOT / "charts" / "ambient"
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    out = subprocess.run(
-        [str(ROOT / "hack" / "build-tools.sh"), "helm"],
-        capture_output=True, text=True, check=True, timeout=1800,
-    ).stdout  # fmt: skip
-    return out.strip().split("=", 1)[1]
-
-
-def _render(helm: str, *settings: str) -> list[dict[str, Any]]:
-    args = [helm, "template", "x", str(CHART), "--kube-version", "1.35.4"]
-    for setting in settings:
-        args += ["--set", setting]
-    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+from tests.unit.charts.render import refused, render
 
 
 def _operators(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -50,8 +29,8 @@ def _shard_map(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return next(d for d in docs if d["metadata"]["name"] == "x-ambient-operator-shards")
 
 
-def test_one_shard_keeps_the_unsharded_names_and_selector(helm: str) -> None:
-    docs = _render(helm)
+def test_one_shard_keeps_the_unsharded_names_and_selector() -> None:
+    docs = render()
     (deployment,) = _operators(docs)
     assert deployment["metadata"]["name"] == "x-ambient-operator"
     assert deployment["spec"]["selector"]["matchLabels"] == {
@@ -68,8 +47,8 @@ def test_one_shard_keeps_the_unsharded_names_and_selector(helm: str) -> None:
     assert _shard_map(docs)["data"] == {"count": "1"}
 
 
-def test_three_shards_each_with_a_lease_a_budget_and_their_own_pods(helm: str) -> None:
-    docs = _render(helm, "operator.shards=3")
+def test_three_shards_each_with_a_lease_a_budget_and_their_own_pods() -> None:
+    docs = render("operator.shards=3")
     deployments = _operators(docs)
     names = [f"x-ambient-operator-shard-{i}" for i in range(3)]
     assert [d["metadata"]["name"] for d in deployments] == names
@@ -98,10 +77,7 @@ def test_three_shards_each_with_a_lease_a_budget_and_their_own_pods(helm: str) -
 
 
 @pytest.mark.parametrize("shards", ["0", "65"])
-def test_a_shard_count_out_of_range_is_refused(helm: str, shards: str) -> None:
-    proc = subprocess.run(
-        [helm, "template", "x", str(CHART), "--set", f"operator.shards={shards}"],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+def test_a_shard_count_out_of_range_is_refused(shards: str) -> None:
+    proc = refused(f"operator.shards={shards}")
     assert proc.returncode != 0
     assert "shards" in proc.stderr
