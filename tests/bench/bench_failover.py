@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import subprocess
 import sys
 import threading
@@ -27,26 +26,13 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
+from bench_sessions import GROUP, VERSION, session_body
 from kubernetes import client
 from support import control_plane, say
 
 ROOT = Path(__file__).resolve().parents[2]
-GROUP, VERSION = "ambient.ai", "v1alpha1"
 LEASE_BOUND_SECONDS = 10 + 2  # lease.Timing's defaults: the term plus one look
-
-
-def session_body(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Session",
-        "metadata": {"name": name},
-        "spec": {
-            "trigger": {"source": "api", "event": "bench", "payload": {"n": name}},
-            "framework": {"type": "script", "config": {"command": ["true"]}},
-        },
-    }
 
 
 def main() -> int:
@@ -67,21 +53,8 @@ def main() -> int:
     ns, lease = f"bench-failover-{run}", f"ambient-operator-{run}"
     cp.core.create_namespace({"metadata": {"name": ns}})
 
-    metadata_only = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
-
     def count(path: str, field_selector: str | None = None) -> int:
-        query = [("resourceVersion", "0")]
-        if field_selector:
-            query.append(("fieldSelector", field_selector))
-        response = cp.api.call_api(
-            path,
-            "GET",
-            query_params=query,
-            header_params=metadata_only,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-        )
-        return len(json.loads(response[0].data)["items"] or [])
+        return len(cp.metadata(path, field_selector))
 
     def jobs() -> int:
         return count(f"/apis/batch/v1/namespaces/{ns}/jobs")

@@ -20,7 +20,6 @@ operator peak RSS <= 300 MiB at 10,000 Sessions.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,6 @@ from bench_sessions import (
 from support import control_plane, say
 
 ROOT = Path(__file__).resolve().parents[2]
-METADATA_ONLY = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
 
 
 def main() -> int:
@@ -59,7 +57,7 @@ def main() -> int:
 
     cp = control_plane(args.workers)
     cp.settle()
-    api, batch, core, custom = cp.api, cp.batch, cp.core, cp.custom
+    batch, core, custom = cp.batch, cp.core, cp.custom
     run = uuid.uuid4().hex[:6]
     floor_prefix, op_prefix = f"scale-floor-{run}-", f"scale-op-{run}-"
     floor_ns = [f"{floor_prefix}{i:03d}" for i in range(spaces)]
@@ -68,18 +66,7 @@ def main() -> int:
     def count(path: str, prefix: str, field_selector: str | None = None) -> int:
         """Objects of a cluster-wide collection in this run's namespaces (metadata only,
         from the watch cache, filtered server-side where a field selector can)."""
-        query = [("resourceVersion", "0")]
-        if field_selector:
-            query.append(("fieldSelector", field_selector))
-        response = api.call_api(
-            path,
-            "GET",
-            query_params=query,
-            header_params=METADATA_ONLY,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-        )
-        items = json.loads(response[0].data)["items"] or []
+        items = cp.metadata(path, field_selector)
         return sum(1 for item in items if item["metadata"]["namespace"].startswith(prefix))
 
     def wait_until(
