@@ -1,12 +1,19 @@
 """Shared helpers for integration tests: a real S3-compatible server (moto's), throwaway
-TLS material, free ports."""
+TLS material, free ports, the admission webhook as its real process."""
 
 from __future__ import annotations
 
 import datetime as dt
 import socket
-from collections.abc import Iterator
+import ssl
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -14,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from localrun import tls_files  # noqa: F401 - the tests import it from here (hack/ on the path)
+from localrun import tls_files
 from moto.server import ThreadedMotoServer
 
 from ambient.common.store.s3 import S3Store
@@ -81,3 +88,72 @@ def client_certificate(
             serialization.NoEncryption(),
         ),
     )
+
+
+def cluster_pki(cluster: Any) -> Path:
+    """The local control plane's PKI (hack/controlplane writes it beside the kubeconfig)."""
+    return Path(cluster.kubeconfig).parent / "pki"
+
+
+@dataclass(frozen=True)
+class AdmissionProcess:
+    """A running admission webhook (python -m ambient.webhooks.admission)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    ca: Path
+    """The CA its serving certificate is signed by (what the API server is told to trust)."""
+    tls: ssl.SSLContext
+    """A TLS client presenting the certificate the API server presents to webhooks
+    (hack/controlplane's AdmissionConfiguration): the only client it lets through."""
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def get(self, path: str) -> str:
+        with urllib.request.urlopen(f"{self.url}{path}", context=self.tls, timeout=5) as rsp:
+            return str(rsp.read().decode())
+
+
+@contextmanager
+def admission_webhook(
+    cluster: Any, tmp: Path, env: Mapping[str, str] | None = None
+) -> Iterator[AdmissionProcess]:
+    """Start the admission webhook with fresh TLS material, requiring the API server's
+    client certificate; wait until it is ready; stop it on the way out."""
+    ca, cert, key = tls_files(tmp)
+    port = free_port()
+    pki = cluster_pki(cluster)
+    log = tmp / "webhook.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ambient.webhooks.admission"],
+        env={
+            **cluster.env,
+            "AMBIENT_ADMISSION_CERT_FILE": str(cert),
+            "AMBIENT_ADMISSION_KEY_FILE": str(key),
+            "AMBIENT_ADMISSION_HOST": "127.0.0.1",
+            "AMBIENT_ADMISSION_PORT": str(port),
+            "AMBIENT_ADMISSION_CLIENT_CA_FILE": str(pki / "webhook-client-ca.crt"),
+            **(env or {}),
+        },
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(pki / "webhook-client.crt", pki / "webhook-client.key")
+    hook = AdmissionProcess(proc, port, ca, context, log)
+
+    def ready() -> bool:
+        try:
+            return hook.get("/readyz") == "ok"
+        except OSError:
+            return False
+
+    try:
+        cluster.wait_for("the admission webhook to be ready", ready, timeout=30)
+        yield hook
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -11,14 +11,10 @@ namespaces labelled ``<run>-fast``, the webhook alone (``fast_path=False``) for
 from __future__ import annotations
 
 import json
-import ssl
 import subprocess
-import sys
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,81 +23,46 @@ from ambient.crds.naming import ANNOTATION_APPROVED_BY, ANNOTATION_CREATED_BY_US
 from ambient.runners import registry
 from ambient.webhooks.admission.registration import registrations
 
-from .conftest import free_port, tls_files
+from .conftest import admission_webhook
 
 LABEL = "ambient.ai/admission-fastpath-test"
 OPERATOR_USER = "kubernetes-admin"  # kubectl's identity here: its status writes are the operator's
 
 
-def _pki(cluster: Any) -> Path:
-    return Path(cluster.kubeconfig).parent / "pki"
-
-
 @pytest.fixture(scope="module")
 def webhook(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("fastpath")
-    ca, cert, key = tls_files(tmp)
-    port = free_port()
     run = uuid.uuid4().hex[:8]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ambient.webhooks.admission"],
-        env={
-            **cluster.env,
-            "AMBIENT_ADMISSION_CERT_FILE": str(cert),
-            "AMBIENT_ADMISSION_KEY_FILE": str(key),
-            "AMBIENT_ADMISSION_HOST": "127.0.0.1",
-            "AMBIENT_ADMISSION_PORT": str(port),
-            "AMBIENT_ADMISSION_OPERATOR_USERNAMES": OPERATOR_USER,
-            "AMBIENT_ADMISSION_CLIENT_CA_FILE": str(_pki(cluster) / "webhook-client-ca.crt"),
-        },
-        stdout=(tmp / "webhook.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    context = ssl.create_default_context(cafile=str(ca))
-    context.load_cert_chain(
-        _pki(cluster) / "webhook-client.crt", _pki(cluster) / "webhook-client.key"
-    )
-
-    def get(path: str) -> str:
-        with urllib.request.urlopen(
-            f"https://127.0.0.1:{port}{path}", context=context, timeout=5
-        ) as rsp:
-            return str(rsp.read().decode())
-
-    def ready() -> bool:
+    env = {"AMBIENT_ADMISSION_OPERATOR_USERNAMES": OPERATOR_USER}
+    with admission_webhook(cluster, tmp_path_factory.mktemp("fastpath"), env) as hook:
+        served = cluster.kubectl(
+            "api-resources", "--api-group=admissionregistration.k8s.io", "-o", "name"
+        ).stdout
+        mutating_policy = "mutatingadmissionpolicies.admissionregistration.k8s.io" in served
+        items = []
+        for mode in ("fast", "plain"):
+            items += registrations(
+                hook.ca.read_bytes(),
+                registry.load(),
+                url=f"{hook.url}/validate",
+                name=f"ambient-fastpath-test-{run}-{mode}",
+                match_labels={LABEL: f"{run}-{mode}"},
+                operator_usernames=[OPERATOR_USER],
+                fast_path=mode == "fast",
+                mutating_policy=mutating_policy,
+            )
         try:
-            return get("/readyz") == "ok"
-        except OSError:
-            return False
-
-    cluster.wait_for("the webhook to be ready", ready, timeout=30)
-    served = cluster.kubectl(
-        "api-resources", "--api-group=admissionregistration.k8s.io", "-o", "name"
-    ).stdout
-    mutating_policy = "mutatingadmissionpolicies.admissionregistration.k8s.io" in served
-    items = []
-    for mode in ("fast", "plain"):
-        items += registrations(
-            ca.read_bytes(),
-            registry.load(),
-            url=f"https://127.0.0.1:{port}/validate",
-            name=f"ambient-fastpath-test-{run}-{mode}",
-            match_labels={LABEL: f"{run}-{mode}"},
-            operator_usernames=[OPERATOR_USER],
-            fast_path=mode == "fast",
-            mutating_policy=mutating_policy,
-        )
-    try:
-        cluster.apply({"apiVersion": "v1", "kind": "List", "items": items})
-        yield {"run": run, "metrics": lambda: get("/metrics"), "mutating_policy": mutating_policy}
-    finally:
-        for item in reversed(items):
-            cluster.kubectl(
-                "delete", item["kind"].lower(), item["metadata"]["name"], "--ignore-not-found",
-                check=False,
-            )  # fmt: skip
-        proc.terminate()
-        proc.wait(timeout=20)
+            cluster.apply({"apiVersion": "v1", "kind": "List", "items": items})
+            yield {
+                "run": run,
+                "metrics": lambda: hook.get("/metrics"),
+                "mutating_policy": mutating_policy,
+            }
+        finally:
+            for item in reversed(items):
+                cluster.kubectl(
+                    "delete", item["kind"].lower(), item["metadata"]["name"],
+                    "--ignore-not-found", check=False,
+                )  # fmt: skip
 
 
 def _calls(webhook: dict[str, Any]) -> tuple[float, float]:

@@ -14,7 +14,6 @@ import select
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -32,101 +31,56 @@ from ambient.webhooks.admission.registration import (
     webhook_configuration,
 )
 
-from .conftest import client_certificate, free_port, tls_files
+from .conftest import admission_webhook, client_certificate, cluster_pki
 
 LABEL = "ambient.ai/admission-test"
 OPERATOR_USER = "kubernetes-admin"  # the admin certificate the test operator runs with
 
 
-def _pki(cluster: Any) -> Path:
-    return Path(cluster.kubeconfig).parent / "pki"
-
-
-def _as_api_server(cluster: Any, ca: Path) -> ssl.SSLContext:
-    """A TLS client presenting the certificate the API server presents to webhooks
-    (hack/controlplane's AdmissionConfiguration)."""
-    context = ssl.create_default_context(cafile=str(ca))
-    pki = _pki(cluster)
-    context.load_cert_chain(pki / "webhook-client.crt", pki / "webhook-client.key")
-    return context
-
-
 @pytest.fixture(scope="module")
 def webhook(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The webhook process, and its registration scoped to this module's namespaces."""
-    tmp = tmp_path_factory.mktemp("admission")
-    ca, cert, key = tls_files(tmp)
-    port = free_port()
     run = uuid.uuid4().hex[:8]
-    log = (tmp / "webhook.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ambient.webhooks.admission"],
-        env={
-            **cluster.env,
-            "AMBIENT_ADMISSION_CERT_FILE": str(cert),
-            "AMBIENT_ADMISSION_KEY_FILE": str(key),
-            "AMBIENT_ADMISSION_HOST": "127.0.0.1",
-            "AMBIENT_ADMISSION_PORT": str(port),
-            "AMBIENT_ADMISSION_OPERATOR_USERNAMES": OPERATOR_USER,
-            # Only the API server's webhook client certificate gets through the handshake.
-            "AMBIENT_ADMISSION_CLIENT_CA_FILE": str(_pki(cluster) / "webhook-client-ca.crt"),
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    context = _as_api_server(cluster, ca)
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(
-                f"https://127.0.0.1:{port}/readyz", context=context, timeout=2
-            ) as rsp:
-                return bool(rsp.status == 200)
-        except OSError:
-            return False
-
-    cluster.wait_for("the webhook to be ready", ready, timeout=30)
-    name = f"ambient-admission-test-{run}"
-    config = webhook_configuration(
-        ca.read_bytes(),
-        url=f"https://127.0.0.1:{port}/validate",
-        name=name,
-        match_labels={LABEL: run},
-    )
-
-    stamping = mutating_webhook_configuration(
-        ca.read_bytes(),
-        url=f"https://127.0.0.1:{port}/validate",
-        name=f"{name}-stamp",
-        match_labels={LABEL: run},
-    )
-
-    def register() -> None:
-        cluster.apply(stamping)
-        cluster.apply(config)
-
-    def unregister() -> None:
-        cluster.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
-        cluster.kubectl(
-            "delete", "mutatingwebhookconfiguration", f"{name}-stamp", "--ignore-not-found"
+    env = {"AMBIENT_ADMISSION_OPERATOR_USERNAMES": OPERATOR_USER}
+    with admission_webhook(cluster, tmp_path_factory.mktemp("admission"), env) as hook:
+        name = f"ambient-admission-test-{run}"
+        config = webhook_configuration(
+            hook.ca.read_bytes(),
+            url=f"{hook.url}/validate",
+            name=name,
+            match_labels={LABEL: run},
+        )
+        stamping = mutating_webhook_configuration(
+            hook.ca.read_bytes(),
+            url=f"{hook.url}/validate",
+            name=f"{name}-stamp",
+            match_labels={LABEL: run},
         )
 
-    register()
-    try:
-        yield {
-            "run": run,
-            "register": register,
-            "unregister": unregister,
-            "log": tmp / "webhook.log",
-            "ca": ca,
-            "port": port,
-            "pid": proc.pid,
-            "tls": context,
-        }
-    finally:
-        unregister()
-        proc.terminate()
-        proc.wait(timeout=20)
+        def register() -> None:
+            cluster.apply(stamping)
+            cluster.apply(config)
+
+        def unregister() -> None:
+            cluster.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+            cluster.kubectl(
+                "delete", "mutatingwebhookconfiguration", f"{name}-stamp", "--ignore-not-found"
+            )
+
+        register()
+        try:
+            yield {
+                "run": run,
+                "register": register,
+                "unregister": unregister,
+                "log": hook.log,
+                "ca": hook.ca,
+                "port": hook.port,
+                "pid": hook.proc.pid,
+                "tls": hook.tls,
+            }
+        finally:
+            unregister()
 
 
 @pytest.fixture
@@ -491,7 +445,7 @@ def test_only_the_api_server_certificate_reaches_the_webhook(
     anonymous = ssl.create_default_context(cafile=str(webhook["ca"]))
     assert _refused(webhook["port"], anonymous)
     user = ssl.create_default_context(cafile=str(webhook["ca"]))
-    pki = _pki(cluster)
+    pki = cluster_pki(cluster)
     user.load_cert_chain(pki / "admin.crt", pki / "admin.key")  # system:masters, cluster CA
     assert _refused(webhook["port"], user)
     assert b"200 OK" in _handshake(webhook["port"], webhook["tls"])

@@ -27,7 +27,7 @@ from ambient.crds.models import RetentionPolicy
 from ambient.operator import janitor
 from ambient.webhooks.ingress.delivery_records import StoredRequest
 
-from .conftest import free_port, tls_files
+from .conftest import admission_webhook, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PR_OPENED = json.loads((ROOT / "tests/fixtures/github/pull_request.opened.json").read_text())
@@ -257,30 +257,8 @@ def _check_store_and_retention(
 def test_admission_decisions_are_exported(
     cluster: Any, s3_store: S3Store, s3_endpoint: str, tmp_path: Path
 ) -> None:
-    ca, cert, key = tls_files(tmp_path)
-    port = free_port()
-    log = (tmp_path / "admission.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ambient.webhooks.admission"],
-        env={
-            **cluster.env,
-            **_store_env(s3_store, s3_endpoint),
-            "AMBIENT_ADMISSION_CERT_FILE": str(cert),
-            "AMBIENT_ADMISSION_KEY_FILE": str(key),
-            "AMBIENT_ADMISSION_HOST": "127.0.0.1",
-            "AMBIENT_ADMISSION_PORT": str(port),
-            "AMBIENT_ADMISSION_AUDIT_FLUSH_SECONDS": "0.2",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        url = f"https://127.0.0.1:{port}"
-        cluster.wait_for(
-            "the webhook to be ready",
-            lambda: httpx.get(f"{url}/readyz", verify=str(ca)).status_code == 200,
-            30,
-        )
+    env = {**_store_env(s3_store, s3_endpoint), "AMBIENT_ADMISSION_AUDIT_FLUSH_SECONDS": "0.2"}
+    with admission_webhook(cluster, tmp_path, env) as hook:
         review = {
             "apiVersion": "admission.k8s.io/v1",
             "kind": "AdmissionReview",
@@ -294,7 +272,7 @@ def test_admission_decisions_are_exported(
                 "object": {"apiVersion": "ambient.ai/v1alpha1", "kind": "Session"},
             },
         }
-        answer = httpx.post(f"{url}/validate", json=review, verify=str(ca)).json()
+        answer = httpx.post(f"{hook.url}/validate", json=review, verify=hook.tls).json()
         assert answer["response"]["allowed"] is False  # malformed Session: denied
 
         def exported() -> list[dict[str, Any]] | None:
@@ -306,6 +284,3 @@ def test_admission_decisions_are_exported(
         assert record["actor"] == "mallory" and record["outcome"] == "denied"
         assert record["resource"] == "sessions/s1"
         assert record["traceId"] == review["request"]["uid"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
