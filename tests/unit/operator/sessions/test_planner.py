@@ -142,11 +142,7 @@ def test_replanning_before_the_status_was_written_still_creates_nothing_new(
 
 
 def test_pod_pending_stays_pending_with_nothing_to_write(
-    created: Session,
-    runner: ResolvedRunner,
-    settings: OperatorSettings,
-    later: Later,
-    with_status: Advance,
+    created: Session, runner: ResolvedRunner, settings: OperatorSettings, later: Later
 ) -> None:
     """A pending pod (not stuck) says nothing new: no write of its own; its name is
     recorded with the write that says it started."""
