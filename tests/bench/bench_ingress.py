@@ -59,6 +59,7 @@ from support import (
     start_ingress,
 )
 
+from ambient.common.kube import config as kube_config
 from ambient.crds.models import SessionDefaults
 from ambient.webhooks.ingress import events
 from ambient.webhooks.ingress.sessions_api import AsyncSessionsApi
@@ -225,7 +226,8 @@ def floor_async(
     times: list[float] = []
 
     async def run() -> float:
-        kube = AsyncSessionsApi(cp.api.configuration, connections=concurrency)
+        # The ingress's own login (common/kube/config.py), not the official client's.
+        kube = AsyncSessionsApi(kube_config.configuration(cp.kubeconfig), connections=concurrency)
 
         async def burst(batch: list[dict[str, Any]]) -> float:
             pending = iter(batch)
