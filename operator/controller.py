@@ -53,6 +53,7 @@ from ambient.operator.sessions.observe import (
     pod_view,
 )
 from ambient.operator.sessions.planner import Observed, Plan, only_job_created, plan
+from ambient.operator.sessions.status import wire
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.state import Key, SessionState, StateStore
 from ambient.operator.supervisor import Supervisor, every
@@ -683,7 +684,7 @@ class Controller:
         """Write what the plan changed in the status ``stored`` at the Session's
         resourceVersion, as one JSON patch guarded by it; False on a conflict."""
         assert result.status is not None
-        status = result.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        status = wire(result.status)
         sent_rv = session.metadata.resource_version
         try:
             updated = await self._call(

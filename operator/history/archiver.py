@@ -23,6 +23,7 @@ from ambient.operator.history.rules import (
     archived_status,
     plan_archive,
 )
+from ambient.operator.sessions.status import wire
 
 log = logging.getLogger("ambient.operator.history.archiver")
 
@@ -68,18 +69,14 @@ class Archiver:
             status = archived_status(session.status, step, location, datetime.now(UTC))
         except ValueError:
             return None
-        stored, body = (
-            s.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for s in (session.status, status)
-        )
         try:
             updated = await asyncio.to_thread(
                 self.api.patch_session_status,
                 meta.namespace,
                 meta.name,
                 meta.resource_version,
-                stored,
-                body,
+                wire(session.status),
+                wire(status),
             )
         except ConflictError:
             return None

@@ -23,12 +23,12 @@ import pydantic
 from ambient.common.audit import trail as audit
 from ambient.common.audit.records import record as audit_record
 from ambient.common.kube.client import ConflictError, GoneError, Kube
-from ambient.crds.models import NamespacePolicy, Session, SessionStatus
+from ambient.crds.models import NamespacePolicy, Session
 from ambient.operator.metrics import OperatorMetrics
 from ambient.operator.notify import rules as notifications
 from ambient.operator.notify.egress import EgressRule
 from ambient.operator.notify.sender import ERROR_MAX, Job, Notifier, Outcome
-from ambient.operator.sessions.status import StatusEditor
+from ambient.operator.sessions.status import StatusEditor, wire
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class Outbox:
             except GoneError:
                 return
             session = Session.model_validate(body)
-            stored = _dump(session.status)
+            stored = wire(session.status)
             edit = StatusEditor(session.status, datetime.now(UTC), session.metadata.generation)
             if not edit.append(job.delivery.history_id, event, data):
                 break  # already recorded (another writer got there first)
@@ -152,7 +152,7 @@ class Outbox:
                     job.session,
                     session.metadata.resource_version,
                     stored,
-                    _dump(edit.status),
+                    wire(edit.status),
                 )
             except ConflictError:
                 continue
@@ -174,7 +174,3 @@ class Outbox:
         self._recorded[job.delivery.delivery_id] = None
         while len(self._recorded) > 10_000:
             self._recorded.popitem(last=False)
-
-
-def _dump(status: SessionStatus) -> dict[str, Any]:
-    return status.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -31,7 +31,7 @@ from ambient.crds.models import NamespacePolicy, ReplyPolicy, Session
 from ambient.operator.replies import rules
 from ambient.operator.replies.client import Answer, Credentials, ReplyClient
 from ambient.operator.replies.rules import Kind, Reply
-from ambient.operator.sessions.status import StatusEditor
+from ambient.operator.sessions.status import StatusEditor, wire
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class Replier:
             session = await self._read(reply)
             if session is None:
                 return None
-            stored = session.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+            stored = wire(session.status)
             edit = StatusEditor(session.status, datetime.now(UTC), session.metadata.generation)
             if edit.has(entry_id):
                 return session
@@ -228,7 +228,7 @@ class Replier:
                     reply.session,
                     session.metadata.resource_version,
                     stored,
-                    edit.status.model_dump(mode="json", by_alias=True, exclude_none=True),
+                    wire(edit.status),
                 )
             except ConflictError:
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from ambient.crds.events import HistoryEvent
 from ambient.crds.history import known_ids, next_seq
@@ -94,3 +95,9 @@ class StatusEditor:
         self.status.observed_generation = self.generation
         if phase in (Phase.COMPLETED, Phase.FAILED) and not self.status.completion_time:
             self.status.completion_time = self.now
+
+
+def wire(status: SessionStatus) -> dict[str, Any]:
+    """The status as the API server stores it (JSON names, unset fields left out): what
+    a status patch is computed from and sent as."""
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
