@@ -66,7 +66,9 @@ class Release:
         for key, value in extra.items():
             values.setdefault(key, {}).update(value)
         path = self.tmp / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(values))
+        # JSON is YAML with every string quoted: PyYAML leaves a value like "1234e567"
+        # bare, and helm's Go YAML then reads it as a number (a random suffix did).
+        path.write_text(json.dumps(values, indent=2))
         return str(path)
 
     def manifest(self) -> list[dict[str, Any]]:
