@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help venv runners-venv crds crds-check lint test test-unit test-integration \
-        cluster cluster-down cluster-status run bench clean chart-crds chart-check tools kind \
+        cluster cluster-down cluster-status test-cluster run bench clean chart-crds chart-check tools kind \
         fuzz images chart-readme
 
 help: ## List the targets
@@ -77,8 +77,17 @@ lint: $(STAMP) ## ruff, mypy --strict and the import layering contracts (lint-im
 test-unit: $(STAMP) ## Unit tests only (no cluster)
 	$(VENV)/bin/pytest tests/unit
 
-test-integration: $(STAMP) $(RUNNERS_STAMP) $(FRAMEWORK_STAMPS) ## Integration tests on the real local control plane
-	$(VENV)/bin/pytest tests/integration tests/e2e
+# The tests' control plane is the `test` profile's (its own state and ports, beside `make
+# run`'s), started empty so nothing a demo, a benchmark or an earlier run left is in it.
+# Target-specific exports reach the prerequisites too (chart-check's dry run uses it).
+test-cluster: export AMBIENT_CLUSTER_PROFILE = test
+test-cluster: $(STAMP) ## Start the tests' local control plane afresh (empties its state)
+	$(PY) hack/cluster.py down --purge
+	$(PY) hack/cluster.py up
+
+test-integration: export AMBIENT_CLUSTER_PROFILE = test
+test-integration: test-cluster $(RUNNERS_STAMP) $(FRAMEWORK_STAMPS) ## Integration tests on a fresh local control plane
+	$(VENV)/bin/pytest tests/integration tests/e2e; status=$$?; $(PY) hack/cluster.py down; exit $$status
 
 FUZZ_EXAMPLES ?= 2000
 fuzz: $(STAMP) ## Property tests and schemathesis with random examples (FUZZ_EXAMPLES each; make test runs a fixed, smaller set)
@@ -86,8 +95,9 @@ fuzz: $(STAMP) ## Property tests and schemathesis with random examples (FUZZ_EXA
 	  $(VENV)/bin/pytest -p no:cacheprovider -q \
 	  $(filter-out tests/unit/conftest.py,$(shell grep -rlE "from hypothesis|import schemathesis" tests/unit))
 
-test: lint crds-check chart-check cluster $(RUNNERS_STAMP) $(FRAMEWORK_STAMPS) ## Lint, then unit and integration tests on the local control plane
-	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e
+test: export AMBIENT_CLUSTER_PROFILE = test
+test: lint crds-check test-cluster chart-check $(RUNNERS_STAMP) $(FRAMEWORK_STAMPS) ## Lint, then unit and integration tests on a fresh local control plane
+	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e; status=$$?; $(PY) hack/cluster.py down; exit $$status
 
 chart-crds: $(STAMP) ## Copy the generated CRD YAML into the Helm chart (a unit test fails on drift)
 	cp crds/ambient.ai_*.yaml charts/ambient/files/crds/
@@ -108,8 +118,8 @@ kind: $(STAMP) ## With Docker: kind cluster, images built and loaded, chart inst
 cluster: $(STAMP) ## Build (cached) and start the local control plane; prints the kubeconfig
 	$(PY) hack/cluster.py up
 
-cluster-down: $(STAMP) ## Stop the local control plane
-	$(PY) hack/cluster.py down
+cluster-down: $(STAMP) ## Stop the local control planes (`make run`'s, the tests' and the benchmarks')
+	for profile in run test bench; do AMBIENT_CLUSTER_PROFILE=$$profile $(PY) hack/cluster.py down; done
 
 cluster-status: $(STAMP) ## Is the local control plane up?
 	$(PY) hack/cluster.py status

@@ -2,7 +2,10 @@
 
 The control plane is started (or a running one reused) once per test run by
 ``hack/cluster.py up``; tests that need it ask for the ``cluster`` fixture, directly or
-through ``operator`` or ``namespace``. Unit tests never touch it.
+through ``operator`` or ``namespace``. Unit tests never touch it. It is the ``test``
+profile's (its own state and ports): whatever `make run` or a benchmark left in theirs
+never reaches the tests' operator, which watches every namespace. `make test` starts it
+afresh.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
+# Set before any fixture runs, so every child (hack/run.py in the e2e test) inherits it.
+os.environ.setdefault("AMBIENT_CLUSTER_PROFILE", "test")
 
 
 class Cluster:

@@ -1,6 +1,10 @@
 """Where things live, which versions and which ports, read once from the environment (pure).
 
-Environment (all optional): AMBIENT_CLUSTER_DIR (state; default <cache>/cluster),
+Environment (all optional): AMBIENT_CLUSTER_PROFILE (``run``, the default, for `make run`;
+``test`` for the test suite; ``bench`` for the benchmarks: each has its own state
+directory and ports, so a test run never meets what a demo or a benchmark left behind,
+and the three can run side by side), AMBIENT_CLUSTER_DIR (state; default
+<cache>/cluster, <cache>/test-cluster or <cache>/bench-cluster),
 AMBIENT_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/ambient), K8S_VERSION, ETCD_VERSION,
 KWOK_VERSION (as in hack/build-control-plane.sh), AMBIENT_ETCD_PORT,
 AMBIENT_ETCD_PEER_PORT, AMBIENT_APISERVER_PORT, AMBIENT_KCM_PORT,
@@ -47,6 +51,9 @@ DEFAULT_PORTS = {
     "AMBIENT_KWOK_PORT": 16280,
 }
 
+# profile -> (state directory under the cache, offset added to every default port).
+PROFILES = {"run": ("cluster", 0), "test": ("test-cluster", 100), "bench": ("bench-cluster", 200)}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -71,19 +78,20 @@ class Settings:
         home = env.get("HOME") or str(Path.home())
         xdg = env.get("XDG_CACHE_HOME") or str(Path(home) / ".cache")
         cache = _expand(env.get("AMBIENT_CACHE") or str(Path(xdg) / "ambient"), home)
-        state = _expand(env.get("AMBIENT_CLUSTER_DIR") or str(cache / "cluster"), home)
+        folder, offset = _profile(env)
+        state = _expand(env.get("AMBIENT_CLUSTER_DIR") or str(cache / folder), home)
         return cls(
             cache=cache,
             state=state,
             k8s_version=env.get("K8S_VERSION") or DEFAULT_VERSIONS["K8S_VERSION"],
             etcd_version=env.get("ETCD_VERSION") or DEFAULT_VERSIONS["ETCD_VERSION"],
             kwok_version=env.get("KWOK_VERSION") or DEFAULT_VERSIONS["KWOK_VERSION"],
-            etcd_port=_port(env, "AMBIENT_ETCD_PORT"),
-            etcd_peer_port=_port(env, "AMBIENT_ETCD_PEER_PORT"),
-            apiserver_port=_port(env, "AMBIENT_APISERVER_PORT"),
-            kcm_port=_port(env, "AMBIENT_KCM_PORT"),
-            scheduler_port=_port(env, "AMBIENT_SCHEDULER_PORT"),
-            kwok_port=_port(env, "AMBIENT_KWOK_PORT"),
+            etcd_port=_port(env, "AMBIENT_ETCD_PORT", offset),
+            etcd_peer_port=_port(env, "AMBIENT_ETCD_PEER_PORT", offset),
+            apiserver_port=_port(env, "AMBIENT_APISERVER_PORT", offset),
+            kcm_port=_port(env, "AMBIENT_KCM_PORT", offset),
+            scheduler_port=_port(env, "AMBIENT_SCHEDULER_PORT", offset),
+            kwok_port=_port(env, "AMBIENT_KWOK_PORT", offset),
             profiling=env.get("AMBIENT_PROFILING") == "1",
         )
 
@@ -173,11 +181,19 @@ def _expand(path: str, home: str) -> Path:
     return Path(path).expanduser()  # "~user/..." (rare) still needs the password database
 
 
-def _port(env: Mapping[str, str], name: str) -> int:
+def _profile(env: Mapping[str, str]) -> tuple[str, int]:
+    name = env.get("AMBIENT_CLUSTER_PROFILE") or "run"
+    if name not in PROFILES:
+        known = ", ".join(PROFILES)
+        raise ClusterError(f"AMBIENT_CLUSTER_PROFILE={name!r} is not a profile; use one of {known}")
+    return PROFILES[name]
+
+
+def _port(env: Mapping[str, str], name: str, offset: int = 0) -> int:
     """Read a port override, failing loudly on nonsense rather than binding port 0."""
     raw = env.get(name)
     if not raw:
-        return DEFAULT_PORTS[name]
+        return DEFAULT_PORTS[name] + offset
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise ClusterError(f"{name}={raw!r} is not a TCP port; set it to a number from 1 to 65535")
     return int(raw)

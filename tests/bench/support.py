@@ -24,6 +24,8 @@ from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster.py")]
+# The benchmarks' own control plane (state and ports), started empty by each bench.
+os.environ["AMBIENT_CLUSTER_PROFILE"] = "bench"
 METADATA_ONLY = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
 
 
@@ -194,9 +196,14 @@ class ControlPlane:
 
 
 def control_plane(connections: int) -> ControlPlane:
-    """Start (or reuse) the local control plane, apply the CRDs, and return clients whose
-    connection pool holds ``connections`` (the benchmark's concurrency)."""
+    """Start the benchmarks' local control plane empty (or reuse AMBIENT_CLUSTER_DIR's when
+    it is set), apply the CRDs, and return clients whose connection pool holds
+    ``connections`` (the benchmark's concurrency)."""
     say("local control plane")
+    if "AMBIENT_CLUSTER_DIR" not in os.environ:
+        # Empty each time: objects another bench left (1,000 Sessions, say) would be
+        # resumed by this bench's operator and measured as this bench's work.
+        subprocess.run([*CLUSTER, "down", "--purge"], stdout=subprocess.DEVNULL, check=True)
     up = subprocess.run([*CLUSTER, "up"], stdout=subprocess.PIPE, text=True, check=True)
     kubeconfig = up.stdout.strip().splitlines()[-1]
     kubectl = subprocess.run(

@@ -125,3 +125,31 @@ def test_paths_in_the_state_dir_and_the_lock_beside_it() -> None:
 def test_an_unknown_binary_is_refused_listing_the_known_ones() -> None:
     with pytest.raises(ClusterError, match="unknown binary 'helm'; known: etcd, kwok, kube-"):
         Settings.from_env(HOME).binary("helm")
+
+
+def test_each_profile_has_its_own_state_and_ports_so_they_run_side_by_side() -> None:
+    run, test, bench = (
+        Settings.from_env({**HOME, "AMBIENT_CLUSTER_PROFILE": name})
+        for name in ("run", "test", "bench")
+    )
+    assert run == Settings.from_env(HOME)  # `make run` keeps the documented defaults
+    assert test.state == Path("/home/dev/.cache/ambient/test-cluster")
+    assert bench.state == Path("/home/dev/.cache/ambient/bench-cluster")
+    assert test.apiserver_url == "https://127.0.0.1:16543"
+    ports = [port for s in (run, test, bench) for port, _ in s.ports()]
+    assert len(ports) == len(set(ports)), "two profiles would bind the same port"
+    for s in (run, test, bench):
+        s.check_ports()
+
+
+def test_an_explicit_directory_or_port_wins_over_the_profile() -> None:
+    env = {**HOME, "AMBIENT_CLUSTER_PROFILE": "test", "AMBIENT_CLUSTER_DIR": "/tmp/cp"}
+    s = Settings.from_env({**env, "AMBIENT_APISERVER_PORT": "26443"})
+    assert s.state == Path("/tmp/cp")
+    assert s.apiserver_port == 26443
+    assert s.etcd_port == DEFAULT_PORTS["AMBIENT_ETCD_PORT"] + 100
+
+
+def test_an_unknown_profile_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ClusterError, match="use one of run, test, bench"):
+        Settings.from_env({**HOME, "AMBIENT_CLUSTER_PROFILE": "prod"})
