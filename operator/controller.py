@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -52,7 +53,7 @@ from ambient.operator.sessions.observe import (
     pod_outdated,
     pod_view,
 )
-from ambient.operator.sessions.planner import Observed, Plan, only_job_created, plan
+from ambient.operator.sessions.planner import Observed, Plan, only_progress, plan
 from ambient.operator.sessions.status import wire
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.state import Key, SessionState, StateStore
@@ -551,8 +552,8 @@ class Controller:
                 await self._delete(namespace, result.delete)
                 state.last_seen = fingerprint
                 return
-            if self._settling(state, result.status):
-                return  # the pod's start (a Job event) or the settle timer writes it
+            if self._settling(ident, state, result.status):
+                return  # the next news (a Job event) or the settle timer writes it
             if not await self._write(ident, state, session, body.get("status"), result, seen):
                 body = await self._call(api.get_session, namespace, name)
                 continue
@@ -627,33 +628,49 @@ class Controller:
         if job is None:
             return False
         state.created = job_view(job)
-        settle = self.settings.settle_seconds
-        if settle > 0:
-            state.settle_until = self.clock.monotonic() + settle
-            self.clock.call_later(settle, partial(self._settled, ident))
+        if result.status is not None and (news := only_progress(result.status)) is not None:
+            self._open_settle_window(ident, state, news)
         if not start:
             return False
         state.recorded = self.clock.monotonic()
         self._progress(ident)
         return True
 
-    def _settling(self, state: SessionState, status: SessionStatus) -> bool:
-        """Whether the planned status only records the Job this process created moments
-        ago: then it waits (``settle_seconds``) to go with the pod's start, one write."""
-        until = state.settle_until
-        if until is None:
+    def _open_settle_window(self, ident: Key, state: SessionState, news: tuple[str, str]) -> bool:
+        settle = self.settings.settle_seconds
+        if settle <= 0:
             return False
-        if until <= self.clock.monotonic() or not only_job_created(status):
-            state.settle_until = None
-            return False
+        state.settle_news = news
+        state.settle_until = self.clock.monotonic() + settle
+        self.clock.call_later(settle, partial(self._settled, ident))
         return True
 
+    def _settling(self, ident: Key, state: SessionState, status: SessionStatus) -> bool:
+        """Whether the planned status only says the work goes on (the Job created, the pod
+        running) and waits (``settle_seconds``) to go with the next news in one write: the
+        pod's start, or the outcome of a short run. Each such news waits once; an outcome,
+        a stuck pod or any other change is written at once."""
+        news = only_progress(status)
+        until = state.settle_until
+        if news is None:
+            state.settle_until = None
+            return False
+        if until is not None:
+            if until > self.clock.monotonic():
+                return True
+            state.settle_until = None  # waited long enough: write it
+            state.settle_news = news
+            return False
+        if state.settle_news == news:
+            return False
+        return self._open_settle_window(ident, state, news)
+
     def _settled(self, ident: Key) -> None:
-        """The settle time of a new Job passed: write whatever its status holds now."""
+        """The settle time passed: write whatever the status holds now."""
         state = self.state.peek(ident)
         if state is None or state.settle_until is None:
             return  # deleted, or written meanwhile
-        state.settle_until = None
+        state.settle_until = -math.inf  # over, whatever the clock the timer ran on says
         self._force(ident, PROGRESS)
 
     async def _archive_first(

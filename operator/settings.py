@@ -151,10 +151,11 @@ class OperatorSettings(BaseSettings):
     which in a burst saves about one status write per Session. Changes to the Session
     itself are not delayed."""
     settle_seconds: float = Field(default=5.0, ge=0, le=60)
-    """After the operator creates a Session's Job, a status that says only that (the pod
-    not yet running) waits up to this long: the write that records the pod running (or
-    the Job ending, or its pod stuck) records the Job's creation too, one status write
-    fewer per Session. 0 records the creation on its own."""
+    """A status that says only that the work goes on (the operator created the Session's
+    Job, or its pod runs) waits up to this long for the next news, once per such news:
+    the Job's creation goes with its pod's start, and a pod's start with the outcome of
+    a short run, one status write fewer each. An outcome or a stuck pod is written at
+    once. 0 writes each on its own."""
     usage_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
     """How often the month-to-date spend of every NamespacePolicy is rolled up from its
     Sessions (a policy's own changes roll it up at once)."""

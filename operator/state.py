@@ -58,8 +58,11 @@ class SessionState:
     phase: tuple[str, str] | None = None
     """Phase and reason as last seen by the watch (for the metrics)."""
     settle_until: float | None = None
-    """Until when a status that only records its new Job waits for the runner's pod to
-    run, so both go in one write (monotonic seconds; see ``settle_seconds``)."""
+    """Until when a status that only says the work goes on (its Job created, its pod
+    running) waits for the next news, so both go in one write (monotonic seconds; see
+    ``settle_seconds``)."""
+    settle_news: tuple[str, str] | None = None
+    """The phase and reason that last waited: each such news waits once."""
 
 
 @dataclass(slots=True, eq=False)

@@ -34,6 +34,8 @@ POLICY_COMPLIANT = "PolicyCompliant"
 
 JOB_CREATED_REASON = "WorkloadCreated"
 """The Pending reason while the runner's Job exists and its pod does not run yet."""
+RUNNING_REASON = "Running"
+"""The Running reason while the runner's pod runs."""
 
 # Waiting reasons that mean the pod will not start without someone acting.
 STUCK_WAITING = frozenset(
@@ -136,10 +138,16 @@ def plan(
     )
 
 
-def only_job_created(status: SessionStatus) -> bool:
-    """The status says no more than that the runner's Job exists (its pod neither running
-    nor stuck, the Job not finished): a write that can wait to be made with the next."""
-    return status.phase == Phase.PENDING and status.reason == JOB_CREATED_REASON
+def only_progress(status: SessionStatus) -> tuple[str, str] | None:
+    """The news, when the status says no more than that the work goes on as it should:
+    the runner's Job exists (its pod neither running nor stuck) or its pod runs. Such a
+    write can wait a moment to be made with the next (often the outcome). None for
+    anything a reader must see at once: an outcome, a stuck pod, a queue, an approval."""
+    if status.phase == Phase.PENDING and status.reason == JOB_CREATED_REASON:
+        return (status.phase.value, status.reason)
+    if status.phase == Phase.RUNNING and status.reason == RUNNING_REASON:
+        return (status.phase.value, status.reason)
+    return None
 
 
 def _leftovers(session: Session, observed: Observed, status: SessionStatus) -> list[str]:
@@ -444,7 +452,7 @@ def _follow(edit: StatusEditor, job: JobView, pod: PodView | None) -> None:
         edit.phase(Phase.FAILED, reason, message)
     elif pod is not None and pod.phase == "Running":
         edit.condition(WORKLOAD_RUNNING, True, "PodRunning", f"pod {pod.name} is running")
-        edit.phase(Phase.RUNNING, "Running", f"pod {pod.name} is running")
+        edit.phase(Phase.RUNNING, RUNNING_REASON, f"pod {pod.name} is running")
     elif pod is not None and _stuck(pod):
         message = f"pod {pod.name}: {pod.waiting_reason} {pod.waiting_message}".strip()
         edit.condition(WORKLOAD_RUNNING, False, pod.waiting_reason, message)

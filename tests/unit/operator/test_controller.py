@@ -223,6 +223,31 @@ def test_a_new_session_gets_its_identity_and_job_then_its_status(
     asyncio.run(main())
 
 
+async def _job_changed(h: Harness, job: str, status: dict[str, Any], pod_phase: str) -> None:
+    """The Job's status and its pod as the watch and a pod list would show them."""
+    h.put_job(job, status)
+    pod: dict[str, Any] = {"phase": pod_phase}
+    if pod_phase == "Succeeded":
+        pod["containerStatuses"] = [{"name": "runner", "state": {"terminated": {"exitCode": 0}}}]
+    h.api.pods[:] = [{"metadata": {"name": f"{job}-x", "labels": {"job-name": job}}, "status": pod}]
+    await h.controller.job_event(
+        "MODIFIED",
+        {"metadata": {"name": job}, "status": status},
+        NS,
+        {naming.LABEL_SESSION: naming.session_label_value(NAME)},
+        h.indexes,
+    )
+    await h.drain()
+
+
+RUNNING = {"active": 1, "ready": 1}
+FINISHED = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+
+
+def _events(status: dict[str, Any]) -> list[str]:
+    return [e["event"] for e in status["history"]]
+
+
 def test_the_jobs_creation_and_its_pods_start_go_in_one_status_write(
     harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
 ) -> None:
@@ -232,8 +257,107 @@ def test_the_jobs_creation_and_its_pods_start_go_in_one_status_write(
         await h.event("ADDED")
         await h.drain()
         job = naming.job_name(NAME, 1)
-        h.put_job(job, {"active": 1})  # the Job exists, its pod does not run yet
         h.clock.mono += 2  # past the progress interval, within the settle time
+        await _job_changed(h, job, {"active": 1}, "Pending")  # its pod does not run yet
+        assert h.api.names("patch_session_status") == []
+        await _job_changed(h, job, RUNNING, "Running")
+        # Running is progress too: it waits out the settle time for an outcome.
+        assert h.api.names("patch_session_status") == []
+        h.clock.fire()
+        await h.drain()
+        (status,) = h.api.names("patch_session_status")
+        assert (status["phase"], status["reason"]) == ("Running", "Running")
+        assert _events(status) == ["SessionCreated", "WorkloadCreated", "WorkloadStarted"]
+        # Nothing more to write, and no second wait for the same news.
+        h.clock.fire()
+        await h.drain()
+        assert len(h.api.names("patch_session_status")) == 1
+
+    asyncio.run(main())
+
+
+def test_a_short_runs_outcome_goes_with_its_creation_in_one_status_write(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> None:
+        h = harness()
+        h.put_session(make_body())
+        await h.event("ADDED")
+        await h.drain()
+        job = naming.job_name(NAME, 1)
+        h.clock.mono += 2
+        await _job_changed(h, job, RUNNING, "Running")
+        assert h.api.names("patch_session_status") == []
+        await _job_changed(h, job, FINISHED, "Succeeded")  # an outcome: written at once
+        (status,) = h.api.names("patch_session_status")
+        assert (status["phase"], status["reason"]) == ("Completed", "Succeeded")
+        assert _events(status) == [
+            "SessionCreated",
+            "WorkloadCreated",
+            "WorkloadStarted",
+            "WorkloadSucceeded",
+        ]
+
+    asyncio.run(main())
+
+
+def test_in_a_burst_a_late_pods_start_waits_to_go_with_the_outcome(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """Pods start long after their Jobs when many Sessions arrive at once: the creation
+    is written when the settle time ends, the start then waits for the outcome."""
+
+    async def main() -> None:
+        h = harness()
+        h.put_session(make_body())
+        await h.event("ADDED")
+        await h.drain()
+        job = naming.job_name(NAME, 1)
+        h.clock.mono += 6
+        h.clock.fire()  # the settle time passed and the pod does not run yet
+        await h.drain()
+        (created,) = h.api.names("patch_session_status")
+        assert (created["phase"], created["reason"]) == ("Pending", "WorkloadCreated")
+        h.put_session(h.api.sessions[KEY])  # the watch shows the write
+        h.clock.mono += 20
+        await _job_changed(h, job, RUNNING, "Running")
+        assert len(h.api.names("patch_session_status")) == 1, "the start waits"
+        assert [delay for delay, _ in h.clock.timers][-1] == 5.0
+        h.clock.mono += 2
+        await _job_changed(h, job, FINISHED, "Succeeded")
+        writes = h.api.names("patch_session_status")
+        assert len(writes) == 2
+        assert (writes[1]["phase"], writes[1]["reason"]) == ("Completed", "Succeeded")
+        assert _events(writes[1])[-2:] == ["WorkloadStarted", "WorkloadSucceeded"]
+
+    asyncio.run(main())
+
+
+def test_a_stuck_pod_is_written_at_once_within_the_settle_time(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> None:
+        h = harness()
+        h.put_session(make_body())
+        await h.event("ADDED")
+        await h.drain()
+        job = naming.job_name(NAME, 1)
+        h.clock.mono += 2
+        h.put_job(job, {"active": 1, "terminating": 0, "uncountedTerminatedPods": {}})
+        h.api.pods[:] = [
+            {
+                "metadata": {"name": f"{job}-x", "labels": {"job-name": job}},
+                "status": {
+                    "phase": "Pending",
+                    "containerStatuses": [
+                        {
+                            "name": "runner",
+                            "state": {"waiting": {"reason": "ErrImagePull", "message": "no"}},
+                        }
+                    ],
+                },
+            }
+        ]
         await h.controller.job_event(
             "MODIFIED",
             {"metadata": {"name": job}, "status": {"active": 1}},
@@ -242,30 +366,8 @@ def test_the_jobs_creation_and_its_pods_start_go_in_one_status_write(
             h.indexes,
         )
         await h.drain()
-        assert h.api.names("patch_session_status") == []
-        h.put_job(job, {"active": 1, "ready": 1})
-        h.api.pods.append(
-            {
-                "metadata": {"name": f"{job}-x", "labels": {"job-name": job}},
-                "status": {"phase": "Running"},
-            }
-        )
-        await h.controller.job_event(
-            "MODIFIED",
-            {"metadata": {"name": job}, "status": {"active": 1, "ready": 1}},
-            NS,
-            {naming.LABEL_SESSION: naming.session_label_value(NAME)},
-            h.indexes,
-        )
-        await h.drain()
         (status,) = h.api.names("patch_session_status")
-        assert (status["phase"], status["reason"]) == ("Running", "Running")
-        events = [e["event"] for e in status["history"]]
-        assert events == ["SessionCreated", "WorkloadCreated", "WorkloadStarted"]
-        # The settle timer finds it written and writes nothing more.
-        h.clock.fire()
-        await h.drain()
-        assert len(h.api.names("patch_session_status")) == 1
+        assert (status["phase"], status["reason"]) == ("Pending", "ErrImagePull")
 
     asyncio.run(main())
 

@@ -15,7 +15,7 @@ from ambient.crds.models import ConditionStatus, Phase, Session, SessionStatus
 from ambient.crds.times import rfc3339
 from ambient.operator.sessions.lifecycle import Context
 from ambient.operator.sessions.observe import JobView, PodView, Termination
-from ambient.operator.sessions.planner import Observed, Plan, plan
+from ambient.operator.sessions.planner import Observed, Plan, only_progress, plan
 from ambient.operator.settings import OperatorSettings
 from ambient.runners.registry import Registry, ResolvedRunner, UnknownFrameworkError, resolve
 
@@ -593,3 +593,22 @@ def test_a_session_the_policy_does_not_admit_is_refused_before_any_job(
     # Once its Job exists, refusals no longer apply (the ongoing rules do).
     later = plan(created, Observed(job=_job(active=1)), runner, settings, now, context=ctx)
     assert later.status is None or later.status.phase != Phase.FAILED
+
+
+@pytest.mark.parametrize(
+    ("phase", "reason", "news"),
+    [
+        (Phase.PENDING, "WorkloadCreated", ("Pending", "WorkloadCreated")),
+        (Phase.RUNNING, "Running", ("Running", "Running")),
+        (Phase.PENDING, "ErrImagePull", None),  # stuck: a user must act, say it at once
+        (Phase.PENDING, "Queued", None),
+        (Phase.PENDING, "AwaitingApproval", None),
+        (Phase.PENDING, "Retrying", None),
+        (Phase.COMPLETED, "Succeeded", None),
+        (Phase.FAILED, "TimedOut", None),
+    ],
+)
+def test_only_progress_may_wait_to_be_written(
+    phase: Phase, reason: str, news: tuple[str, str] | None
+) -> None:
+    assert only_progress(SessionStatus(phase=phase, reason=reason)) == news
