@@ -636,7 +636,7 @@ class Controller:
         self._progress(ident)
         return True
 
-    def _open_settle_window(self, ident: Key, state: SessionState, news: tuple[str, str]) -> bool:
+    def _open_settle_window(self, ident: Key, state: SessionState, news: tuple[str, ...]) -> bool:
         settle = self.settings.settle_seconds
         if settle <= 0:
             return False

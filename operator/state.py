@@ -61,8 +61,8 @@ class SessionState:
     """Until when a status that only says the work goes on (its Job created, its pod
     running) waits for the next news, so both go in one write (monotonic seconds; see
     ``settle_seconds``)."""
-    settle_news: tuple[str, str] | None = None
-    """The phase and reason that last waited: each such news waits once."""
+    settle_news: tuple[str, ...] | None = None
+    """The phase, reason and last history event that last waited: each news waits once."""
 
 
 @dataclass(slots=True, eq=False)

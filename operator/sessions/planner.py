@@ -138,16 +138,19 @@ def plan(
     )
 
 
-def only_progress(status: SessionStatus) -> tuple[str, str] | None:
+def only_progress(status: SessionStatus) -> tuple[str, ...] | None:
     """The news, when the status says no more than that the work goes on as it should:
-    the runner's Job exists (its pod neither running nor stuck) or its pod runs. Such a
-    write can wait a moment to be made with the next (often the outcome). None for
-    anything a reader must see at once: an outcome, a stuck pod, a queue, an approval."""
-    if status.phase == Phase.PENDING and status.reason == JOB_CREATED_REASON:
-        return (status.phase.value, status.reason)
-    if status.phase == Phase.RUNNING and status.reason == RUNNING_REASON:
-        return (status.phase.value, status.reason)
-    return None
+    the runner's Job exists (its pod neither running nor stuck) or its pod runs, with the
+    last history entry that says so. Such a write can wait a moment to be made with the
+    next (often the outcome). None for anything a reader must see at once: an outcome, a
+    stuck pod, a queue, an approval."""
+    progress = (status.phase == Phase.PENDING and status.reason == JOB_CREATED_REASON) or (
+        status.phase == Phase.RUNNING and status.reason == RUNNING_REASON
+    )
+    if not progress or status.phase is None:
+        return None
+    last = status.history[-1].event if status.history else ""
+    return (status.phase.value, status.reason or "", last)
 
 
 def _leftovers(session: Session, observed: Observed, status: SessionStatus) -> list[str]:

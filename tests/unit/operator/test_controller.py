@@ -301,8 +301,20 @@ def test_a_short_runs_outcome_goes_with_its_creation_in_one_status_write(
     asyncio.run(main())
 
 
+@pytest.mark.parametrize(
+    ("job_status", "pod_phase"),
+    [
+        (RUNNING, "Running"),
+        # Seen only once it finished, before the Job controller marked the Job complete:
+        # still Pending, but its start is news of its own that waits too.
+        ({"active": 1, "ready": 0}, "Succeeded"),
+    ],
+)
 def test_in_a_burst_a_late_pods_start_waits_to_go_with_the_outcome(
-    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+    harness: Callable[[], Harness],
+    make_body: Callable[..., dict[str, Any]],
+    job_status: dict[str, Any],
+    pod_phase: str,
 ) -> None:
     """Pods start long after their Jobs when many Sessions arrive at once: the creation
     is written when the settle time ends, the start then waits for the outcome."""
@@ -320,7 +332,7 @@ def test_in_a_burst_a_late_pods_start_waits_to_go_with_the_outcome(
         assert (created["phase"], created["reason"]) == ("Pending", "WorkloadCreated")
         h.put_session(h.api.sessions[KEY])  # the watch shows the write
         h.clock.mono += 20
-        await _job_changed(h, job, RUNNING, "Running")
+        await _job_changed(h, job, job_status, pod_phase)
         assert len(h.api.names("patch_session_status")) == 1, "the start waits"
         assert [delay for delay, _ in h.clock.timers][-1] == 5.0
         h.clock.mono += 2

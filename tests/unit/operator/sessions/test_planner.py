@@ -11,7 +11,7 @@ import pytest
 
 from ambient.common.policy import Code, Violation
 from ambient.crds import naming
-from ambient.crds.models import ConditionStatus, Phase, Session, SessionStatus
+from ambient.crds.models import ConditionStatus, HistoryEntry, Phase, Session, SessionStatus
 from ambient.crds.times import rfc3339
 from ambient.operator.sessions.lifecycle import Context
 from ambient.operator.sessions.observe import JobView, PodView, Termination
@@ -598,8 +598,8 @@ def test_a_session_the_policy_does_not_admit_is_refused_before_any_job(
 @pytest.mark.parametrize(
     ("phase", "reason", "news"),
     [
-        (Phase.PENDING, "WorkloadCreated", ("Pending", "WorkloadCreated")),
-        (Phase.RUNNING, "Running", ("Running", "Running")),
+        (Phase.PENDING, "WorkloadCreated", ("Pending", "WorkloadCreated", "WorkloadCreated")),
+        (Phase.RUNNING, "Running", ("Running", "Running", "WorkloadCreated")),
         (Phase.PENDING, "ErrImagePull", None),  # stuck: a user must act, say it at once
         (Phase.PENDING, "Queued", None),
         (Phase.PENDING, "AwaitingApproval", None),
@@ -609,6 +609,22 @@ def test_a_session_the_policy_does_not_admit_is_refused_before_any_job(
     ],
 )
 def test_only_progress_may_wait_to_be_written(
-    phase: Phase, reason: str, news: tuple[str, str] | None
+    phase: Phase, reason: str, news: tuple[str, ...] | None
 ) -> None:
-    assert only_progress(SessionStatus(phase=phase, reason=reason)) == news
+    entry = HistoryEntry(
+        seq=0, id="job/created", timestamp="2026-01-01T00:00:00Z", event="WorkloadCreated"
+    )
+    assert only_progress(SessionStatus(phase=phase, reason=reason, history=[entry])) == news
+
+
+def test_a_pod_seen_only_once_it_finished_is_new_progress_though_the_phase_stays() -> None:
+    """The Job not yet complete: still Pending, but the start is news of its own."""
+    created = HistoryEntry(
+        seq=0, id="job/created", timestamp="2026-01-01T00:00:00Z", event="WorkloadCreated"
+    )
+    started = HistoryEntry(
+        seq=1, id="job/started", timestamp="2026-01-01T00:00:00Z", event="WorkloadStarted"
+    )
+    before = SessionStatus(phase=Phase.PENDING, reason="WorkloadCreated", history=[created])
+    after = before.model_copy(update={"history": [created, started]})
+    assert only_progress(before) != only_progress(after)
