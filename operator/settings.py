@@ -150,7 +150,7 @@ class OperatorSettings(BaseSettings):
     a quick Job passes through meanwhile (created, running) are recorded with the next one,
     which in a burst saves about one status write per Session. Changes to the Session
     itself are not delayed."""
-    settle_seconds: float = Field(default=5.0, ge=0, le=60)
+    settle_seconds: float = Field(default=10.0, ge=0, le=60)
     """A status that says only that the work goes on (the operator created the Session's
     Job, or its pod runs) waits up to this long for the next news, once per such news:
     the Job's creation goes with its pod's start, and a pod's start with the outcome of

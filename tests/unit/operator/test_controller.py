@@ -201,7 +201,7 @@ def test_a_new_session_gets_its_identity_and_job_then_its_status(
         # Starting only creates: the status waits for the pod to run (settle_seconds),
         # and at least for the progress interval.
         assert h.api.names("patch_session_status") == []
-        assert [delay for delay, _ in h.clock.timers] == [5.0, 1.0]
+        assert [delay for delay, _ in h.clock.timers] == [h.controller.settings.settle_seconds, 1.0]
         state = h.controller.state.peek(KEY)
         assert state is not None and state.created is not None
         assert state.created.name == naming.job_name(NAME, 1)
@@ -334,7 +334,7 @@ def test_in_a_burst_a_late_pods_start_waits_to_go_with_the_outcome(
         h.clock.mono += 20
         await _job_changed(h, job, job_status, pod_phase)
         assert len(h.api.names("patch_session_status")) == 1, "the start waits"
-        assert [delay for delay, _ in h.clock.timers][-1] == 5.0
+        assert [delay for delay, _ in h.clock.timers][-1] == h.controller.settings.settle_seconds
         h.clock.mono += 2
         await _job_changed(h, job, FINISHED, "Succeeded")
         writes = h.api.names("patch_session_status")
