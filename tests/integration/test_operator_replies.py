@@ -271,8 +271,10 @@ def _credentials(cluster: Any, namespace: str, data: dict[str, str]) -> None:
 
 
 def _session(
-    name: str, source: str, reply_to: dict[str, Any], duration: str = "5s"
+    name: str, source: str, reply_to: dict[str, Any], duration: str = "20s"
 ) -> dict[str, Any]:
+    # 20 s: long enough to be seen Running, which the operator writes up to its
+    # settle_seconds (10 s) after the pod starts; a shorter run goes straight to its end.
     return {
         "apiVersion": "ambient.ai/v1alpha1",
         "kind": "Session",
@@ -408,9 +410,9 @@ def test_jira_and_slack_replies_retry_5xx_and_429_honouring_retry_after(
     )
     server.fail[("POST", "jira")] = [(503, {})]
     server.fail[("POST", "slack-post")] = [(429, {"Retry-After": "2"})]
-    cluster.apply(_session("ops-42", "jira", {"issueKey": "OPS-42"}, "6s"), namespace)
+    cluster.apply(_session("ops-42", "jira", {"issueKey": "OPS-42"}, "20s"), namespace)
     cluster.apply(
-        _session("ask", "slack", {"channel": "C0LAN2Q65", "threadTs": THREAD}, "6s"), namespace
+        _session("ask", "slack", {"channel": "C0LAN2Q65", "threadTs": THREAD}, "20s"), namespace
     )
     cluster.wait_phase(namespace, "ask", "Running")
     _append_result(cluster, namespace, "ask", "The deploy failed on a missing secret.")
@@ -529,7 +531,7 @@ def test_check_run_started_in_progress_is_completed_by_the_ended_reply(
     )
     sha = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
     target = {"repository": "octo/app", "number": 2, "headSha": sha}
-    cluster.apply(_session("pr-2", "github", target, "6s"), namespace)
+    cluster.apply(_session("pr-2", "github", target, "20s"), namespace)
     for kind in ("github", "github-check"):
         for outcome in ("started", "ended"):
             entry = _final(cluster, namespace, "pr-2", f"reply/{kind}/{outcome}")
