@@ -262,10 +262,10 @@ def main() -> int:
     print(f"{'operator: ... until all Completed':44} {op_done:9.1f}")
     print()
     print(f"ratio, all Jobs exist:   {op_jobs / floor_create:5.2f}x the floor (target <= 2x)")
-    print(f"ratio, all finished:     {op_done / floor_done:5.2f}x the floor (target <= 2x)")
+    print(f"ratio, all finished:     {op_done / floor_done:5.2f}x the floor (target <= 1.5x)")
     print(
         f"operator RSS: idle {idle_rss / 2**20:.0f} MiB, median {median:.0f} MiB, "
-        f"peak {peak:.0f} MiB (target <= 150 MiB)"
+        f"peak {peak:.0f} MiB (target <= 120 MiB)"
     )
     print()
     print("CPU seconds used, from the first create until all finished:")
