@@ -223,13 +223,18 @@ def test_a_new_session_gets_its_identity_and_job_then_its_status(
     asyncio.run(main())
 
 
-async def _job_changed(h: Harness, job: str, status: dict[str, Any], pod_phase: str) -> None:
+async def _job_changed(
+    h: Harness, job: str, status: dict[str, Any], pod_phase: str, **pod: Any
+) -> None:
     """The Job's status and its pod as the watch and a pod list would show them."""
     h.put_job(job, status)
-    pod: dict[str, Any] = {"phase": pod_phase}
+    pod_status: dict[str, Any] = {"phase": pod_phase, **pod}
     if pod_phase == "Succeeded":
-        pod["containerStatuses"] = [{"name": "runner", "state": {"terminated": {"exitCode": 0}}}]
-    h.api.pods[:] = [{"metadata": {"name": f"{job}-x", "labels": {"job-name": job}}, "status": pod}]
+        pod_status["containerStatuses"] = [
+            {"name": "runner", "state": {"terminated": {"exitCode": 0}}}
+        ]
+    meta = {"name": f"{job}-x", "labels": {"job-name": job}}
+    h.api.pods[:] = [{"metadata": meta, "status": pod_status}]
     await h.controller.job_event(
         "MODIFIED",
         {"metadata": {"name": job}, "status": status},
@@ -238,6 +243,15 @@ async def _job_changed(h: Harness, job: str, status: dict[str, Any], pod_phase: 
         h.indexes,
     )
     await h.drain()
+
+
+async def _job_just_created(h: Harness, body: dict[str, Any]) -> str:
+    """A new Session's Job created, its status left to the settle time; its Job's name."""
+    h.put_session(body)
+    await h.event("ADDED")
+    await h.drain()
+    h.clock.mono += 2  # past the progress interval, within the settle time
+    return naming.job_name(NAME, 1)
 
 
 RUNNING = {"active": 1, "ready": 1}
@@ -253,11 +267,7 @@ def test_the_jobs_creation_and_its_pods_start_go_in_one_status_write(
 ) -> None:
     async def main() -> None:
         h = harness()
-        h.put_session(make_body())
-        await h.event("ADDED")
-        await h.drain()
-        job = naming.job_name(NAME, 1)
-        h.clock.mono += 2  # past the progress interval, within the settle time
+        job = await _job_just_created(h, make_body())
         await _job_changed(h, job, {"active": 1}, "Pending")  # its pod does not run yet
         assert h.api.names("patch_session_status") == []
         await _job_changed(h, job, RUNNING, "Running")
@@ -281,11 +291,7 @@ def test_a_short_runs_outcome_goes_with_its_creation_in_one_status_write(
 ) -> None:
     async def main() -> None:
         h = harness()
-        h.put_session(make_body())
-        await h.event("ADDED")
-        await h.drain()
-        job = naming.job_name(NAME, 1)
-        h.clock.mono += 2
+        job = await _job_just_created(h, make_body())
         await _job_changed(h, job, RUNNING, "Running")
         assert h.api.names("patch_session_status") == []
         await _job_changed(h, job, FINISHED, "Succeeded")  # an outcome: written at once
@@ -321,11 +327,8 @@ def test_in_a_burst_a_late_pods_start_waits_to_go_with_the_outcome(
 
     async def main() -> None:
         h = harness()
-        h.put_session(make_body())
-        await h.event("ADDED")
-        await h.drain()
-        job = naming.job_name(NAME, 1)
-        h.clock.mono += 6
+        job = await _job_just_created(h, make_body())
+        h.clock.mono += 4
         h.clock.fire()  # the settle time passed and the pod does not run yet
         await h.drain()
         (created,) = h.api.names("patch_session_status")
@@ -350,34 +353,15 @@ def test_a_stuck_pod_is_written_at_once_within_the_settle_time(
 ) -> None:
     async def main() -> None:
         h = harness()
-        h.put_session(make_body())
-        await h.event("ADDED")
-        await h.drain()
-        job = naming.job_name(NAME, 1)
-        h.clock.mono += 2
-        h.put_job(job, {"active": 1, "terminating": 0, "uncountedTerminatedPods": {}})
-        h.api.pods[:] = [
-            {
-                "metadata": {"name": f"{job}-x", "labels": {"job-name": job}},
-                "status": {
-                    "phase": "Pending",
-                    "containerStatuses": [
-                        {
-                            "name": "runner",
-                            "state": {"waiting": {"reason": "ErrImagePull", "message": "no"}},
-                        }
-                    ],
-                },
-            }
-        ]
-        await h.controller.job_event(
-            "MODIFIED",
-            {"metadata": {"name": job}, "status": {"active": 1}},
-            NS,
-            {naming.LABEL_SESSION: naming.session_label_value(NAME)},
-            h.indexes,
+        job = await _job_just_created(h, make_body())
+        waiting = {"waiting": {"reason": "ErrImagePull", "message": "no"}}
+        await _job_changed(
+            h,
+            job,
+            {"active": 1},
+            "Pending",
+            containerStatuses=[{"name": "runner", "state": waiting}],
         )
-        await h.drain()
         (status,) = h.api.names("patch_session_status")
         assert (status["phase"], status["reason"]) == ("Pending", "ErrImagePull")
 
