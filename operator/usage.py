@@ -6,9 +6,13 @@ moves between months after the fact.
 
 The spend is a durable ledger in the NamespacePolicy's status (issue 17, finding 6): one
 entry per Session uid of the month, whose charge only grows. Deleting a Session leaves
-its entry; a Session that has not finished is charged at least its budget (reserved),
-so Sessions running at once cannot each claim what is left of the month. Usage itself
-only grows (the CRD's CEL rule and the admission webhook).
+its entry; a Session the operator has let start (or holds for an approver) is charged at
+least its budget until it finishes (reserved), so Sessions running at once cannot each
+claim what is left of the month. One that waits in the queue, or that the operator has
+not written yet, reserves nothing: charging it would let two Sessions created together
+each hold the other out of the budget (the gate's own claims cover an admitted Session
+until its status says so). Usage itself only grows (the CRD's CEL rule and the
+admission webhook).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from ambient.crds.models import money
+from ambient.operator.sessions.lifecycle import QUEUED_REASON
 
 
 def month_of(moment: datetime) -> str:
@@ -61,12 +66,18 @@ def policy_status_patch(
 FINISHED = ("Completed", "Failed")
 
 
+def reserves(status: dict[str, Any]) -> bool:
+    """Whether a Session holds its budget: it has not finished, and the operator has
+    written it past the queue (admitted, running, retrying or awaiting approval)."""
+    phase = status.get("phase")
+    return bool(phase) and phase not in FINISHED and status.get("reason") != QUEUED_REASON
+
+
 def charge(body: dict[str, Any]) -> Decimal:
-    """What a Session is charged now: its reported cost, and while it has not finished,
-    at least its budget (the reservation)."""
+    """What a Session is charged now: its reported cost, and while it holds a
+    reservation (``reserves``), at least its budget."""
     cost = session_cost(body)
-    status = body.get("status") or {}
-    if status.get("phase") in FINISHED:
+    if not reserves(body.get("status") or {}):
         return cost
     raw = (((body.get("spec") or {}).get("policy") or {}).get("modelConstraints") or {}).get(
         "budget"
@@ -98,10 +109,11 @@ def ledger(
         if not uid or not str(meta.get("creationTimestamp", "")).startswith(month):
             continue
         now = charge(body)
-        finished = (body.get("status") or {}).get("phase") in FINISHED
-        # A finished Session's charge is its cost (its reservation released); the cost
-        # itself never goes down, so neither does what was recorded as cost.
-        out[uid] = now if finished else max(out.get(uid, Decimal(0)), now)
+        # A Session that holds no reservation (finished, or waiting in the queue) is
+        # charged its cost, which never goes down, so neither does what was recorded as
+        # cost; a reservation recorded earlier is released.
+        held = reserves(body.get("status") or {})
+        out[uid] = max(out.get(uid, Decimal(0)), now) if held else now
     return out
 
 

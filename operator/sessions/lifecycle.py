@@ -255,8 +255,9 @@ def violations(
             Violation(
                 Code.BUDGET_EXCEEDED,
                 "spec.policy.modelConstraints.budget",
-                f"namespace {session.metadata.namespace} has spent its monthly budget "
-                f"({budget.monthly} {budget.currency})",
+                f"namespace {session.metadata.namespace} has spent or reserved more than "
+                f"its monthly budget ({budget.monthly} {budget.currency}, charged "
+                f"{policy.status.month_to_date_spend} {budget.currency})",
             )
         )
     return tuple(found)
@@ -291,13 +292,15 @@ def stops(context: Context) -> bool:
 
 
 def budget_exhausted(policy: NamespacePolicy, now: datetime) -> bool:
-    """Whether the namespace has spent its whole monthly budget this month."""
+    """Whether the namespace's ledger charges more than its monthly budget this month.
+    Equal is not more: the gate lets a Session reserve exactly what is left, and its
+    reservation alone must not stop it."""
     budget = policy.spec.models.budget
     status = policy.status
     month = now.astimezone(UTC).strftime("%Y-%m")
     if budget is None or status.month != month:
         return False
-    return money(status.month_to_date_spend) >= money(budget.monthly)
+    return money(status.month_to_date_spend) > money(budget.monthly)
 
 
 def policy_signature(policy: NamespacePolicy | None, now: datetime) -> tuple[int, bool] | None:

@@ -72,6 +72,29 @@ def test_an_unfinished_session_is_charged_its_budget_until_it_finishes():
     assert usage.ledger(status, [], month) == {"r": Decimal("10.00")}
 
 
+def test_a_session_reserves_its_budget_only_once_past_the_queue():
+    """Two Sessions created together where only one fits: charging the one still queued
+    (or not yet written) would make the ledger hold both out, and over a monthly budget
+    that fits one it read as spent (a CI failure)."""
+    month = "2026-03"
+    queued = _session("q", "0", phase="Pending", budget="10.00")
+    queued["status"]["reason"] = "Queued"
+    unseen = _session("u", "0", budget="10.00")
+    del unseen["status"]
+    awaiting = _session("w", "0", phase="Pending", budget="10.00")
+    awaiting["status"]["reason"] = "AwaitingApproval"
+    assert usage.ledger({}, [queued, unseen, awaiting], month) == {
+        "q": Decimal(0),
+        "u": Decimal(0),
+        "w": Decimal("10.00"),  # held for the approver
+    }
+    # A reservation recorded while it ran is released when it waits in the queue again
+    # (a retry); what it reported stays.
+    status = {"month": month, "ledger": [{"uid": "q", "charge": "10.00"}]}
+    queued["status"]["usage"]["cost"] = "1.50"
+    assert usage.ledger(status, [queued], month) == {"q": Decimal("1.50")}
+
+
 def test_a_new_month_starts_a_new_ledger():
     status = {
         "month": "2026-02",

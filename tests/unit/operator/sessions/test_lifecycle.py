@@ -216,11 +216,18 @@ def test_exhausted_budget_is_a_violation(make_session: MakeSession, registry: Re
         {
             "metadata": {"name": "p", "namespace": "team-alpha"},
             "spec": {**ALLOWING, "models": {**ALLOWING["models"], "budget": {"monthly": "50"}}},
-            "status": {"month": "2026-03", "monthToDateSpend": "50.00"},
+            "status": {"month": "2026-03", "monthToDateSpend": "50.01"},
         }
     )
     found = lifecycle.violations(policy, make_session(), registry, "op", NOW)
     assert [v.code for v in found] == [Code.BUDGET_EXCEEDED]
+    assert "charged 50.01 USD" in found[0].message
+    # Exactly the budget is what a Session reserving the rest of the month leaves: its
+    # own reservation must not stop it.
+    exact = policy.model_copy(
+        update={"status": policy.status.model_copy(update={"month_to_date_spend": "50.00"})}
+    )
+    assert lifecycle.violations(exact, make_session(), registry, "op", NOW) == ()
     last_month = policy.model_copy(
         update={"status": policy.status.model_copy(update={"month": "2026-02"})}
     )
@@ -237,7 +244,7 @@ def test_policy_signature_ignores_usage_that_leaves_budget() -> None:
         {**base, "status": {"month": "2026-03", "monthToDateSpend": "4.00"}}
     )
     spent_all = NamespacePolicy.model_validate(
-        {**base, "status": {"month": "2026-03", "monthToDateSpend": "10.00"}}
+        {**base, "status": {"month": "2026-03", "monthToDateSpend": "10.01"}}
     )
     assert lifecycle.policy_signature(fresh, NOW) == lifecycle.policy_signature(spent_some, NOW)
     assert lifecycle.policy_signature(spent_all, NOW) == (2, True)
