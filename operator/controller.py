@@ -744,8 +744,30 @@ class Controller:
                     break
             if fresh is not None and fresh != observed.pod:
                 state.pods[job_name] = fresh
+                self._recheck_later(state, (namespace, session.metadata.name), job_name)
                 return Observed(pod=fresh)
         return None
+
+    def _recheck_later(self, state: SessionState, ident: Key, job_name: str) -> None:
+        """A pod read while Pending is read again later: only its own status says that
+        its image cannot be pulled (the Job's counters stay as they are)."""
+        pod = state.pods.get(job_name)
+        delay = self.settings.pod_recheck_seconds
+        if pod is None or pod.phase != "Pending" or delay <= 0 or state.pod_recheck:
+            return
+        state.pod_recheck = True
+        self.clock.call_later(delay, partial(self._recheck_pod, ident, job_name))
+
+    def _recheck_pod(self, ident: Key, job_name: str) -> None:
+        state = self.state.peek(ident)
+        if state is None:
+            return  # deleted
+        state.pod_recheck = False
+        pod = state.pods.get(job_name)
+        if pod is None or pod.phase != "Pending":
+            return  # read since, and no longer waiting
+        del state.pods[job_name]  # the next reconcile reads it (observe.pod_outdated)
+        self._force(ident, PROGRESS)
 
     async def _delete(self, namespace: str, names: Iterable[str]) -> None:
         for name in names:

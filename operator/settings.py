@@ -150,6 +150,11 @@ class OperatorSettings(BaseSettings):
     a quick Job passes through meanwhile (created, running) are recorded with the next one,
     which in a burst saves about one status write per Session. Changes to the Session
     itself are not delayed."""
+    pod_recheck_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """A runner pod read while it was Pending is read again after this long, and so on
+    while it stays Pending: a pod that cannot pull its image says so only in its own
+    status, and the Job's counters, which decide every other read, do not move. 0 never
+    reads it again until the Job moves."""
     settle_seconds: float = Field(default=10.0, ge=0, le=60)
     """A status that says only that the work goes on (the operator created the Session's
     Job, or its pod runs) waits up to this long for the next news, once per such news:

@@ -61,6 +61,8 @@ class SessionState:
     """Until when a status that only says the work goes on (its Job created, its pod
     running) waits for the next news, so both go in one write (monotonic seconds; see
     ``settle_seconds``)."""
+    pod_recheck: bool = False
+    """A timer will read its Pending pod again (``pod_recheck_seconds``)."""
     settle_news: tuple[str, ...] | None = None
     """The phase, reason and last history event that last waited: each news waits once."""
 

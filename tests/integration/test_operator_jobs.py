@@ -104,6 +104,27 @@ def test_failed_runner_surfaces_exit_code_and_message(cluster, operator, namespa
     )
 
 
+def test_a_pod_that_turns_stuck_after_it_was_read_is_reported(
+    cluster, operator, namespace, make_session
+):
+    """The pod is first read while it only waits to be scheduled; its image pull fails
+    3 s later (kwok stage pod-waiting) without the Job's counters moving. The operator
+    reads a pending pod again (settings.pod_recheck_seconds), so the Session says why it
+    does not run instead of staying Pending until its timeout."""
+    body = make_session("typo", annotations={"sim.ambient.ai/waiting": "ErrImagePull"})
+    cluster.apply(body, namespace)
+
+    def stuck():
+        status = cluster.session(namespace, "typo").get("status", {})
+        return status if status.get("reason") == "ErrImagePull" else None
+
+    status = cluster.wait_for("the Session to say its pod cannot pull its image", stuck, 90)
+    assert status["phase"] == "Pending"
+    assert "simulated: ErrImagePull" in status["message"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["WorkloadRunning"]["reason"] == "ErrImagePull"
+
+
 def test_deleting_a_session_deletes_its_job(cluster, operator, namespace, make_session):
     cluster.apply(make_session("doomed"), namespace)
     cluster.wait_for("the Job", lambda: cluster.jobs(namespace))

@@ -368,6 +368,29 @@ def test_a_stuck_pod_is_written_at_once_within_the_settle_time(
     asyncio.run(main())
 
 
+def test_a_pending_pod_is_read_again_and_its_failed_image_pull_reported(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """The image pull fails after the pod was read; the Job's counters do not move."""
+
+    async def main() -> None:
+        h = harness()
+        job = await _job_just_created(h, make_body())
+        await _job_changed(h, job, {"active": 1}, "Pending")  # only scheduled when read
+        reads = len(h.api.names("list_pods"))
+        assert h.controller.settings.pod_recheck_seconds in [d for d, _ in h.clock.timers]
+        waiting = {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}
+        h.api.pods[0]["status"]["containerStatuses"] = [{"name": "runner", "state": waiting}]
+        h.clock.mono += 40
+        h.clock.fire()  # the settle time and the recheck
+        await h.drain()
+        assert len(h.api.names("list_pods")) > reads
+        status = h.api.names("patch_session_status")[-1]
+        assert (status["phase"], status["reason"]) == ("Pending", "ErrImagePull")
+
+    asyncio.run(main())
+
+
 def test_a_finished_job_completes_the_session(
     harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
 ) -> None:
