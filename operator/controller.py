@@ -642,7 +642,8 @@ class Controller:
             return False
         state.settle_news = news
         state.settle_until = self.clock.monotonic() + settle
-        self.clock.call_later(settle, partial(self._settled, ident))
+        state.settle_window += 1
+        self.clock.call_later(settle, partial(self._settled, ident, state.settle_window))
         return True
 
     def _settling(self, ident: Key, state: SessionState, status: SessionStatus) -> bool:
@@ -665,11 +666,11 @@ class Controller:
             return False
         return self._open_settle_window(ident, state, news)
 
-    def _settled(self, ident: Key) -> None:
-        """The settle time passed: write whatever the status holds now."""
+    def _settled(self, ident: Key, window: int) -> None:
+        """The settle time of ``window`` passed: write whatever the status holds now."""
         state = self.state.peek(ident)
-        if state is None or state.settle_until is None:
-            return  # deleted, or written meanwhile
+        if state is None or state.settle_until is None or state.settle_window != window:
+            return  # deleted, written meanwhile, or another window waits now
         state.settle_until = -math.inf  # over, whatever the clock the timer ran on says
         self._force(ident, PROGRESS)
 

@@ -65,6 +65,9 @@ class SessionState:
     """A timer will read its Pending pod again (``pod_recheck_seconds``)."""
     settle_news: tuple[str, ...] | None = None
     """The phase, reason and last history event that last waited: each news waits once."""
+    settle_window: int = 0
+    """Counts the settle windows opened: a window closed by another write leaves its
+    timer behind, which must not end a later window early."""
 
 
 @dataclass(slots=True, eq=False)

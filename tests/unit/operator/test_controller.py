@@ -368,6 +368,45 @@ def test_a_stuck_pod_is_written_at_once_within_the_settle_time(
     asyncio.run(main())
 
 
+def test_a_settle_timer_ends_only_its_own_window(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """A window closed by a write that was not progress leaves its timer behind; when a
+    later window opens before that timer fires, the old timer must not end it early."""
+
+    async def main() -> None:
+        h = harness()
+        settle = h.controller.settings.settle_seconds
+        job = await _job_just_created(h, make_body())
+        (first,) = [callback for delay, callback in h.clock.timers if delay == settle]
+        h.clock.timers.clear()
+        waiting = {"waiting": {"reason": "ErrImagePull", "message": "no"}}
+        await _job_changed(
+            h,
+            job,
+            {"active": 1},
+            "Pending",
+            containerStatuses=[{"name": "runner", "state": waiting}],
+        )
+        assert len(h.api.names("patch_session_status")) == 1  # stuck: written at once
+        h.put_session(h.api.sessions[KEY])
+        h.clock.timers.clear()
+        h.clock.mono += 2  # past the progress interval
+        await _job_changed(h, job, RUNNING, "Running")  # news again: a new window
+        (second,) = [callback for delay, callback in h.clock.timers if delay == settle]
+        first()  # the first window's timer fires within the second window
+        await h.drain()
+        assert len(h.api.names("patch_session_status")) == 1, "the start still waits"
+        h.clock.mono += settle
+        second()
+        await h.drain()
+        writes = h.api.names("patch_session_status")
+        assert len(writes) == 2
+        assert (writes[1]["phase"], writes[1]["reason"]) == ("Running", "Running")
+
+    asyncio.run(main())
+
+
 def test_a_pending_pod_is_read_again_and_its_failed_image_pull_reported(
     harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
 ) -> None:
