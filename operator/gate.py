@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from ambient.crds import naming
 from ambient.crds.models import money
 from ambient.operator import usage
 from ambient.operator.clock import Clock
@@ -110,16 +111,30 @@ class Gate:
             return (uid, budget)
         month = usage.month_of(self.clock.now())
         status = policy.status
-        entries = {e.uid: money(e.charge) for e in status.ledger} if status.month == month else {}
+        ledger = {e.uid: money(e.charge) for e in status.ledger} if status.month == month else {}
+        entries = dict(ledger)
         claims = {u: amount for u, amount in space.claims.values()}
         for name, (other, amount) in list(space.settling.items()):
-            # A finished Session is charged its budget until the ledger has its cost.
-            if other in entries:
+            cost = self._finished_cost(namespace, name)
+            if cost is not None:
+                # Finished and still indexed: charged what the next roll-up will write,
+                # its cost, so a Session queued for its budget need not wait for it.
+                entries[other] = cost
+            elif other not in ledger:
+                claims[other] = amount  # deleted before the ledger had it: its budget
+            if other in ledger and (cost is None or ledger[other] == cost):
                 del space.settling[name]
-            else:
-                claims[other] = amount
         if usage.reservation_fits(money(limit.monthly), entries, claims, uid, budget):
             return (uid, budget)
+        return None
+
+    def _finished_cost(self, namespace: str, name: str) -> Decimal | None:
+        """The reported cost of a Session the index holds as finished, else None."""
+        key = (namespace, naming.session_label_value(name))
+        for body in (self.indexes.get(SESSION_INDEX) or {}).get(key, []):
+            status = body.get("status") or {}
+            if body["metadata"]["name"] == name and status.get("phase") in usage.FINISHED:
+                return usage.session_cost(body)
         return None
 
     def release(self, namespace: str, job_name: str) -> None:
@@ -145,6 +160,8 @@ class Gate:
             claim = space.claims.pop(name, None)
             if claim is not None:  # held until the ledger charges its cost instead
                 space.settling[name] = claim
+                if space.refused:
+                    self.kick(namespace)  # its budget may be what a queued one waits for
 
     def kick(self, namespace: str) -> None:
         """Wake the queued Sessions that free slots would admit, soon: the events of a

@@ -122,7 +122,8 @@ def test_sessions_started_together_cannot_each_claim_what_is_left(
 ) -> None:
     """15.00 a month and two Sessions of 10.00 created at once: the operator's gate
     reserves the first's budget, so the second waits (Queued) until the ledger shows
-    what the first really cost, then runs."""
+    what the first really cost, then runs. The one waiting reserves nothing meanwhile:
+    charged too, both would read as over the budget and be stopped."""
     cluster.apply(
         {
             "apiVersion": "ambient.ai/v1alpha1",
@@ -150,5 +151,9 @@ def test_sessions_started_together_cannot_each_claim_what_is_left(
     events = [e["event"] for e in held["status"].get("history", [])]
     assert "Queued" in events, events  # it waited for the budget, not for a slot (cap 50)
     assert not any(e == "WorkloadCreated" for e in events[: events.index("Queued")])
-    _roll_up(cluster, namespace, "10.00")  # the first cost 0.00; the second's 10 reserved
     cluster.wait_phase(namespace, other, "Completed")
+    # Both cost 0.00, and the one that waited in the queue was never charged the other's
+    # share: the ledger has both, and nothing is left reserved.
+    status = _roll_up(cluster, namespace, "0.00")
+    uids = {cluster.session(namespace, n)["metadata"]["uid"] for n in ("one", "two")}
+    assert {e["uid"]: e["charge"] for e in status["ledger"]} == dict.fromkeys(uids, "0.00")

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from ambient.operator.gate import Gate
 from ambient.operator.policies import PolicyCache
 from ambient.operator.sessions.observe import JobView
@@ -94,12 +96,11 @@ def test_old_creates_stop_counting(settings: OperatorSettings) -> None:
     assert gate.state.namespace(NS).inflight == {}
 
 
-def test_budgets_are_reserved_so_sessions_started_together_fit_the_month(
+def _budget_gate(
     settings: OperatorSettings, make_body: Callable[..., dict[str, Any]]
-) -> None:
-    """Issue 17, finding 6: two Sessions admitted together cannot each claim what is left.
-    The month allows 15.00 and 4.00 is already charged; each Session reserves its 10.00
-    budget (make_body's), so only one starts until it finishes."""
+) -> tuple[Gate, Clock, list[dict[str, Any]], Callable[[dict[str, Any]], bool]]:
+    """The month allows 15.00 and 4.00 is already charged; two Sessions of 10.00
+    (make_body's budget) are seen, s0 admitted and s1 refused."""
     from datetime import UTC, datetime  # noqa: PLC0415
 
     bodies = [make_body(name=f"s{i}", uid=f"u{i}") for i in range(2)]
@@ -121,16 +122,27 @@ def test_budgets_are_reserved_so_sessions_started_together_fit_the_month(
     for body in bodies:
         gate.session_seen(NS, body["metadata"]["name"], finished=False)
 
-    async def admit(body: dict[str, Any]) -> bool:
+    async def admit_async(body: dict[str, Any]) -> bool:
         return (await gate.admit(NS, body, f"{body['metadata']['name']}-a1", jobs)).admitted
 
     async def main() -> list[bool]:
-        return list(await asyncio.gather(*(admit(b) for b in bodies)))
+        return list(await asyncio.gather(*(admit_async(b) for b in bodies)))
 
     assert asyncio.run(main()) == [True, False]
     assert gate.state.namespace(NS).refused == {"s1"}
+    return gate, clock, bodies, lambda body: asyncio.run(admit_async(body))
+
+
+def test_budgets_are_reserved_so_sessions_started_together_fit_the_month(
+    settings: OperatorSettings, make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """Issue 17, finding 6: two Sessions admitted together cannot each claim what is left:
+    only one starts until it finishes. One deleted once finished is charged its budget
+    until the ledger knows what it cost."""
+    gate, _, bodies, admit = _budget_gate(settings, make_body)
+    gate.indexes["session_index"].pop((NS, "s0"))  # deleted
     gate.session_seen(NS, "s0", finished=True)
-    assert not asyncio.run(admit(bodies[1]))  # held until the ledger knows what s0 cost
+    assert not admit(bodies[1])  # held until the ledger knows what s0 cost
     gate.policies.keep(
         {
             "metadata": {"name": "p", "namespace": NS},
@@ -142,4 +154,18 @@ def test_budgets_are_reserved_so_sessions_started_together_fit_the_month(
             },
         }
     )  # the roll-up: s0 cost 1.00, so 4 + 1 + 10 fits
-    assert asyncio.run(admit(bodies[1]))
+    assert admit(bodies[1])
+    assert gate.state.namespace(NS).settling == {}
+
+
+@pytest.mark.parametrize(("cost", "fits"), [("0.99", True), ("1.01", False)])
+def test_a_finished_sessions_cost_frees_its_budget_without_waiting_for_the_roll_up(
+    settings: OperatorSettings, make_body: Callable[..., dict[str, Any]], cost: str, fits: bool
+) -> None:
+    """The queued Session is woken when the first finishes, and the first is charged its
+    reported cost (the index has it), not the budget it reserved: 4 + cost + 10 <= 15."""
+    gate, clock, bodies, admit = _budget_gate(settings, make_body)
+    bodies[0]["status"] = {"phase": "Completed", "usage": {"cost": cost}}
+    gate.session_seen(NS, "s0", finished=True)
+    assert [delay for delay, _ in clock.timers] == [settings.kick_delay_seconds]
+    assert admit(bodies[1]) is fits
