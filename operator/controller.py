@@ -751,11 +751,21 @@ class Controller:
 
     def _recheck_later(self, state: SessionState, ident: Key, job_name: str) -> None:
         """A pod read while Pending is read again later: only its own status says that
-        its image cannot be pulled (the Job's counters stay as they are)."""
+        its image cannot be pulled (the Job's counters stay as they are). Each time it is
+        still Pending the wait doubles, up to ``pod_recheck_max_seconds``: in a burst the
+        scheduler keeps thousands of pods Pending for minutes, and reading each every
+        30 s would add more requests than the burst itself."""
         pod = state.pods.get(job_name)
-        delay = self.settings.pod_recheck_seconds
-        if pod is None or pod.phase != "Pending" or delay <= 0 or state.pod_recheck:
+        base = self.settings.pod_recheck_seconds
+        if pod is None or pod.phase != "Pending" or base <= 0:
+            state.pod_rechecks = (job_name, 0)
             return
+        if state.pod_recheck:
+            return
+        job, done = state.pod_rechecks
+        done = done if job == job_name else 0
+        state.pod_rechecks = (job_name, done)
+        delay = min(base * 2**done, max(self.settings.pod_recheck_max_seconds, base))
         state.pod_recheck = True
         self.clock.call_later(delay, partial(self._recheck_pod, ident, job_name))
 
@@ -767,6 +777,8 @@ class Controller:
         pod = state.pods.get(job_name)
         if pod is None or pod.phase != "Pending":
             return  # read since, and no longer waiting
+        job, done = state.pod_rechecks
+        state.pod_rechecks = (job_name, done + 1 if job == job_name else 1)
         del state.pods[job_name]  # the next reconcile reads it (observe.pod_outdated)
         self._force(ident, PROGRESS)
 

@@ -151,10 +151,12 @@ class OperatorSettings(BaseSettings):
     which in a burst saves about one status write per Session. Changes to the Session
     itself are not delayed."""
     pod_recheck_seconds: float = Field(default=30.0, ge=0, le=3600)
-    """A runner pod read while it was Pending is read again after this long, and so on
-    while it stays Pending: a pod that cannot pull its image says so only in its own
-    status, and the Job's counters, which decide every other read, do not move. 0 never
-    reads it again until the Job moves."""
+    """A runner pod read while it was Pending is read again after this long, and again
+    while it stays Pending, each wait twice the last: a pod that cannot pull its image
+    says so only in its own status, and the Job's counters, which decide every other
+    read, do not move. 0 never reads it again until the Job moves."""
+    pod_recheck_max_seconds: float = Field(default=300.0, ge=0, le=3600)
+    """The longest wait between two reads of a pod that stays Pending."""
     settle_seconds: float = Field(default=10.0, ge=0, le=60)
     """A status that says only that the work goes on (the operator created the Session's
     Job, or its pod runs) waits up to this long for the next news, once per such news:

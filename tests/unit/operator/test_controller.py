@@ -430,6 +430,36 @@ def test_a_pending_pod_is_read_again_and_its_failed_image_pull_reported(
     asyncio.run(main())
 
 
+def test_a_pod_that_stays_pending_is_read_less_and_less_often(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """In a burst the scheduler keeps pods Pending for minutes: each read again doubles
+    the wait, up to pod_recheck_max_seconds."""
+
+    def rechecks(h: Harness) -> list[tuple[float, Callable[[], None]]]:
+        return [
+            t for t in h.clock.timers if getattr(t[1], "func", None) == h.controller._recheck_pod
+        ]
+
+    async def main() -> None:
+        h = harness()
+        job = await _job_just_created(h, make_body())
+        await _job_changed(h, job, {"active": 1}, "Pending")
+        delays = []
+        for _ in range(6):
+            ((delay, callback),) = rechecks(h)
+            delays.append(delay)
+            h.clock.timers.clear()
+            h.clock.mono += delay
+            reads = len(h.api.names("list_pods"))
+            callback()
+            await h.drain()
+            assert len(h.api.names("list_pods")) == reads + 1
+        assert delays == [30.0, 60.0, 120.0, 240.0, 300.0, 300.0]
+
+    asyncio.run(main())
+
+
 def test_a_finished_job_completes_the_session(
     harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
 ) -> None:
