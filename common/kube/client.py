@@ -21,10 +21,11 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
+from ambient.crds import patches
 from ambient.crds.models import GROUP, VERSION
 from ambient.crds.naming import namespace_name, object_name
 
-from . import errors, patches
+from . import errors
 from .config import Configuration, authorization, configuration, ssl_context
 
 __all__ = ["ApiError", "ConflictError", "GoneError", "Kube", "configuration", "ssl_context"]

@@ -9,6 +9,7 @@ operator's concurrent writes are never lost.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import ssl
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ambient.crds.models import GROUP, VERSION
+from ambient.crds.patches import status_patch
 from ambient.runners.sdk.contract import ContractError, HistoryFullError
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -79,16 +81,17 @@ class StatusClient:
         self.path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/sessions/{name}"
         self.ssl = ssl.create_default_context(cafile=str(conn.ca_file) if conn.ca_file else None)
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
         # The projected token rotates; read it on every request.
         token = self.conn.token_file.read_text().strip()
+        kind = "application/json-patch+json" if method == "PATCH" else "application/json"
         req = urllib.request.Request(  # noqa: S310 - the URL is the API server's
             self.conn.server + path,
             method=method,
             data=json.dumps(body).encode() if body is not None else None,
             headers={
                 "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
+                "Content-Type": kind,
                 "Accept": "application/json",
             },
         )
@@ -114,7 +117,9 @@ class StatusClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> Any:
-        """Apply ``change`` to the latest status and write it with its resourceVersion.
+        """Apply ``change`` to the latest status and write what changed as a JSON patch
+        guarded by the resourceVersion it read (``ambient.crds.patches``: the entries it
+        appends, not the whole history, and a 409 when another writer came first).
 
         ``change`` edits the status dict in place and may raise to refuse (then nothing is
         written). Returns what ``change`` returned on the attempt that was stored. While
@@ -128,6 +133,7 @@ class StatusClient:
         while conflicts < MAX_CONFLICTS:
             session = self.get()
             status = session.setdefault("status", {})
+            stored = copy.deepcopy(status)
             try:
                 result = change(status)
             except HistoryFullError:
@@ -136,18 +142,9 @@ class StatusClient:
                 sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Session",
-                "metadata": {
-                    "name": session["metadata"]["name"],
-                    "namespace": session["metadata"]["namespace"],
-                    "resourceVersion": session["metadata"]["resourceVersion"],
-                },
-                "status": status,
-            }
+            body = status_patch(session["metadata"]["resourceVersion"], stored, status)
             try:
-                self._request("PUT", self.path + "/status", body)
+                self._request("PATCH", self.path + "/status", body)
             except ApiError as exc:
                 if exc.status == 409:
                     conflicts += 1

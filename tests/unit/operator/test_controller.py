@@ -12,7 +12,7 @@ from typing import Any, cast
 import jsonpatch
 import pytest
 
-from ambient.common.kube import patches
+from ambient.crds import patches
 from ambient.common.kube.client import Kube
 from ambient.crds import naming
 from ambient.operator import metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 
 from ambient.runners.sdk import contract, status_client
@@ -12,7 +13,9 @@ from ambient.runners.sdk.status_client import ApiError, Connection, StatusClient
 
 
 class FakeApi(StatusClient):
-    """The Session as a dict; PUTs follow a script of answers (None: store it)."""
+    """The Session as a dict; JSON patches follow a script of answers (None: apply it, as
+    the API server would, refused with 409 when its resourceVersion is not the stored
+    one)."""
 
     def __init__(self, history: list[dict[str, Any]], answers: list[ApiError | None]) -> None:
         super().__init__(Connection("https://127.0.0.1:1", Path("/dev/null"), None), "ns", "s")
@@ -22,6 +25,7 @@ class FakeApi(StatusClient):
         }
         self.answers = answers
         self.reads = 0
+        self.patches: list[Any] = []
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         if method == "GET":
@@ -31,12 +35,19 @@ class FakeApi(StatusClient):
             import copy  # noqa: PLC0415
 
             return copy.deepcopy(self.session)
+        assert method == "PATCH"
         answer = self.answers.pop(0) if self.answers else None
         if answer is not None:
             raise answer
-        assert body is not None
-        self.session["status"] = body["status"]
-        return body
+        patched = jsonpatch.apply_patch(self.session, body)
+        if patched["metadata"]["resourceVersion"] != self.session["metadata"]["resourceVersion"]:
+            raise ApiError(409, "the object has been modified")
+        self.patches.append(body)
+        patched["metadata"]["resourceVersion"] = str(
+            int(patched["metadata"]["resourceVersion"]) + 1
+        )
+        self.session = patched
+        return patched
 
 
 def _full() -> list[dict[str, Any]]:
@@ -90,3 +101,27 @@ def test_other_refusals_are_not_retried() -> None:
     api = FakeApi([], [ApiError(403, "forbidden")])
     with pytest.raises(ApiError, match="403"):
         api.update(lambda s: contract.append_history(s, "x", "E", {}, "t"))
+
+
+def test_a_write_carries_what_it_appends_and_a_concurrent_writer_is_not_overwritten() -> None:
+    """A JSON patch of the new entry, not the whole history (the window holds up to 1,000
+    entries); another writer's entry stored between the read and the write makes it 409,
+    so the runner reads again and appends after it."""
+    api = FakeApi(_full()[:500], [])
+    real = api._request
+
+    def racing(method: str, path: str, body: Any = None) -> Any:
+        if method == "PATCH" and len(api.patches) == 0 and not getattr(api, "raced", False):
+            api.raced = True  # type: ignore[attr-defined]
+            contract.append_history(api.session["status"], "op", "Other", {}, "t")
+            api.session["metadata"]["resourceVersion"] = "2"
+        return real(method, path, body)
+
+    api._request = racing  # type: ignore[method-assign]
+    api.update(lambda s: contract.append_history(s, "x", "Progress", {}, "t"))
+    history = api.session["status"]["history"]
+    assert [e["id"] for e in history[-2:]] == ["runner:op", "runner:x"]
+    assert [e["seq"] for e in history[-2:]] == [500, 501]
+    (patch,) = api.patches
+    assert patch[0] == {"op": "replace", "path": "/metadata/resourceVersion", "value": "2"}
+    assert [op["path"] for op in patch[1:]] == ["/status/history/-"]

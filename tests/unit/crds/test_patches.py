@@ -10,7 +10,7 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from ambient.common.kube.patches import status_patch
+from ambient.crds.patches import status_patch
 
 RV = "4242"
 
