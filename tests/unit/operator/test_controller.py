@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
@@ -12,9 +13,8 @@ from typing import Any, cast
 import jsonpatch
 import pytest
 
-from ambient.crds import patches
 from ambient.common.kube.client import Kube
-from ambient.crds import naming
+from ambient.crds import naming, patches
 from ambient.operator import metrics
 from ambient.operator.controller import Controller, index_key, slim
 from ambient.operator.sessions.observe import job_view
@@ -804,3 +804,41 @@ def test_the_index_keeps_no_large_framework_config() -> None:
     assert kept["_payloadOmitted"] is True and "managedFields" not in kept["metadata"]
     small = slim({**body, "spec": {"framework": {"type": "script", "config": {"a": 1}}}}, 4096)
     assert small["spec"]["framework"]["config"] == {"a": 1} and not small["_payloadOmitted"]
+
+
+def test_indexed_sessions_share_their_keys_and_short_strings(
+    make_body: Callable[..., dict[str, Any]],
+) -> None:
+    """Each decoded body has its own copy of every key and of the values many Sessions
+    repeat; the index keeps one of each (what holds 10,000 Sessions in 300 MiB). Counted
+    by tracemalloc, which counts allocations, not time."""
+    import tracemalloc  # noqa: PLC0415
+
+    condition = {
+        "type": "WorkloadCreated",
+        "status": "True",
+        "reason": "WorkloadCreated",
+        "message": "runner Job review-pr-42-a1 created",
+        "lastTransitionTime": "2026-03-01T12:00:00Z",
+        "observedGeneration": 1,
+    }
+    status = {"phase": "Pending", "reason": "WorkloadCreated", "conditions": [condition] * 4}
+    text = json.dumps(make_body(status=status))
+
+    def held(keep: Callable[[dict[str, Any]], Any]) -> int:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            kept = [keep(json.loads(text)) for _ in range(200)]
+            size = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert len(kept) == 200
+        return size
+
+    plain = held(lambda body: {k: body[k] for k in ("metadata", "spec", "status")})
+    indexed = held(lambda body: slim(body, 4096))
+    assert indexed < 0.7 * plain, (indexed, plain)
+    decoded = json.loads(text)
+    same = {k: decoded[k] for k in ("metadata", "spec", "status")}
+    assert slim(decoded, 4096) == {**same, "_payloadOmitted": False}  # the same content
