@@ -67,7 +67,11 @@ def test_a_stale_writer_gets_a_conflict_and_changes_nothing(
     # Planned again from what is stored, it lands after the concurrent entry.
     _write(kube, namespace, "stale", "late")
     history = cluster.session(namespace, "stale")["status"]["history"]
-    assert [e["id"] for e in history][-2:] == ["meanwhile", "late"]
+    ids = [e["id"] for e in history]
+    # The operator may append its own entries (this Session names no known framework)
+    # between or after ours; what matters is the order and that each landed once.
+    assert ids.count("late") == 1 and ids.count("meanwhile") == 1
+    assert ids.index("meanwhile") < ids.index("late")
     assert [e["seq"] for e in history] == list(range(len(history)))
 
 
@@ -115,16 +119,17 @@ def test_a_patch_cannot_rewrite_or_drop_an_entry(
         _write(kube, namespace, "rules", entry_id)
     body = cluster.session(namespace, "rules")
     history = body["status"]["history"]
-    rv = body["metadata"]["resourceVersion"]
     attempts = {
         "rewrite": [{"op": "replace", "path": "/status/history/0/event", "value": "Forged"}],
         "drop": [{"op": "remove", "path": "/status/history/0"}],
         "insert": [{"op": "add", "path": "/status/history/1", "value": history[0]}],
     }
     path = f"{kube.sessions_path(namespace)}/rules/status"
-    precondition = {"op": "replace", "path": "/metadata/resourceVersion", "value": rv}
+    # No resourceVersion precondition: the operator watching every namespace may append
+    # its own entries meanwhile, and the refusal must come from the rules, not a conflict.
     for label, ops in attempts.items():
         with pytest.raises(InvalidError) as err:
-            kube.call("PATCH", path, [precondition, *ops], content_type=JSON_PATCH)
+            kube.call("PATCH", path, ops, content_type=JSON_PATCH)
         assert "append-only" in str(err.value) or "consecutive" in str(err.value), label
-    assert cluster.session(namespace, "rules")["status"]["history"] == history
+    after = cluster.session(namespace, "rules")["status"]["history"]
+    assert after[: len(history)] == history
