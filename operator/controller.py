@@ -52,6 +52,7 @@ from ambient.operator.sessions.observe import (
     job_view,
     newest_pod,
     pod_outdated,
+    pod_waits,
     pod_view,
 )
 from ambient.operator.sessions.planner import Observed, Plan, only_progress, plan
@@ -758,33 +759,44 @@ class Controller:
             if found is not None:
                 return Observed(job=job_view(found))
         job = observed.job
-        if job is not None and pod_outdated(job, observed.pod):
+        if job is None:
+            return None
+        ident = (namespace, session.metadata.name)
+        due = state.pod_due == job_name
+        fresh: PodView | None = None
+        if pod_outdated(job, observed.pod, due):
+            state.pod_due = ""
             for consistent in (False, True):
                 listed = await self._call(self.api.list_pods, namespace, job_name, consistent)
                 fresh = newest_pod([pod_view(p) for p in listed], job_name)
                 if fresh is not None and not pod_outdated(job, fresh):
                     break
-            if fresh is not None and fresh != observed.pod:
+            if fresh is not None:
                 state.pods[job_name] = fresh
-                self._recheck_later(state, (namespace, session.metadata.name), job_name)
-                return Observed(pod=fresh)
+        self._recheck_later(state, ident, job, state.pods.get(job_name))
+        if fresh is not None and fresh != observed.pod:
+            return Observed(pod=fresh)
         return None
 
-    def _recheck_later(self, state: SessionState, ident: Key, job_name: str) -> None:
-        """A pod read while Pending is read again later: only its own status says that
-        its image cannot be pulled (the Job's counters stay as they are). Each time it is
-        still Pending the wait doubles, up to ``pod_recheck_max_seconds``: in a burst the
-        scheduler keeps thousands of pods Pending for minutes, and reading each every
-        30 s would add more requests than the burst itself."""
-        pod = state.pods.get(job_name)
+    def _recheck_later(
+        self, state: SessionState, ident: Key, job: JobView, pod: PodView | None
+    ) -> None:
+        """A pod that waits to start is read later, not when its Job first counts it:
+        only its own status says that its image cannot be pulled (the Job's counters stay
+        as they are). Each time it is still Pending the wait doubles, up to
+        ``pod_recheck_max_seconds``: in a burst the scheduler keeps thousands of pods
+        Pending for minutes, and reading each every 30 s would add more requests than the
+        burst itself. A pod that starts soon (the common case) is read once, when its Job
+        counts it ready."""
         base = self.settings.pod_recheck_seconds
-        if pod is None or pod.phase != "Pending" or base <= 0:
-            state.pod_rechecks = (job_name, 0)
+        if not pod_waits(job, pod) or base <= 0:
+            state.pod_rechecks = (job.name, 0)
             return
         if state.pod_recheck:
             return
-        job, done = state.pod_rechecks
-        done = done if job == job_name else 0
+        job_name = job.name
+        counted, done = state.pod_rechecks
+        done = done if counted == job_name else 0
         state.pod_rechecks = (job_name, done)
         delay = min(base * 2**done, max(self.settings.pod_recheck_max_seconds, base))
         state.pod_recheck = True
@@ -796,11 +808,11 @@ class Controller:
             return  # deleted
         state.pod_recheck = False
         pod = state.pods.get(job_name)
-        if pod is None or pod.phase != "Pending":
+        if pod is not None and pod.phase != "Pending":
             return  # read since, and no longer waiting
         job, done = state.pod_rechecks
         state.pod_rechecks = (job_name, done + 1 if job == job_name else 1)
-        del state.pods[job_name]  # the next reconcile reads it (observe.pod_outdated)
+        state.pod_due = job_name  # the next reconcile reads it (observe.pod_outdated)
         self._force(ident, PROGRESS)
 
     async def _delete(self, namespace: str, names: Iterable[str]) -> None:

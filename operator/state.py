@@ -65,6 +65,8 @@ class SessionState:
     """A timer will read its Pending pod again (``pod_recheck_seconds``)."""
     pod_rechecks: tuple[str, int] = ("", 0)
     """The Job whose Pending pod was read again, and how many times in a row."""
+    pod_due: str = ""
+    """The Job whose waiting pod the next reconcile reads (the recheck timer fired)."""
     settle_news: tuple[str, ...] | None = None
     """The phase, reason and last history event that last waited: each news waits once."""
     settle_window: int = 0

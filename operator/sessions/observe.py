@@ -132,19 +132,30 @@ def runner_verdict(message: str) -> tuple[str, str] | None:
     return reason, str(body.get("message") or "")
 
 
-def pod_outdated(job: JobView, pod: PodView | None) -> bool:
+def pod_waits(job: JobView, pod: PodView | None) -> bool:
+    """Whether the Job has a pod that has not started, as far as anyone knows: the Job's
+    counters say it is active but not ready, and the pod, if read, was Pending."""
+    if job.complete or job.failed or job.ready > 0 or job.active == 0:
+        return False
+    return pod is None or pod.phase == "Pending"
+
+
+def pod_outdated(job: JobView, pod: PodView | None, due: bool = False) -> bool:
     """Whether the Job's state says more about its pod than the pod last read does, so
     reading the pod again is worth a request.
 
     A Job that succeeded needs only its pod's name: the pod last read (even while it ran)
-    is the one that succeeded unless an earlier pod failed (a backoffLimit above 0)."""
+    is the one that succeeded unless an earlier pod failed (a backoffLimit above 0). A pod
+    that waits to start is read only when ``due`` (the controller's recheck timer): at the
+    Job's first count a pod is Pending with nothing to say, and the planner writes the
+    same status for it as for no pod; only later can it say that it is stuck."""
     if job.complete:
         return pod is None or (job.pods_failed > 0 and pod.phase != "Succeeded")
     if job.failed:
         return pod is None or pod.phase not in ("Succeeded", "Failed")
     if job.ready > 0:
         return pod is None or pod.phase == "Pending"
-    return job.active > 0 and pod is None
+    return due and pod_waits(job, pod)
 
 
 def newest_pod(pods: list[PodView], job: str) -> PodView | None:

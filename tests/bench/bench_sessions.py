@@ -126,15 +126,34 @@ WRITES = re.compile(
 )
 
 
-def session_writes(api: Any) -> dict[str, float]:
-    """Status writes to Sessions the API server has answered so far, by verb (PUT, PATCH,
-    APPLY; conflicts apart), from its own ``apiserver_request_total`` (every code counted)."""
+def request_totals(api: Any) -> list[tuple[dict[str, str], float]]:
+    """The API server's own ``apiserver_request_total`` series: labels and count."""
     response = api.call_api(
         "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
     )
+    return [
+        (dict(re.findall(r'(\w+)="([^"]*)"', match["labels"])), float(match["value"]))
+        for match in WRITES.finditer(response[0].data.decode())
+    ]
+
+
+def requests_by_kind(api: Any) -> dict[str, float]:
+    """Requests the API server has answered so far, by verb and resource (every code)."""
     counts: dict[str, float] = {}
-    for match in WRITES.finditer(response[0].data.decode()):
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+    for labels, value in request_totals(api):
+        if labels.get("verb") == "WATCH":
+            continue  # long-lived; their count says nothing about the work
+        sub = labels.get("subresource") or ""
+        kind = f"{labels.get('verb')} {labels.get('resource')}{'/' + sub if sub else ''}"
+        counts[kind] = counts.get(kind, 0.0) + value
+    return counts
+
+
+def session_writes(api: Any) -> dict[str, float]:
+    """Status writes to Sessions the API server has answered so far, by verb (PUT, PATCH,
+    APPLY; conflicts apart), from its own ``apiserver_request_total`` (every code counted)."""
+    counts: dict[str, float] = {}
+    for labels, value in request_totals(api):
         if (
             labels.get("group") == GROUP
             and labels.get("resource") == "sessions"
@@ -143,7 +162,7 @@ def session_writes(api: Any) -> dict[str, float]:
         ):
             # Conflicts (409) apart: each is a write the API server did and threw away.
             verb = labels["verb"] + (" 409" if labels.get("code") == "409" else "")
-            counts[verb] = counts.get(verb, 0.0) + float(match["value"])
+            counts[verb] = counts.get(verb, 0.0) + value
     return counts
 
 
@@ -194,6 +213,7 @@ def main() -> int:
     components = control_plane_processes(kubeconfig)
     say(f"floor: creating {n} Jobs directly ({args.workers} at a time)")
     cpu_before = cpu_seconds(components)
+    requests_before = requests_by_kind(api)
     start = time.monotonic()
     floor_create = create_all(
         n,
@@ -202,6 +222,7 @@ def main() -> int:
     )
     floor_done = wait_until("floor Jobs complete", jobs_complete(floor_ns), n, start, args.timeout)
     floor_cpu = spent(cpu_before, cpu_seconds(components))
+    floor_requests = spent(requests_before, requests_by_kind(api))
     say(f"floor: {n} Jobs created in {floor_create:.1f}s, all Complete after {floor_done:.1f}s")
 
     say("operator: starting")
@@ -228,6 +249,7 @@ def main() -> int:
         components["operator"] = sampler.proc
         cpu_before = cpu_seconds(components)
         writes_before = session_writes(api)
+        requests_before = requests_by_kind(api)
         start = time.monotonic()
         op_create = create_all(
             n,
@@ -246,6 +268,7 @@ def main() -> int:
         op_done = wait_until("Sessions Completed", sessions_completed, n, start, args.timeout)
         op_cpu = spent(cpu_before, cpu_seconds(components))
         writes = spent(writes_before, session_writes(api))
+        op_requests = spent(requests_before, requests_by_kind(api))
     finally:
         sampler.stopped.set()
         operator.terminate()
@@ -283,6 +306,15 @@ def main() -> int:
     print(
         f"Session status writes per Session: {sum(writes.values()) / n:.2f} "
         f"({by_verb or 'none'}; the floor writes none; target <= 2.5)"
+    )
+    print()
+    print("API requests per Session (per Job for the floor), the busiest kinds, watches apart:")
+    print(f"{'request':40} {'floor':>7} {'operator':>9}")
+    kinds = sorted(op_requests, key=lambda k: -op_requests[k])
+    for kind in [k for k in kinds if op_requests[k] >= n / 20][:16]:
+        print(f"{kind:40} {floor_requests.get(kind, 0.0) / n:7.2f} {op_requests[kind] / n:9.2f}")
+    print(
+        f"{'all':40} {sum(floor_requests.values()) / n:7.2f} {sum(op_requests.values()) / n:9.2f}"
     )
     say("cleaning up the bench namespaces")
     for ns in (floor_ns, op_ns):

@@ -245,6 +245,16 @@ async def _job_changed(
     await h.drain()
 
 
+async def _recheck_due(h: Harness) -> None:
+    """The pod recheck's timer fires now (the clock not moved): the pod is read."""
+    (recheck,) = [
+        t for t in h.clock.timers if getattr(t[1], "func", None) == h.controller._recheck_pod
+    ]
+    h.clock.timers.remove(recheck)
+    recheck[1]()
+    await h.drain()
+
+
 async def _job_just_created(h: Harness, body: dict[str, Any]) -> str:
     """A new Session's Job created, its status left to the settle time; its Job's name."""
     h.put_session(body)
@@ -311,9 +321,9 @@ def test_a_short_runs_outcome_goes_with_its_creation_in_one_status_write(
     ("job_status", "pod_phase"),
     [
         (RUNNING, "Running"),
-        # Seen only once it finished, before the Job controller marked the Job complete:
-        # still Pending, but its start is news of its own that waits too.
-        ({"active": 1, "ready": 0}, "Succeeded"),
+        # Seen only once it finished, before the Job controller counted it ready: its
+        # start is news of its own that waits too.
+        ({"active": 1, "ready": 1}, "Succeeded"),
     ],
 )
 def test_in_a_burst_a_late_pods_start_waits_to_go_with_the_outcome(
@@ -362,6 +372,8 @@ def test_a_stuck_pod_is_written_at_once_within_the_settle_time(
             "Pending",
             containerStatuses=[{"name": "runner", "state": waiting}],
         )
+        assert h.api.names("list_pods") == [], "a pod that has just been counted is not read"
+        await _recheck_due(h)
         (status,) = h.api.names("patch_session_status")
         assert (status["phase"], status["reason"]) == ("Pending", "ErrImagePull")
 
@@ -388,6 +400,7 @@ def test_a_settle_timer_ends_only_its_own_window(
             "Pending",
             containerStatuses=[{"name": "runner", "state": waiting}],
         )
+        await _recheck_due(h)
         assert len(h.api.names("patch_session_status")) == 1  # stuck: written at once
         h.put_session(h.api.sessions[KEY])
         h.clock.timers.clear()

@@ -10,6 +10,7 @@ from ambient.operator.sessions.observe import (
     job_view,
     newest_pod,
     pod_outdated,
+    pod_waits,
     pod_view,
 )
 
@@ -268,6 +269,18 @@ def test_a_running_job_reads_a_pod_still_seen_pending() -> None:
     ready = JobView(name="review-pr-42-a1", owner_uid=UID, active=1, ready=1)
     assert pod_outdated(ready, _seen("Pending"))
     assert not pod_outdated(ready, _seen("Running"))
+
+
+def test_a_starting_job_reads_its_pod_only_when_a_recheck_is_due() -> None:
+    """At the Job's first count its pod is Pending with nothing to say: no read then.
+    Once the recheck is due, a pod never read or last seen Pending is read."""
     starting = JobView(name="review-pr-42-a1", owner_uid=UID, active=1)
-    assert pod_outdated(starting, None)
+    assert not pod_outdated(starting, None)
     assert not pod_outdated(starting, _seen("Pending"))
+    assert pod_outdated(starting, None, due=True)
+    assert pod_outdated(starting, _seen("Pending"), due=True)
+    assert not pod_outdated(starting, _seen("Running"), due=True)
+    for moved in ({"ready": 1}, {"complete": True}, {"failed": True}, {"active": 0}):
+        job = starting.model_copy(update=moved)
+        assert not pod_waits(job, None), moved
+    assert pod_waits(starting, None) and pod_waits(starting, _seen("Pending"))
