@@ -68,14 +68,16 @@ WARNING_EVENTS: frozenset[HistoryEvent] = frozenset(
 Warning and an audit record with outcome failure."""
 
 KUBERNETES_EVENTS: frozenset[HistoryEvent] = WARNING_EVENTS | {
-    HistoryEvent.WORKLOAD_CREATED,
     HistoryEvent.WORKLOAD_SUCCEEDED,
     HistoryEvent.AWAITING_APPROVAL,
     HistoryEvent.APPROVED,
 }
-"""Entries that also become Kubernetes Events: every warning, and the milestones of the
-Session's life. The rest (creation, queueing, a pod starting, archiving, notifications)
-stay in the history and the audit trail only."""
+"""Entries that also become Kubernetes Events: every warning, and the milestones a person
+waits for (an approval asked and given, the work done). The rest (creation, queueing, the
+Job created, a pod starting, archiving, notifications) stay in the status, the history
+and the audit trail: each Event is one more write for the API server and etcd, and the
+Job's creation already has the Job controller's own Events and the ``WorkloadCreated``
+condition."""
 
 
 def is_warning(event: str) -> bool:

@@ -28,7 +28,6 @@ def test_every_warning_becomes_a_kubernetes_event_of_type_warning() -> None:
 def test_milestones_are_normal_events_and_the_rest_stay_in_history() -> None:
     normal = KUBERNETES_EVENTS - WARNING_EVENTS
     assert normal == {
-        HistoryEvent.WORKLOAD_CREATED,
         HistoryEvent.WORKLOAD_SUCCEEDED,
         HistoryEvent.AWAITING_APPROVAL,
         HistoryEvent.APPROVED,
@@ -37,6 +36,7 @@ def test_milestones_are_normal_events_and_the_rest_stay_in_history() -> None:
     for quiet in (
         HistoryEvent.SESSION_CREATED,
         HistoryEvent.QUEUED,
+        HistoryEvent.WORKLOAD_CREATED,
         HistoryEvent.WORKLOAD_STARTED,
         HistoryEvent.HISTORY_ARCHIVED,
         HistoryEvent.NOTIFICATION_DELIVERED,

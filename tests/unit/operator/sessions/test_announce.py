@@ -22,8 +22,9 @@ def _entry(event: str, **data: str) -> HistoryEntry:
 
 
 def test_milestones_become_events_with_their_severity() -> None:
-    created = announce.kube_event(_entry("WorkloadCreated", job="j", attempt="1"))
-    assert created == announce.KubeEvent("Normal", "WorkloadCreated", "attempt=1, job=j")
+    done = announce.kube_event(_entry("WorkloadSucceeded", job="j", attempt="1"))
+    assert done == announce.KubeEvent("Normal", "WorkloadSucceeded", "attempt=1, job=j")
+    assert announce.kube_event(_entry("WorkloadCreated", job="j")) is None  # its condition
     failed = announce.kube_event(_entry("WorkloadFailed"))
     assert failed == announce.KubeEvent("Warning", "WorkloadFailed", "WorkloadFailed")
     assert announce.kube_event(_entry("WorkloadRunning")) is None

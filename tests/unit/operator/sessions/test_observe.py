@@ -10,8 +10,8 @@ from ambient.operator.sessions.observe import (
     job_view,
     newest_pod,
     pod_outdated,
-    pod_waits,
     pod_view,
+    pod_waits,
 )
 
 UID = "5b1c2f4e-0000-4000-8000-000000000001"
