@@ -175,6 +175,20 @@ async def on_job(
     await controller().job_event(event.get("type"), body, namespace, labels, indexes)
 
 
+@kopf.on.event(
+    "networking.k8s.io",
+    "v1",
+    "networkpolicies",
+    labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY},
+    when=_owned,
+)
+async def on_network_policy(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any
+) -> None:
+    """The runner NetworkPolicy of a namespace appeared, changed or went."""
+    await controller().network_policy_event(event.get("type"), body, namespace)
+
+
 @kopf.on.event(GROUP, VERSION, "namespacepolicies", when=_owned)
 async def on_policy(
     event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **indexes: Any

@@ -848,12 +848,9 @@ class Controller:
     async def _create(self, result: Plan, session: Session) -> JobView | None:
         """Create the planned objects (the runner identity first, see ``creation``);
         return the Job that already existed, if one did."""
-        policy = (
-            network.runner_network_policy(session, self.settings)
-            if self.settings.runner_network_policy
-            else None
-        )
-        steps = creation(result.create, session, policy)
+        steps = creation(result.create, session)
+        if steps.identity and self.settings.runner_network_policy:
+            await self._ensure_network_policy(session)
         for step in steps.identity:
             if len(step) == 1:
                 outcomes = [await self._call(self.api.create, step[0])]
@@ -879,6 +876,54 @@ class Controller:
                 log.error("Session %s/%s: %s", meta.namespace, meta.name, untrusted)
                 raise ContextConflictError(session, untrusted)
         return None
+
+    async def _ensure_network_policy(self, session: Session) -> None:
+        """The namespace's runner NetworkPolicy exists and says what it should, before any
+        of its runner Jobs: made once per namespace (and again when the watch says it was
+        deleted or changed), never per Session. An object of that name that says
+        something else stops every runner here until someone deletes it (fail closed)."""
+        namespace = session.metadata.namespace
+        space = self.state.namespace(namespace)
+        if space.network_ready:
+            return
+        async with space.network_lock:
+            if space.network_ready:
+                return
+            planned = network.runner_network_policy(namespace, self.settings)
+            created, existing = await self._call(self.api.create, planned)
+            if not created and not network.holds(existing, planned):
+                message = (
+                    f"NetworkPolicy {network.RUNNER_NETWORK_POLICY} in {namespace} does not say "
+                    "what the operator's runner policy says (changed, or made by someone "
+                    "else); delete it so the operator makes it again and runners can start"
+                )
+                log.error("Session %s/%s: %s", namespace, session.metadata.name, message)
+                raise IdentityConflictError(session, message)
+            space.network_ready = True
+
+    async def network_policy_event(
+        self, kind: str | None, body: Mapping[str, Any], namespace: str | None
+    ) -> None:
+        """The watch saw the namespace's runner NetworkPolicy: one that matches spares the
+        next runner the check; one deleted is made again at once if runners are about
+        (else before the next), one changed stops new runners until it is deleted."""
+        ns = namespace or ""
+        meta = body.get("metadata") or {}
+        if meta.get("name") != network.RUNNER_NETWORK_POLICY or not ns:
+            return
+        if not self.settings.runner_network_policy:
+            return
+        space = self.state.namespace(ns)
+        planned = network.runner_network_policy(ns, self.settings)
+        space.network_ready = kind != "DELETED" and network.holds(body, planned)
+        if kind == "DELETED" and space.active_jobs:
+            try:
+                created, _ = await self._call(self.api.create, planned)
+            except Exception as exc:  # the namespace may be going; the next runner retries
+                log.warning("runner NetworkPolicy in %s not made again: %s", ns, exc)
+                return
+            space.network_ready = space.network_ready or created
+            log.warning("runner NetworkPolicy in %s was deleted; made it again", ns)
 
     # --- announcing what was written ------------------------------------------------------
 

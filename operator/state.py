@@ -95,6 +95,11 @@ class NamespaceState:
     the ledger they make the budget check at the gate (``usage.reservation_fits``)."""
     settling: dict[str, tuple[str, Decimal]] = field(default_factory=dict)
     """Claims of finished Sessions, held until the ledger shows what they cost."""
+    network_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Only one of the namespace's Sessions makes or checks its runner NetworkPolicy."""
+    network_ready: bool = False
+    """The runner NetworkPolicy is there and says what it should (until the watch says it
+    was deleted or changed)."""
     policy_seen: tuple[int, bool] | tuple[()] | None = ()
     """What admitted Sessions last saw of the policy (see ``lifecycle.policy_signature``);
     () until a policy event was handled."""

@@ -25,19 +25,14 @@ class Creation:
     objects: list[dict[str, Any]] = field(default_factory=list)
 
 
-def creation(
-    manifests: Sequence[dict[str, Any]],
-    session: Session | None,
-    network_policy: dict[str, Any] | None = None,
-) -> Creation:
-    """The steps that create ``manifests``: with a Job, the Session's identity first (and
-    the runner's NetworkPolicy with it, when given, so the pod never runs without it)."""
+def creation(manifests: Sequence[dict[str, Any]], session: Session | None) -> Creation:
+    """The steps that create ``manifests``: with a Job, the Session's identity first. (The
+    namespace's runner NetworkPolicy is made before any of them: ``sessions/network.py``.)"""
     objects = list(manifests)
     if session is None or not any(m["kind"] == "Job" for m in objects):
         return Creation(objects=objects)
     sa, role, binding = builders.runner_identity(session)
-    first = [sa, role, *([network_policy] if network_policy is not None else [])]
-    return Creation(identity=[first, [binding]], objects=objects)
+    return Creation(identity=[[sa, role], [binding]], objects=objects)
 
 
 def owned_by(body: Mapping[str, Any], session: Session) -> bool:

@@ -11,10 +11,12 @@ and 14), on the real API server with no admission webhook covering the namespace
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from ambient.crds import naming
 from ambient.crds.digests import sha256_hex
+from ambient.operator.sessions.network import RUNNER_NETWORK_POLICY
 
 APPROVAL_POLICY = {
     "apiVersion": "ambient.ai/v1alpha1",
@@ -111,25 +113,64 @@ def test_a_context_configmap_made_in_advance_is_not_used(
 def test_runner_pods_get_a_default_deny_network_policy(
     cluster: Any, namespace: str, operator: Any
 ) -> None:
-    """Created with the runner's identity, owned by the Session, selecting exactly its
-    runner pods. This control plane has no network plugin, so the policy is not enforced
-    here: what is shown is the object and its selectors, not the blocking."""
+    """One per namespace, made before its first runner, selecting the runner pods; made
+    again when deleted; one that says something else stops new runners until deleted.
+    This control plane has no network plugin, so the policy is not enforced here: what is
+    shown is the object and its selectors, not the blocking."""
+
+    def read() -> dict[str, Any] | None:
+        found = cluster.kubectl(
+            "get", "networkpolicy", RUNNER_NETWORK_POLICY, "-n", namespace, "-o", "json",
+            check=False,
+        )  # fmt: skip
+        return json.loads(found.stdout) if found.returncode == 0 else None
+
     cluster.apply(_session("fenced"), namespace)
-    body = cluster.wait_phase(namespace, "fenced", "Completed")
-    policy = cluster.kubectl(
-        "get", "networkpolicy", naming.runner_service_account("fenced"), "-n", namespace,
-        "-o", "json",
-    )  # fmt: skip
-    netpol = json.loads(policy.stdout)
-    assert [r["uid"] for r in netpol["metadata"]["ownerReferences"]] == [body["metadata"]["uid"]]
+    cluster.wait_phase(namespace, "fenced", "Completed")
+    netpol = read()
+    assert netpol is not None and not netpol["metadata"].get("ownerReferences")
     spec = netpol["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"] and not spec.get("ingress")
     job = cluster.jobs(namespace, f"{naming.LABEL_SESSION}=fenced")[0]
     pod_labels = job.spec.template.metadata.labels
     assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert all(e["key"] in pod_labels for e in spec["podSelector"]["matchExpressions"])
     blocks = [t["ipBlock"] for rule in spec["egress"] for t in rule["to"] if "ipBlock" in t]
     general = next(b for b in blocks if b.get("except"))
     assert "169.254.0.0/16" in general["except"] and "10.0.0.0/8" in general["except"]
+    # Not one per Session: a second Session makes none of its own.
+    cluster.apply(_session("fenced-too"), namespace)
+    cluster.wait_phase(namespace, "fenced-too", "Completed")
+    listed = cluster.kubectl("get", "networkpolicy", "-n", namespace, "-o", "name")
+    assert listed.stdout.split() == [f"networkpolicy.networking.k8s.io/{RUNNER_NETWORK_POLICY}"]
+
+    # Opened up by someone: no new runner starts, and the Session says why.
+    cluster.kubectl(
+        "patch", "networkpolicy", RUNNER_NETWORK_POLICY, "-n", namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"ingress": [{}]}}),
+    )  # fmt: skip
+    cluster.wait_for(
+        "the operator to see the change",
+        lambda: (p := read()) is not None and p["spec"].get("ingress"),
+    )
+    time.sleep(2)  # the watch event reaches the operator (milliseconds here)
+    cluster.apply(_session("blocked"), namespace)
+    cluster.wait_for(
+        "a warning that names the NetworkPolicy",
+        lambda: any(
+            RUNNER_NETWORK_POLICY in (e.message or "")
+            for e in cluster.core.list_namespaced_event(
+                namespace, field_selector="involvedObject.name=blocked"
+            ).items
+        ),
+    )
+    assert not cluster.jobs(namespace, f"{naming.LABEL_SESSION}=blocked")
+    # Deleted: made again as it should be, and the waiting Session runs.
+    cluster.kubectl("delete", "networkpolicy", RUNNER_NETWORK_POLICY, "-n", namespace)
+    cluster.kubectl("annotate", "session", "blocked", "-n", namespace, "touch=1")
+    cluster.wait_phase(namespace, "blocked", "Completed")
+    remade = read()
+    assert remade is not None and not remade["spec"].get("ingress")
 
 
 def test_no_runner_starts_where_no_policy_governs_when_one_is_required(

@@ -168,7 +168,7 @@ def test_every_handler_and_index_skips_namespaces_another_shard_owns(
         for h in [*registry._indexing.get_all_handlers(), *registry._watching.get_all_handlers()]
         if getattr(h.fn, "__module__", "") == adapter.__name__
     ]
-    assert len(handlers) == 6
+    assert len(handlers) == 7
     assert all(h.when is adapter._owned for h in handlers)
     settings = OperatorSettings(shard_map="m", shard_index=1)
     settings.serve_share(2)

@@ -17,6 +17,7 @@ from ambient.common.kube.client import Kube
 from ambient.crds import naming, patches
 from ambient.operator import metrics
 from ambient.operator.controller import Controller, index_key, slim
+from ambient.operator.sessions import network
 from ambient.operator.sessions.observe import job_view
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.supervisor import Supervisor
@@ -194,9 +195,10 @@ def test_a_new_session_gets_its_identity_and_job_then_its_status(
         assert len(h.controller.queue) == 1
         assert await h.drain() == [(KEY, START)]
         kinds = [kind for kind, _ in h.api.names("create")]
-        # The identity first (ServiceAccount, Role and the runner's NetworkPolicy at once,
-        # then the binding), the Job.
-        assert set(kinds[:3]) == {"ServiceAccount", "Role", "NetworkPolicy"}
+        # The namespace's runner NetworkPolicy, the identity (ServiceAccount and Role at
+        # once, then the binding), the Job.
+        assert kinds[0] == "NetworkPolicy"
+        assert set(kinds[1:3]) == {"ServiceAccount", "Role"}
         assert kinds[3:] == ["RoleBinding", "Job"]
         # Starting only creates: the status waits for the pod to run (settle_seconds),
         # and at least for the progress interval.
@@ -664,6 +666,48 @@ def test_someone_elses_identity_object_blocks_the_job_with_a_warning(
         assert "Job" not in [kind for kind, _ in h.api.names("create")]
         assert ("Warning", "RunnerIdentityConflict") in h.events
         assert h.sample("ambient_reconcile_errors_total", kind="IdentityConflictError") == 1
+
+    asyncio.run(main())
+
+
+def test_one_runner_network_policy_per_namespace_kept_true_by_its_watch(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """Made before the first runner, not again for the next; deleted while runners are
+    about, made again at once; changed by someone, no new runner until it is deleted."""
+
+    async def main() -> None:
+        h = harness()
+
+        async def start(name: str, uid: str) -> None:
+            h.put_session(make_body(name=name, uid=uid))
+            await h.controller.session_event(
+                "ADDED", h.api.sessions[(NS, name)], NS, name, h.indexes
+            )
+            await h.drain()
+
+        def made() -> list[str]:
+            return [n for kind, n in h.api.names("create") if kind == "NetworkPolicy"]
+
+        await start("first", "5b1c2f4e-0000-4000-8000-000000000011")
+        await start("second", "5b1c2f4e-0000-4000-8000-000000000012")
+        assert made() == [network.RUNNER_NETWORK_POLICY]
+        planned = network.runner_network_policy(NS, h.controller.settings)
+        h.controller.state.namespace(NS).active_jobs.add("first-a1")
+        await h.controller.network_policy_event("DELETED", planned, NS)
+        assert made() == [network.RUNNER_NETWORK_POLICY] * 2, "made again at once"
+
+        opened = copy.deepcopy(planned)
+        opened["spec"]["ingress"] = [{}]
+        await h.controller.network_policy_event("MODIFIED", opened, NS)
+        h.api.create = lambda m: (  # type: ignore[method-assign]
+            h.api.calls.append(("create", (m["kind"], m["metadata"]["name"])))
+            or (m["kind"] != "NetworkPolicy", opened if m["kind"] == "NetworkPolicy" else m)
+        )
+        await start("third", "5b1c2f4e-0000-4000-8000-000000000013")
+        jobs = [n for kind, n in h.api.names("create") if kind == "Job"]
+        assert naming.job_name("third", 1) not in jobs
+        assert ("Warning", "RunnerIdentityConflict") in h.events
 
     asyncio.run(main())
 

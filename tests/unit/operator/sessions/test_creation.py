@@ -41,18 +41,6 @@ def test_ownership_conflicts(make_session: Callable[..., Session]) -> None:
     assert not creation.owned_by({"metadata": {}}, session)
 
 
-def test_the_network_policy_is_created_with_the_identity(
-    make_session: Callable[..., Session],
-) -> None:
-    session = make_session()
-    policy = _manifest("NetworkPolicy")
-    steps = creation.creation([_manifest("Job")], session, policy)
-    assert [[m["kind"] for m in step] for step in steps.identity] == [
-        ["ServiceAccount", "Role", "NetworkPolicy"],
-        ["RoleBinding"],
-    ]
-
-
 def test_a_context_configmap_is_used_only_when_it_is_the_operators_own(
     make_session: Callable[..., Session],
 ) -> None:
