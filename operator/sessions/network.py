@@ -81,7 +81,11 @@ def runner_network_policy(namespace: str, settings: OperatorSettings) -> dict[st
 
 def holds(existing: Mapping[str, Any], planned: Mapping[str, Any]) -> bool:
     """Whether a NetworkPolicy read back says what the planned one says (the API server
-    leaves out empty lists, so those are not compared)."""
+    leaves out empty lists, so those are not compared) and carries the label the operator
+    watches it by: without it, a later change would go unseen."""
+    labels = (existing.get("metadata") or {}).get("labels") or {}
+    if labels.get(naming.LABEL_MANAGED_BY) != naming.MANAGED_BY:
+        return False
     return bool(_dense(existing.get("spec")) == _dense(planned.get("spec")))
 
 

@@ -78,3 +78,6 @@ def test_a_policy_read_back_holds_unless_it_says_something_else() -> None:
     narrowed["spec"]["podSelector"] = {"matchLabels": {"app": "nothing"}}
     assert not holds(narrowed, planned)
     assert not holds({"metadata": {}}, planned)
+    unwatched = copy.deepcopy(stored)
+    del unwatched["metadata"]["labels"]  # the same rules, but changes to it go unseen
+    assert not holds(unwatched, planned)
