@@ -52,8 +52,8 @@ from ambient.operator.sessions.observe import (
     job_view,
     newest_pod,
     pod_outdated,
-    pod_waits,
     pod_view,
+    pod_waits,
 )
 from ambient.operator.sessions.planner import Observed, Plan, only_progress, plan
 from ambient.operator.sessions.status import wire
