@@ -56,6 +56,7 @@ from ambient.operator.sessions.observe import (
     pod_waits,
 )
 from ambient.operator.sessions.planner import Observed, Plan, only_progress, plan
+from ambient.operator.sessions.settle import settle_time
 from ambient.operator.sessions.status import wire
 from ambient.operator.settings import OperatorSettings
 from ambient.operator.state import Key, SessionState, StateStore
@@ -659,8 +660,14 @@ class Controller:
         return True
 
     def _open_settle_window(self, ident: Key, state: SessionState, news: tuple[str, ...]) -> bool:
-        settle = self.settings.settle_seconds
+        waiting = self.state.settling
+        waiting.add(ident)
+        s = self.settings
+        settle = settle_time(
+            s.settle_seconds, s.settle_max_seconds, s.settle_busy_sessions, len(waiting)
+        )
         if settle <= 0:
+            waiting.discard(ident)
             return False
         state.settle_news = news
         state.settle_until = self.clock.monotonic() + settle
@@ -676,12 +683,12 @@ class Controller:
         news = only_progress(status)
         until = state.settle_until
         if news is None:
-            state.settle_until = None
+            self._window_over(ident, state)
             return False
         if until is not None:
             if until > self.clock.monotonic():
                 return True
-            state.settle_until = None  # waited long enough: write it
+            self._window_over(ident, state)  # waited long enough: write it
             state.settle_news = news
             return False
         if state.settle_news == news:
@@ -694,7 +701,12 @@ class Controller:
         if state is None or state.settle_until is None or state.settle_window != window:
             return  # deleted, written meanwhile, or another window waits now
         state.settle_until = -math.inf  # over, whatever the clock the timer ran on says
+        self.state.settling.discard(ident)
         self._force(ident, PROGRESS)
+
+    def _window_over(self, ident: Key, state: SessionState) -> None:
+        state.settle_until = None
+        self.state.settling.discard(ident)
 
     async def _archive_first(
         self, ident: Key, state: SessionState, session: Session

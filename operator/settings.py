@@ -163,6 +163,13 @@ class OperatorSettings(BaseSettings):
     the Job's creation goes with its pod's start, and a pod's start with the outcome of
     a short run, one status write fewer each. An outcome or a stuck pod is written at
     once. 0 writes each on its own."""
+    settle_max_seconds: float = Field(default=30.0, ge=0, le=300)
+    """In a burst the settle time grows with the Sessions waiting at once, by
+    ``settle_seconds`` for every ``settle_busy_sessions`` of them, up to this long: their
+    pods start and finish late then, and each status write they share spares an API
+    server that is the bottleneck. Outcomes are still written at once."""
+    settle_busy_sessions: int = Field(default=100, ge=1, le=1_000_000)
+    """How many Sessions waiting at once lengthen the settle time by ``settle_seconds``."""
     usage_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
     """How often the month-to-date spend of every NamespacePolicy is rolled up from its
     Sessions (a policy's own changes roll it up at once)."""

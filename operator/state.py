@@ -112,6 +112,8 @@ class StateStore:
     def __init__(self) -> None:
         self._sessions: dict[Key, SessionState] = {}
         self._namespaces: dict[str, NamespaceState] = {}
+        self.settling: set[Key] = set()
+        """Sessions whose progress-only status waits for its settle time (how busy it is)."""
         # Each policy's spend and budget as the last retention pass read them (the
         # metrics). Written from the retention thread: one assignment, never a new entry
         # of the structures above.
@@ -147,6 +149,7 @@ class StateStore:
     def forget(self, key: Key) -> None:
         """The Session was deleted: drop everything known of it."""
         self._sessions.pop(key, None)
+        self.settling.discard(key)
         space = self._namespaces.get(key[0])
         if space is not None:
             space.names.discard(key[1])

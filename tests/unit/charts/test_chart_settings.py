@@ -30,6 +30,16 @@ def test_the_status_settle_time_reaches_the_operator() -> None:
     )
 
 
+def test_the_longest_settle_time_in_a_burst_reaches_the_operator() -> None:
+    default = _operator_env(render())["AMBIENT_SETTLE_MAX_SECONDS"]
+    assert float(default) == OperatorSettings.model_fields["settle_max_seconds"].default
+    env = _operator_env(render("operator.statusSettleMaxSeconds=45"))
+    assert env["AMBIENT_SETTLE_MAX_SECONDS"] == "45"
+    proc = refused("operator.statusSettleMaxSeconds=301")
+    assert proc.returncode != 0
+    assert "statusSettleMaxSeconds" in proc.stderr
+
+
 @pytest.mark.parametrize("seconds", ["-1", "61"])
 def test_a_settle_time_out_of_range_is_refused(seconds: str) -> None:
     proc = refused(f"operator.statusSettleSeconds={seconds}")

@@ -899,3 +899,33 @@ def test_indexed_sessions_share_their_keys_and_short_strings(
     decoded = json.loads(text)
     same = {k: decoded[k] for k in ("metadata", "spec", "status")}
     assert slim(decoded, 4096) == {**same, "_payloadOmitted": False}  # the same content
+
+
+def test_in_a_burst_the_settle_time_is_longer_and_a_sessions_wait_ends_with_its_write(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """With many Sessions waiting at once the settle time grows (up to
+    ``settle_max_seconds``); a Session that is written, or deleted, waits no more."""
+
+    async def main() -> None:
+        h = harness()
+        s = h.controller.settings
+        others = {("team-beta", f"s{i}") for i in range(2 * s.settle_busy_sessions)}
+        h.controller.state.settling.update(others)
+        job = await _job_just_created(h, make_body())
+        settle = [delay for delay, _ in h.clock.timers if delay > s.settle_seconds]
+        waiting = len(others) + 1
+        expected = min(s.settle_max_seconds, s.settle_seconds * waiting / s.settle_busy_sessions)
+        assert expected > s.settle_seconds
+        assert settle == [pytest.approx(expected, rel=0.01)]
+        assert KEY in h.controller.state.settling
+        await _job_changed(h, job, FINISHED, "Succeeded")  # an outcome: written at once
+        assert len(h.api.names("patch_session_status")) == 1
+        assert KEY not in h.controller.state.settling
+        assert h.controller.state.settling == others
+
+        h.controller.state.settling.add(KEY)
+        h.controller.forget(KEY)
+        assert KEY not in h.controller.state.settling
+
+    asyncio.run(main())
