@@ -14,7 +14,9 @@ Prints figures with their targets beside them; asserts nothing (the machine is s
 * through the API server: Session creates into a namespace the webhook governs and into
   one it does not, in alternating rounds (ABBA order, so drift hits both alike); the
   median over rounds of each round's with/without time ratio (target <= 1.15x, issue 19),
-  and the API server's CPU per create with and without. ``--mode`` says what governs:
+  and the API server's CPU per create with and without. A third namespace in the same
+  rounds is governed by a trivial ValidatingAdmissionPolicy (one ``true`` validation, no
+  parameter): the floor any policy costs on this API server, and ours against it. ``--mode`` says what governs:
   ``webhooks`` (default; what the chart and `make run` register: both webhooks called for
   every write), ``fast`` (the fast path, ``admission.fastPath.enabled``: the
   ValidatingAdmissionPolicy, the MutatingAdmissionPolicy where served, both webhooks
@@ -52,6 +54,7 @@ from ambient.runners import registry
 from ambient.webhooks.admission.registration import registrations, webhook_configuration
 
 LABEL = "ambient.ai/admission-bench"
+TRIVIAL_LABEL = "ambient.ai/admission-bench-trivial"
 JSON = {"Content-Type": "application/json"}
 
 
@@ -198,6 +201,44 @@ def server_quantile(metrics: str, q: float) -> float:
     return next((le for le, count in buckets if total and count >= q * total), float("nan"))
 
 
+def trivial_policy(name: str, run: str) -> list[dict[str, Any]]:
+    """The floor of any admission policy: a ValidatingAdmissionPolicy whose one validation
+    is ``true``, no parameter, bound to one namespace. What it costs a Session create is
+    what the API server spends on any policy at all, whatever its rules."""
+    group = "admissionregistration.k8s.io/v1"
+    return [
+        {
+            "apiVersion": group,
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["ambient.ai"],
+                            "apiVersions": ["*"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["sessions"],
+                        }
+                    ]
+                },
+                "validations": [{"expression": "true"}],
+            },
+        },
+        {
+            "apiVersion": group,
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {TRIVIAL_LABEL: run}}},
+            },
+        },
+    ]
+
+
 def row(label: str, value: str, target: str = "") -> None:
     print(f"{label:60} {value:>10}  {target}")
 
@@ -224,9 +265,11 @@ def main() -> int:
     cp.settle()
     run = uuid.uuid4().hex[:6]
     governed, plain = f"bench-adm-{run}", f"bench-noadm-{run}"
+    trivial = f"bench-trivadm-{run}"
     cp.core.create_namespace({"metadata": {"name": governed, "labels": {LABEL: run}}})
     cp.core.create_namespace({"metadata": {"name": plain}})
-    for ns in (governed, plain):
+    cp.core.create_namespace({"metadata": {"name": trivial, "labels": {TRIVIAL_LABEL: run}}})
+    for ns in (governed, plain, trivial):
         cp.kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(policy()))
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-admission-"))
@@ -302,6 +345,7 @@ def main() -> int:
                 fast_path=args.mode == "fast",
                 mutating_policy="mutatingadmissionpolicies." in served,
             )
+        items += trivial_policy(f"{name}-trivial", run)
         say(f"registered ({args.mode}): {', '.join(i['kind'] for i in items)}")
         cp.kubectl(
             "apply",
@@ -313,15 +357,20 @@ def main() -> int:
         creates(cp.custom, governed, "warm", 50, args.workers)  # the API server's connection
         with_hook: list[float] = []
         without: list[float] = []
-        cpu: dict[str, dict[str, float]] = {"with": {}, "without": {}}
+        floor: list[float] = []
+        cpu: dict[str, dict[str, float]] = {"with": {}, "without": {}, "floor": {}}
         pids = {
             "api": cp.pid("kube-apiserver"),
             "etcd": cp.pid("etcd"),
             "webhook": proc.pid,
         }
         for r in range(args.rounds):
-            say(f"round {r + 1}: {args.creates} Session creates with and without the webhook")
-            order = [(plain, without, "without"), (governed, with_hook, "with")]
+            say(
+                f"round {r + 1}: {args.creates} Session creates each: without admission, "
+                "under a trivial policy, and with ours"
+            )
+            order = [(plain, without, "without"), (trivial, floor, "floor")]
+            order.append((governed, with_hook, "with"))
             for ns, times, mode in order if r % 2 == 0 else order[::-1]:
                 meter = CpuMeter(**pids)
                 times.append(creates(cp.custom, ns, f"r{r}", args.creates, args.workers))
@@ -337,12 +386,14 @@ def main() -> int:
             )
         proc.terminate()
         proc.wait(timeout=20)
-        for ns in (governed, plain):
+        for ns in (governed, plain, trivial):
             cp.core.delete_namespace(ns)
 
     p50, p99 = pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000
     o50, o99 = pct(open_latencies, 0.5) * 1000, pct(open_latencies, 0.99) * 1000
     ratios = [w / wo for w, wo in zip(with_hook, without, strict=True)]
+    floor_ratios = [f / wo for f, wo in zip(floor, without, strict=True)]
+    over_floor = [w / f for w, f in zip(with_hook, floor, strict=True)]
     print()
     row("figure", "value", "target")
     row(f"direct, closed loop ({args.concurrency} in flight): reviews", f"{len(latencies)}")
@@ -361,11 +412,12 @@ def main() -> int:
     row("webhook process CPU per review, closed loop (ms)", f"{webhook_cpu * 1000:.2f}")
     total = args.creates * args.rounds
     row("what governs the namespace (--mode)", args.mode)
-    for mode in ("without", "with"):
+    for mode in ("without", "floor", "with"):
         used = cpu[mode]
         if "api" in used:
             server = (used["api"] + used["etcd"]) / total * 1000
-            row(f"CPU ms per create {mode} the webhook: API server + etcd", f"{server:.2f}")
+            what = "under a trivial policy" if mode == "floor" else f"{mode} the webhook"
+            row(f"CPU ms per create {what}: API server + etcd", f"{server:.2f}")
         if mode == "with":
             row(
                 "CPU ms per create with the webhook: the webhook",
@@ -388,6 +440,15 @@ def main() -> int:
         "creates with the webhook take x as long (median of rounds)",
         f"{statistics.median(ratios):.2f}x",
         "<= 1.15x",
+    )
+    row(
+        "creates under a trivial policy take x as long (median of rounds)",
+        f"{statistics.median(floor_ratios):.2f}x",
+        "the floor of any policy",
+    )
+    row(
+        "creates with ours take x as long as under the trivial policy",
+        f"{statistics.median(over_floor):.2f}x",
     )
     if "api" in cpu["with"] and cpu["without"].get("api"):
         row(
