@@ -901,17 +901,24 @@ class Controller:
         async with space.network_lock:
             if space.network_ready:
                 return
-            planned = network.runner_network_policy(namespace, self.settings)
-            created, existing = await self._call(self.api.create, planned)
-            if not created and not network.holds(existing, planned):
-                message = (
-                    f"NetworkPolicy {network.RUNNER_NETWORK_POLICY} in {namespace} does not say "
-                    "what the operator's runner policy says (changed, or made by someone "
-                    "else); delete it so the operator makes it again and runners can start"
-                )
-                log.error("Session %s/%s: %s", namespace, session.metadata.name, message)
-                raise IdentityConflictError(session, message)
-            space.network_ready = True
+            problem = await self._make_network_policy(namespace)
+            if problem is not None:
+                log.error("Session %s/%s: %s", namespace, session.metadata.name, problem)
+                raise IdentityConflictError(session, problem)
+
+    async def _make_network_policy(self, namespace: str) -> str | None:
+        """Create the namespace's runner NetworkPolicy, or find it there (409). None when
+        it says what it should (the namespace is ready for runners); else why not."""
+        planned = network.runner_network_policy(namespace, self.settings)
+        created, existing = await self._call(self.api.create, planned)
+        if created or network.holds(existing, planned):
+            self.state.namespace(namespace).network_ready = True
+            return None
+        return (
+            f"NetworkPolicy {network.RUNNER_NETWORK_POLICY} in {namespace} does not say "
+            "what the operator's runner policy says (changed, or made by someone else); "
+            "delete it so the operator makes it again and runners can start"
+        )
 
     async def network_policy_event(
         self, kind: str | None, body: Mapping[str, Any], namespace: str | None
@@ -928,13 +935,18 @@ class Controller:
         space = self.state.namespace(ns)
         planned = network.runner_network_policy(ns, self.settings)
         space.network_ready = kind != "DELETED" and network.holds(body, planned)
-        if kind == "DELETED" and space.active_jobs:
+        if kind != "DELETED" or not space.active_jobs:
+            return
+        async with space.network_lock:
+            if space.network_ready:
+                return
             try:
-                created, _ = await self._call(self.api.create, planned)
+                problem = await self._make_network_policy(ns)
             except Exception as exc:  # the namespace may be going; the next runner retries
                 log.warning("runner NetworkPolicy in %s not made again: %s", ns, exc)
                 return
-            space.network_ready = space.network_ready or created
+        if problem is not None:  # made again meanwhile, by someone else: runners wait
+            log.warning("%s", problem)
             log.warning("runner NetworkPolicy in %s was deleted; made it again", ns)
 
     # --- announcing what was written ------------------------------------------------------
