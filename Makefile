@@ -127,12 +127,13 @@ cluster-status: $(STAMP) ## Is the local control plane up?
 run: $(STAMP) ## Start everything, run the example Session to Completed, keep the operator running
 	$(PY) hack/run.py $(if $(USE_CURRENT_CONTEXT),--use-current-context,)
 
-bench: $(STAMP) ## Benchmarks: Sessions vs direct Jobs; the ingress; the queue; the admission webhook; the artifact store
+bench: $(STAMP) ## Benchmarks: Sessions vs direct Jobs; the ingress; the queue; the admission webhook; the CRD rules; the artifact store
 	$(PY) tests/bench/bench_sessions.py
 	$(PY) tests/bench/bench_ingress.py
 	$(PY) tests/bench/bench_ingress_routes.py
 	$(PY) tests/bench/bench_queue.py
 	$(PY) tests/bench/bench_admission.py
+	$(PY) tests/bench/bench_crd_rules.py
 	$(PY) tests/bench/bench_store.py
 	$(PY) tests/bench/bench_scale.py
 	$(PY) tests/bench/bench_failover.py
