@@ -16,7 +16,8 @@ Prints figures with their targets beside them; asserts nothing (the machine is s
   median over rounds of each round's with/without time ratio (target <= 1.15x, issue 19),
   and the API server's CPU per create with and without. A third namespace in the same
   rounds is governed by a trivial ValidatingAdmissionPolicy (one ``true`` validation, no
-  parameter): the floor any policy costs on this API server, and ours against it. ``--mode`` says what governs:
+  parameter): the floor any policy costs on this API server, and ours against it.
+  ``--mode`` says what governs:
   ``webhooks`` (default; what the chart and `make run` register: both webhooks called for
   every write), ``fast`` (the fast path, ``admission.fastPath.enabled``: the
   ValidatingAdmissionPolicy, the MutatingAdmissionPolicy where served, both webhooks
