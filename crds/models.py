@@ -38,7 +38,7 @@ older entries are archived to the artifact store, never dropped."""
 MAX_HISTORY_SEQ = 1_000_000
 """The highest seq a history entry can have: a Session's whole trail, archives included."""
 MAX_HISTORY_ARCHIVES = 1000
-"""Archive records a Session can hold (at 500 entries each, a trail of 500,000 entries).
+"""Archive records a Session can hold (at the default 200 entries each, a trail of 200,000).
 
 The object's budget under etcd's 1.5 MiB: an inline payload of at most 256 KiB (larger ones
 are in the store), a history window the operator keeps under 384 KiB, and at most 1,000
@@ -658,7 +658,7 @@ class SessionStatus(ApiModel):
         max_length=MAX_HISTORY_ENTRIES,
         json_schema_extra=_HISTORY_SCHEMA_EXTRA,
     )
-    """Append-only record of what happened (enforced by CEL rules and the admission webhook). The newest entries: past 900 the operator moves the oldest to the artifact store (see historyArchives) and appends a HistoryArchived entry."""  # noqa: E501
+    """Append-only record of what happened (enforced by CEL rules and the admission webhook). The newest entries: past 300 (by default) the operator moves the oldest to the artifact store (see historyArchives) and appends a HistoryArchived entry."""  # noqa: E501
     history_archives: list[HistoryArchive] = Field(
         default_factory=list,
         max_length=MAX_HISTORY_ARCHIVES,

@@ -135,10 +135,13 @@ class OperatorSettings(BaseSettings):
     """Comma-separated TCP ports for ``runner_egress_cidrs``."""
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     """Port of the Prometheus /metrics endpoint; 0 turns it off."""
-    history_archive_at_entries: int = Field(default=900, ge=10, le=999)
+    history_archive_at_entries: int = Field(default=300, ge=10, le=999)
     """When status.history holds this many entries, the oldest are archived to the store
-    (AMBIENT_STORE_*); below the cap of 1,000 so writers keep room meanwhile."""
-    history_archive_batch: int = Field(default=500, ge=1, le=999)
+    (AMBIENT_STORE_*); below the cap of 1,000 so writers keep room meanwhile. Every status
+    write runs the CRD's append-only rules over the whole window, about 77 us of the API
+    server's CPU per entry (tests/bench/bench_crd_rules.py): a window of 100 to 300
+    entries costs a long Session's writes a third of one of 400 to 900."""
+    history_archive_batch: int = Field(default=200, ge=1, le=999)
     """How many of the oldest entries one archive moves."""
     history_archive_at_bytes: int = Field(default=384 * 1024, ge=16 * 1024, le=512 * 1024)
     """Archive also when the history's JSON reaches this size (keeps the object well

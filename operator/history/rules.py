@@ -37,10 +37,10 @@ ARCHIVE_KIND = "SessionHistoryArchive"
 class ArchivePolicy:
     """When and how much to archive (OperatorSettings.history_archive_*)."""
 
-    at_entries: int = 900
+    at_entries: int = 300
     """Archive once the window holds this many entries (below the cap of 1,000, so
     writers keep room while the archive is written)."""
-    batch: int = 500
+    batch: int = 200
     """How many of the oldest entries one archive moves."""
     at_bytes: int = 384 * 1024
     """Archive also once the window's JSON reaches this size (large entries), moving
