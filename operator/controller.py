@@ -947,7 +947,8 @@ class Controller:
                 return
         if problem is not None:  # made again meanwhile, by someone else: runners wait
             log.warning("%s", problem)
-            log.warning("runner NetworkPolicy in %s was deleted; made it again", ns)
+            return
+        log.warning("runner NetworkPolicy in %s was deleted; made it again", ns)
 
     # --- announcing what was written ------------------------------------------------------
 
