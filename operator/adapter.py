@@ -20,7 +20,7 @@ from ambient.common.kube import config as kube_config
 from ambient.common.kube.client import Kube
 from ambient.crds import naming
 from ambient.crds.models import GROUP, VERSION
-from ambient.operator import wiring
+from ambient.operator import filing, wiring
 from ambient.operator.controller import Controller, index_key
 from ambient.operator.sessions.observe import job_view
 from ambient.operator.settings import OperatorSettings
@@ -136,16 +136,18 @@ async def shutdown(**_: Any) -> None:
 async def session_index(
     namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
-    """Sessions by key, so that Job and Pod events find their Session without a read."""
-    return {index_key(namespace, name): controller().index_session(body)}
+    """Sessions by key, so that Job and Pod events find their Session without a read (and
+    by namespace, see ``filing``)."""
+    ns, label = index_key(namespace, name)
+    return filing.entry(ns, label, controller().index_session(body))
 
 
 @kopf.index("batch", "v1", "jobs", labels=SESSION_SELECTOR, when=_owned)
 async def job_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
-    """Runner Jobs by Session."""
-    return {(namespace, labels[naming.LABEL_SESSION]): job_view(dict(body))}
+    """Runner Jobs by Session (and by namespace, see ``filing``)."""
+    return filing.entry(namespace or "", labels[naming.LABEL_SESSION], job_view(dict(body)))
 
 
 # Indexes arrive as keyword arguments named after their functions; they are read from

@@ -36,7 +36,7 @@ from ambient.common.audit.records import record as audit_record
 from ambient.common.kube.client import ConflictError, GoneError, Kube
 from ambient.crds import naming, times
 from ambient.crds.models import Session, SessionStatus
-from ambient.operator import usage
+from ambient.operator import filing, usage
 from ambient.operator.clock import Clock
 from ambient.operator.gate import JOB_INDEX, SESSION_INDEX, Gate, namespace_sessions
 from ambient.operator.history.archiver import Archiver
@@ -1005,7 +1005,7 @@ class Controller:
             due = state.retry_at is None or state.retry_at <= monotonic
             if (state.failed and due) or (state.deadline is not None and state.deadline <= now):
                 self._force(ident, PROGRESS)
-        for namespace in {key[0] for key in sessions}:
+        for namespace in filing.namespaces(sessions):
             self.gate.kick(namespace)
 
     async def roll_up_usage(self, namespace: str, name: str, status: dict[str, Any]) -> None:

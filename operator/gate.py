@@ -17,7 +17,7 @@ from typing import Any
 
 from ambient.crds import naming
 from ambient.crds.models import money
-from ambient.operator import usage
+from ambient.operator import filing, usage
 from ambient.operator.clock import Clock
 from ambient.operator.policies import PolicyCache
 from ambient.operator.sessions import capacity, lifecycle
@@ -30,7 +30,7 @@ JOB_INDEX = "job_index"
 
 def namespace_sessions(namespace: str, sessions: Any) -> list[dict[str, Any]]:
     """The indexed bodies of a namespace's Sessions."""
-    return [b for key, bodies in sessions.items() if key[0] == namespace for b in bodies]
+    return filing.values(sessions, namespace)
 
 
 class Gate:
@@ -188,7 +188,7 @@ class Gate:
     def _occupancy(self, namespace: str, jobs: Any) -> capacity.Occupancy:
         inflight = self.state.namespace(namespace).inflight
         horizon = self.clock.monotonic() - self.settings.inflight_seconds
-        found = capacity.occupancy(namespace, jobs, inflight, horizon)
+        found = capacity.occupancy(filing.entries(jobs, namespace), inflight, horizon)
         for job in found.expired:
             inflight.pop(job, None)
         return found

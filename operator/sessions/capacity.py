@@ -43,20 +43,21 @@ class Occupancy:
     """Creates in flight the watch has shown since, or that are too old to count."""
 
 
-def occupancy(namespace: str, jobs: JobIndex, inflight: Inflight, horizon: float) -> Occupancy:
-    """Unfinished runner Jobs (from the index, plus creates the watch has not shown yet,
-    those made after ``horizon``) and the Sessions that own them."""
+def occupancy(
+    jobs: Iterable[tuple[str, Iterable[JobView]]], inflight: Inflight, horizon: float
+) -> Occupancy:
+    """Unfinished runner Jobs (the namespace's indexed ones, by Session label, plus creates
+    the watch has not shown yet, those made after ``horizon``) and the Sessions that own
+    them."""
     active: set[str] = set()
     busy: set[str] = set()
     indexed: set[str] = set()
-    for key, views in jobs.items():
-        if key[0] != namespace:
-            continue
+    for label, views in jobs:
         for view in views:
             indexed.add(view.name)
             if lifecycle.job_active(view):
                 active.add(view.name)
-                busy.add(key[1])
+                busy.add(label)
     expired = []
     for job, (session, since) in inflight.items():
         if job in indexed or since < horizon:

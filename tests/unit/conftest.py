@@ -17,6 +17,7 @@ from hypothesis import settings as hypothesis_settings
 
 from ambient.common.store.s3 import AlreadyExistsError, ContentConflictError
 from ambient.crds.models import Session, SessionStatus
+from ambient.operator import filing
 from ambient.operator.settings import OperatorSettings
 from ambient.runners import registry as runner_registry
 
@@ -93,6 +94,31 @@ def session_body(
 def make_body() -> Callable[..., dict[str, Any]]:
     """Factory for raw Session bodies."""
     return session_body
+
+
+class FakeIndex(dict[Any, list[Any]]):
+    """kopf's index as the operator's indexers fill it (operator/filing.py): one object per
+    (namespace, label), its label also filed under the namespace."""
+
+    def file(self, namespace: str, label: str, value: Any) -> None:
+        for key, found in filing.entry(namespace, label, value).items():
+            if key == namespace:
+                if found not in self.setdefault(key, []):
+                    self[key].append(found)
+            else:
+                self[key] = [found]
+
+    def unfile(self, namespace: str, label: str) -> None:
+        self.pop((namespace, label), None)
+        self[namespace] = [found for found in self.get(namespace, []) if found != label]
+        if not self[namespace]:
+            del self[namespace]  # kopf drops an emptied store
+
+
+@pytest.fixture
+def new_index() -> Callable[[], FakeIndex]:
+    """An empty ``FakeIndex``."""
+    return FakeIndex
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ import kopf
 import pytest
 import yaml
 
+from ambient.crds import naming
 from ambient.operator import adapter, sharding
+from ambient.operator.sessions.observe import job_view
 from ambient.operator.settings import OperatorSettings
 
 
@@ -76,8 +78,14 @@ def test_events_go_to_the_controller(fake: FakeController) -> None:
         await adapter.on_policy(event={"type": "ADDED"}, body=body, namespace="ns", **indexes)
         await adapter.on_policy_usage(event={"type": "ADDED"}, namespace="ns", name="p", status={})
         assert await adapter.session_index(namespace="ns", name="s", body=body) == {
-            ("ns", "s"): {"slim": "s"}
+            ("ns", "s"): {"slim": "s"},
+            "ns": "s",  # filed under its namespace too
         }
+        job = {"metadata": {"name": "s-a1"}}
+        filed = await adapter.job_index(
+            namespace="ns", labels={naming.LABEL_SESSION: "s"}, body=job
+        )
+        assert filed == {("ns", "s"): job_view(job), "ns": "s"}
 
     asyncio.run(main())
     assert fake.calls == [

@@ -129,7 +129,13 @@ class FakeClock:
 class Harness:
     """A controller with fakes, and the indexes kopf would hand it."""
 
-    def __init__(self, settings: OperatorSettings, registry: Registry, now: datetime) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        registry: Registry,
+        now: datetime,
+        new_index: Callable[[], Any],
+    ) -> None:
         self.api = FakeApi()
         self.clock = FakeClock(now)
         self.events: list[tuple[str, str]] = []
@@ -144,21 +150,20 @@ class Harness:
             post_event=lambda ref, type_, reason, message: self.events.append((type_, reason)),
             emit_audit=self.audit.append,
         )
-        self.sessions: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self.jobs: dict[tuple[str, str], list[Any]] = {}
+        self.sessions = new_index()
+        self.jobs = new_index()
         self.indexes = {"session_index": self.sessions, "job_index": self.jobs}
 
     def put_session(self, body: dict[str, Any]) -> None:
         """The Session as stored and as the watch delivers it."""
         meta = body["metadata"]
         self.api.sessions[(meta["namespace"], meta["name"])] = copy.deepcopy(body)
-        key = index_key(meta["namespace"], meta["name"])
-        self.sessions[key] = [slim(body, 4096)]
+        self.sessions.file(*index_key(meta["namespace"], meta["name"]), slim(body, 4096))
 
     def put_job(self, name: str, status: dict[str, Any]) -> None:
         owner = {"kind": "Session", "uid": UID}
         body = {"metadata": {"name": name, "ownerReferences": [owner]}, "status": status}
-        self.jobs[index_key(NS, NAME)] = [job_view(body)]
+        self.jobs.file(*index_key(NS, NAME), job_view(body))
 
     async def event(self, kind: str = "MODIFIED") -> None:
         body = self.api.sessions[KEY]
@@ -181,8 +186,13 @@ class Harness:
 
 
 @pytest.fixture
-def harness(settings: OperatorSettings, registry: Registry, now: datetime) -> Callable[[], Harness]:
-    return lambda: Harness(settings, registry, now)
+def harness(
+    settings: OperatorSettings,
+    registry: Registry,
+    now: datetime,
+    new_index: Callable[[], Any],
+) -> Callable[[], Harness]:
+    return lambda: Harness(settings, registry, now, new_index)
 
 
 def test_a_new_session_gets_its_identity_and_job_then_its_status(
@@ -717,10 +727,14 @@ def test_the_cap_queues_a_session_beyond_it(
     registry: Registry,
     now: datetime,
     make_body: Callable[..., dict[str, Any]],
+    new_index: Callable[[], Any],
 ) -> None:
     async def main() -> None:
         h = Harness(
-            settings.model_copy(update={"default_max_concurrent_sessions": 1}), registry, now
+            settings.model_copy(update={"default_max_concurrent_sessions": 1}),
+            registry,
+            now,
+            new_index,
         )
         h.put_session(make_body(name="first"))
         h.put_session(make_body(name="second", uid="5b1c2f4e-0000-4000-8000-000000000002"))

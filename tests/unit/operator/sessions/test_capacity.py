@@ -26,13 +26,9 @@ def test_the_fast_path_admits_only_when_every_session_would_fit() -> None:
 
 
 def test_occupancy_counts_unfinished_jobs_and_recent_creates() -> None:
-    jobs = {
-        (NS, "a"): [_job("a-a1")],
-        (NS, "b"): [_job("b-a1", done=True)],
-        ("elsewhere", "c"): [_job("c-a1")],
-    }
+    jobs = [("a", [_job("a-a1")]), ("b", [_job("b-a1", done=True)])]
     inflight = {"a-a1": ("a", 50.0), "d-a1": ("d", 50.0), "e-a1": ("e", 5.0)}
-    found = capacity.occupancy(NS, jobs, inflight, horizon=10.0)
+    found = capacity.occupancy(jobs, inflight, horizon=10.0)
     assert found.active == {"a-a1", "d-a1"}
     assert found.busy == {"a", "d"}
     # Seen by the watch already, or too old to count.
