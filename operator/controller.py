@@ -207,7 +207,7 @@ class Controller:
             settings=settings,
             policies=self.policies,
             indexes=self._indexes,
-            wake=partial(self._force, priority=START),
+            wake=self._wake_queued,
         )
 
     # --- what the adapter hands in --------------------------------------------------------
@@ -346,6 +346,14 @@ class Controller:
                 force=force,
             )
 
+    def _wake_queued(self, ident: Key) -> None:
+        """The gate has room for a queued Session: plan it now, unless it is waiting out
+        its backoff. The resync loop retries it when due; waking it at every look at the
+        queue (each resync looks) would retry a failing Session every few seconds."""
+        state = self.state.peek(ident)
+        if state is None or not self._in_backoff(state):
+            self._force(ident, START)
+
     def _force(self, ident: Key, priority: int = PROGRESS) -> None:
         """Queue a plan that must not be skipped as unchanged."""
         self.state.get(ident).forced = True
@@ -459,11 +467,12 @@ class Controller:
         """A failing Session waits out its backoff, whatever status writes (its own
         ReconcileFailing condition among them) the watch shows; a change of its spec or
         annotations (a cancel, an approval) is acted on at once."""
-        if not state.failed or state.retry_at is None:
-            return False
-        if state.retry_at <= self.clock.monotonic():
-            return False
-        return state.failed_on == _intent(body)
+        return self._in_backoff(state) and state.failed_on == _intent(body)
+
+    def _in_backoff(self, state: SessionState) -> bool:
+        """The Session's last reconcile failed and its next try is not due yet."""
+        due = state.retry_at
+        return state.failed and due is not None and due > self.clock.monotonic()
 
     def _failed(self, state: SessionState, body: Mapping[str, Any]) -> float:
         """Count a failed reconcile and set when the resync loop may try again."""

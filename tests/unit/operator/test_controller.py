@@ -836,6 +836,36 @@ def test_a_session_that_keeps_failing_is_retried_less_and_less_then_reset(
     asyncio.run(main())
 
 
+def test_a_look_at_the_queue_does_not_wake_a_session_in_its_backoff(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    """Each resync looks at every namespace's queue and wakes the Sessions that want a Job
+    and have room; one whose Job create keeps failing wants a Job too, but is left to
+    its backoff (it was woken every resync, 5 s, whatever its backoff said)."""
+
+    async def main() -> None:
+        h = harness()
+        h.controller.draw = lambda: 0.5
+        h.put_session(make_body())
+        h.api.fail_create = RuntimeError("quota exceeded")
+        await h.event("ADDED")
+        await h.drain()
+        state = h.controller.state.peek(KEY)
+        assert state is not None and state.failures == 1
+        h.clock.mono += 4.0  # the first backoff is 5 s
+        await h.controller.resync()
+        h.clock.fire()
+        assert len(h.controller.queue) == 0
+        h.clock.mono += 1.0
+        await h.controller.resync()
+        h.clock.fire()
+        assert len(h.controller.queue) == 1  # due: queued once, by both paths
+        await h.drain()
+        assert state.failures == 2
+
+    asyncio.run(main())
+
+
 def test_during_its_backoff_a_failing_session_waits_unless_a_person_changes_it(
     harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
 ) -> None:
