@@ -20,6 +20,7 @@ from ambient.operator.controller import Controller, index_key, slim
 from ambient.operator.sessions import network
 from ambient.operator.sessions.observe import job_view
 from ambient.operator.settings import OperatorSettings
+from ambient.operator.state import SessionState
 from ambient.operator.supervisor import Supervisor
 from ambient.operator.workqueue import PROGRESS, START
 from ambient.runners.registry import Registry
@@ -180,6 +181,17 @@ class Harness:
                 self.controller.queue.done(key)
             done.append((key, priority))
         return done
+
+    async def failing(self, body: dict[str, Any]) -> SessionState:
+        """The Session, reconciled once with its Job create refused (no backoff jitter)."""
+        self.controller.draw = lambda: 0.5
+        self.put_session(body)
+        self.api.fail_create = RuntimeError("quota exceeded")
+        await self.event("ADDED")
+        await self.drain()
+        state = self.controller.state.peek(KEY)
+        assert state is not None
+        return state
 
     def sample(self, name: str, **labels: str) -> float | None:
         return self.om.registry.get_sample_value(name, labels)
@@ -798,13 +810,7 @@ def test_a_session_that_keeps_failing_is_retried_less_and_less_then_reset(
 
     async def main() -> None:
         h = harness()
-        h.controller.draw = lambda: 0.5
-        h.put_session(make_body())
-        h.api.fail_create = RuntimeError("quota exceeded")
-        await h.event("ADDED")
-        await h.drain()
-        state = h.controller.state.peek(KEY)
-        assert state is not None
+        state = await h.failing(make_body())
         waits = []
         for failures in range(1, 5):
             assert state.failures == failures
@@ -845,13 +851,8 @@ def test_a_look_at_the_queue_does_not_wake_a_session_in_its_backoff(
 
     async def main() -> None:
         h = harness()
-        h.controller.draw = lambda: 0.5
-        h.put_session(make_body())
-        h.api.fail_create = RuntimeError("quota exceeded")
-        await h.event("ADDED")
-        await h.drain()
-        state = h.controller.state.peek(KEY)
-        assert state is not None and state.failures == 1
+        state = await h.failing(make_body())
+        assert state.failures == 1
         h.clock.mono += 4.0  # the first backoff is 5 s
         await h.controller.resync()
         h.clock.fire()
@@ -875,11 +876,7 @@ def test_during_its_backoff_a_failing_session_waits_unless_a_person_changes_it(
 
     async def main() -> None:
         h = harness()
-        h.controller.draw = lambda: 0.5
-        h.put_session(make_body())
-        h.api.fail_create = RuntimeError("quota exceeded")
-        await h.event("ADDED")
-        await h.drain()
+        await h.failing(make_body())
         body = h.api.sessions[KEY]
         body["metadata"]["resourceVersion"] = "99"
         body["status"] = {"conditions": [{"type": "ReconcileFailing", "status": "True"}]}
