@@ -169,12 +169,14 @@ def main() -> int:
         )
         op_jobs = wait_until("Sessions with Jobs", lambda: count(jobs, op_prefix), start, None)
         sessions = f"/apis/{GROUP}/{VERSION}/sessions"
-        op_done = wait_until(
-            "Sessions Completed",
-            lambda: count(sessions, op_prefix, "status.phase=Completed"),
-            start,
-            remember,
-        )
+        op_jobs_done: list[float] = []  # when the cluster had run all their Jobs
+
+        def sessions_completed() -> int:
+            if not op_jobs_done and count(jobs, op_prefix, completed_jobs) >= n:
+                op_jobs_done.append(time.monotonic() - start)
+            return count(sessions, op_prefix, "status.phase=Completed")
+
+        op_done = wait_until("Sessions Completed", sessions_completed, start, remember)
         op_cpu = spent(cpu_before, cpu_seconds(components))
         time.sleep(10)  # the last writes settle; every Session is still held
         held_rss = statistics.median(sampler.samples[-20:])
@@ -196,6 +198,8 @@ def main() -> int:
     print(f"{'floor: ... until all Jobs Complete':46} {floor_done:9.1f}")
     print(f"{'operator: create ' + str(n) + ' Sessions':46} {op_create:9.1f}")
     print(f"{'operator: ... until all have Jobs':46} {op_jobs:9.1f}")
+    if op_jobs_done:  # to the poll's resolution: how much of the lag is the cluster's
+        print(f"{'operator: ... until all their Jobs Complete':46} {op_jobs_done[0]:9.1f}")
     print(f"{'operator: ... until all Completed':46} {op_done:9.1f}")
     print()
     print(f"ratio, all Jobs exist:   {op_jobs / floor_create:5.2f}x the floor (target <= 1.5x)")
