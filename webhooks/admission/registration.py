@@ -4,7 +4,7 @@ the same shape). Fails closed: failurePolicy Fail, explicit operations, a short 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ambient.crds.models import GROUP, VERSION
@@ -97,10 +97,12 @@ def mutating_webhook_configuration(
     match_labels: dict[str, str] | None = None,
     timeout_seconds: int = 5,
     match_conditions: list[dict[str, str]] | None = None,
+    operations: Sequence[str] = ("CREATE", "UPDATE"),
 ) -> dict[str, Any]:
     """The MutatingWebhookConfiguration that stamps a Session's creator (and a canceller
     who did not say): the same client, selector and fail-closed settings as the validating
-    one, for Sessions only, reinvoked never (it only reads userInfo)."""
+    one, for Sessions only, reinvoked never (it only reads userInfo). ``operations``: only
+    UPDATE where a MutatingAdmissionPolicy stamps the creator of each create."""
     validating = webhook_configuration(
         ca_bundle,
         url=url,
@@ -125,7 +127,9 @@ def mutating_webhook_configuration(
                 "name": MUTATE_WEBHOOK,
                 "clientConfig": client,
                 "reinvocationPolicy": "Never",
-                "rules": [{**hook["rules"][0], "resources": ["sessions"]}],
+                "rules": [
+                    {**hook["rules"][0], "resources": ["sessions"], "operations": [*operations]}
+                ],
                 **({"matchConditions": match_conditions} if match_conditions else {}),
             }
         ],
@@ -176,6 +180,9 @@ def registrations(
             **where,
             name=f"{name}-stamp",
             match_conditions=fastpath.stamp_conditions() if fast_path else None,
+            # The creator's policy stamps every create: the API server need not even
+            # weigh the webhook's conditions for one (they cost a CEL activation each).
+            operations=("UPDATE",) if fast_path and mutating_policy else ("CREATE", "UPDATE"),
         )
     )
     objects.append(

@@ -24,9 +24,12 @@ def helm() -> str:
     return out.strip().split("=", 1)[1]
 
 
-def render(*settings: str) -> list[dict[str, Any]]:
-    """Every object ``helm template`` renders with these ``--set`` settings."""
+def render(*settings: str, api_versions: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every object ``helm template`` renders with these ``--set`` settings (and, as the
+    cluster would say it serves them, these ``api_versions``)."""
     args = [helm(), "template", "x", str(CHART), "--kube-version", KUBE_VERSION]
+    for version in api_versions:
+        args += ["--api-versions", version]
     for setting in settings:
         args += ["--set", setting]
     out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120).stdout

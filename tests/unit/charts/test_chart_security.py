@@ -50,6 +50,23 @@ def test_the_stamping_webhook_fails_closed_on_sessions_only() -> None:
     assert hook["namespaceSelector"] == validating["webhooks"][0]["namespaceSelector"]
 
 
+def test_where_the_creators_policy_stamps_creates_the_webhook_sees_updates_only() -> None:
+    def stamping(docs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+        (mutating,) = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+        policies = [d["kind"] for d in docs if d["kind"].startswith("MutatingAdmissionPolicy")]
+        return mutating["webhooks"][0]["rules"][0]["operations"], policies
+
+    fast = "admission.fastPath.enabled=true"
+    assert stamping(render(fast)) == (["CREATE", "UPDATE"], [])  # the cluster serves none
+    served = ("admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy",)
+    assert stamping(render(fast, api_versions=served)) == (
+        ["UPDATE"],
+        ["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"],
+    )
+    for off in ("admission.fastPath.mutatingPolicy=false", "admission.fastPath.enabled=false"):
+        assert stamping(render(fast, off, api_versions=served)) == (["CREATE", "UPDATE"], [])
+
+
 def _admission(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     (policy,) = [
         d

@@ -48,12 +48,15 @@ def test_the_policies_come_before_the_webhooks_that_rely_on_them() -> None:
     assert hook["failurePolicy"] == "Fail"
     assert any("system:serviceaccount:a:op" in c["expression"] for c in hook["matchConditions"])
     assert items[-2]["webhooks"][0]["clientConfig"]["url"] == "https://x/mutate"
+    # The creator's policy stamps creates: the stamping webhook is weighed for updates only.
+    assert items[-2]["webhooks"][0]["rules"][0]["operations"] == ["UPDATE"]
 
 
 def test_without_the_fast_path_every_write_reaches_both_webhooks() -> None:
     items = registrations(b"CA", registry.load(), url="https://x/validate", fast_path=False)
     assert _kinds(items) == ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
     assert all("matchConditions" not in i["webhooks"][0] for i in items)
+    assert items[0]["webhooks"][0]["rules"][0]["operations"] == ["CREATE", "UPDATE"]
 
 
 def test_the_policy_and_the_webhook_govern_the_same_namespaces() -> None:
