@@ -36,7 +36,7 @@ from ambient.common.audit.records import record as audit_record
 from ambient.common.kube.client import ConflictError, GoneError, Kube
 from ambient.crds import naming, times
 from ambient.crds.models import Session, SessionStatus
-from ambient.operator import filing, usage
+from ambient.operator import usage
 from ambient.operator.clock import Clock
 from ambient.operator.gate import JOB_INDEX, SESSION_INDEX, Gate, namespace_sessions
 from ambient.operator.history.archiver import Archiver
@@ -349,7 +349,7 @@ class Controller:
     def _wake_queued(self, ident: Key) -> None:
         """The gate has room for a queued Session: plan it now, unless it is waiting out
         its backoff. The resync loop retries it when due; waking it at every look at the
-        queue (each resync looks) would retry a failing Session every few seconds."""
+        queue (each resync looks where someone waits) would retry it every few seconds."""
         state = self.state.peek(ident)
         if state is None or not self._in_backoff(state):
             self._force(ident, START)
@@ -1004,7 +1004,9 @@ class Controller:
 
     async def resync(self) -> None:
         """Queue every Session whose deadline passed or whose last reconcile failed, and
-        look at every namespace's queue."""
+        look at the queue of every namespace where the cap refused someone (only they
+        wait for a slot: at 10,000 Sessions a look at every namespace, each resync, was
+        a walk through every Session)."""
         sessions = self._indexes.get(SESSION_INDEX)
         if sessions is None or self._indexes.get(JOB_INDEX) is None:
             return
@@ -1014,8 +1016,9 @@ class Controller:
             due = state.retry_at is None or state.retry_at <= monotonic
             if (state.failed and due) or (state.deadline is not None and state.deadline <= now):
                 self._force(ident, PROGRESS)
-        for namespace in filing.namespaces(sessions):
-            self.gate.kick(namespace)
+        for namespace, space in self.state.namespaces():
+            if space.refused:
+                self.gate.kick(namespace)
 
     async def roll_up_usage(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Month-to-date spend of the namespace's Sessions into the NamespacePolicy status,

@@ -43,9 +43,3 @@ def entries(index: Index, namespace: str) -> Iterator[tuple[str, Iterable[Any]]]
 def values(index: Index, namespace: str) -> list[Any]:
     """Every value filed in the namespace."""
     return [value for _, found in entries(index, namespace) for value in found]
-
-
-def namespaces(index: Index) -> set[str]:
-    """Every namespace with something filed (walks every key: for the periodic resync
-    only)."""
-    return {key for key in index if isinstance(key, str)}

@@ -645,6 +645,28 @@ def test_resync_queues_failed_and_overdue_sessions(
     asyncio.run(main())
 
 
+def test_resync_looks_at_the_queue_only_where_the_cap_refused_someone(
+    harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
+) -> None:
+    async def main() -> None:
+        h = harness()
+        h.put_session(make_body())
+        await h.event("ADDED")
+        await h.drain()
+        h.clock.timers.clear()
+        await h.controller.resync()
+        assert h.clock.timers == []  # nobody waits for a slot: no look at the queue
+        h.controller.state.namespace(NS).refused.add("queued")
+        await h.controller.resync()
+        assert len(h.clock.timers) == 1
+        h.controller.state.namespace("elsewhere")  # known, nobody refused there
+        h.clock.fire()
+        await h.controller.resync()
+        assert len(h.clock.timers) == 1
+
+    asyncio.run(main())
+
+
 def test_a_reconcile_records_its_duration_and_a_failure_its_kind(
     harness: Callable[[], Harness], make_body: Callable[..., dict[str, Any]]
 ) -> None:
