@@ -80,7 +80,12 @@ def login(**_: Any) -> kopf.ConnectionInfo:
     return kopf.ConnectionInfo(**kube_config.connection_fields(kube_config.configuration()))
 
 
-@kopf.on.startup()
+# The first lists may meet a 429 ("storage is (re)initializing") right after the CRDs are
+# installed, as with the chart; kopf's default backoff would idle the operator for 60 s.
+STARTUP_BACKOFF_SECONDS = 3.0
+
+
+@kopf.on.startup(backoff=STARTUP_BACKOFF_SECONDS)
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     """Tune kopf for many small objects, make the API client and the controller, and start
     the loops."""

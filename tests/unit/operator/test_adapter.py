@@ -187,3 +187,12 @@ def test_every_handler_and_index_skips_namespaces_another_shard_owns(
     assert {n for n in names if adapter._owned(namespace=n)} == {
         n for n in names if sharding.owner(n, 2) == 1
     }
+
+
+def test_a_failed_start_is_retried_within_seconds_not_kopfs_minute() -> None:
+    # Right after the CRDs are installed the first lists may get a 429 ("storage is
+    # (re)initializing"); kopf's default retry would leave the operator idle for 60 s.
+    handlers = kopf.get_default_registry()._activities.get_all_handlers()
+    configure = next(h for h in handlers if h.fn is adapter.configure)
+    assert configure.backoff is not None
+    assert configure.backoff <= 5
