@@ -251,7 +251,7 @@ def main() -> int:
         cpu_before = cpu_seconds(components)
         writes_before = session_writes(api)
         requests_before = requests_by_kind(api)
-        start = time.monotonic()
+        start, start_wall = time.monotonic(), time.time()
         op_create = create_all(
             n,
             args.workers,
@@ -261,11 +261,7 @@ def main() -> int:
         )
         op_jobs = wait_until("Sessions with Jobs", jobs_exist(op_ns), n, start, args.timeout)
 
-        op_jobs_done: list[float] = []  # when the cluster had run all their Jobs
-
         def sessions_completed() -> int:
-            if not op_jobs_done and jobs_complete(op_ns)() >= n:
-                op_jobs_done.append(time.monotonic() - start)
             return count(
                 f"/apis/{GROUP}/{VERSION}/namespaces/{op_ns}/sessions", "status.phase=Completed"
             )
@@ -274,6 +270,11 @@ def main() -> int:
         op_cpu = spent(cpu_before, cpu_seconds(components))
         writes = spent(writes_before, session_writes(api))
         op_requests = spent(requests_before, requests_by_kind(api))
+        # When the cluster had run all their Jobs, read once now (the floor polls one
+        # collection, so the operator's side polls one too: its Sessions)
+        op_jobs_done = cp.jobs_completed_after(
+            f"/apis/batch/v1/namespaces/{op_ns}/jobs", op_ns, start_wall
+        )
     finally:
         sampler.stopped.set()
         operator.terminate()
@@ -287,8 +288,8 @@ def main() -> int:
     print(f"{'floor: ... until all Jobs Complete':44} {floor_done:9.1f}")
     print(f"{'operator: create ' + str(n) + ' Sessions':44} {op_create:9.1f}")
     print(f"{'operator: ... until all have Jobs':44} {op_jobs:9.1f}")
-    if op_jobs_done:  # to the poll's resolution: how much of the lag is the cluster's
-        print(f"{'operator: ... until all their Jobs Complete':44} {op_jobs_done[0]:9.1f}")
+    if op_jobs_done is not None:  # to the second: how much of the lag is the cluster's
+        print(f"{'operator: ... until all their Jobs Complete':44} {op_jobs_done:9.1f}")
     print(f"{'operator: ... until all Completed':44} {op_done:9.1f}")
     print()
     print(f"ratio, all Jobs exist:   {op_jobs / floor_create:5.2f}x the floor (target <= 2x)")

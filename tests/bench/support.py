@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -184,6 +185,23 @@ class ControlPlane:
         )
         return list(json.loads(response[0].data)["items"] or [])
 
+    def jobs_completed_after(self, path: str, prefix: str, since: float) -> float | None:
+        """Seconds from ``since`` (a ``time.time()``) until the last Job of the namespaces
+        named ``prefix``... completed, by the Job controller's own ``completionTime`` (to
+        the second, which it keeps); None unless every such Job has one. Read once, after
+        the phase is measured, so the operator's side pays no poll the floor does not."""
+        response = self.api.call_api(
+            path,
+            "GET",
+            query_params=[("resourceVersion", "0")],
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+        )
+        items = json.loads(response[0].data)["items"] or []
+        return last_completion(
+            [i for i in items if i["metadata"]["namespace"].startswith(prefix)], since
+        )
+
     def kubectl(self, *args: str, stdin: str | None = None) -> None:
         subprocess.run(
             [self.kubectl_path, *args],
@@ -229,3 +247,17 @@ def control_plane(connections: int) -> ControlPlane:
         client.CustomObjectsApi(api),
         client.BatchV1Api(api),
     )
+
+
+def last_completion(jobs: list[dict[str, Any]], since: float) -> float | None:
+    """Seconds from ``since`` until the latest ``status.completionTime`` of ``jobs``; None
+    when there are none or one has not completed."""
+    times = [(j.get("status") or {}).get("completionTime") for j in jobs]
+    if not times or None in times:
+        return None
+    latest = max(
+        datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        for t in times
+        if t is not None
+    )
+    return latest - since
