@@ -172,6 +172,22 @@ class ControlPlane:
         """The objects of a collection, metadata only, from the watch cache and filtered
         server-side where a field selector can: counting by listing whole objects every
         second would load the API server (and the bench) more than the work measured."""
+        return self._list(path, field_selector, METADATA_ONLY)
+
+    def jobs_completed_after(self, path: str, prefix: str, since: float) -> float | None:
+        """Seconds from ``since`` (a ``time.time()``) until the last Job of the namespaces
+        named ``prefix``... completed, by the Job controller's own ``completionTime`` (to
+        the second, which it keeps); None unless every such Job has one. Read once, after
+        the phase is measured, so the operator's side pays no poll the floor does not."""
+        items = self._list(path)
+        return last_completion(
+            [i for i in items if i["metadata"]["namespace"].startswith(prefix)], since
+        )
+
+    def _list(
+        self, path: str, field_selector: str | None = None, headers: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """A collection from the watch cache, as plain dicts (no client models)."""
         query = [("resourceVersion", "0")]
         if field_selector:
             query.append(("fieldSelector", field_selector))
@@ -179,28 +195,11 @@ class ControlPlane:
             path,
             "GET",
             query_params=query,
-            header_params=METADATA_ONLY,
+            header_params=headers or {},
             auth_settings=["BearerToken"],
             _preload_content=False,
         )
         return list(json.loads(response[0].data)["items"] or [])
-
-    def jobs_completed_after(self, path: str, prefix: str, since: float) -> float | None:
-        """Seconds from ``since`` (a ``time.time()``) until the last Job of the namespaces
-        named ``prefix``... completed, by the Job controller's own ``completionTime`` (to
-        the second, which it keeps); None unless every such Job has one. Read once, after
-        the phase is measured, so the operator's side pays no poll the floor does not."""
-        response = self.api.call_api(
-            path,
-            "GET",
-            query_params=[("resourceVersion", "0")],
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-        )
-        items = json.loads(response[0].data)["items"] or []
-        return last_completion(
-            [i for i in items if i["metadata"]["namespace"].startswith(prefix)], since
-        )
 
     def kubectl(self, *args: str, stdin: str | None = None) -> None:
         subprocess.run(
