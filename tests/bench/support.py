@@ -201,6 +201,13 @@ class ControlPlane:
         )
         return list(json.loads(response[0].data)["items"] or [])
 
+    def server_metrics(self) -> str:
+        """The API server's own /metrics (Prometheus text)."""
+        response = self.api.call_api(
+            "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
+        )
+        return str(response[0].data.decode())
+
     def kubectl(self, *args: str, stdin: str | None = None) -> None:
         subprocess.run(
             [self.kubectl_path, *args],
