@@ -220,27 +220,41 @@ def test_a_violation_is_refused_in_the_same_words_by_the_policy_and_by_the_webho
     assert after[0] == before[0], "the policy decided: the validating webhook was not asked"
 
 
-def test_a_compliant_create_reaches_neither_webhook_and_still_names_its_creator(
+def test_a_compliant_create_reaches_neither_webhook_and_names_its_creator_where_approved(
     cluster: Any, webhook: dict[str, Any], namespaces: dict[str, str]
 ) -> None:
+    """The creator is stamped where the four-eyes rule needs it (a Session that waits for
+    approval), by the MutatingAdmissionPolicy where served; other creates are not mutated."""
     before = _calls(webhook)
     for i in range(5):
-        made = _create(cluster, _session(f"ok-{i}"), namespaces["fast"])
+        body = _session(f"ok-{i}", policy={**_session("x")["spec"]["policy"],
+                                           "approvalRequired": i < 2})  # fmt: skip
+        made = _create(cluster, body, namespaces["fast"])
         assert made.returncode == 0, made.stderr
     validated, stamped = _calls(webhook)
     assert validated == before[0]
-    created = json.loads(
-        cluster.kubectl("get", "session", "ok-0", "-n", namespaces["fast"], "-o", "json").stdout
-    )
-    assert created["metadata"]["annotations"][ANNOTATION_CREATED_BY_USER] == OPERATOR_USER
+
+    def creator(name: str, namespace: str) -> str | None:
+        got = cluster.kubectl("get", "session", name, "-n", namespace, "-o", "json").stdout
+        annotations = json.loads(got)["metadata"].get("annotations") or {}
+        return annotations.get(ANNOTATION_CREATED_BY_USER)
+
+    assert [creator(f"ok-{i}", namespaces["fast"]) for i in range(5)] == [
+        OPERATOR_USER, OPERATOR_USER, None, None, None
+    ]  # fmt: skip
     if webhook["mutating_policy"]:  # stamped by the MutatingAdmissionPolicy
         assert stamped == before[1]
-    else:  # stamped by the mutating webhook
-        assert stamped == before[1] + 5
-    # The same creates through the webhook alone: every one is reviewed by both.
-    for i in range(2):
-        assert _create(cluster, _session(f"ok-{i}"), namespaces["plain"]).returncode == 0
+    else:  # stamped by the mutating webhook, called for the two that need it
+        assert stamped == before[1] + 2
+    # The same creates through the webhook alone: every one is reviewed by both, and the
+    # webhook stamps the same ones.
+    for i in (0, 4):
+        body = _session(f"ok-{i}", policy={**_session("x")["spec"]["policy"],
+                                           "approvalRequired": i == 0})  # fmt: skip
+        assert _create(cluster, body, namespaces["plain"]).returncode == 0
     assert _calls(webhook) == (validated + 2, stamped + 2)
+    assert creator("ok-0", namespaces["plain"]) == OPERATOR_USER
+    assert creator("ok-4", namespaces["plain"]) is None
 
 
 def test_writes_the_policy_cannot_vouch_for_still_reach_the_webhook(

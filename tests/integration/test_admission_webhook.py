@@ -441,7 +441,7 @@ def test_only_the_api_server_certificate_reaches_the_webhook(
 ) -> None:
     """Without a client certificate, or with a cluster user's (another CA), the handshake
     fails; the API server's own certificate gets answers, and admission through the API
-    server still works (and stamps the creator)."""
+    server still works (and stamps the creator of a Session that waits for approval)."""
     anonymous = ssl.create_default_context(cafile=str(webhook["ca"]))
     assert _refused(webhook["port"], anonymous)
     user = ssl.create_default_context(cafile=str(webhook["ca"]))
@@ -449,7 +449,7 @@ def test_only_the_api_server_certificate_reaches_the_webhook(
     user.load_cert_chain(pki / "admin.crt", pki / "admin.key")  # system:masters, cluster CA
     assert _refused(webhook["port"], user)
     assert b"200 OK" in _handshake(webhook["port"], webhook["tls"])
-    admitted = _apply(cluster, _session("through"), governed)
+    admitted = _apply(cluster, _session("through", approvalRequired=True), governed)
     assert admitted.returncode == 0, admitted.stderr
     annotations = cluster.session(governed, "through")["metadata"]["annotations"]
     assert annotations[ANNOTATION_CREATED_BY_USER] == OPERATOR_USER

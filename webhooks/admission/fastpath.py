@@ -17,7 +17,9 @@ same text):
   which enforces every rule when called.
 - ``stamp_conditions`` and ``creator_policy``: the mutating webhook is called only when it
   has something to stamp, and a MutatingAdmissionPolicy (where the cluster serves it)
-  stamps the creator on create inside the API server first, so creates skip it.
+  stamps the creator on create inside the API server first, so creates skip it. Only a
+  Session that waits for approval has a creator stamped (``stamp.py``): other creates are
+  not mutated.
 
 Every condition errs towards calling the webhook: a condition that cannot tell sends the
 write there, and an error in any of them refuses the write (failurePolicy Fail).
@@ -26,6 +28,7 @@ write there, and an error in any of them refuses the write (failurePolicy Fail).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -61,6 +64,13 @@ def _cents(expr: str) -> str:
     )
 
 
+def _cents_quick(expr: str) -> str:
+    """The same integer cents as ``_cents``, in one conversion: a Money string has at
+    most 12 integer digits and two decimals, so the double's error times 100 stays far
+    below the 0.5 the rounding allows."""
+    return f"int(double({expr}) * 100.0 + 0.5)"
+
+
 def _money(cents: str) -> str:
     """Integer cents shown as Python shows Decimal(...).quantize(0.01): 1234.50."""
     return (
@@ -87,18 +97,18 @@ def _scalar_bytes(x: str) -> str:
 
 def _value_bytes(v: str) -> str:
     """An upper bound of a config value's JSON size: scalars, and lists or maps of
-    scalars; anything deeper counts as too big (the webhook measures it). (No cel.bind:
-    webhook matchConditions do not have it.)"""
+    scalars; anything deeper counts as too big (the webhook measures it). Each value is
+    read once (two-variable comprehensions, CEL in kube-apiserver 1.32 and later)."""
     return (
         f"(type({v}) == list ? 2 + {v}.map(e, {_scalar_bytes('e')} + 1).sum() : "
-        f"type({v}) == map ? 2 + {v}.map(k2, 12 * size(k2) + 4 + "
-        f"{_scalar_bytes(f'{v}[k2]')}).sum() : {_scalar_bytes(v)})"
+        f"type({v}) == map ? 2 + {v}.transformList(k2, v2, 12 * size(k2) + 4 + "
+        f"{_scalar_bytes('v2')}).sum() : {_scalar_bytes(v)})"
     )
 
 
 CONFIG = "object.spec.framework.?config.orValue({})"
 CONFIG_SMALL = (
-    f"2 + {CONFIG}.map(k, 12 * size(k) + 4 + {_value_bytes(f'{CONFIG}[k]')}).sum() "
+    f"2 + {CONFIG}.transformList(k, v, 12 * size(k) + 4 + {_value_bytes('v')}).sum() "
     f"<= {MAX_FRAMEWORK_CONFIG_BYTES}"
 )
 """True when spec.framework.config is surely within MAX_FRAMEWORK_CONFIG_BYTES as compact
@@ -109,6 +119,8 @@ OLD_ANNOTATIONS = "oldObject.metadata.?annotations.orValue({})"
 USER = "request.userInfo.username"
 MAIN = "request.?subResource.orValue('') == ''"
 """A write of the object itself, not of a subresource (absent from the request then)."""
+APPROVAL_REQUIRED = "object.spec.?policy.?approvalRequired.orValue(false) == true"
+"""The Session waits for an approval: the only kind whose creator is stamped (stamp.py)."""
 SIGNED = (ANNOTATION_APPROVED_BY, ANNOTATION_CANCELLED_BY, ANNOTATION_REPLAYED_BY)
 
 
@@ -124,7 +136,9 @@ CREATE_DECIDED = " && ".join(
         # A creator other than the requester is a forgery the webhook names.
         f"(!({_q(ANNOTATION_CREATED_BY_USER)} in {ANNOTATIONS}) || "
         f"{_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} == {USER})",
-        f"object.spec.framework.?version.orValue('latest').matches({_q(PLAIN_VERSION)})",
+        # (The regular expression only for a version given: most Sessions name none.)
+        "(!has(object.spec.framework.version) || "
+        f"object.spec.framework.version.matches({_q(PLAIN_VERSION)}))",
         # Storage locations have the webhook's prefix and claim rules.
         "(object.spec.?artifacts.?storage.?type.orValue('s3') == 'external' || "
         "object.spec.?artifacts.?storage.?location.orValue('') == '')",
@@ -191,7 +205,8 @@ def stamp_conditions() -> list[dict[str, str]]:
     )
     expression = (
         "request.?subResource.orValue('') == '' && ("
-        f"(request.operation == 'CREATE' && {USER} != '' && {creator} != {USER}) || "
+        f"(request.operation == 'CREATE' && {APPROVAL_REQUIRED} && {USER} != '' && "
+        f"{creator} != {USER}) || "
         f"(request.operation == 'UPDATE' && ("
         f"({_q(ANNOTATION_CREATED_BY_USER)} in {OLD_ANNOTATIONS} && "
         f"(!({_q(ANNOTATION_CREATED_BY_USER)} in {ANNOTATIONS}) || {creator} != {old_creator})) "
@@ -212,16 +227,16 @@ def _registry_variables(registry: Registry) -> list[dict[str, str]]:
     ]
 
 
-def policy_variables(registry_variables: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The ValidatingAdmissionPolicy's variables: each rule's reasons, in the order
-    ``common.policy.evaluate`` reports them, with its exact words."""
+def _reason_parts() -> list[dict[str, str]]:
+    """Each rule's reasons, in the order ``common.policy.evaluate`` reports them, with its
+    exact words, as named parts that read each other (``variables.<name>``, inlined by
+    ``_inline``) and the registry's variables."""
     ns = "request.namespace"
     budget = "params.spec.models.budget"
     currency = f"{budget}.?currency.orValue('USD')"
     month_now = "string(object.metadata.creationTimestamp).substring(0, 7)"
     spent = "params.status.?monthToDateSpend.orValue('0')"
     return [
-        *registry_variables,
         {"name": "fwType", "expression": "object.spec.framework.type"},
         {
             "name": "fwVersion",
@@ -328,37 +343,80 @@ def policy_variables(registry_variables: list[dict[str, str]]) -> list[dict[str,
             "expression": "variables.frameworkReasons + variables.modelReasons + "
             "variables.budgetReasons + variables.toolReasons + variables.approvalReasons",
         },
-        {
-            # The same rules as plain checks: all an admitted create costs. The reasons
-            # above are built only for a refusal (messageExpression).
-            "name": "allowed",
-            "expression": " && ".join(
-                [
-                    "((variables.fwType in variables.registryVersions && "
-                    "variables.fwChosen in variables.registryVersions[variables.fwType]) || "
-                    f"!variables.fwVersion.matches({_q(PLAIN_VERSION)}))",
-                    "object.spec.?policy.?modelConstraints.?allowed.orValue([])"
-                    ".all(m, m in variables.policyModels)",
-                    "(variables.monthlyCents < 0 || (variables.asked != '' && "
-                    f"{_cents('variables.asked')} <= variables.leftCents))",
-                    "object.spec.?policy.?toolConstraints.?allowed.orValue([]).all(t, "
-                    "!(t.lowerAscii() in variables.toolKeysBlocked) && "
-                    "t.lowerAscii() in variables.toolKeysAllowed)",
-                    "!(params.spec.?approval.?required.orValue(false) && "
-                    "!object.spec.?policy.?approvalRequired.orValue(false))",
-                    f"!({_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} != '' && "
-                    f"{_ann(ANNOTATIONS, ANNOTATION_APPROVED_BY)} == "
-                    f"{_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)})",
-                ]
-            ),
-        },
     ]
 
 
+def _inline(expression: str, parts: Mapping[str, str]) -> str:
+    """``expression`` with each ``variables.<name>`` of ``parts`` replaced by that part's
+    own expression (recursively, in parentheses); the registry's variables stay."""
+    return re.sub(
+        r"variables\.(\w+)",
+        lambda m: f"({_inline(parts[m[1]], parts)})" if m[1] in parts else m[0],
+        expression,
+    )
+
+
+REASONS = _inline(
+    "variables.reasons", {part["name"]: part["expression"] for part in _reason_parts()}
+)
+"""Why the policy refuses a create: a list of the webhook's sentences (empty: admitted).
+One expression, not variables: kube-apiserver builds every declared variable's accessor
+for each of the three activations of each evaluation, read or not."""
+
+
+def _allowed() -> str:
+    """The policy's rules as plain checks, in one expression: all an admitted create costs.
+
+    Inline rather than through ``variables`` because of how kube-apiserver (1.35)
+    evaluates a ValidatingAdmissionPolicy: each variable read is a program of its own with
+    its own cost tracker, and the variables are not shared between the validation and the
+    messageExpression, which the API server evaluates on every request, admitted or not
+    (``validator.Validate``). The words of a refusal (``variables.reasons``) are therefore
+    built behind this same check, in the message, only when it fails."""
+    fw_type = "object.spec.framework.type"
+    fw_version = "object.spec.framework.?version.orValue('latest')"
+    chosen = (
+        f"({fw_version} in ['', 'latest'] ? variables.registryDefaults[{fw_type}] : {fw_version})"
+    )
+    asked = "object.spec.?policy.?modelConstraints.?budget.orValue('')"
+    budget = "params.spec.models.budget"
+    month_now = "string(object.metadata.creationTimestamp).substring(0, 7)"
+    spent_text = "params.status.?monthToDateSpend.orValue('0')"
+    spent = f"(params.?status.?month.orValue('') == {month_now} ? {_cents_quick(spent_text)} : 0)"
+    left = f"{_cents_quick(f'{budget}.monthly')} - {spent}"
+    creator = _ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)
+    return " && ".join(
+        [
+            # A version that is not plain is the webhook's (Python's quoting); the regular
+            # expression runs only for one the registry does not know.
+            f"(({fw_type} in variables.registryVersions && "
+            f"{chosen} in variables.registryVersions[{fw_type}]) || "
+            f"!{fw_version}.matches({_q(PLAIN_VERSION)}))",
+            "object.spec.?policy.?modelConstraints.?allowed.orValue([])"
+            ".all(m, m in params.spec.?models.?allowed.orValue([]))",
+            # What is left this month is never below 0: a budget of 0 always fits.
+            f"(!has(params.spec.models) || !has({budget}) || ({asked} != '' && "
+            f"({_cents_quick(asked)} <= {left} || {_cents_quick(asked)} == 0)))",
+            # Tool names are ASCII (the schema's Name pattern): lowerAscii is casefold.
+            "object.spec.?policy.?toolConstraints.?allowed.orValue([]).all(t, "
+            "!params.spec.?tools.?blocked.orValue([]).exists(b, b.lowerAscii() == t.lowerAscii())"
+            " && params.spec.?tools.?allowed.orValue([]).exists(a, a.lowerAscii() == "
+            "t.lowerAscii()))",
+            "!(params.spec.?approval.?required.orValue(false) && "
+            "!object.spec.?policy.?approvalRequired.orValue(false))",
+            f"!({creator} != '' && {_ann(ANNOTATIONS, ANNOTATION_APPROVED_BY)} == {creator})",
+        ]
+    )
+
+
+ALLOWED = _allowed()
+"""A Session create the policy admits (``common.policy.evaluate`` finds nothing)."""
+
 VALIDATIONS = [
     {
-        "expression": "variables.allowed",
-        "messageExpression": f"{_q(MESSAGE_PREFIX)} + variables.reasons.join('; ')",
+        "expression": ALLOWED,
+        # Evaluated on every create: the reasons only where the check fails.
+        "messageExpression": f"({ALLOWED}) ? '' : {_q(MESSAGE_PREFIX)} + ({REASONS}).join('; ')",
         "reason": "Forbidden",
     }
 ]
@@ -414,7 +472,7 @@ def session_policy(
             "failurePolicy": "Fail",
             "paramKind": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NamespacePolicy"},
             "matchConstraints": _session_creates(product_namespace, match_labels),
-            "variables": policy_variables(_registry_variables(registry)),
+            "variables": _registry_variables(registry),
             "validations": VALIDATIONS,
         },
     }
@@ -442,9 +500,10 @@ MutatingAdmissionPolicy feature gate and this API version are enabled)."""
 CREATOR_MUTATION: dict[str, Any] = {
     "matchConditions": [
         {
+            # Only where four eyes apply (stamp.py): other creates are not mutated at all.
             "name": "creator-to-stamp",
-            "expression": f"{USER} != '' && {_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} "
-            f"!= {USER}",
+            "expression": f"{APPROVAL_REQUIRED} && {USER} != '' && "
+            f"{_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} != {USER}",
         }
     ],
     "mutations": [
@@ -469,7 +528,6 @@ def chart_file() -> dict[str, Any]:
     return {
         "validateConditions": validate_conditions([OPERATOR_PLACEHOLDER]),
         "stampConditions": stamp_conditions(),
-        "policyVariables": policy_variables([]),
         "validations": VALIDATIONS,
         "creatorPolicy": CREATOR_MUTATION,
     }

@@ -180,8 +180,8 @@ def registrations(
             **where,
             name=f"{name}-stamp",
             match_conditions=fastpath.stamp_conditions() if fast_path else None,
-            # The creator's policy stamps every create: the API server need not even
-            # weigh the webhook's conditions for one (they cost a CEL activation each).
+            # The creator's policy stamps every create that needs it: the API server need
+            # not even weigh the webhook's conditions for one (a CEL activation each).
             operations=("UPDATE",) if fast_path and mutating_policy else ("CREATE", "UPDATE"),
         )
     )

@@ -213,8 +213,12 @@ def test_a_body_over_the_limit_is_413_declared_or_streamed() -> None:
 
 
 def test_mutate_stamps_the_creator_as_a_json_patch() -> None:
+    review = _review("claude-3-sonnet")
+    review["request"]["object"]["spec"]["policy"]["approvalRequired"] = True
     with _client() as http:
-        answer = http.post("/mutate", content=json.dumps(_review("claude-3-sonnet"))).json()
+        answer = http.post("/mutate", content=json.dumps(review)).json()
+        plain = http.post("/mutate", content=json.dumps(_review("claude-3-sonnet"))).json()
+    assert plain["response"] == {"uid": "u-42", "allowed": True}  # no approval: nothing to stamp
     response = answer["response"]
     assert response["allowed"] is True and response["patchType"] == "JSONPatch"
     ops = json.loads(base64.b64decode(response["patch"]))

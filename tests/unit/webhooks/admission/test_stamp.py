@@ -14,6 +14,7 @@ def _request(
     old: dict[str, Any] | None = None,
     *,
     cancel: bool = False,
+    approval: bool = True,
     user: str = "dana",
     sub: str = "",
 ) -> dict[str, Any]:
@@ -25,7 +26,10 @@ def _request(
         "subResource": sub,
         "operation": operation,
         "userInfo": {"username": user, "groups": ["developers"]},
-        "object": {"metadata": metadata, "spec": {"cancel": cancel}},
+        "object": {
+            "metadata": metadata,
+            "spec": {"cancel": cancel, "policy": {"approvalRequired": approval}},
+        },
         "oldObject": old,
     }
 
@@ -44,6 +48,12 @@ def test_a_create_is_stamped_with_the_authenticated_creator_whatever_it_says() -
         }
     ]
     assert patch(_request("CREATE", {ANNOTATION_CREATED_BY_USER: "dana"})) == []
+
+
+def test_a_create_that_waits_for_no_approval_is_not_stamped() -> None:
+    """The creator serves only four eyes; a forged one is the validating webhook's."""
+    assert stamps(_request("CREATE", None, approval=False)) == {}
+    assert patch(_request("CREATE", {ANNOTATION_CREATED_BY_USER: "lee"}, approval=False)) == []
 
 
 def test_an_update_keeps_the_creator() -> None:
