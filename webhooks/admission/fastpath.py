@@ -6,9 +6,10 @@ same text):
 
 - ``session_policy``: a ValidatingAdmissionPolicy whose parameter is the namespace's
   NamespacePolicy. On every Session create it applies the ``common.policy`` rules CEL can
-  decide exactly (framework in the registry, models, budget, tools, approval) and refuses
-  with the webhook's own words. A namespace without a NamespacePolicy is refused
-  (parameterNotFoundAction Deny), as the webhook refuses it without a default policy.
+  decide exactly (framework in the registry, models, budget, tools, approval), once, as
+  its matchCondition, and refuses what breaks one with the webhook's own words. A
+  namespace without a NamespacePolicy is refused (parameterNotFoundAction Deny), as the
+  webhook refuses it without a default policy.
 - ``validate_conditions``: the validating webhook's matchConditions. The webhook is
   skipped only for writes whose verdict is already known: a Session create that the
   policy above decides entirely (nothing in it the policy leaves to the webhook), an
@@ -216,14 +217,35 @@ def stamp_conditions() -> list[dict[str, str]]:
     return [{"name": "something-to-stamp", "expression": expression}]
 
 
+REGISTRY_DEFAULTS = "__REGISTRY_DEFAULTS__"
+REGISTRY_VERSIONS = "__REGISTRY_VERSIONS__"
+"""Stand for the runner registry's default versions and versions (CEL map literals) in the
+rules: a policy's matchConditions cannot read its variables. ``_registry`` fills them in;
+the chart's templates fill its copy from the chart's registry values."""
+
+
+def _registry_literals(registry: Registry) -> dict[str, str]:
+    frameworks = sorted(registry.frameworks.items())
+    defaults = {name: e.default_version for name, e in frameworks}
+    versions = {name: sorted(e.versions) for name, e in frameworks}
+    return {
+        REGISTRY_DEFAULTS: json.dumps(defaults, separators=(",", ":")),
+        REGISTRY_VERSIONS: json.dumps(versions, separators=(",", ":")),
+    }
+
+
+def _registry(expression: str, registry: Registry) -> str:
+    for placeholder, literal in _registry_literals(registry).items():
+        expression = expression.replace(placeholder, literal)
+    return expression
+
+
 def _registry_variables(registry: Registry) -> list[dict[str, str]]:
-    defaults = {name: e.default_version for name, e in sorted(registry.frameworks.items())}
-    versions = {name: sorted(e.versions) for name, e in sorted(registry.frameworks.items())}
-    known = ", ".join(sorted(registry.frameworks))
+    literals = _registry_literals(registry)
     return [
-        {"name": "registryDefaults", "expression": json.dumps(defaults, separators=(",", ":"))},
-        {"name": "registryVersions", "expression": json.dumps(versions, separators=(",", ":"))},
-        {"name": "registryKnown", "expression": _q(known)},
+        {"name": "registryDefaults", "expression": literals[REGISTRY_DEFAULTS]},
+        {"name": "registryVersions", "expression": literals[REGISTRY_VERSIONS]},
+        {"name": "registryKnown", "expression": _q(", ".join(sorted(registry.frameworks)))},
     ]
 
 
@@ -365,18 +387,15 @@ for each of the three activations of each evaluation, read or not."""
 
 
 def _allowed() -> str:
-    """The policy's rules as plain checks, in one expression: all an admitted create costs.
-
-    Inline rather than through ``variables`` because of how kube-apiserver (1.35)
-    evaluates a ValidatingAdmissionPolicy: each variable read is a program of its own with
-    its own cost tracker, and the variables are not shared between the validation and the
-    messageExpression, which the API server evaluates on every request, admitted or not
-    (``validator.Validate``). The words of a refusal (``variables.reasons``) are therefore
-    built behind this same check, in the message, only when it fails."""
+    """The policy's rules as plain checks, in one expression: all an admitted create costs
+    (the policy's matchCondition). Inline rather than through ``variables``: in
+    kube-apiserver (1.35) each variable read is a program of its own with its own cost
+    tracker, and the variables are built anew for each activation. The words of a refusal
+    (``REASONS``) are built only for a create that breaks a rule."""
     fw_type = "object.spec.framework.type"
     fw_version = "object.spec.framework.?version.orValue('latest')"
     chosen = (
-        f"({fw_version} in ['', 'latest'] ? variables.registryDefaults[{fw_type}] : {fw_version})"
+        f"({fw_version} in ['', 'latest'] ? {REGISTRY_DEFAULTS}[{fw_type}] : {fw_version})"
     )
     asked = "object.spec.?policy.?modelConstraints.?budget.orValue('')"
     budget = "params.spec.models.budget"
@@ -389,8 +408,8 @@ def _allowed() -> str:
         [
             # A version that is not plain is the webhook's (Python's quoting); the regular
             # expression runs only for one the registry does not know.
-            f"(({fw_type} in variables.registryVersions && "
-            f"{chosen} in variables.registryVersions[{fw_type}]) || "
+            f"(({fw_type} in {REGISTRY_VERSIONS} && "
+            f"{chosen} in {REGISTRY_VERSIONS}[{fw_type}]) || "
             f"!{fw_version}.matches({_q(PLAIN_VERSION)}))",
             "object.spec.?policy.?modelConstraints.?allowed.orValue([])"
             ".all(m, m in params.spec.?models.?allowed.orValue([]))",
@@ -412,11 +431,18 @@ def _allowed() -> str:
 ALLOWED = _allowed()
 """A Session create the policy admits (``common.policy.evaluate`` finds nothing)."""
 
+POLICY_MATCH_CONDITIONS = [{"name": "breaks-a-rule", "expression": f"!({ALLOWED})"}]
+"""The policy is evaluated only for a create that breaks a rule. An admitted create then
+costs the API server one activation and one evaluation of the rules, where a policy
+evaluated for it costs three activations (validations, messageExpressions, audit
+annotations: kube-apiserver builds each, used or not) and the rules twice (the
+messageExpression is evaluated whether or not the validation fails)."""
+
 VALIDATIONS = [
     {
+        # The same rules decide (the condition above only skips what they admit).
         "expression": ALLOWED,
-        # Evaluated on every create: the reasons only where the check fails.
-        "messageExpression": f"({ALLOWED}) ? '' : {_q(MESSAGE_PREFIX)} + ({REASONS}).join('; ')",
+        "messageExpression": f"{_q(MESSAGE_PREFIX)} + ({REASONS}).join('; ')",
         "reason": "Forbidden",
     }
 ]
@@ -473,7 +499,13 @@ def session_policy(
             "paramKind": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NamespacePolicy"},
             "matchConstraints": _session_creates(product_namespace, match_labels),
             "variables": _registry_variables(registry),
-            "validations": VALIDATIONS,
+            "matchConditions": [
+                {**c, "expression": _registry(c["expression"], registry)}
+                for c in POLICY_MATCH_CONDITIONS
+            ],
+            "validations": [
+                {**v, "expression": _registry(v["expression"], registry)} for v in VALIDATIONS
+            ],
         },
     }
     binding = {
@@ -528,6 +560,7 @@ def chart_file() -> dict[str, Any]:
     return {
         "validateConditions": validate_conditions([OPERATOR_PLACEHOLDER]),
         "stampConditions": stamp_conditions(),
+        "policyMatchConditions": POLICY_MATCH_CONDITIONS,
         "validations": VALIDATIONS,
         "creatorPolicy": CREATOR_MUTATION,
     }

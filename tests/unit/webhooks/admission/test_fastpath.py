@@ -17,6 +17,7 @@ from ambient.crds.naming import (
 from ambient.runners import registry
 from ambient.webhooks.admission import fastpath
 from ambient.webhooks.admission.registration import registrations
+from tests.unit.charts.render import render
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -95,3 +96,19 @@ def test_the_charts_copy_is_the_generated_one() -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_rules_name_the_registry_and_the_chart_renders_the_same_policy() -> None:
+    """The rules carry the registry as literals (a policy's matchConditions cannot read
+    its variables); the chart fills its copy from its own registry values, to the same
+    policy registration builds."""
+    spec = fastpath.session_policy("x", registry.load())[0]["spec"]
+    for expression in (
+        spec["matchConditions"][0]["expression"],
+        spec["validations"][0]["expression"],
+    ):
+        assert "__REGISTRY" not in expression and '"script":["1.0"]' in expression
+    docs = render("admission.fastPath.enabled=true")
+    (rendered,) = [d["spec"] for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    for part in ("matchConditions", "validations", "variables"):
+        assert rendered[part] == spec[part], part
