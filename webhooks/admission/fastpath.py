@@ -394,9 +394,7 @@ def _allowed() -> str:
     (``REASONS``) are built only for a create that breaks a rule."""
     fw_type = "object.spec.framework.type"
     fw_version = "object.spec.framework.?version.orValue('latest')"
-    chosen = (
-        f"({fw_version} in ['', 'latest'] ? {REGISTRY_DEFAULTS}[{fw_type}] : {fw_version})"
-    )
+    chosen = f"({fw_version} in ['', 'latest'] ? {REGISTRY_DEFAULTS}[{fw_type}] : {fw_version})"
     asked = "object.spec.?policy.?modelConstraints.?budget.orValue('')"
     budget = "params.spec.models.budget"
     month_now = "string(object.metadata.creationTimestamp).substring(0, 7)"
