@@ -270,6 +270,18 @@ def test_writes_the_policy_cannot_vouch_for_still_reach_the_webhook(
             },
             f"annotation {ANNOTATION_APPROVED_BY} must name who sets it",
         ),
+        # A creator other than the requester, on a Session that waits for no approval
+        # (nothing stamps it there): refused, not corrected.
+        (
+            {
+                **_session("forged"),
+                "metadata": {
+                    "name": "forged",
+                    "annotations": {ANNOTATION_CREATED_BY_USER: "someone-else"},
+                },
+            },
+            f"annotation {ANNOTATION_CREATED_BY_USER} names who creates the Session",
+        ),
         # A config too large to be sure of in CEL: the webhook measures it.
         (
             _session(

@@ -202,8 +202,9 @@ def _creator(
     if operation == "CREATE":
         if creator is not None and creator != user.username:
             reasons.append(
-                f"annotation {ANNOTATION_CREATED_BY_USER} is set by the admission webhook to "
-                f"who creates the Session ({user.username!r}), not {creator!r}"
+                f"annotation {ANNOTATION_CREATED_BY_USER} names who creates the Session "
+                f"({user.username!r}), not {creator!r}: leave it out (admission sets it "
+                "where the Session waits for approval)"
             )
         # With the creator stamped, common.policy says it (SelfApproved); this covers a
         # cluster without the mutating webhook.

@@ -435,7 +435,7 @@ def test_the_creator_cannot_be_forged_or_changed(state: State) -> None:
     forged = _session()
     forged["metadata"]["annotations"] = {ANNOTATION_CREATED_BY_USER: "boss"}
     verdict = review(_request("CREATE", forged), state)
-    assert not verdict.allowed and "set by the admission webhook" in verdict.message
+    assert not verdict.allowed and "names who creates the Session" in verdict.message
     old = _session()
     old["metadata"]["annotations"] = {ANNOTATION_CREATED_BY_USER: "alice"}
     for changed in ({ANNOTATION_CREATED_BY_USER: "boss"}, {}):
