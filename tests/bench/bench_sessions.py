@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from support import control_plane, say
+from support import control_plane, say, server_metrics
 
 from ambient.crds.models import Session
 from ambient.operator.sessions import builders
@@ -129,12 +129,9 @@ WRITES = re.compile(
 
 def request_totals(api: Any) -> list[tuple[dict[str, str], float]]:
     """The API server's own ``apiserver_request_total`` series: labels and count."""
-    response = api.call_api(
-        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
-    )
     return [
         (dict(re.findall(r'(\w+)="([^"]*)"', match["labels"])), float(match["value"]))
-        for match in WRITES.finditer(response[0].data.decode())
+        for match in WRITES.finditer(server_metrics(api))
     ]
 
 

@@ -202,11 +202,7 @@ class ControlPlane:
         return list(json.loads(response[0].data)["items"] or [])
 
     def server_metrics(self) -> str:
-        """The API server's own /metrics (Prometheus text)."""
-        response = self.api.call_api(
-            "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
-        )
-        return str(response[0].data.decode())
+        return server_metrics(self.api)
 
     def kubectl(self, *args: str, stdin: str | None = None) -> None:
         subprocess.run(
@@ -217,6 +213,14 @@ class ControlPlane:
             check=True,
             capture_output=True,
         )
+
+
+def server_metrics(api: client.ApiClient) -> str:
+    """The API server's own /metrics (Prometheus text)."""
+    response = api.call_api(
+        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
+    )
+    return str(response[0].data.decode())
 
 
 def control_plane(connections: int) -> ControlPlane:

@@ -58,17 +58,9 @@ def _q(text: str) -> str:
 
 
 def _cents(expr: str) -> str:
-    """A Money string (at most two decimals, schema-checked) as integer cents."""
-    return (
-        f"(int({expr}.split('.')[0]) * 100 + ({expr}.contains('.') ? "
-        f"int(({expr}.split('.')[1] + '0').substring(0, 2)) : 0))"
-    )
-
-
-def _cents_quick(expr: str) -> str:
-    """The same integer cents as ``_cents``, in one conversion: a Money string has at
-    most 12 integer digits and two decimals, so the double's error times 100 stays far
-    below the 0.5 the rounding allows."""
+    """A Money string as integer cents, in one conversion: a Money string has at most 12
+    integer digits and two decimals (schema-checked), so the double's error times 100
+    stays far below the 0.5 the rounding allows."""
     return f"int(double({expr}) * 100.0 + 0.5)"
 
 
@@ -120,6 +112,9 @@ OLD_ANNOTATIONS = "oldObject.metadata.?annotations.orValue({})"
 USER = "request.userInfo.username"
 MAIN = "request.?subResource.orValue('') == ''"
 """A write of the object itself, not of a subresource (absent from the request then)."""
+MONTH_NOW = "string(object.metadata.creationTimestamp).substring(0, 7)"
+"""The create's month (the API server sets creationTimestamp before admission): the one a
+NamespacePolicy's recorded spend must be of to count."""
 APPROVAL_REQUIRED = "object.spec.?policy.?approvalRequired.orValue(false) == true"
 """The Session waits for an approval: the only kind whose creator is stamped (stamp.py)."""
 SIGNED = (ANNOTATION_APPROVED_BY, ANNOTATION_CANCELLED_BY, ANNOTATION_REPLAYED_BY)
@@ -256,7 +251,6 @@ def _reason_parts() -> list[dict[str, str]]:
     ns = "request.namespace"
     budget = "params.spec.models.budget"
     currency = f"{budget}.?currency.orValue('USD')"
-    month_now = "string(object.metadata.creationTimestamp).substring(0, 7)"
     spent = "params.status.?monthToDateSpend.orValue('0')"
     return [
         {"name": "fwType", "expression": "object.spec.framework.type"},
@@ -306,7 +300,7 @@ def _reason_parts() -> list[dict[str, str]]:
             "name": "spentCents",
             # The spend recorded for this month; the create's own timestamp (the API
             # server sets it before validation) says which month it is.
-            "expression": f"params.?status.?month.orValue('') == {month_now} ? {_cents(spent)} : 0",
+            "expression": f"params.?status.?month.orValue('') == {MONTH_NOW} ? {_cents(spent)} : 0",
         },
         {
             "name": "leftCents",
@@ -397,10 +391,9 @@ def _allowed() -> str:
     chosen = f"({fw_version} in ['', 'latest'] ? {REGISTRY_DEFAULTS}[{fw_type}] : {fw_version})"
     asked = "object.spec.?policy.?modelConstraints.?budget.orValue('')"
     budget = "params.spec.models.budget"
-    month_now = "string(object.metadata.creationTimestamp).substring(0, 7)"
     spent_text = "params.status.?monthToDateSpend.orValue('0')"
-    spent = f"(params.?status.?month.orValue('') == {month_now} ? {_cents_quick(spent_text)} : 0)"
-    left = f"{_cents_quick(f'{budget}.monthly')} - {spent}"
+    spent = f"(params.?status.?month.orValue('') == {MONTH_NOW} ? {_cents(spent_text)} : 0)"
+    left = f"{_cents(f'{budget}.monthly')} - {spent}"
     creator = _ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)
     return " && ".join(
         [
@@ -413,7 +406,7 @@ def _allowed() -> str:
             ".all(m, m in params.spec.?models.?allowed.orValue([]))",
             # What is left this month is never below 0: a budget of 0 always fits.
             f"(!has(params.spec.models) || !has({budget}) || ({asked} != '' && "
-            f"({_cents_quick(asked)} <= {left} || {_cents_quick(asked)} == 0)))",
+            f"({_cents(asked)} <= {left} || {_cents(asked)} == 0)))",
             # Tool names are ASCII (the schema's Name pattern): lowerAscii is casefold.
             "object.spec.?policy.?toolConstraints.?allowed.orValue([]).all(t, "
             "!params.spec.?tools.?blocked.orValue([]).exists(b, b.lowerAscii() == t.lowerAscii())"
