@@ -257,6 +257,42 @@ def test_a_compliant_create_reaches_neither_webhook_and_names_its_creator_where_
     assert creator("ok-4", namespaces["plain"]) is None
 
 
+def test_compliant_creates_of_every_shape_the_rules_read_are_decided_inside_the_api_server(
+    cluster: Any, webhook: dict[str, Any], namespaces: dict[str, str]
+) -> None:
+    """The edges of the rules' cheaper forms: exactly what is left of the month (4.50, in
+    doubles within half a cent), a budget of 0, a tool spelled otherwise than the policy
+    spells it, the registry's version named or 'latest', annotations that are not marks,
+    storage the webhook need not check, a config with a list, a map and other characters:
+    each admitted with no review by the validating webhook."""
+    base = _session("x")["spec"]["policy"]
+    shapes: list[dict[str, Any]] = [
+        _session("edge-left", policy={**base, "modelConstraints": {"budget": "4.50"}}),
+        _session("edge-zero", policy={**base, "modelConstraints": {"budget": "0"}}),
+        _session("edge-case", policy={**base, "toolConstraints": {"allowed": ["bash", "READ"]}}),
+        _session("edge-named", framework={"type": "script", "version": "1.0", "config": {}}),
+        _session("edge-latest", framework={"type": "script", "version": "latest"}),
+        {**_session("edge-noted"), "metadata": {"name": "edge-noted",
+                                                "annotations": {"team": "a"}}},
+        {**_session("edge-mine"), "metadata": {"name": "edge-mine", "annotations": {
+            ANNOTATION_CREATED_BY_USER: OPERATOR_USER}}},
+        _session("edge-external", artifacts={"storage": {"type": "external",
+                                                        "location": "s3://elsewhere/x"}}),
+        _session("edge-config", framework={"type": "script", "config": {
+            "command": ["echo", "h\u00e9llo \U0001f600"], "env": {"A": "1", "N": 2},
+            "retries": 3, "dry": False, "none": None}}),
+    ]  # fmt: skip
+    before = _calls(webhook)[0]
+    for body in shapes:
+        made = _create(cluster, body, namespaces["fast"])
+        assert made.returncode == 0, (body["metadata"]["name"], made.stderr)
+    assert _calls(webhook)[0] == before, "decided inside the API server: no review"
+    # Just over what is left, by the smallest step: refused by the policy itself.
+    over = _session("edge-over", policy={**base, "modelConstraints": {"budget": "4.51"}})
+    refused = _create(cluster, over, namespaces["fast"])
+    assert refused.returncode != 0 and "ValidatingAdmissionPolicy" in refused.stderr
+
+
 def test_writes_the_policy_cannot_vouch_for_still_reach_the_webhook(
     cluster: Any, webhook: dict[str, Any], namespaces: dict[str, str]
 ) -> None:

@@ -10,7 +10,7 @@ same text):
   its matchCondition, and refuses what breaks one with the webhook's own words. A
   namespace without a NamespacePolicy is refused (parameterNotFoundAction Deny), as the
   webhook refuses it without a default policy.
-- ``validate_conditions``: the validating webhook's matchConditions. The webhook is
+- ``validate_conditions``: the validating webhook's matchCondition. The webhook is
   skipped only for writes whose verdict is already known: a Session create that the
   policy above decides entirely (nothing in it the policy leaves to the webhook), an
   update that changes neither spec nor the signed annotations, an operator status write
@@ -77,32 +77,33 @@ def _listing(expr: str) -> str:
 
 
 def _scalar_bytes(x: str) -> str:
-    """An upper bound of a JSON scalar's size; a non-scalar counts as too big. A string
-    takes at most 6 bytes per UTF-8 byte (an escape like \\u0000; a character outside the
-    BMP is 4 UTF-8 bytes and 12 escaped), without a regular expression per string."""
+    """An upper bound of a JSON scalar's size; a list or map here counts as too big. A
+    string takes at most 12 bytes per character (``size`` counts code points: one outside
+    the BMP is escaped as two \\uXXXX), so no conversion to bytes is needed; any other
+    scalar (a number, a bool, null) takes at most 32."""
     return (
-        f"(type({x}) == string ? 6 * size(bytes({x})) + 2 : "
-        f"(type({x}) == bool || type({x}) == null_type) ? 5 : "
-        f"(type({x}) == int || type({x}) == uint || type({x}) == double) ? {_NUMBER_BYTES} "
-        f": {_TOO_BIG})"
+        f"(type({x}) == string ? 12 * size({x}) + 2 : "
+        f"type({x}) == list || type({x}) == map ? {_TOO_BIG} : {_NUMBER_BYTES})"
     )
 
 
 def _value_bytes(v: str) -> str:
     """An upper bound of a config value's JSON size: scalars, and lists or maps of
     scalars; anything deeper counts as too big (the webhook measures it). Each value is
-    read once (two-variable comprehensions, CEL in kube-apiserver 1.32 and later)."""
+    read once (two-variable comprehensions, CEL in kube-apiserver 1.32 and later), and a
+    string (the common value) is told apart first."""
     return (
-        f"(type({v}) == list ? 2 + {v}.map(e, {_scalar_bytes('e')} + 1).sum() : "
+        f"(type({v}) == string ? 12 * size({v}) + 2 : "
+        f"type({v}) == list ? 2 + {v}.map(e, {_scalar_bytes('e')} + 1).sum() : "
         f"type({v}) == map ? 2 + {v}.transformList(k2, v2, 12 * size(k2) + 4 + "
-        f"{_scalar_bytes('v2')}).sum() : {_scalar_bytes(v)})"
+        f"{_scalar_bytes('v2')}).sum() : {_NUMBER_BYTES})"
     )
 
 
-CONFIG = "object.spec.framework.?config.orValue({})"
+CONFIG = "object.spec.framework.config"
 CONFIG_SMALL = (
-    f"2 + {CONFIG}.transformList(k, v, 12 * size(k) + 4 + {_value_bytes('v')}).sum() "
-    f"<= {MAX_FRAMEWORK_CONFIG_BYTES}"
+    f"(!has({CONFIG}) || 2 + {CONFIG}.transformList(k, v, 12 * size(k) + 4 + "
+    f"{_value_bytes('v')}).sum() <= {MAX_FRAMEWORK_CONFIG_BYTES})"
 )
 """True when spec.framework.config is surely within MAX_FRAMEWORK_CONFIG_BYTES as compact
 JSON; when it cannot tell, the webhook measures it."""
@@ -125,20 +126,25 @@ def _ann(source: str, key: str) -> str:
     return f"({source}[?{_q(key)}].orValue(''))"
 
 
+_A = "object.metadata.annotations"
+
 CREATE_DECIDED = " && ".join(
     [
+        # Most creates carry no annotations: one presence test, then plain key lookups.
+        f"(!has({_A}) || ("
         # Signed marks need the approver list and who sets them: the webhook's.
-        f"!{ANNOTATIONS}.exists(k, k in {json.dumps(list(SIGNED))})",
+        + " && ".join(f"!({_q(k)} in {_A})" for k in SIGNED)
         # A creator other than the requester is a forgery the webhook names.
-        f"(!({_q(ANNOTATION_CREATED_BY_USER)} in {ANNOTATIONS}) || "
-        f"{_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} == {USER})",
+        + f" && (!({_q(ANNOTATION_CREATED_BY_USER)} in {_A}) || "
+        f"{_A}[{_q(ANNOTATION_CREATED_BY_USER)}] == {USER})))",
         # (The regular expression only for a version given: most Sessions name none.)
         "(!has(object.spec.framework.version) || "
         f"object.spec.framework.version.matches({_q(PLAIN_VERSION)}))",
         # Storage locations have the webhook's prefix and claim rules.
-        "(object.spec.?artifacts.?storage.?type.orValue('s3') == 'external' || "
-        "object.spec.?artifacts.?storage.?location.orValue('') == '')",
-        f"({CONFIG_SMALL})",
+        "(!has(object.spec.artifacts) || "
+        "object.spec.artifacts.?storage.?type.orValue('s3') == 'external' || "
+        "object.spec.artifacts.?storage.?location.orValue('') == '')",
+        CONFIG_SMALL,
     ]
 )
 """A Session create the ValidatingAdmissionPolicy decides entirely."""
@@ -147,8 +153,11 @@ CREATE_DECIDED = " && ".join(
 def validate_conditions(
     operator_usernames: Iterable[str] = (), operator_groups: Iterable[str] = ()
 ) -> list[dict[str, str]]:
-    """The validating webhook's matchConditions: it is called when all are true, so each
-    says "the policies cannot vouch for this write"."""
+    """The validating webhook's matchCondition: it is called unless the write is one the
+    policies vouch for. One expression, not one condition per kind of write: the API
+    server evaluates every condition of a webhook (each a program with its own cost
+    tracker) before it looks at any result, where one expression stops at the first
+    kind of write that matches."""
     users = json.dumps(sorted(operator_usernames))
     groups = json.dumps(sorted(operator_groups))
     operator = (
@@ -168,23 +177,22 @@ def validate_conditions(
         f"object.?status.?{f}.orValue({empty}) == oldObject.?status.?{f}.orValue({empty})"
         for f, empty in (("history", "[]"), ("historyArchives", "[]"), ("usage", "{}"))
     )
+    vouched_for = [
+        # A create the policy decides entirely.
+        f"(request.operation == 'CREATE' && {MAIN} && {CREATE_DECIDED})",
+        # An update that changes nothing the webhook checks.
+        f"(request.operation == 'UPDATE' && {MAIN} && {spec_unchanged})",
+        # An operator status write that keeps history and usage as they were.
+        "(request.operation == 'UPDATE' && request.?subResource.orValue('') == 'status' && "
+        f"{operator} && {status_unchanged})",
+    ]
     return [
         {
-            "name": "not-a-create-the-policy-decides",
-            "expression": "!(request.resource.resource == 'sessions' && "
-            f"{MAIN} && request.operation == 'CREATE' && {CREATE_DECIDED})",
-        },
-        {
-            "name": "not-an-update-that-changes-nothing-checked",
-            "expression": "!(request.resource.resource == 'sessions' && "
-            f"{MAIN} && request.operation == 'UPDATE' && {spec_unchanged})",
-        },
-        {
-            "name": "not-an-operator-status-write-that-keeps-history-and-usage",
-            "expression": "!(request.resource.resource == 'sessions' && "
-            f"request.?subResource.orValue('') == 'status' && request.operation == 'UPDATE' && "
-            f"{operator} && {status_unchanged})",
-        },
+            "name": "not-a-write-the-policies-vouch-for",
+            "expression": "!(request.resource.resource == 'sessions' && ("
+            + " || ".join(vouched_for)
+            + "))",
+        }
     ]
 
 
@@ -212,34 +220,39 @@ def stamp_conditions() -> list[dict[str, str]]:
     return [{"name": "something-to-stamp", "expression": expression}]
 
 
-REGISTRY_DEFAULTS = "__REGISTRY_DEFAULTS__"
-REGISTRY_VERSIONS = "__REGISTRY_VERSIONS__"
-"""Stand for the runner registry's default versions and versions (CEL map literals) in the
-rules: a policy's matchConditions cannot read its variables. ``_registry`` fills them in;
-the chart's templates fill its copy from the chart's registry values."""
+REGISTRY_PAIRS = "__REGISTRY_PAIRS__"
+"""Stands for the runner registry in the rules, as a CEL map literal whose keys are the
+framework/version pairs a Session may name: "type/version" for each version, and
+"type/latest" and "type/" where the default version exists (a policy's matchConditions
+cannot read its variables, and one lookup is the cheapest test). A framework type is a
+DNS label, so the first '/' splits a key unambiguously. ``_registry`` fills it in; the
+chart's templates fill their copy from the chart's registry values."""
 
 
-def _registry_literals(registry: Registry) -> dict[str, str]:
-    frameworks = sorted(registry.frameworks.items())
-    defaults = {name: e.default_version for name, e in frameworks}
-    versions = {name: sorted(e.versions) for name, e in frameworks}
-    return {
-        REGISTRY_DEFAULTS: json.dumps(defaults, separators=(",", ":")),
-        REGISTRY_VERSIONS: json.dumps(versions, separators=(",", ":")),
-    }
+def _registry_pairs(registry: Registry) -> str:
+    pairs: dict[str, bool] = {}
+    for name, entry in registry.frameworks.items():
+        for version in entry.versions:
+            # Never reached: the webhook reads these as the default.
+            if version not in ("", "latest"):
+                pairs[f"{name}/{version}"] = True
+        if entry.default_version in entry.versions:
+            pairs[f"{name}/latest"] = pairs[f"{name}/"] = True
+    return json.dumps(pairs, separators=(",", ":"), sort_keys=True)
 
 
 def _registry(expression: str, registry: Registry) -> str:
-    for placeholder, literal in _registry_literals(registry).items():
-        expression = expression.replace(placeholder, literal)
-    return expression
+    return expression.replace(REGISTRY_PAIRS, _registry_pairs(registry))
 
 
 def _registry_variables(registry: Registry) -> list[dict[str, str]]:
-    literals = _registry_literals(registry)
+    """What the refusal's words read (``REASONS``): the defaults, the versions, the names."""
+    frameworks = sorted(registry.frameworks.items())
+    defaults = {name: e.default_version for name, e in frameworks}
+    versions = {name: sorted(e.versions) for name, e in frameworks}
     return [
-        {"name": "registryDefaults", "expression": literals[REGISTRY_DEFAULTS]},
-        {"name": "registryVersions", "expression": literals[REGISTRY_VERSIONS]},
+        {"name": "registryDefaults", "expression": json.dumps(defaults, separators=(",", ":"))},
+        {"name": "registryVersions", "expression": json.dumps(versions, separators=(",", ":"))},
         {"name": "registryKnown", "expression": _q(", ".join(sorted(registry.frameworks)))},
     ]
 
@@ -380,41 +393,56 @@ One expression, not variables: kube-apiserver builds every declared variable's a
 for each of the three activations of each evaluation, read or not."""
 
 
+_HALF_CENT = "0.005"
+"""The slack in the rules' budget test, done in doubles: Money has at most 12 integer
+digits and two decimals (schema-checked, the spend too): below 2^40 doubles are at most
+2^-13 apart, so the three conversions, the subtraction and the addition err by at most
+2^-14 each, together by less than 0.0004: far below half a cent, while amounts that
+differ at all differ by a whole cent. So "within half a cent" is exactly "at most" for
+these amounts, as the webhook's Decimals decide."""
+
+
 def _allowed() -> str:
     """The policy's rules as plain checks, in one expression: all an admitted create costs
     (the policy's matchCondition). Inline rather than through ``variables``: in
     kube-apiserver (1.35) each variable read is a program of its own with its own cost
-    tracker, and the variables are built anew for each activation. The words of a refusal
-    (``REASONS``) are built only for a create that breaks a rule."""
-    fw_type = "object.spec.framework.type"
+    tracker, and the variables are built anew for each activation. Each field path read
+    allocates a wrapper per step, so a path is read as few times as the common case
+    allows (presence tests first). The words of a refusal (``REASONS``) are built only
+    for a create that breaks a rule."""
     fw_version = "object.spec.framework.?version.orValue('latest')"
-    chosen = f"({fw_version} in ['', 'latest'] ? {REGISTRY_DEFAULTS}[{fw_type}] : {fw_version})"
     asked = "object.spec.?policy.?modelConstraints.?budget.orValue('')"
     budget = "params.spec.models.budget"
-    spent_text = "params.status.?monthToDateSpend.orValue('0')"
-    spent = f"(params.?status.?month.orValue('') == {MONTH_NOW} ? {_cents(spent_text)} : 0)"
-    left = f"{_cents(f'{budget}.monthly')} - {spent}"
-    creator = _ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)
+    spent = (
+        f"(params.?status.?month.orValue('') == {MONTH_NOW} ? "
+        "double(params.status.?monthToDateSpend.orValue('0')) : 0.0)"
+    )
+    tools = "object.spec.?policy.?toolConstraints.?allowed.orValue([])"
+    tools_allowed = "params.spec.?tools.?allowed.orValue([])"
+    creator = _q(ANNOTATION_CREATED_BY_USER)
     return " && ".join(
         [
             # A version that is not plain is the webhook's (Python's quoting); the regular
             # expression runs only for one the registry does not know.
-            f"(({fw_type} in {REGISTRY_VERSIONS} && "
-            f"{chosen} in {REGISTRY_VERSIONS}[{fw_type}]) || "
+            f"(object.spec.framework.type + '/' + {fw_version} in {REGISTRY_PAIRS} || "
             f"!{fw_version}.matches({_q(PLAIN_VERSION)}))",
             "object.spec.?policy.?modelConstraints.?allowed.orValue([])"
             ".all(m, m in params.spec.?models.?allowed.orValue([]))",
             # What is left this month is never below 0: a budget of 0 always fits.
             f"(!has(params.spec.models) || !has({budget}) || ({asked} != '' && "
-            f"({_cents(asked)} <= {left} || {_cents(asked)} == 0)))",
+            f"(double({asked}) < {_HALF_CENT} || "
+            f"double({asked}) <= double({budget}.monthly) - {spent} + {_HALF_CENT})))",
             # Tool names are ASCII (the schema's Name pattern): lowerAscii is casefold.
-            "object.spec.?policy.?toolConstraints.?allowed.orValue([]).all(t, "
-            "!params.spec.?tools.?blocked.orValue([]).exists(b, b.lowerAscii() == t.lowerAscii())"
-            " && params.spec.?tools.?allowed.orValue([]).exists(a, a.lowerAscii() == "
-            "t.lowerAscii()))",
+            "(!has(params.spec.tools) || !has(params.spec.tools.blocked) || "
+            f"!{tools}.exists(t, params.spec.tools.blocked.exists(b, "
+            "b.lowerAscii() == t.lowerAscii())))",
+            # Spelled as the policy spells them (one call), else compared casefolded.
+            f"(sets.contains({tools_allowed}, {tools}) || {tools}.all(t, "
+            f"{tools_allowed}.exists(a, a.lowerAscii() == t.lowerAscii())))",
             "!(params.spec.?approval.?required.orValue(false) && "
             "!object.spec.?policy.?approvalRequired.orValue(false))",
-            f"!({creator} != '' && {_ann(ANNOTATIONS, ANNOTATION_APPROVED_BY)} == {creator})",
+            f"(!has({_A}) || !({_A}[?{creator}].orValue('') != '' && "
+            f"{_A}[?{_q(ANNOTATION_APPROVED_BY)}].orValue('') == {_A}[{creator}]))",
         ]
     )
 

@@ -107,7 +107,7 @@ def test_the_rules_name_the_registry_and_the_chart_renders_the_same_policy() -> 
         spec["matchConditions"][0]["expression"],
         spec["validations"][0]["expression"],
     ):
-        assert "__REGISTRY" not in expression and '"script":["1.0"]' in expression
+        assert "__REGISTRY" not in expression and '"script/1.0":true' in expression
     docs = render("admission.fastPath.enabled=true")
     (rendered,) = [d["spec"] for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
     for part in ("matchConditions", "validations", "variables"):
