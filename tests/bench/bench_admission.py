@@ -293,6 +293,13 @@ def main() -> int:
         default="webhooks",
         help="what governs the namespace (see the module docstring)",
     )
+    parser.add_argument(
+        "--creator-policy",
+        choices=("served", "off"),
+        default="served",
+        help="fast mode: stamp creators with the MutatingAdmissionPolicy where the API server "
+        "serves it, or (off) with the mutating webhook, as on clusters that do not",
+    )
     args = parser.parse_args()
 
     cp = control_plane(args.workers)
@@ -377,7 +384,8 @@ def main() -> int:
                 name=name,
                 match_labels={LABEL: run},
                 fast_path=args.mode == "fast",
-                mutating_policy="mutatingadmissionpolicies." in served,
+                mutating_policy=args.creator_policy == "served"
+                and "mutatingadmissionpolicies." in served,
             )
         items += trivial_policy(f"{name}-trivial", run)
         say(f"registered ({args.mode}): {', '.join(i['kind'] for i in items)}")
