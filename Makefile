@@ -133,6 +133,7 @@ bench: $(STAMP) ## Benchmarks: Sessions vs direct Jobs; the ingress; the queue; 
 	$(PY) tests/bench/bench_ingress_routes.py
 	$(PY) tests/bench/bench_queue.py
 	$(PY) tests/bench/bench_admission.py
+	$(PY) tests/bench/bench_admission_cel.py
 	$(PY) tests/bench/bench_crd_rules.py
 	$(PY) tests/bench/bench_store.py
 	$(PY) tests/bench/bench_scale.py
