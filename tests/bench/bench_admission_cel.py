@@ -20,9 +20,7 @@ floor measured in the same run: a webhook's or a policy's single ``true`` condit
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_admission import policy, session
-from support import say
+from support import go_harness, say
 
 from ambient.runners import registry
 from ambient.webhooks.admission.registration import registrations
@@ -39,28 +37,6 @@ from ambient.webhooks.admission.registration import registrations
 HARNESS = Path(__file__).resolve().parent / "admission_cel"
 NAMESPACE = "bench-adm"
 OPERATOR = "system:serviceaccount:ambient-system:ambient-operator"
-
-
-def harness() -> Path:
-    """The harness binary, built when its sources changed."""
-    digest = hashlib.sha256()
-    for name in ("main.go", "go.mod", "go.sum"):
-        digest.update((HARNESS / name).read_bytes())
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ambient" / "bin"
-    binary = cache / f"admission-cel-{digest.hexdigest()[:12]}"
-    if not binary.exists():
-        say(f"building the admission CEL harness into {binary} (the first time takes minutes)")
-        cache.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
-        built = subprocess.run(
-            ["go", "build", "-o", str(binary), "."], cwd=HARNESS, env=env, check=False
-        )
-        if built.returncode != 0:
-            raise SystemExit(
-                "bench_admission_cel: `go build` of tests/bench/admission_cel failed (above); "
-                "it needs Go and the Go module proxy, as the control plane's build does"
-            )
-    return binary
 
 
 def created(now: datetime) -> dict[str, Any]:
@@ -126,7 +102,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=2000, help="evaluations per batch")
     parser.add_argument("--repeats", type=int, default=21, help="batches per part")
     args = parser.parse_args()
-    binary = harness()
+    binary = go_harness(HARNESS, "admission-cel")
     now = datetime.now(UTC)
     params = policy()
     params["metadata"]["namespace"] = NAMESPACE

@@ -15,42 +15,18 @@ schema's property map on every field read, so each field a rule reads per entry 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from support import ROOT, say
+from support import ROOT, go_harness, say
 
 HARNESS = Path(__file__).resolve().parent / "crd_rules"
 CRD = ROOT / "crds" / "ambient.ai_sessions.yaml"
 SIZES = {3: 1000, 50: 200, 300: 30, 900: 10}  # history entries: iterations per batch
-
-
-def harness() -> Path:
-    """The harness binary, built when its sources changed."""
-    digest = hashlib.sha256()
-    for name in ("main.go", "go.mod", "go.sum"):
-        digest.update((HARNESS / name).read_bytes())
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ambient" / "bin"
-    binary = cache / f"crd-rules-{digest.hexdigest()[:12]}"
-    if not binary.exists():
-        say(f"building the CRD rules harness into {binary} (the first time takes minutes)")
-        cache.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
-        built = subprocess.run(
-            ["go", "build", "-o", str(binary), "."], cwd=HARNESS, env=env, check=False
-        )
-        if built.returncode != 0:
-            raise SystemExit(
-                "bench_crd_rules: `go build` of tests/bench/crd_rules failed (above); it needs "
-                "Go and the Go module proxy, as the control plane's build does"
-            )
-    return binary
 
 
 def entry(seq: int, event: str, data: dict[str, str]) -> dict[str, Any]:
@@ -92,7 +68,7 @@ def write(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def main() -> int:
-    binary = harness()
+    binary = go_harness(HARNESS, "crd-rules")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, iterations in SIZES.items():

@@ -34,6 +34,29 @@ def say(message: str) -> None:
     print(f"==> [{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def go_harness(directory: Path, name: str) -> Path:
+    """A Go harness beside the benches (``directory`` holds its main.go, go.mod and
+    go.sum), built into ~/.cache/ambient/bin when its sources changed."""
+    digest = hashlib.sha256()
+    for part in ("main.go", "go.mod", "go.sum"):
+        digest.update((directory / part).read_bytes())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ambient" / "bin"
+    binary = cache / f"{name}-{digest.hexdigest()[:12]}"
+    if not binary.exists():
+        say(f"building {directory.name} into {binary} (the first time takes minutes)")
+        cache.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+        built = subprocess.run(
+            ["go", "build", "-o", str(binary), "."], cwd=directory, env=env, check=False
+        )
+        if built.returncode != 0:
+            raise SystemExit(
+                f"`go build` of {directory} failed (above); it needs Go and the Go module "
+                "proxy, as the control plane's build does"
+            )
+    return binary
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
