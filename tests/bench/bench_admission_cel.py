@@ -64,8 +64,9 @@ def created(now: datetime) -> dict[str, Any]:
 
 
 def parts() -> list[dict[str, Any]]:
-    """What a Session create meets, as registered (the creator's MutatingAdmissionPolicy
-    where served, else the stamping webhook's condition): named by what it is."""
+    """The conditions a Session create meets, as registered, named by what they are; the
+    creator's both ways: the MutatingAdmissionPolicy's condition, and the stamping
+    webhook's, which creates meet where the API server does not serve that policy."""
     items = registrations(
         b"CA", registry.load(), url="https://x/validate", mutating_policy=True,
         operator_usernames=[OPERATOR],
