@@ -126,17 +126,18 @@ def _ann(source: str, key: str) -> str:
     return f"({source}[?{_q(key)}].orValue(''))"
 
 
-_A = "object.metadata.annotations"
+ANNOTATIONS_GIVEN = "object.metadata.annotations"
+"""The annotations, read where a presence test (``has``) has shown there are some."""
 
 CREATE_DECIDED = " && ".join(
     [
         # Most creates carry no annotations: one presence test, then plain key lookups.
-        f"(!has({_A}) || ("
+        f"(!has({ANNOTATIONS_GIVEN}) || ("
         # Signed marks need the approver list and who sets them: the webhook's.
-        + " && ".join(f"!({_q(k)} in {_A})" for k in SIGNED)
+        + " && ".join(f"!({_q(k)} in {ANNOTATIONS_GIVEN})" for k in SIGNED)
         # A creator other than the requester is a forgery the webhook names.
-        + f" && (!({_q(ANNOTATION_CREATED_BY_USER)} in {_A}) || "
-        f"{_A}[{_q(ANNOTATION_CREATED_BY_USER)}] == {USER})))",
+        + f" && (!({_q(ANNOTATION_CREATED_BY_USER)} in {ANNOTATIONS_GIVEN}) || "
+        f"{ANNOTATIONS_GIVEN}[{_q(ANNOTATION_CREATED_BY_USER)}] == {USER})))",
         # (The regular expression only for a version given: most Sessions name none.)
         "(!has(object.spec.framework.version) || "
         f"object.spec.framework.version.matches({_q(PLAIN_VERSION)}))",
@@ -358,7 +359,7 @@ def _reason_parts() -> list[dict[str, str]]:
         {
             "name": "approvalReasons",
             "expression": "(params.spec.?approval.?required.orValue(false) && "
-            "!object.spec.?policy.?approvalRequired.orValue(false) ? "
+            f"!({APPROVAL_REQUIRED}) ? "
             f"['namespace ' + {ns} + ' requires approval for every Session: "
             "set spec.policy.approvalRequired: true'] : []) + "
             f"({_ann(ANNOTATIONS, ANNOTATION_CREATED_BY_USER)} != '' && "
@@ -420,6 +421,7 @@ def _allowed() -> str:
     tools = "object.spec.?policy.?toolConstraints.?allowed.orValue([])"
     tools_allowed = "params.spec.?tools.?allowed.orValue([])"
     creator = _q(ANNOTATION_CREATED_BY_USER)
+    given = ANNOTATIONS_GIVEN
     return " && ".join(
         [
             # A version that is not plain is the webhook's (Python's quoting); the regular
@@ -439,10 +441,9 @@ def _allowed() -> str:
             # Spelled as the policy spells them (one call), else compared casefolded.
             f"(sets.contains({tools_allowed}, {tools}) || {tools}.all(t, "
             f"{tools_allowed}.exists(a, a.lowerAscii() == t.lowerAscii())))",
-            "!(params.spec.?approval.?required.orValue(false) && "
-            "!object.spec.?policy.?approvalRequired.orValue(false))",
-            f"(!has({_A}) || !({_A}[?{creator}].orValue('') != '' && "
-            f"{_A}[?{_q(ANNOTATION_APPROVED_BY)}].orValue('') == {_A}[{creator}]))",
+            f"!(params.spec.?approval.?required.orValue(false) && !({APPROVAL_REQUIRED}))",
+            f"(!has({given}) || !({given}[?{creator}].orValue('') != '' && "
+            f"{given}[?{_q(ANNOTATION_APPROVED_BY)}].orValue('') == {given}[{creator}]))",
         ]
     )
 
